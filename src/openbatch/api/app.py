@@ -1,0 +1,133 @@
+"""The ASGI application: read, authenticate, check the api-version, route, answer.
+
+Every failure leaves as a BatchError body; an unexpected exception is logged and
+answered 500 InternalError, never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from ..auth import SignedRequest, verify
+from ..domain import clock
+from ..domain.errors import BatchError, not_implemented
+from ..services import Services
+from . import handlers  # noqa: F401  (registers the operations)
+from .request import ApiRequest, parse_query
+from .router import resolve
+from .wire import error_response
+
+log = logging.getLogger("openbatch.api")
+
+#: api-versions the current official clients send (JS 10.2 .. azure-batch 15.1).
+API_VERSIONS = frozenset(
+    {
+        "2022-10-01.16.0",
+        "2023-05-01.17.0",
+        "2023-11-01.18.0",
+        "2024-02-01.19.0",
+        "2024-07-01.20.0",
+        "2025-06-01",
+    }
+)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class BatchApp:
+    """The API as an ASGI callable; ``services`` and ``accounts`` (name -> key bytes) are injected."""
+
+    def __init__(
+        self, services: Services, accounts: Mapping[str, bytes], now: Callable[[], datetime] = clock.utcnow
+    ) -> None:
+        self.services = services
+        self.accounts = dict(accounts)
+        self.now = now
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        req = ApiRequest(
+            method=scope["method"].upper(),
+            path=raw_path,
+            query=parse_query(raw_query),
+            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+            body=b"",
+            base_url=_base_url(scope),
+            services=self.services,
+        )
+        try:
+            req.body = await _read_body(request)
+            response = await self._handle(req, scope, raw_query)
+        except BatchError as error:
+            response = error_response(req, error)
+        except Exception:  # noqa: BLE001 - the one place that turns surprises into a 500 BatchError
+            log.exception("unhandled error in %s %s", req.method, raw_path)
+            response = error_response(req, BatchError("InternalError", "The server encountered an internal error."))
+        await response(scope, receive, send)
+
+    async def _handle(self, req: ApiRequest, scope: Scope, raw_query: str) -> Any:
+        signed = SignedRequest(
+            method=req.method,
+            raw_path=req.path,
+            raw_query=raw_query,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            body_length=len(req.body),
+        )
+        req.account = verify(signed, self.accounts, self.now())
+        version = req.query.get("api-version")
+        if not version:
+            raise BatchError("MissingRequiredQueryParameter", "A query parameter that's mandatory for this request is "
+                             "not specified.", [("QueryParameterName", "api-version")])
+        if version not in API_VERSIONS:
+            raise BatchError("UnsupportedRequestVersion", "The specified api-version is not supported.",
+                             [("RequestedVersion", version), ("SupportedVersions", ", ".join(sorted(API_VERSIONS)))])
+        req.api_version = version
+        operation_id, handler, params = resolve(req.method, req.path)
+        scope["openbatch.operation"] = operation_id
+        req.params = params
+        req.check_timeout()
+        if handler is None:
+            raise not_implemented(operation_id)
+        return await handler(req)
+
+
+def _base_url(scope: Scope) -> str:
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+    if host is None:
+        server = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
+async def _read_body(request: Request) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BatchError("RequestBodyTooLarge", "The request body is too large.",
+                             [("MaxLimit", str(MAX_BODY_BYTES))])
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,3 @@
+"""Operation handlers: HTTP in, service call, HTTP out. No business rules here."""
+
+from . import account, files, jobs, nodes, pools, tasks  # noqa: F401

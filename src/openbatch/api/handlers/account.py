@@ -1,0 +1,40 @@
+"""Account and application operations."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from ...odata import FILTERS, matches, parse_filter
+from ..listing import list_query
+from ..request import ApiRequest, run
+from ..router import operation
+from ..wire import listing
+
+
+@operation("Account_ListPoolNodeCounts")
+async def pool_node_counts(req: ApiRequest) -> Response:
+    query = list_query(req, "Account_ListPoolNodeCounts", max_results=10)
+    counts, position = await run(req.services.account.pool_node_counts, req.account, query)
+    return listing(req, "poolnodecounts", counts, position)
+
+
+@operation("Account_ListSupportedImages")
+async def supported_images(req: ApiRequest) -> Response:
+    limit = req.int_query("maxresults", 1000, 1, 1000)
+    text = req.query.get("$filter", "")
+    images = req.services.account.supported_images()
+    if text.strip():
+        bound = parse_filter(text, FILTERS["Account_ListSupportedImages"])
+        images = [i for i in images if matches(bound, lambda p, i=i: i.get(p))]
+    return listing(req, "supportedimages", images[:limit], None)
+
+
+@operation("Application_List")
+async def applications(req: ApiRequest) -> Response:
+    req.int_query("maxresults", 1000, 1, 1000)
+    return listing(req, "applications", req.services.account.applications(), None)
+
+
+@operation("Application_Get")
+async def application(req: ApiRequest) -> Response:
+    return await run(req.services.account.application, req.params["applicationId"])

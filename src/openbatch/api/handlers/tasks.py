@@ -1,0 +1,126 @@
+"""Task operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from ...domain import clock, stats
+from ...domain.errors import BatchError, invalid_body
+from ...domain.models import TaskAddCollectionParameter, TaskAddParameter, TaskUpdateParameter
+from ...store.records import Record
+from ..listing import list_query
+from ..request import ApiRequest, run
+from ..router import operation
+from ..wire import changed, check_expand, created, empty, entity, json_response, listing, represent
+
+Json = dict[str, Any]
+
+MAX_COLLECTION_BYTES = 1024 * 1024
+
+
+def _task_url(req: ApiRequest, job_id: str, task_id: str) -> str:
+    return req.url("jobs", job_id, "tasks", task_id)
+
+
+def _render(req: ApiRequest, job_id: str, record: Record, with_stats: bool) -> Json:
+    url = _task_url(req, job_id, record.body["id"])
+    extra: Json = {}
+    node_info = record.body.get("nodeInfo")
+    if node_info:
+        node_url = req.url("pools", node_info["poolId"], "nodes", node_info["nodeId"])
+        extra["nodeInfo"] = {**node_info, "nodeUrl": node_url}
+        if "taskRootDirectory" in node_info:
+            extra["nodeInfo"]["taskRootDirectoryUrl"] = f"{node_url}/files/{node_info['taskRootDirectory']}"
+    if with_stats:
+        extra["stats"] = stats.task_stats(url, record.body["creationTime"], clock.to_wire(clock.utcnow()))
+    return represent(record, url, extra)
+
+
+@operation("Task_Add")
+async def add(req: ApiRequest) -> Response:
+    job_id = req.params["jobId"]
+    record = await run(req.services.tasks.add, req.account, job_id, req.json(TaskAddParameter))
+    return created(req, _task_url(req, job_id, record.body["id"]), record)
+
+
+@operation("Task_AddCollection")
+async def add_collection(req: ApiRequest) -> Response:
+    if len(req.body) > MAX_COLLECTION_BYTES:
+        raise BatchError("RequestBodyTooLarge", "The task collection is larger than 1 MB.",
+                         [("MaxLimit", str(MAX_COLLECTION_BYTES))])
+    job_id = req.params["jobId"]
+    collection = req.json(TaskAddCollectionParameter)
+    if any(not isinstance(item, dict) for item in collection.value):
+        raise invalid_body("Every item of value must be a task object.")
+    outcomes = await run(req.services.tasks.add_collection, req.account, job_id, collection.value)
+    results = []
+    for outcome in outcomes:
+        if outcome.error is not None:
+            error = outcome.error
+            status = "servererror" if error.status >= 500 else "clienterror"
+            results.append({"status": status, "taskId": outcome.task_id, "error": error.to_wire()})
+        else:
+            record = outcome.record
+            results.append({
+                "status": "success",
+                "taskId": outcome.task_id,
+                "eTag": record.etag,
+                "lastModified": clock.to_wire(record.last_modified),
+                "location": _task_url(req, job_id, outcome.task_id),
+            })
+    return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#taskaddresult", "value": results})
+
+
+@operation("Task_List")
+async def list_tasks(req: ApiRequest) -> Response:
+    expand = check_expand(req)
+    job_id = req.params["jobId"]
+    page = await run(req.services.tasks.list, req.account, job_id, list_query(req, "Task_List"))
+    return listing(req, "tasks", (_render(req, job_id, r, expand) for r in page.records), page.next_after)
+
+
+@operation("Task_Get")
+async def get(req: ApiRequest) -> Response:
+    expand = check_expand(req)
+    job_id = req.params["jobId"]
+    record = await run(req.services.tasks.get, req.account, job_id, req.params["taskId"], req.conditions())
+    return entity(req, "tasks/@Element", _render(req, job_id, record, expand), record)
+
+
+@operation("Task_Update")
+async def update(req: ApiRequest) -> Response:
+    job_id, task_id = req.params["jobId"], req.params["taskId"]
+    body = req.json(TaskUpdateParameter) if req.body.strip() else TaskUpdateParameter()
+    record = await run(req.services.tasks.update, req.account, job_id, task_id, body, req.conditions())
+    return changed(req, 200, _task_url(req, job_id, record.body["id"]), record)
+
+
+@operation("Task_Delete")
+async def delete(req: ApiRequest) -> Response:
+    job_id, task_id = req.params["jobId"], req.params["taskId"]
+    await run(req.services.tasks.delete, req.account, job_id, task_id, req.conditions())
+    return empty(req, 200)
+
+
+@operation("Task_Terminate")
+async def terminate(req: ApiRequest) -> Response:
+    job_id, task_id = req.params["jobId"], req.params["taskId"]
+    record = await run(req.services.tasks.terminate, req.account, job_id, task_id, req.conditions())
+    return changed(req, 204, _task_url(req, job_id, record.body["id"]), record)
+
+
+@operation("Task_Reactivate")
+async def reactivate(req: ApiRequest) -> Response:
+    job_id, task_id = req.params["jobId"], req.params["taskId"]
+    record = await run(req.services.tasks.reactivate, req.account, job_id, task_id, req.conditions())
+    return changed(req, 204, _task_url(req, job_id, record.body["id"]), record)
+
+
+@operation("Task_ListSubtasks")
+async def list_subtasks(req: ApiRequest) -> Response:
+    subtasks = await run(req.services.tasks.list_subtasks, req.account, req.params["jobId"], req.params["taskId"])
+    return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#subtaskinformation", "value": subtasks})
+
+

@@ -1,0 +1,121 @@
+"""One API request after routing and authentication: what handlers read from it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+
+from ..domain import clock
+from ..domain.conditions import Conditions
+from ..domain.errors import BatchError, invalid_header, invalid_query, out_of_range_query
+from ..domain.models import Model, decode
+
+T = TypeVar("T", bound=Model)
+R = TypeVar("R")
+
+DEFAULT_TIMEOUT = 30
+
+
+def parse_query(raw: str) -> dict[str, str]:
+    """Query parameters keyed by lower-cased name (azure-batch 15 sends ``timeOut``); first value wins."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(raw, keep_blank_values=True):
+        params.setdefault(name.lower(), value)
+    return params
+
+
+@dataclass
+class ApiRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    base_url: str
+    account: str = ""
+    api_version: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    services: Any = None  # openbatch.services.Services, set by the app
+
+    # -- query ------------------------------------------------------------------------------
+
+    def int_query(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.query.get(name.lower())
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise invalid_query(name, raw, "The value must be an integer.") from None
+        if not low <= value <= high:
+            raise out_of_range_query(name, raw, f"The value must be between {low} and {high}.")
+        return value
+
+    def bool_query(self, name: str, default: bool = False) -> bool:
+        raw = self.query.get(name.lower())
+        if raw is None or raw == "":
+            return default
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise invalid_query(name, raw, "The value must be true or false.")
+
+    def check_timeout(self) -> None:
+        """``timeout`` is validated; any value above the maximum means the maximum (docs)."""
+        raw = self.query.get("timeout")
+        if raw:
+            try:
+                if int(raw) < 1:
+                    raise ValueError
+            except ValueError:
+                raise invalid_query("timeout", raw, "The value must be a positive integer.") from None
+
+    # -- headers ----------------------------------------------------------------------------
+
+    def conditions(self) -> Conditions:
+        def date(name: str) -> Any:
+            raw = self.headers.get(name)
+            if raw is None:
+                return None
+            value = clock.from_http(raw)
+            if value is None:
+                raise invalid_header(name, raw, "The value is not an RFC 1123 date.")
+            return value
+
+        return Conditions(
+            if_match=self.headers.get("if-match"),
+            if_none_match=self.headers.get("if-none-match"),
+            if_modified_since=date("if-modified-since"),
+            if_unmodified_since=date("if-unmodified-since"),
+        )
+
+    # -- body -------------------------------------------------------------------------------
+
+    def json(self, model: type[T]) -> T:
+        return decode(self.body, model)
+
+    def optional_json(self, model: type[T]) -> T | None:
+        return decode(self.body, model) if self.body.strip() else None
+
+    # -- urls -------------------------------------------------------------------------------
+
+    def url(self, *segments: str) -> str:
+        from urllib.parse import quote
+
+        return self.base_url + "".join("/" + quote(s, safe="") for s in segments)
+
+
+async def run(fn: Callable[..., R], *args: Any) -> R:
+    """Run blocking service code off the event loop."""
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
+def require_param(req: ApiRequest, name: str) -> str:
+    value = req.params.get(name)
+    if not value:
+        raise BatchError("InvalidUri", "The requested URI does not represent any resource on the server.")
+    return value

@@ -1,0 +1,70 @@
+"""Settings for ``openbatch serve``: command-line flags over ``OPENBATCH_*`` variables over defaults."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_ACCOUNT = "openbatch"
+KEY_FILE = "account.key"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "openbatch"
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=default_data_dir)
+    account: str = DEFAULT_ACCOUNT
+    key: str | None = None
+    database_url: str | None = None
+    extra_accounts: dict[str, str] = field(default_factory=dict)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'openbatch.db').resolve()}"
+
+    def accounts(self) -> dict[str, bytes]:
+        """Account name -> decoded key, the default account first."""
+        keys = {self.account: self.account_key(), **self.extra_accounts}
+        return {name: decode_key(name, key) for name, key in keys.items()}
+
+    def account_key(self) -> str:
+        """The default account's key: given, or read from (or first written to) the data directory."""
+        if self.key:
+            return self.key
+        path = self.data_dir / KEY_FILE
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = base64.b64encode(secrets.token_bytes(64)).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key
+
+
+def decode_key(name: str, key: str) -> bytes:
+    try:
+        return base64.b64decode(key, validate=True)
+    except ValueError:
+        raise SystemExit(f"openbatch: the key of account {name!r} is not valid base64") from None
+
+
+def parse_accounts(text: str) -> dict[str, str]:
+    """``name:key,name:key`` (base64 keys never contain ':' or ',')."""
+    accounts = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, key = item.partition(":")
+        if not sep or not name or not key:
+            raise SystemExit(f"openbatch: expected NAME:KEY in the account list, got {item!r}")
+        accounts[name] = key
+    return accounts

@@ -1,0 +1,60 @@
+"""Time in the service: aware UTC datetimes, their wire forms, and ETags."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+
+UTC = timezone.utc
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_wire(value: datetime) -> str:
+    """ISO 8601 as the service writes it: ``2024-07-01T10:11:12.123456Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_wire(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def to_http(value: datetime) -> str:
+    """RFC 1123, as in ``Last-Modified``: ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    return format_datetime(value.astimezone(UTC).replace(microsecond=0), usegmt=True)
+
+
+def from_http(text: str) -> datetime | None:
+    """Parse an RFC 1123 (or RFC 850 / asctime) HTTP date; None if it is not one."""
+    try:
+        value = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def naive(value: datetime) -> datetime:
+    """The naive-UTC form the store keeps in DateTime columns."""
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+_etag_lock = threading.Lock()
+_last_tick = 0
+
+
+def new_etag() -> str:
+    """A new opaque ETag, strictly increasing within this process (Azure's look: ``0x8D...``)."""
+    global _last_tick
+    with _etag_lock:
+        tick = max(_last_tick + 1, time.time_ns() // 100 + 0x8D000000000000)
+        _last_tick = tick
+    return f"0x{tick:X}"

@@ -1,0 +1,382 @@
+"""Request bodies as typed structs, named exactly as on the wire (camelCase).
+
+Decoding a body into these structs is the type check: a missing required
+property or a wrong type becomes a 400 (see :func:`decode`). Sub-objects the
+service stores and echoes without interpreting them are kept as plain dicts.
+Unknown properties are ignored, so clients of newer API versions still work.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from .errors import BatchError, invalid_body, invalid_property, missing_property
+
+Json = dict[str, Any]
+
+
+class Model(msgspec.Struct, kw_only=True, omit_defaults=True):
+    pass
+
+
+# --- shared pieces -------------------------------------------------------------------------
+
+
+class MetadataItem(Model, kw_only=True):
+    name: str
+    value: str
+
+
+class EnvironmentSetting(Model, kw_only=True):
+    name: str
+    value: str | None = None
+
+
+class ResourceFile(Model, kw_only=True):
+    autoStorageContainerName: str | None = None
+    storageContainerUrl: str | None = None
+    httpUrl: str | None = None
+    blobPrefix: str | None = None
+    filePath: str | None = None
+    fileMode: str | None = None
+    identityReference: Json | None = None
+
+
+class TaskConstraints(Model, kw_only=True):
+    maxWallClockTime: str | None = None
+    retentionTime: str | None = None
+    maxTaskRetryCount: int | None = None
+
+
+class ExitOptions(Model, kw_only=True):
+    jobAction: Literal["none", "disable", "terminate"] | None = None
+    dependencyAction: Literal["satisfy", "block"] | None = None
+
+
+class ExitCodeMapping(Model, kw_only=True):
+    code: int
+    exitOptions: ExitOptions
+
+
+class ExitCodeRangeMapping(Model, kw_only=True):
+    start: int
+    end: int
+    exitOptions: ExitOptions
+
+
+class ExitConditions(Model, kw_only=True):
+    exitCodes: list[ExitCodeMapping] | None = None
+    exitCodeRanges: list[ExitCodeRangeMapping] | None = None
+    preProcessingError: ExitOptions | None = None
+    fileUploadError: ExitOptions | None = None
+    default: ExitOptions | None = None
+
+
+class TaskIdRange(Model, kw_only=True):
+    start: int
+    end: int
+
+
+class TaskDependencies(Model, kw_only=True):
+    taskIds: list[str] | None = None
+    taskIdRanges: list[TaskIdRange] | None = None
+
+
+class AffinityInformation(Model, kw_only=True):
+    affinityId: str
+
+
+class MultiInstanceSettings(Model, kw_only=True):
+    numberOfInstances: int | None = None
+    coordinationCommandLine: str
+    commonResourceFiles: list[ResourceFile] | None = None
+
+
+class AutoUserSpecification(Model, kw_only=True):
+    scope: Literal["task", "pool"] | None = None
+    elevationLevel: Literal["nonadmin", "admin"] | None = None
+
+
+class UserIdentity(Model, kw_only=True):
+    username: str | None = None
+    autoUser: AutoUserSpecification | None = None
+
+
+class _TaskCommon(Model, kw_only=True):
+    commandLine: str
+    containerSettings: Json | None = None
+    resourceFiles: list[ResourceFile] | None = None
+    environmentSettings: list[EnvironmentSetting] | None = None
+    userIdentity: UserIdentity | None = None
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+class JobConstraints(Model, kw_only=True):
+    maxWallClockTime: str | None = None
+    maxTaskRetryCount: int | None = None
+
+
+class JobManagerTask(_TaskCommon, kw_only=True):
+    id: str
+    displayName: str | None = None
+    outputFiles: list[Json] | None = None
+    constraints: TaskConstraints | None = None
+    requiredSlots: int | None = None
+    killJobOnCompletion: bool | None = None
+    runExclusive: bool | None = None
+    applicationPackageReferences: list[Json] | None = None
+    authenticationTokenSettings: Json | None = None
+    allowLowPriorityNode: bool | None = None
+
+
+class JobPreparationTask(_TaskCommon, kw_only=True):
+    id: str | None = None
+    constraints: TaskConstraints | None = None
+    waitForSuccess: bool | None = None
+    rerunOnNodeRebootAfterSuccess: bool | None = None
+
+
+class JobReleaseTask(_TaskCommon, kw_only=True):
+    id: str | None = None
+    maxWallClockTime: str | None = None
+    retentionTime: str | None = None
+
+
+class PoolInformation(Model, kw_only=True):
+    poolId: str | None = None
+    autoPoolSpecification: Json | None = None
+
+
+OnAllTasksComplete = Literal["noaction", "terminatejob"]
+OnTaskFailure = Literal["noaction", "performexitoptionsjobaction"]
+
+
+class JobAddParameter(Model, kw_only=True):
+    id: str
+    displayName: str | None = None
+    priority: int | None = None
+    maxParallelTasks: int | None = None
+    allowTaskPreemption: bool | None = None
+    constraints: JobConstraints | None = None
+    jobManagerTask: JobManagerTask | None = None
+    jobPreparationTask: JobPreparationTask | None = None
+    jobReleaseTask: JobReleaseTask | None = None
+    commonEnvironmentSettings: list[EnvironmentSetting] | None = None
+    poolInfo: PoolInformation
+    onAllTasksComplete: OnAllTasksComplete | None = None
+    onTaskFailure: OnTaskFailure | None = None
+    metadata: list[MetadataItem] | None = None
+    usesTaskDependencies: bool | None = None
+    networkConfiguration: Json | None = None
+
+
+class JobPatchParameter(Model, kw_only=True):
+    priority: int | None = None
+    maxParallelTasks: int | None = None
+    allowTaskPreemption: bool | None = None
+    onAllTasksComplete: OnAllTasksComplete | None = None
+    constraints: JobConstraints | None = None
+    poolInfo: PoolInformation | None = None
+    networkConfiguration: Json | None = None
+    metadata: list[MetadataItem] | None = None
+
+
+class JobUpdateParameter(Model, kw_only=True):
+    priority: int | None = None
+    maxParallelTasks: int | None = None
+    allowTaskPreemption: bool | None = None
+    constraints: JobConstraints | None = None
+    poolInfo: PoolInformation
+    metadata: list[MetadataItem] | None = None
+    onAllTasksComplete: OnAllTasksComplete | None = None
+    networkConfiguration: Json | None = None
+
+
+class JobDisableParameter(Model, kw_only=True):
+    disableTasks: Literal["requeue", "terminate", "wait"]
+
+
+class JobTerminateParameter(Model, kw_only=True):
+    terminateReason: str | None = None
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+class TaskAddParameter(_TaskCommon, kw_only=True):
+    id: str
+    displayName: str | None = None
+    exitConditions: ExitConditions | None = None
+    outputFiles: list[Json] | None = None
+    affinityInfo: AffinityInformation | None = None
+    constraints: TaskConstraints | None = None
+    requiredSlots: int | None = None
+    multiInstanceSettings: MultiInstanceSettings | None = None
+    dependsOn: TaskDependencies | None = None
+    applicationPackageReferences: list[Json] | None = None
+    authenticationTokenSettings: Json | None = None
+
+
+class TaskAddCollectionParameter(Model, kw_only=True):
+    value: list[Json]
+
+
+class TaskUpdateParameter(Model, kw_only=True):
+    constraints: TaskConstraints | None = None
+
+
+# --- pools ---------------------------------------------------------------------------------
+
+
+class ImageReference(Model, kw_only=True):
+    publisher: str | None = None
+    offer: str | None = None
+    sku: str | None = None
+    version: str | None = None
+    virtualMachineImageId: str | None = None
+    sharedGalleryImageId: str | None = None
+    communityGalleryImageId: str | None = None
+
+
+class VirtualMachineConfiguration(Model, kw_only=True):
+    imageReference: ImageReference
+    nodeAgentSKUId: str
+    windowsConfiguration: Json | None = None
+    dataDisks: list[Json] | None = None
+    licenseType: str | None = None
+    containerConfiguration: Json | None = None
+    diskEncryptionConfiguration: Json | None = None
+    nodePlacementConfiguration: Json | None = None
+    extensions: list[Json] | None = None
+    osDisk: Json | None = None
+    securityProfile: Json | None = None
+    serviceArtifactReference: Json | None = None
+
+
+class StartTask(_TaskCommon, kw_only=True):
+    maxTaskRetryCount: int | None = None
+    waitForSuccess: bool | None = None
+
+
+class TaskSchedulingPolicy(Model, kw_only=True):
+    nodeFillType: Literal["spread", "pack"]
+
+
+class PoolAddParameter(Model, kw_only=True):
+    id: str
+    displayName: str | None = None
+    vmSize: str
+    virtualMachineConfiguration: VirtualMachineConfiguration | None = None
+    cloudServiceConfiguration: Json | None = None
+    resizeTimeout: str | None = None
+    resourceTags: dict[str, str] | None = None
+    targetDedicatedNodes: int | None = None
+    targetLowPriorityNodes: int | None = None
+    enableAutoScale: bool | None = None
+    autoScaleFormula: str | None = None
+    autoScaleEvaluationInterval: str | None = None
+    enableInterNodeCommunication: bool | None = None
+    networkConfiguration: Json | None = None
+    startTask: StartTask | None = None
+    certificateReferences: list[Json] | None = None
+    applicationPackageReferences: list[Json] | None = None
+    applicationLicenses: list[str] | None = None
+    taskSlotsPerNode: int | None = None
+    taskSchedulingPolicy: TaskSchedulingPolicy | None = None
+    userAccounts: list[Json] | None = None
+    metadata: list[MetadataItem] | None = None
+    mountConfiguration: list[Json] | None = None
+    targetNodeCommunicationMode: Literal["default", "classic", "simplified"] | None = None
+    upgradePolicy: Json | None = None
+
+
+class PoolPatchParameter(Model, kw_only=True):
+    startTask: StartTask | None = None
+    certificateReferences: list[Json] | None = None
+    applicationPackageReferences: list[Json] | None = None
+    metadata: list[MetadataItem] | None = None
+    targetNodeCommunicationMode: Literal["default", "classic", "simplified"] | None = None
+    displayName: str | None = None
+    vmSize: str | None = None
+    taskSlotsPerNode: int | None = None
+    taskSchedulingPolicy: TaskSchedulingPolicy | None = None
+    enableInterNodeCommunication: bool | None = None
+    virtualMachineConfiguration: VirtualMachineConfiguration | None = None
+    networkConfiguration: Json | None = None
+    resourceTags: dict[str, str] | None = None
+    userAccounts: list[Json] | None = None
+    mountConfiguration: list[Json] | None = None
+    upgradePolicy: Json | None = None
+
+
+class PoolUpdatePropertiesParameter(Model, kw_only=True):
+    startTask: StartTask | None = None
+    certificateReferences: list[Json]
+    applicationPackageReferences: list[Json]
+    metadata: list[MetadataItem]
+    targetNodeCommunicationMode: Literal["default", "classic", "simplified"] | None = None
+
+
+DeallocationOption = Literal["requeue", "terminate", "taskcompletion", "retaineddata"]
+
+
+class PoolResizeParameter(Model, kw_only=True):
+    targetDedicatedNodes: int | None = None
+    targetLowPriorityNodes: int | None = None
+    resizeTimeout: str | None = None
+    nodeDeallocationOption: DeallocationOption | None = None
+
+
+class NodeRemoveParameter(Model, kw_only=True):
+    nodeList: list[str]
+    resizeTimeout: str | None = None
+    nodeDeallocationOption: DeallocationOption | None = None
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+T = TypeVar("T", bound=Model)
+
+_MISSING_RE = re.compile(r"Object missing required field `([^`]+)`(?: - at `\$(.*)`)?")
+_AT_RE = re.compile(r"^(.*) - at `\$(.*)`$")
+
+
+def _prop_path(at: str, name: str | None = None) -> str:
+    path = at.replace("[", ".").replace("]", "").lstrip(".").replace(".", "/")
+    if name:
+        path = f"{path}/{name}" if path else name
+    return path
+
+
+def decode(body: bytes | Json, model: type[T]) -> T:
+    """Decode and type-check a request body; bad input raises a 400 BatchError."""
+    try:
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            if not body:
+                raise invalid_body("The request body is empty.")
+            return msgspec.json.decode(body, type=model, strict=False)
+        return msgspec.convert(body, type=model, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise invalid_body(f"The body is not valid JSON: {exc}") from None
+
+
+def _validation_error(text: str) -> BatchError:
+    missing = _MISSING_RE.match(text)
+    if missing:
+        return missing_property(_prop_path(missing.group(2) or "", missing.group(1)))
+    at = _AT_RE.match(text)
+    if at:
+        return invalid_property(_prop_path(at.group(2)), "", at.group(1))
+    return invalid_body(text)
+
+
+def to_json(struct: Model) -> Json:
+    """The struct as a wire dict, without the properties the client left out."""
+    return msgspec.to_builtins(struct)

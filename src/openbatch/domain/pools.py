@@ -1,0 +1,169 @@
+"""Pool rules: validation, the stored CloudPool body, and resize bookkeeping."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import clock
+from .errors import BatchError, invalid_property, missing_property
+from .models import (
+    PoolAddParameter,
+    PoolPatchParameter,
+    PoolResizeParameter,
+    PoolUpdatePropertiesParameter,
+    StartTask,
+    to_json,
+)
+from .states import AllocationState, PoolState
+from .tasks import check_task_common
+from .validation import check_display_name, check_duration, check_id, check_metadata
+
+Json = dict[str, Any]
+
+MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
+MAX_SLOTS_PER_NODE = 256
+
+
+def _check_start_task(task: StartTask | None) -> None:
+    if task is None:
+        return
+    check_task_common(task, "startTask")
+    if task.maxTaskRetryCount is not None and task.maxTaskRetryCount < -1:
+        raise invalid_property("startTask/maxTaskRetryCount", task.maxTaskRetryCount, "Must be -1 or greater.")
+
+
+def _check_targets(dedicated: int | None, low_priority: int | None) -> None:
+    for name, value in (("targetDedicatedNodes", dedicated), ("targetLowPriorityNodes", low_priority)):
+        if value is not None and value < 0:
+            raise invalid_property(name, value, "The target node count must not be negative.")
+
+
+def _autoscale_unsupported() -> BatchError:
+    return BatchError("NotImplemented", "Autoscale is not supported by this openbatch server yet.",
+                      [("PropertyName", "enableAutoScale")])
+
+
+def validate_new_pool(pool: PoolAddParameter) -> None:
+    check_id(pool.id)
+    check_display_name(pool.displayName)
+    if pool.virtualMachineConfiguration is None:
+        raise missing_property("virtualMachineConfiguration")
+    check_duration(pool.resizeTimeout, "resizeTimeout", minimum=MIN_RESIZE_TIMEOUT)
+    _check_targets(pool.targetDedicatedNodes, pool.targetLowPriorityNodes)
+    if pool.enableAutoScale:
+        if pool.targetDedicatedNodes is not None or pool.targetLowPriorityNodes is not None:
+            raise invalid_property("targetDedicatedNodes", pool.targetDedicatedNodes,
+                                   "Target node counts may not be given when enableAutoScale is true.")
+        if not pool.autoScaleFormula:
+            raise missing_property("autoScaleFormula")
+        raise _autoscale_unsupported()
+    if pool.targetDedicatedNodes is None and pool.targetLowPriorityNodes is None:
+        raise missing_property("targetDedicatedNodes")
+    if pool.taskSlotsPerNode is not None and not 1 <= pool.taskSlotsPerNode <= MAX_SLOTS_PER_NODE:
+        raise invalid_property("taskSlotsPerNode", pool.taskSlotsPerNode, f"Must be between 1 and {MAX_SLOTS_PER_NODE}.")
+    _check_start_task(pool.startTask)
+    check_metadata(pool.metadata)
+    if pool.applicationPackageReferences and len(pool.applicationPackageReferences) > 10:
+        raise invalid_property("applicationPackageReferences", len(pool.applicationPackageReferences), "At most 10.")
+
+
+def new_pool_body(pool: PoolAddParameter, now: datetime) -> Json:
+    body = to_json(pool)
+    body.setdefault("resizeTimeout", "PT15M")
+    body.setdefault("targetDedicatedNodes", 0)
+    body.setdefault("targetLowPriorityNodes", 0)
+    body.setdefault("enableAutoScale", False)
+    body.setdefault("enableInterNodeCommunication", False)
+    body.setdefault("taskSlotsPerNode", 1)
+    body.setdefault("taskSchedulingPolicy", {"nodeFillType": "spread"})
+    body.setdefault("targetNodeCommunicationMode", "default")
+    if "startTask" in body:
+        body["startTask"].setdefault("maxTaskRetryCount", 0)
+        body["startTask"].setdefault("waitForSuccess", True)
+    stamp = clock.to_wire(now)
+    body.update(
+        creationTime=stamp,
+        state=PoolState.ACTIVE.value,
+        stateTransitionTime=stamp,
+        allocationState=AllocationState.RESIZING.value,
+        allocationStateTransitionTime=stamp,
+        currentDedicatedNodes=0,
+        currentLowPriorityNodes=0,
+    )
+    return body
+
+
+def check_not_deleting(body: Json) -> None:
+    if body["state"] == PoolState.DELETING.value:
+        raise BatchError("PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.",
+                         [("PoolId", body["id"])])
+
+
+def patched_body(body: Json, patch: PoolPatchParameter) -> Json:
+    check_not_deleting(body)
+    _check_start_task(patch.startTask)
+    check_metadata(patch.metadata)
+    check_display_name(patch.displayName)
+    if patch.taskSlotsPerNode is not None and not 1 <= patch.taskSlotsPerNode <= MAX_SLOTS_PER_NODE:
+        raise invalid_property("taskSlotsPerNode", patch.taskSlotsPerNode, f"Must be between 1 and {MAX_SLOTS_PER_NODE}.")
+    new = dict(body)
+    new.update(to_json(patch))
+    return new
+
+
+def updated_properties_body(body: Json, update: PoolUpdatePropertiesParameter) -> Json:
+    """UpdateProperties replaces startTask, certificate/application references and metadata."""
+    check_not_deleting(body)
+    _check_start_task(update.startTask)
+    check_metadata(update.metadata)
+    changes = to_json(update)
+    new = dict(body)
+    for key in ("startTask", "targetNodeCommunicationMode"):
+        new.pop(key, None)
+    new.update(changes)
+    return new
+
+
+def resize_requested(body: Json, resize: PoolResizeParameter, now: datetime) -> Json:
+    check_not_deleting(body)
+    check_duration(resize.resizeTimeout, "resizeTimeout", minimum=MIN_RESIZE_TIMEOUT)
+    _check_targets(resize.targetDedicatedNodes, resize.targetLowPriorityNodes)
+    if body.get("enableAutoScale"):
+        raise BatchError("OperationInvalidForCurrentState", "A pool with autoscale enabled cannot be resized manually.")
+    if body["allocationState"] != AllocationState.STEADY.value:
+        raise BatchError("PoolBeingResized" if body["allocationState"] == "resizing" else "OperationInvalidForCurrentState",
+                         "The pool is not in a steady allocation state.", [("AllocationState", body["allocationState"])])
+    new = dict(body)
+    if resize.targetDedicatedNodes is not None:
+        new["targetDedicatedNodes"] = resize.targetDedicatedNodes
+    if resize.targetLowPriorityNodes is not None:
+        new["targetLowPriorityNodes"] = resize.targetLowPriorityNodes
+    if resize.resizeTimeout is not None:
+        new["resizeTimeout"] = resize.resizeTimeout
+    new.pop("resizeErrors", None)
+    return with_allocation_state(new, AllocationState.RESIZING, now)
+
+
+def stop_resize_requested(body: Json, now: datetime) -> Json:
+    check_not_deleting(body)
+    if body["allocationState"] != AllocationState.RESIZING.value:
+        raise BatchError("OperationInvalidForCurrentState", "The pool is not resizing.",
+                         [("AllocationState", body["allocationState"])])
+    return with_allocation_state(body, AllocationState.STOPPING, now)
+
+
+def with_allocation_state(body: Json, state: AllocationState, now: datetime) -> Json:
+    if body.get("allocationState") == state.value:
+        return body
+    new = dict(body)
+    new["allocationState"] = state.value
+    new["allocationStateTransitionTime"] = clock.to_wire(now)
+    return new
+
+
+def with_state(body: Json, state: PoolState, now: datetime) -> Json:
+    new = dict(body)
+    new["state"] = state.value
+    new["stateTransitionTime"] = clock.to_wire(now)
+    return new

@@ -1,0 +1,55 @@
+"""OData query support: ``$filter`` parsing, binding, and in-memory evaluation."""
+
+from openbatch.odata.evaluate import matches
+from openbatch.odata.fields import (
+    FILTERS,
+    BoundAnd,
+    BoundComparison,
+    BoundExpr,
+    BoundNot,
+    BoundOr,
+    BoundStartsWith,
+    BoundValue,
+    FieldSpec,
+    bind,
+    parse_filter,
+)
+from openbatch.odata.filter import (
+    COMPARISON_OPS,
+    MAX_DEPTH,
+    MAX_TERMS,
+    And,
+    Comparison,
+    Expr,
+    LiteralValue,
+    Not,
+    Or,
+    StartsWith,
+    parse,
+)
+
+__all__ = [
+    "COMPARISON_OPS",
+    "FILTERS",
+    "MAX_DEPTH",
+    "MAX_TERMS",
+    "And",
+    "BoundAnd",
+    "BoundComparison",
+    "BoundExpr",
+    "BoundNot",
+    "BoundOr",
+    "BoundStartsWith",
+    "BoundValue",
+    "Comparison",
+    "Expr",
+    "FieldSpec",
+    "LiteralValue",
+    "Not",
+    "Or",
+    "StartsWith",
+    "bind",
+    "matches",
+    "parse",
+    "parse_filter",
+]

@@ -1,0 +1,70 @@
+"""What every use case needs: the store, the clock, and the lookups that raise 404s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+from sqlalchemy.engine import Connection
+
+from ..domain import clock
+from ..domain.errors import not_found
+from ..store.engine import Store
+from ..store.records import JOBS, POOLS, TASKS, Record
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: the records and the keyset position of the last one (None at the end)."""
+
+    records: list[Record]
+    next_after: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A list request after parsing: a SQL-ready filter, the keyset position, the page size."""
+
+    where: Any = None
+    after: tuple[str, ...] | None = None
+    limit: int = 1000
+
+
+@dataclass
+class ServiceContext:
+    store: Store
+    now: Callable[[], datetime] = field(default=clock.utcnow)
+
+
+def page_of(records: list[Record], limit: int, key: Callable[[Record], Sequence[str]]) -> Page:
+    """Turn ``limit + 1`` fetched records into a page and the next keyset position."""
+    if len(records) > limit:
+        records = records[:limit]
+        return Page(records, tuple(key(records[-1])))
+    return Page(records, None)
+
+
+def id_key(record: Record) -> tuple[str]:
+    return (record.row["id_key"],)
+
+
+def require_pool(conn: Connection, account: str, pool_id: str, *, for_update: bool = False) -> Record:
+    record = POOLS.get(conn, (account,), (pool_id,), for_update=for_update)
+    if record is None:
+        raise not_found("PoolNotFound", "pool", pool_id)
+    return record
+
+
+def require_job(conn: Connection, account: str, job_id: str, *, for_update: bool = False) -> Record:
+    record = JOBS.get(conn, (account,), (job_id,), for_update=for_update)
+    if record is None:
+        raise not_found("JobNotFound", "job", job_id)
+    return record
+
+
+def require_task(conn: Connection, job: Record, task_id: str, *, for_update: bool = False) -> Record:
+    record = TASKS.get(conn, (job.pk,), (task_id,), for_update=for_update)
+    if record is None:
+        raise not_found("TaskNotFound", "task", task_id)
+    return record

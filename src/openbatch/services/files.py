@@ -1,0 +1,87 @@
+"""Task and node files.
+
+Files live on the node that ran the task and are read through a
+:class:`NodeFileSource` (the execution layer's connection to the node agent).
+Until a task has run on a node there are no files: 409 ``TaskFilesUnavailable``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ..domain.errors import BatchError, not_found
+from ..store.records import Record
+from .context import ServiceContext, require_job, require_task
+from .nodes import NodeService
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """One file or directory, its path relative to the task directory or node root."""
+
+    name: str
+    is_directory: bool
+    last_modified: datetime
+    content_length: int
+    creation_time: datetime | None = None
+    content_type: str = "application/octet-stream"
+    file_mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileLocation:
+    """Where a file tree lives: a node, and the directory on it (relative to the node root)."""
+
+    pool_id: str
+    node_id: str
+    root: str
+
+
+class NodeFileSource(Protocol):
+    def list(self, where: FileLocation, prefix: str, recursive: bool) -> list[FileInfo]: ...
+    def stat(self, where: FileLocation, path: str) -> FileInfo: ...
+    def read(self, where: FileLocation, path: str, start: int, end: int | None) -> bytes: ...
+    def delete(self, where: FileLocation, path: str, recursive: bool) -> None: ...
+
+
+class FileService:
+    def __init__(self, ctx: ServiceContext, nodes: NodeService, source: NodeFileSource | None = None) -> None:
+        self.ctx = ctx
+        self.nodes = nodes
+        self.source = source
+
+    def task_location(self, account: str, job_id: str, task_id: str) -> FileLocation:
+        with self.ctx.store.read() as conn:
+            job = require_job(conn, account, job_id)
+            task = require_task(conn, job, task_id)
+        node_info = task.body.get("nodeInfo")
+        if not node_info:
+            raise BatchError(
+                "TaskFilesUnavailable",
+                "The files of the specified task are not available: the task has not run on a compute node.",
+                [("TaskId", task.body["id"]), ("TaskState", task.body["state"])],
+            )
+        return FileLocation(node_info["poolId"], node_info["nodeId"], node_info.get("taskRootDirectory", ""))
+
+    def node_location(self, account: str, pool_id: str, node_id: str) -> FileLocation:
+        node: Record = self.nodes.get(account, pool_id, node_id)
+        return FileLocation(pool_id, node.body["id"], "")
+
+    def _source(self, where: FileLocation) -> NodeFileSource:
+        if self.source is None:
+            raise not_found("NodeNotFound", "node", where.node_id)
+        return self.source
+
+    def list(self, where: FileLocation, prefix: str, recursive: bool) -> list[FileInfo]:
+        return self._source(where).list(where, prefix, recursive)
+
+    def stat(self, where: FileLocation, path: str) -> FileInfo:
+        return self._source(where).stat(where, path)
+
+    def read(self, where: FileLocation, path: str, start: int, end: int | None) -> bytes:
+        return self._source(where).read(where, path, start, end)
+
+    def delete(self, where: FileLocation, path: str, recursive: bool) -> None:
+        self._source(where).delete(where, path, recursive)

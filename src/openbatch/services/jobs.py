@@ -1,0 +1,169 @@
+"""Job use cases, one transaction each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain import counts, jobs as rules
+from ..domain.conditions import NONE, Conditions, check
+from ..domain.errors import BatchError
+from ..domain.models import (
+    JobAddParameter,
+    JobDisableParameter,
+    JobPatchParameter,
+    JobTerminateParameter,
+    JobUpdateParameter,
+)
+from ..domain.states import JobState, check_job_action
+from ..store import schema
+from ..store.records import JOBS, Record, read_counters
+from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
+
+Json = dict[str, Any]
+
+
+class JobService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    # -- create and read -------------------------------------------------------------------
+
+    def add(self, account: str, job: JobAddParameter) -> Record:
+        rules.validate_new_job(job)
+        now = self.ctx.now()
+        body = rules.new_job_body(job, now)
+        with self.ctx.store.write() as conn:
+            if JOBS.get(conn, (account,), (job.id,)) is not None:
+                raise BatchError("JobExists", "The specified job already exists.", [("JobId", job.id)])
+            record = JOBS.insert(conn, (account,), body, now)
+            return self.after_tasks_changed(conn, record)
+
+    def get(self, account: str, job_id: str, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.read() as conn:
+            record = require_job(conn, account, job_id)
+        check(conditions, record.etag, record.last_modified, read=True)
+        return record
+
+    def list(self, account: str, query: ListQuery) -> Page:
+        with self.ctx.store.read() as conn:
+            records = JOBS.page(conn, (account,), query.where, query.after, query.limit + 1)
+        return page_of(records, query.limit, id_key)
+
+    def task_counts(self, account: str, job_id: str) -> Json:
+        with self.ctx.store.read() as conn:
+            record = require_job(conn, account, job_id)
+            return counts.to_wire(read_counters(conn, record.pk))
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def patch(self, account: str, job_id: str, patch: JobPatchParameter, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, job_id, conditions, "update")
+            record = JOBS.update(conn, record, rules.patched_body(record.body, patch), self.ctx.now())
+            return self.after_tasks_changed(conn, record)
+
+    def update(self, account: str, job_id: str, update: JobUpdateParameter, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, job_id, conditions, "update")
+            record = JOBS.update(conn, record, rules.updated_body(record.body, update), self.ctx.now())
+            return self.after_tasks_changed(conn, record)
+
+    def disable(self, account: str, job_id: str, params: JobDisableParameter, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, job_id, conditions, "disable")
+            now = self.ctx.now()
+            record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DISABLING, now), now)
+            return self._settle(conn, record)
+
+    def enable(self, account: str, job_id: str, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, job_id, conditions, "enable")
+            now = self.ctx.now()
+            record = JOBS.update(conn, record, rules.with_state(record.body, JobState.ENABLING, now), now)
+            return self._settle(conn, record)
+
+    def terminate(
+        self, account: str, job_id: str, params: JobTerminateParameter | None, conditions: Conditions = NONE
+    ) -> Record:
+        reason = (params.terminateReason if params else None) or "UserTerminate"
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, job_id, conditions, "terminate")
+            return self._terminate(conn, record, reason)
+
+    def delete(self, account: str, job_id: str, conditions: Conditions = NONE) -> None:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, job_id, conditions, "delete")
+            now = self.ctx.now()
+            record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DELETING, now), now)
+            self._settle(conn, record)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _locked(self, conn: Connection, account: str, job_id: str, conditions: Conditions, action: str) -> Record:
+        record = require_job(conn, account, job_id, for_update=True)
+        check(conditions, record.etag, record.last_modified, read=False)
+        check_job_action(action, JobState(record.body["state"]))
+        return record
+
+    def _terminate(self, conn: Connection, record: Record, reason: str) -> Record:
+        now = self.ctx.now()
+        body = rules.with_state(record.body, JobState.TERMINATING, now)
+        body.setdefault("executionInfo", {})["terminateReason"] = reason
+        record = JOBS.update(conn, record, body, now)
+        return self._settle(conn, record)
+
+    def after_tasks_changed(self, conn: Connection, record: Record) -> Record:
+        """onAllTasksComplete=terminatejob ends an active job whose tasks are all complete.
+
+        Called in the transaction of every change that may complete the last task.
+        """
+        body = record.body
+        if body["state"] == JobState.ACTIVE.value and body.get("onAllTasksComplete") == "terminatejob":
+            row = read_counters(conn, record.pk)
+            if row["task_active"] == 0 and row["task_running"] == 0:
+                return self._terminate(conn, record, "AllTasksComplete")
+        return record
+
+    def _settle(self, conn: Connection, record: Record) -> Record:
+        """Finish a transitional state once nothing is left to wait for.
+
+        disabling -> disabled and enabling -> active happen at once while no task
+        runs; terminating -> completed and deleting -> gone wait for the job
+        release tasks still due on nodes (run by the execution layer).
+        """
+        state = JobState(record.body["state"])
+        now = self.ctx.now()
+        running = read_counters(conn, record.pk)["task_running"]
+        if state is JobState.DISABLING and running == 0:
+            return JOBS.update(conn, record, rules.with_state(record.body, JobState.DISABLED, now), now)
+        if state is JobState.ENABLING:
+            return self.after_tasks_changed(conn, JOBS.update(conn, record, rules.with_state(record.body, JobState.ACTIVE, now), now))
+        if state in (JobState.TERMINATING, JobState.DELETING) and running == 0 and not self._release_due(conn, record):
+            if state is JobState.DELETING:
+                JOBS.delete(conn, record.pk)
+                return record
+            reason = record.body.get("executionInfo", {}).get("terminateReason", "UserTerminate")
+            return JOBS.update(conn, record, rules.completed(record.body, reason, now), now)
+        return record
+
+    def _release_due(self, conn: Connection, record: Record) -> bool:
+        """Whether a node that ran the preparation task still owes its release task."""
+        if "jobReleaseTask" not in record.body:
+            return False
+        table = schema.prep_release
+        query = sa.select(sa.func.count()).select_from(table).where(
+            table.c.job_pk == record.pk,
+            table.c.prep_state.is_not(None),
+            sa.or_(table.c.release_state.is_(None), table.c.release_state != "completed"),
+        )
+        return bool(conn.execute(query).scalar_one())
+
+    def settle(self, account: str, job_id: str) -> Record | None:
+        """Re-check a job's transitional state (called when a release task or running task ends)."""
+        with self.ctx.store.write() as conn:
+            record = JOBS.get(conn, (account,), (job_id,), for_update=True)
+            return self._settle(conn, record) if record else None
+

@@ -1,0 +1,128 @@
+"""Pool use cases, one transaction each.
+
+Compute nodes come from a node provider (the execution layer). Until one is
+attached, an allocation settles at once: steady, with the nodes that exist and a
+resize error saying why the target was not reached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from ..domain import pools as rules
+from ..domain.conditions import NONE, Conditions, check
+from ..domain.errors import BatchError, not_found
+from ..domain.models import (
+    NodeRemoveParameter,
+    PoolAddParameter,
+    PoolPatchParameter,
+    PoolResizeParameter,
+    PoolUpdatePropertiesParameter,
+)
+from ..domain.states import AllocationState, PoolState
+from ..store.records import NODES, POOLS, Record
+from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_pool
+
+Json = dict[str, Any]
+
+MAX_NODES_PER_REMOVE = 100
+
+
+class PoolService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def add(self, account: str, pool: PoolAddParameter) -> Record:
+        rules.validate_new_pool(pool)
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            if POOLS.get(conn, (account,), (pool.id,)) is not None:
+                raise BatchError("PoolExists", "The specified pool already exists.", [("PoolId", pool.id)])
+            record = POOLS.insert(conn, (account,), rules.new_pool_body(pool, now), now)
+            return self._settle_allocation(conn, account, record)
+
+    def get(self, account: str, pool_id: str, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.read() as conn:
+            record = require_pool(conn, account, pool_id)
+        check(conditions, record.etag, record.last_modified, read=True)
+        return record
+
+    def list(self, account: str, query: ListQuery) -> Page:
+        with self.ctx.store.read() as conn:
+            records = POOLS.page(conn, (account,), query.where, query.after, query.limit + 1)
+        return page_of(records, query.limit, id_key)
+
+    def delete(self, account: str, pool_id: str, conditions: Conditions = NONE) -> None:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, pool_id, conditions)
+            rules.check_not_deleting(record.body)
+            now = self.ctx.now()
+            record = POOLS.update(conn, record, rules.with_state(record.body, PoolState.DELETING, now), now)
+            if NODES.count(conn, (account, record.row["id_key"])) == 0:
+                POOLS.delete(conn, record.pk)
+
+    def patch(self, account: str, pool_id: str, patch: PoolPatchParameter, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, pool_id, conditions)
+            return POOLS.update(conn, record, rules.patched_body(record.body, patch), self.ctx.now())
+
+    def update_properties(self, account: str, pool_id: str, update: PoolUpdatePropertiesParameter) -> Record:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, pool_id, NONE)
+            return POOLS.update(conn, record, rules.updated_properties_body(record.body, update), self.ctx.now())
+
+    def resize(self, account: str, pool_id: str, resize: PoolResizeParameter, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, pool_id, conditions)
+            now = self.ctx.now()
+            record = POOLS.update(conn, record, rules.resize_requested(record.body, resize, now), now)
+            return self._settle_allocation(conn, account, record)
+
+    def stop_resize(self, account: str, pool_id: str, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, pool_id, conditions)
+            now = self.ctx.now()
+            record = POOLS.update(conn, record, rules.stop_resize_requested(record.body, now), now)
+            return self._settle_allocation(conn, account, record)
+
+    def remove_nodes(self, account: str, pool_id: str, params: NodeRemoveParameter, conditions: Conditions = NONE) -> Record:
+        if not params.nodeList or len(params.nodeList) > MAX_NODES_PER_REMOVE:
+            raise BatchError("InvalidPropertyValue", f"nodeList must hold between 1 and {MAX_NODES_PER_REMOVE} node ids.",
+                             [("PropertyName", "nodeList")])
+        with self.ctx.store.write() as conn:
+            record = self._locked(conn, account, pool_id, conditions)
+            rules.check_not_deleting(record.body)
+            if record.body["allocationState"] != AllocationState.STEADY.value:
+                raise BatchError("PoolBeingResized", "The pool is not in a steady allocation state.")
+            for node_id in params.nodeList:
+                if NODES.get(conn, (account, record.row["id_key"]), (node_id,)) is None:
+                    raise not_found("NodeNotFound", "node", node_id)
+            return record
+
+    def _locked(self, conn: Connection, account: str, pool_id: str, conditions: Conditions) -> Record:
+        record = require_pool(conn, account, pool_id, for_update=True)
+        check(conditions, record.etag, record.last_modified, read=False)
+        return record
+
+    def _settle_allocation(self, conn: Connection, account: str, record: Record) -> Record:
+        """Without a node provider, an allocation ends at once with the nodes that exist."""
+        body = record.body
+        if body["allocationState"] == AllocationState.STEADY.value:
+            return record
+        now = self.ctx.now()
+        new = rules.with_allocation_state(body, AllocationState.STEADY, now)
+        current = NODES.count(conn, (account, record.row["id_key"]))
+        new["currentDedicatedNodes"] = current
+        if body["allocationState"] == AllocationState.RESIZING.value and body["targetDedicatedNodes"] + body[
+            "targetLowPriorityNodes"
+        ] > current:
+            new["resizeErrors"] = [
+                {
+                    "code": "AllocationFailed",
+                    "message": "No compute node provider is attached to this openbatch server, so no nodes "
+                    "could be allocated.",
+                }
+            ]
+        return POOLS.update(conn, record, new, now)

@@ -1,0 +1,161 @@
+"""Task use cases, one transaction each; every state change moves the job's counters with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy.engine import Connection
+
+from ..domain import counts, tasks as rules
+from ..domain.conditions import NONE, Conditions, check
+from ..domain.errors import BatchError
+from ..domain.models import TaskAddParameter, TaskUpdateParameter, decode
+from ..domain.states import JobState, check_job_action
+from ..store.records import TASKS, Record, adjust_counters
+from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_task
+from .jobs import JobService
+
+Json = dict[str, Any]
+
+MAX_TASKS_PER_COLLECTION = 100
+
+
+@dataclass(slots=True)
+class TaskAddOutcome:
+    task_id: str
+    record: Record | None = None
+    error: BatchError | None = None
+
+
+class TaskService:
+    def __init__(self, ctx: ServiceContext, jobs: JobService) -> None:
+        self.ctx = ctx
+        self.jobs = jobs
+
+    # -- create ----------------------------------------------------------------------------
+
+    def add(self, account: str, job_id: str, task: TaskAddParameter) -> Record:
+        outcome = self._add_many(account, job_id, [task])[0]
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.record is not None
+        return outcome.record
+
+    def add_collection(self, account: str, job_id: str, items: Sequence[Json]) -> list[TaskAddOutcome]:
+        """Add up to 100 tasks; each gets its own result (success or clienterror)."""
+        if len(items) > MAX_TASKS_PER_COLLECTION:
+            raise BatchError(
+                "RequestBodyTooLarge",
+                f"A task collection may hold at most {MAX_TASKS_PER_COLLECTION} tasks.",
+                [("MaxTasks", str(MAX_TASKS_PER_COLLECTION)), ("Tasks", str(len(items)))],
+            )
+        decoded: list[TaskAddParameter | TaskAddOutcome] = []
+        for item in items:
+            try:
+                decoded.append(decode(item, TaskAddParameter))
+            except BatchError as error:
+                task_id = item.get("id") if isinstance(item, dict) else None
+                decoded.append(TaskAddOutcome(str(task_id or ""), error=error))
+        tasks = [t for t in decoded if isinstance(t, TaskAddParameter)]
+        added = iter(self._add_many(account, job_id, tasks))
+        return [next(added) if isinstance(t, TaskAddParameter) else t for t in decoded]
+
+    def _add_many(self, account: str, job_id: str, tasks: Sequence[TaskAddParameter]) -> list[TaskAddOutcome]:
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            job = require_job(conn, account, job_id, for_update=True)
+            check_job_action("add_task", JobState(job.body["state"]))
+            outcomes = [TaskAddOutcome(t.id) for t in tasks]
+            fresh: list[tuple[TaskAddOutcome, Json]] = []
+            seen: set[str] = set()
+            existing = TASKS.existing_keys(conn, (job.pk,), [t.id for t in tasks if isinstance(t.id, str)])
+            for outcome, task in zip(outcomes, tasks):
+                try:
+                    rules.validate_new_task(task, job.body)
+                    key = task.id.lower()
+                    if key in existing or key in seen:
+                        raise BatchError("TaskExists", "The specified task already exists.", [("TaskId", task.id)])
+                    seen.add(key)
+                    fresh.append((outcome, rules.new_task_body(task, job.body, now)))
+                except BatchError as error:
+                    outcome.error = error
+            records = TASKS.insert_many(conn, (job.pk,), [body for _, body in fresh], now)
+            change: counts.Counter[str] = counts.Counter()
+            for (outcome, _), record in zip(fresh, records):
+                outcome.record = record
+                change.update(counts.delta(None, None, "active", None, record.body["requiredSlots"]))
+            adjust_counters(conn, job.pk, change)
+            return outcomes
+
+    # -- read ------------------------------------------------------------------------------
+
+    def get(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.read() as conn:
+            job = require_job(conn, account, job_id)
+            record = require_task(conn, job, task_id)
+        check(conditions, record.etag, record.last_modified, read=True)
+        return record
+
+    def list(self, account: str, job_id: str, query: ListQuery) -> Page:
+        with self.ctx.store.read() as conn:
+            job = require_job(conn, account, job_id)
+            records = TASKS.page(conn, (job.pk,), query.where, query.after, query.limit + 1)
+        return page_of(records, query.limit, id_key)
+
+    def list_subtasks(self, account: str, job_id: str, task_id: str) -> list[Json]:
+        """Subtasks exist only for multi-instance tasks that have run; none have yet."""
+        self.get(account, job_id, task_id)
+        return []
+
+    # -- change ----------------------------------------------------------------------------
+
+    def update(
+        self, account: str, job_id: str, task_id: str, update: TaskUpdateParameter, conditions: Conditions = NONE
+    ) -> Record:
+        with self.ctx.store.write() as conn:
+            job, record = self._locked(conn, account, job_id, task_id, conditions)
+            return TASKS.update(conn, record, rules.with_constraints(record.body, update.constraints, job.body), self.ctx.now())
+
+    def terminate(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.write() as conn:
+            job, record = self._locked(conn, account, job_id, task_id, conditions)
+            record = self._transition(conn, job, record, rules.terminated(record.body, self.ctx.now()))
+            self.jobs.after_tasks_changed(conn, job)
+            return record
+
+    def reactivate(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> Record:
+        with self.ctx.store.write() as conn:
+            job, record = self._locked(conn, account, job_id, task_id, conditions)
+            check_job_action("change_task", JobState(job.body["state"]))
+            return self._transition(conn, job, record, rules.reactivated(record.body, self.ctx.now()))
+
+    def delete(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> None:
+        with self.ctx.store.write() as conn:
+            job, record = self._locked(conn, account, job_id, task_id, conditions)
+            body = record.body
+            change = counts.delta(body["state"], body.get("executionInfo", {}).get("result"), None, None,
+                                  body["requiredSlots"])
+            TASKS.delete(conn, record.pk)
+            adjust_counters(conn, job.pk, change)
+            self.jobs.after_tasks_changed(conn, job)
+
+    def _locked(
+        self, conn: Connection, account: str, job_id: str, task_id: str, conditions: Conditions
+    ) -> tuple[Record, Record]:
+        job = require_job(conn, account, job_id, for_update=True)
+        if job.body["state"] == JobState.DELETING.value:
+            check_job_action("change_task", JobState.DELETING)
+        record = require_task(conn, job, task_id, for_update=True)
+        check(conditions, record.etag, record.last_modified, read=False)
+        return job, record
+
+    def _transition(self, conn: Connection, job: Record, record: Record, body: Json) -> Record:
+        old = record.body
+        change = counts.delta(
+            old["state"], old.get("executionInfo", {}).get("result"),
+            body["state"], body.get("executionInfo", {}).get("result"),
+            old["requiredSlots"],
+        )
+        adjust_counters(conn, job.pk, change)
+        return TASKS.update(conn, record, body, self.ctx.now())

@@ -1,0 +1,257 @@
+"""Dumb persistence of resource bodies: get, page, insert, update, delete.
+
+A :class:`Collection` maps one table. It knows which columns to derive from a
+body (its projection) and how a resource is scoped (by account, or by job), and
+nothing about the rules of the service. Writers pass a connection inside a
+transaction from :class:`openbatch.store.engine.Store`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain import clock
+from . import schema
+
+Json = dict[str, Any]
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(slots=True)
+class Record:
+    pk: int
+    body: Json
+    etag: str
+    last_modified: datetime
+    row: Mapping[str, Any]
+
+
+def _wire_time(body: Json, *path: str) -> datetime | None:
+    value: Any = body
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return clock.naive(clock.from_wire(value)) if value else None
+
+
+def _key(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+class Collection:
+    def __init__(
+        self,
+        table: sa.Table,
+        project: Callable[[Json], dict[str, Any]],
+        scope: Sequence[str],
+        order: Sequence[str] = ("id_key",),
+        key: Sequence[str] = ("id_key",),
+    ) -> None:
+        self.table = table
+        self.project = project
+        self.scope = tuple(scope)
+        self.order = tuple(order)
+        self.key = tuple(key)
+        self._has_etag = "etag" in table.c
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _scoped(self, scope: Sequence[Any]) -> list[sa.ColumnElement[bool]]:
+        return [self.table.c[name] == value for name, value in zip(self.scope, scope, strict=True)]
+
+    def _record(self, row: Any) -> Record:
+        mapping = row._mapping
+        return Record(
+            pk=mapping["pk"],
+            body=_decode(mapping["body"]),
+            etag=mapping.get("etag", ""),
+            last_modified=clock.aware(mapping.get("last_modified")),  # type: ignore[arg-type]
+            row=mapping,
+        )
+
+    def get(self, conn: Connection, scope: Sequence[Any], key: Sequence[str], *, for_update: bool = False) -> Record | None:
+        cond = self._scoped(scope) + [self.table.c[n] == v.lower() for n, v in zip(self.key, key, strict=True)]
+        query = sa.select(self.table).where(*cond)
+        if for_update:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        return self._record(row) if row else None
+
+    def page(
+        self,
+        conn: Connection,
+        scope: Sequence[Any],
+        where: sa.ColumnElement[bool] | None,
+        after: Sequence[str] | None,
+        limit: int,
+    ) -> list[Record]:
+        """Up to ``limit`` records ordered by the key, after the keyset position ``after``."""
+        cols = [self.table.c[name] for name in self.order]
+        cond = self._scoped(scope)
+        if where is not None:
+            cond.append(where)
+        if after:
+            cond.append(sa.tuple_(*cols) > sa.tuple_(*after) if len(cols) > 1 else cols[0] > after[0])
+        query = sa.select(self.table).where(*cond).order_by(*cols).limit(limit)
+        return [self._record(row) for row in conn.execute(query)]
+
+    def existing_keys(self, conn: Connection, scope: Sequence[Any], keys: Iterable[str]) -> set[str]:
+        column = self.table.c[self.key[-1]]
+        wanted = list({k.lower() for k in keys})
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            query = sa.select(column).where(*self._scoped(scope), column.in_(wanted[start : start + 500]))
+            found.update(conn.execute(query).scalars())
+        return found
+
+    def count(self, conn: Connection, scope: Sequence[Any]) -> int:
+        return conn.execute(sa.select(sa.func.count()).select_from(self.table).where(*self._scoped(scope))).scalar_one()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _values(self, body: Json, now: datetime) -> dict[str, Any]:
+        values = self.project(body)
+        values["body"] = _encode(body)
+        if self._has_etag:
+            values["etag"] = clock.new_etag()
+            values["last_modified"] = clock.naive(now)
+        return values
+
+    def insert(self, conn: Connection, scope: Sequence[Any], body: Json, now: datetime) -> Record:
+        values = {**dict(zip(self.scope, scope, strict=True)), **self._values(body, now)}
+        pk = conn.execute(self.table.insert().values(**values).returning(self.table.c.pk)).scalar_one()
+        return Record(pk, body, values.get("etag", ""), now, values)
+
+    def insert_many(self, conn: Connection, scope: Sequence[Any], bodies: Sequence[Json], now: datetime) -> list[Record]:
+        scoped = dict(zip(self.scope, scope, strict=True))
+        rows = [{**scoped, **self._values(body, now)} for body in bodies]
+        if rows:
+            conn.execute(self.table.insert(), rows)
+        return [Record(0, body, row.get("etag", ""), now, row) for body, row in zip(bodies, rows)]
+
+    def update(self, conn: Connection, record: Record, body: Json, now: datetime) -> Record:
+        values = self._values(body, now)
+        conn.execute(self.table.update().where(self.table.c.pk == record.pk).values(**values))
+        return Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values})
+
+    def delete(self, conn: Connection, pk: int) -> None:
+        conn.execute(self.table.delete().where(self.table.c.pk == pk))
+
+
+# -- the tables' projections ----------------------------------------------------------------
+
+
+def _pool_columns(body: Json) -> dict[str, Any]:
+    return {
+        "id": body["id"],
+        "id_key": body["id"].lower(),
+        "state": body["state"],
+        "allocation_state": body["allocationState"],
+        "vm_size": body["vmSize"].lower(),
+        "enable_auto_scale": bool(body.get("enableAutoScale")),
+        "enable_inter_node_communication": bool(body.get("enableInterNodeCommunication")),
+        "creation_time": _wire_time(body, "creationTime"),
+        "state_transition_time": _wire_time(body, "stateTransitionTime"),
+        "allocation_state_transition_time": _wire_time(body, "allocationStateTransitionTime"),
+    }
+
+
+def _job_columns(body: Json) -> dict[str, Any]:
+    return {
+        "id": body["id"],
+        "id_key": body["id"].lower(),
+        "state": body["state"],
+        "pool_id_key": _key(body.get("executionInfo", {}).get("poolId")),
+        "priority": body.get("priority", 0),
+        "creation_time": _wire_time(body, "creationTime"),
+        "state_transition_time": _wire_time(body, "stateTransitionTime"),
+        "end_time": _wire_time(body, "executionInfo", "endTime"),
+        "has_preparation": "jobPreparationTask" in body,
+    }
+
+
+def _task_columns(body: Json) -> dict[str, Any]:
+    info = body.get("executionInfo", {})
+    return {
+        "id": body["id"],
+        "id_key": body["id"].lower(),
+        "state": body["state"],
+        "result": info.get("result"),
+        "exit_code": info.get("exitCode"),
+        "required_slots": body.get("requiredSlots", 1),
+        "creation_time": _wire_time(body, "creationTime"),
+        "state_transition_time": _wire_time(body, "stateTransitionTime"),
+        "start_time": _wire_time(info, "startTime"),
+        "end_time": _wire_time(info, "endTime"),
+    }
+
+
+def _node_columns(body: Json) -> dict[str, Any]:
+    return {
+        "id": body["id"],
+        "id_key": body["id"].lower(),
+        "state": body["state"],
+        "scheduling_state": body.get("schedulingState", "enabled"),
+        "state_transition_time": _wire_time(body, "stateTransitionTime"),
+        "last_boot_time": _wire_time(body, "lastBootTime"),
+        "allocation_time": _wire_time(body, "allocationTime"),
+        **_execution_columns("start_task", body.get("startTaskInfo")),
+    }
+
+
+def _execution_columns(prefix: str, info: Json | None) -> dict[str, Any]:
+    info = info or {}
+    return {
+        f"{prefix}_state": info.get("state"),
+        f"{prefix}_start_time": _wire_time(info, "startTime"),
+        f"{prefix}_end_time": _wire_time(info, "endTime"),
+        f"{prefix}_exit_code": info.get("exitCode"),
+        f"{prefix}_result": info.get("result"),
+    }
+
+
+def _prep_release_columns(body: Json) -> dict[str, Any]:
+    return {
+        "pool_id_key": body["poolId"].lower(),
+        "node_id_key": body["nodeId"].lower(),
+        **_execution_columns("prep", body.get("jobPreparationTaskExecutionInfo")),
+        **_execution_columns("release", body.get("jobReleaseTaskExecutionInfo")),
+    }
+
+
+POOLS = Collection(schema.pools, _pool_columns, scope=("account",))
+JOBS = Collection(schema.jobs, _job_columns, scope=("account",))
+TASKS = Collection(schema.tasks, _task_columns, scope=("job_pk",))
+NODES = Collection(schema.nodes, _node_columns, scope=("account", "pool_id_key"))
+PREP_RELEASE = Collection(
+    schema.prep_release,
+    _prep_release_columns,
+    scope=("job_pk",),
+    order=("pool_id_key", "node_id_key"),
+    key=("pool_id_key", "node_id_key"),
+)
+
+
+def adjust_counters(conn: Connection, job_pk: int, change: Counter[str]) -> None:
+    """Apply task-count deltas to the job row (same transaction as the task change)."""
+    if not change:
+        return
+    table = schema.jobs
+    values = {name: table.c[name] + amount for name, amount in change.items()}
+    conn.execute(table.update().where(table.c.pk == job_pk).values(**values))
+
+
+def read_counters(conn: Connection, job_pk: int) -> dict[str, int]:
+    table = schema.jobs
+    row = conn.execute(sa.select(*[table.c[n] for n in schema.COUNTER_COLUMNS]).where(table.c.pk == job_pk)).one()
+    return dict(row._mapping)

@@ -1,0 +1,156 @@
+"""The SQLAlchemy Core schema shared by SQLite and PostgreSQL.
+
+Every resource row keeps its whole wire body (JSON text) plus the fields that
+lists filter and sort on as indexed columns. Ids are case-preserving in the body
+and unique case-insensitively through the lower-cased ``*_key`` columns. Every
+row belongs to one account. Datetimes are naive UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(64)
+#: Lower-cased ids for uniqueness, keyset paging and $filter ranges: byte order on PostgreSQL
+#: (COLLATE "C") so range scans agree with Python and use the index.
+ID_KEY = String(64).with_variant(String(64, collation="C"), "postgresql")
+NODE_ID_KEY = String(128).with_variant(String(128, collation="C"), "postgresql")
+STATE = String(24)
+PK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _resource_columns() -> list[Column]:
+    return [
+        Column("etag", String(40), nullable=False),
+        Column("last_modified", DateTime, nullable=False),
+        Column("body", Text, nullable=False),
+    ]
+
+
+pools = Table(
+    "pools",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("id", ID, nullable=False),
+    Column("id_key", ID_KEY, nullable=False),
+    Column("state", STATE, nullable=False),
+    Column("allocation_state", STATE, nullable=False),
+    Column("vm_size", String(64), nullable=False),
+    Column("enable_auto_scale", Boolean, nullable=False),
+    Column("enable_inter_node_communication", Boolean, nullable=False),
+    Column("creation_time", DateTime, nullable=False),
+    Column("state_transition_time", DateTime, nullable=False),
+    Column("allocation_state_transition_time", DateTime, nullable=False),
+    *_resource_columns(),
+    UniqueConstraint("account", "id_key", name="uq_pools_account_id"),
+)
+
+COUNTER_COLUMNS = [f"{kind}_{bucket}" for kind in ("task", "slot")
+                   for bucket in ("active", "running", "completed", "succeeded", "failed")]
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("id", ID, nullable=False),
+    Column("id_key", ID_KEY, nullable=False),
+    Column("state", STATE, nullable=False),
+    Column("pool_id_key", ID_KEY, nullable=True),
+    Column("priority", Integer, nullable=False),
+    Column("creation_time", DateTime, nullable=False),
+    Column("state_transition_time", DateTime, nullable=False),
+    Column("end_time", DateTime, nullable=True),
+    Column("has_preparation", Boolean, nullable=False),
+    *_resource_columns(),
+    *[Column(name, BigInteger, nullable=False, server_default="0") for name in COUNTER_COLUMNS],
+    UniqueConstraint("account", "id_key", name="uq_jobs_account_id"),
+    Index("ix_jobs_account_state", "account", "state"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("job_pk", PK, ForeignKey("jobs.pk", ondelete="CASCADE"), nullable=False),
+    Column("id", ID, nullable=False),
+    Column("id_key", ID_KEY, nullable=False),
+    Column("state", STATE, nullable=False),
+    Column("result", String(16), nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("required_slots", Integer, nullable=False),
+    Column("creation_time", DateTime, nullable=False),
+    Column("state_transition_time", DateTime, nullable=False),
+    Column("start_time", DateTime, nullable=True),
+    Column("end_time", DateTime, nullable=True),
+    *_resource_columns(),
+    UniqueConstraint("job_pk", "id_key", name="uq_tasks_job_id"),
+    Index("ix_tasks_job_state_id", "job_pk", "state", "id_key"),
+)
+
+def _execution_columns(prefix: str) -> list[Column]:
+    return [
+        Column(f"{prefix}_state", STATE, nullable=True),
+        Column(f"{prefix}_start_time", DateTime, nullable=True),
+        Column(f"{prefix}_end_time", DateTime, nullable=True),
+        Column(f"{prefix}_exit_code", Integer, nullable=True),
+        Column(f"{prefix}_result", String(16), nullable=True),
+    ]
+
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("pool_id_key", ID_KEY, nullable=False),
+    Column("id", String(128), nullable=False),
+    Column("id_key", NODE_ID_KEY, nullable=False),
+    Column("state", STATE, nullable=False),
+    Column("scheduling_state", STATE, nullable=False),
+    Column("state_transition_time", DateTime, nullable=False),
+    Column("last_boot_time", DateTime, nullable=True),
+    Column("allocation_time", DateTime, nullable=True),
+    *_resource_columns(),
+    *_execution_columns("start_task"),
+    UniqueConstraint("account", "pool_id_key", "id_key", name="uq_nodes_pool_id"),
+)
+
+
+#: One row per (job, node) that ran the job's preparation or release task; rows
+#: outlive the node, so List Preparation And Release Task Status still shows them.
+prep_release = Table(
+    "prep_release",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("job_pk", PK, ForeignKey("jobs.pk", ondelete="CASCADE"), nullable=False),
+    Column("pool_id_key", ID_KEY, nullable=False),
+    Column("node_id_key", NODE_ID_KEY, nullable=False),
+    *_execution_columns("prep"),
+    *_execution_columns("release"),
+    Column("body", Text, nullable=False),
+    UniqueConstraint("job_pk", "pool_id_key", "node_id_key", name="uq_prep_release_job_node"),
+)

@@ -1,0 +1,96 @@
+"""Shared fixtures: stores (SQLite, PostgreSQL), a live server per store, and contract checks.
+
+PostgreSQL tests use a fresh database created for this run and dropped after it;
+without a reachable server (OPENBATCH_TEST_PG_URL, default 127.0.0.1:5432) they are
+skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.live import LiveServer, start_server
+from tests.support.swagger import load_spec
+
+PG_ADMIN_URL = os.environ.get("OPENBATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+HITS_DIR = Path(__file__).resolve().parent.parent / "build" / "coverage-hits"
+
+
+def _pg_admin_connect():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    last: Exception | None = None
+    for url in (PG_ADMIN_URL, PG_ADMIN_URL.replace("postgres@", "root@")):
+        try:
+            return psycopg.connect(url, autocommit=True, connect_timeout=3)
+        except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+            last = exc
+    raise RuntimeError(str(last))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run (dropped afterwards)."""
+    try:
+        admin = _pg_admin_connect()
+    except RuntimeError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({exc}); the PostgreSQL half is skipped")
+    name = f"openbatch_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    user = admin.info.user
+    try:
+        yield f"postgresql+psycopg://{user}@{admin.info.host}:{admin.info.port}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def spec():  # type: ignore[no-untyped-def]
+    return load_spec()
+
+
+_servers: list[LiveServer] = []
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """A running openbatch server, once on SQLite and once on PostgreSQL."""
+    database_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
+    server = start_server(data_dir, database_url, request.param, spec)
+    _servers.append(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.app.services.pools.ctx.store.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _contract(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test whose requests got a response that breaks the Swagger contract."""
+    if "live" not in request.fixturenames:
+        yield
+        return
+    server: LiveServer = request.getfixturevalue("live")
+    before = len(server.recorder.violations)
+    yield
+    new = server.recorder.violations[before:]
+    assert not new, "responses that break the Swagger contract:\n" + "\n".join(new)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep which operations which client reached (docs/coverage.md is generated from these)."""
+    hits = sorted({hit for server in _servers for hit in server.recorder.hits})
+    if not hits:
+        return
+    HITS_DIR.mkdir(parents=True, exist_ok=True)
+    worker = os.environ.get("OPENBATCH_HITS_NAME", "main")
+    (HITS_DIR / f"{worker}.json").write_text(json.dumps([list(h) for h in hits], indent=0))
