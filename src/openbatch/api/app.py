@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..auth import SignedRequest, verify
 from ..domain import clock
-from ..domain.errors import BatchError, not_implemented
+from ..domain.errors import BatchError, invalid_query, not_implemented
 from ..services import Services
 from . import handlers  # noqa: F401  (registers the operations)
 from .request import ApiRequest, parse_query
@@ -86,6 +86,10 @@ class BatchApp:
             body_length=len(req.body),
         )
         req.account = verify(signed, self.accounts, self.now())
+        req.token_key = self.accounts.get(req.account, b"")
+        for name, value in req.query.items():
+            if "\x00" in value:  # nothing takes a NUL, and PostgreSQL could not compare one
+                raise invalid_query(name, value.replace("\x00", "%00"), "The value contains a NUL character.")
         version = req.query.get("api-version")
         if not version:
             raise BatchError("MissingRequiredQueryParameter", "A query parameter that's mandatory for this request is "

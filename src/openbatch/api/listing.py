@@ -13,7 +13,7 @@ from .wire import decode_token
 def list_query(req: ApiRequest, operation_id: str, *, max_results: int = 1000) -> ListQuery:
     limit = req.int_query("maxresults", max_results, 1, max_results)
     token = req.query.get("$skiptoken")
-    after = decode_token(token) if token else None
+    after = decode_token(token, req) if token else None
     text = req.query.get("$filter", "")
     where = None
     if text.strip():

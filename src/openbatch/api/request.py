@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -11,13 +12,16 @@ import anyio.to_thread
 
 from ..domain import clock
 from ..domain.conditions import Conditions
-from ..domain.errors import BatchError, invalid_header, invalid_query, out_of_range_query
+from ..domain.errors import BatchError, invalid_body, invalid_header, invalid_query, out_of_range_query
 from ..domain.models import Model, decode
 
 T = TypeVar("T", bound=Model)
 R = TypeVar("R")
 
 DEFAULT_TIMEOUT = 30
+INT32_MAX = 2**31 - 1
+#: A JSON ``\u0000`` escape (an odd run of backslashes before ``u0000``); no stored text can hold NUL.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def parse_query(raw: str) -> dict[str, str]:
@@ -40,6 +44,7 @@ class ApiRequest:
     api_version: str = ""
     params: dict[str, str] = field(default_factory=dict)
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    token_key: bytes = b""  # the account's key: signs the $skiptoken values this request hands out
     services: Any = None  # openbatch.services.Services, set by the app
 
     # -- query ------------------------------------------------------------------------------
@@ -69,10 +74,10 @@ class ApiRequest:
         raw = self.query.get("timeout")
         if raw:
             try:
-                if int(raw) < 1:
+                if not 1 <= int(raw) <= INT32_MAX:  # the spec's type is int32
                     raise ValueError
             except ValueError:
-                raise invalid_query("timeout", raw, "The value must be a positive integer.") from None
+                raise invalid_query("timeout", raw, "The value must be a positive 32-bit integer.") from None
 
     # -- headers ----------------------------------------------------------------------------
 
@@ -96,10 +101,15 @@ class ApiRequest:
     # -- body -------------------------------------------------------------------------------
 
     def json(self, model: type[T]) -> T:
-        return decode(self.body, model)
+        if b"\\u0000" in self.body and _JSON_NUL.search(self.body):
+            raise invalid_body("The body contains a NUL character (\\u0000) in a string.")
+        try:
+            return decode(self.body, model)
+        except RecursionError:  # msgspec gives up on very deep nesting; that is the client's fault
+            raise invalid_body("The body is nested too deeply.") from None
 
     def optional_json(self, model: type[T]) -> T | None:
-        return decode(self.body, model) if self.body.strip() else None
+        return self.json(model) if self.body.strip() else None
 
     # -- urls -------------------------------------------------------------------------------
 

@@ -187,6 +187,9 @@ def resolve(method: str, raw_path: str) -> tuple[str, Handler | None, dict[str, 
         raise BatchError("InvalidUri", "The requested URI does not represent any resource on the server.",
                          [("RequestUri", raw_path)])
     route, params = best[1], best[2]
+    if any("\x00" in value for value in params.values()):  # no id or file name holds NUL (PostgreSQL can't)
+        raise BatchError("InvalidUri", "The requested URI does not represent any resource on the server.",
+                         [("RequestUri", raw_path), ("Reason", "A path segment contains a NUL character.")])
     return route.operation_id, HANDLERS.get(route.operation_id), params
 
 

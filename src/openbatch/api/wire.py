@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hmac
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlencode
 
@@ -118,26 +119,52 @@ def entity(req: ApiRequest, metadata: str, body: Json, record: Record | None = N
 # -- lists ----------------------------------------------------------------------------------
 
 
-def encode_token(position: Iterable[str]) -> str:
-    return base64.urlsafe_b64encode(_encode(list(position))).decode().rstrip("=")
+_MAX_TOKEN_CHARS = 8192
 
 
-def decode_token(token: str) -> tuple[str, ...]:
+def _token_tag(req: ApiRequest, payload: str) -> str:
+    """A MAC binding a token to the account (keyed by its key) and the list it came from."""
+    scope = f"{req.account}\n{req.path.lower()}\n{payload}".encode()
+    return base64.urlsafe_b64encode(hmac.digest(req.token_key, scope, "sha256")[:18]).decode()
+
+
+def encode_token(position: Iterable[str], req: ApiRequest | None = None) -> str:
+    """An opaque ``$skiptoken``: the keyset position, signed for ``req``'s account and list when given."""
+    payload = base64.urlsafe_b64encode(_encode(list(position))).decode().rstrip("=")
+    return payload if req is None else f"{payload}.{_token_tag(req, payload)}"
+
+
+def decode_token(token: str, req: ApiRequest | None = None) -> tuple[str, ...]:
+    """The position in a ``$skiptoken``; 400 for anything this server did not issue.
+
+    With ``req`` the token must carry the tag :func:`encode_token` gave it for the same
+    account and list path, so a forged, altered or foreign token (another list's position
+    may have another arity) never reaches the store.
+    """
+    payload, dot, tag = token.partition(".")
     try:
-        padded = token + "=" * (-len(token) % 4)
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise ValueError("too long")
+        if req is not None and not (dot and hmac.compare_digest(tag.encode(), _token_tag(req, payload).encode())):
+            raise ValueError("bad tag")
+        padded = payload + "=" * (-len(payload) % 4)
         value = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, str) and v and "\x00" not in v for v in value)
+        ):
             return tuple(value)
     except (ValueError, msgspec.DecodeError):
         pass
-    raise invalid_query("$skiptoken", token, "The skip token is not one this server issued.")
+    raise invalid_query("$skiptoken", token[:200], "The skip token is not one this server issued.")
 
 
 def next_link(req: ApiRequest, position: tuple[str, ...] | None) -> str | None:
     if position is None:
         return None
     query = {k: v for k, v in req.query.items() if k != "$skiptoken"}
-    query["$skiptoken"] = encode_token(position)
+    query["$skiptoken"] = encode_token(position, req)
     query.setdefault("api-version", req.api_version)
     return f"{req.base_url}{req.path}?{urlencode(query, safe='$,')}"
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Collection
 
 from . import clock
 from .errors import BatchError, invalid_property, missing_property
 from .models import (
+    Json as _Json,
     PoolAddParameter,
     PoolPatchParameter,
     PoolResizeParameter,
@@ -24,6 +25,23 @@ Json = dict[str, Any]
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
 MAX_SLOTS_PER_NODE = 256
 
+#: The first api-version without certificates: its UpdateProperties body has no
+#: certificateReferences (azure-batch 15's BatchPoolReplaceOptions cannot send one).
+NO_CERTIFICATES_API_VERSION = "2025-06-01"
+
+
+class PoolReplacePropertiesParameter(PoolUpdatePropertiesParameter, kw_only=True):
+    """UpdateProperties from api-version 2025-06-01 on: certificateReferences no longer exists."""
+
+    certificateReferences: list[_Json] | None = None
+
+
+def update_properties_model(api_version: str) -> type[PoolUpdatePropertiesParameter]:
+    """The UpdateProperties body an api-version defines (versions are dates, so they sort as strings)."""
+    if api_version >= NO_CERTIFICATES_API_VERSION:
+        return PoolReplacePropertiesParameter
+    return PoolUpdatePropertiesParameter
+
 
 def _check_start_task(task: StartTask | None) -> None:
     if task is None:
@@ -31,6 +49,25 @@ def _check_start_task(task: StartTask | None) -> None:
     check_task_common(task, "startTask")
     if task.maxTaskRetryCount is not None and task.maxTaskRetryCount < -1:
         raise invalid_property("startTask/maxTaskRetryCount", task.maxTaskRetryCount, "Must be -1 or greater.")
+
+
+def _start_task_body(body: Json) -> None:
+    """A stored startTask carries its documented defaults, however it was given (Add, Patch, UpdateProperties)."""
+    if "startTask" in body:
+        body["startTask"] = {**body["startTask"]}
+        body["startTask"].setdefault("maxTaskRetryCount", 0)
+        body["startTask"].setdefault("waitForSuccess", True)
+
+
+def check_application_packages(references: list[Json] | None, available: Collection[str]) -> None:
+    """Every referenced application must exist in the account (409 InvalidApplicationPackageReferences)."""
+    unknown = [str(ref.get("applicationId", "")) for ref in references or () if ref.get("applicationId") not in available]
+    if unknown:
+        raise BatchError(
+            "InvalidApplicationPackageReferences",
+            "One or more of the specified application package references are invalid.",
+            [("ApplicationId", app) for app in unknown],
+        )
 
 
 def _check_targets(dedicated: int | None, low_priority: int | None) -> None:
@@ -78,9 +115,7 @@ def new_pool_body(pool: PoolAddParameter, now: datetime) -> Json:
     body.setdefault("taskSlotsPerNode", 1)
     body.setdefault("taskSchedulingPolicy", {"nodeFillType": "spread"})
     body.setdefault("targetNodeCommunicationMode", "default")
-    if "startTask" in body:
-        body["startTask"].setdefault("maxTaskRetryCount", 0)
-        body["startTask"].setdefault("waitForSuccess", True)
+    _start_task_body(body)
     stamp = clock.to_wire(now)
     body.update(
         creationTime=stamp,
@@ -109,6 +144,7 @@ def patched_body(body: Json, patch: PoolPatchParameter) -> Json:
         raise invalid_property("taskSlotsPerNode", patch.taskSlotsPerNode, f"Must be between 1 and {MAX_SLOTS_PER_NODE}.")
     new = dict(body)
     new.update(to_json(patch))
+    _start_task_body(new)
     return new
 
 
@@ -122,6 +158,7 @@ def updated_properties_body(body: Json, update: PoolUpdatePropertiesParameter) -
     for key in ("startTask", "targetNodeCommunicationMode"):
         new.pop(key, None)
     new.update(changes)
+    _start_task_body(new)
     return new
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..store.engine import Store
 from .account import AccountService
 from .context import ServiceContext
+from .execution import ExecutionService
 from .files import FileService
 from .jobs import JobService
 from .nodes import NodeService
@@ -24,6 +25,7 @@ class Services:
     files: FileService
     prep_release: PrepReleaseService
     account: AccountService
+    execution: ExecutionService
 
     @classmethod
     def create(cls, store: Store) -> "Services":
@@ -38,4 +40,5 @@ class Services:
             files=FileService(ctx, nodes),
             prep_release=PrepReleaseService(ctx),
             account=AccountService(ctx),
+            execution=ExecutionService(ctx, jobs),
         )

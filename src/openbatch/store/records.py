@@ -121,7 +121,7 @@ class Collection:
 
     def _values(self, body: Json, now: datetime) -> dict[str, Any]:
         values = self.project(body)
-        values["body"] = _encode(body)
+        values["body"] = _encode(body).decode()
         if self._has_etag:
             values["etag"] = clock.new_etag()
             values["last_modified"] = clock.naive(now)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ...domain import clock, stats
+from ...domain.pools import update_properties_model
 from ...domain.models import (
     NodeRemoveParameter,
     PoolAddParameter,
     PoolPatchParameter,
     PoolResizeParameter,
-    PoolUpdatePropertiesParameter,
 )
 from ...store.records import Record
 from ..listing import list_query
@@ -72,7 +72,7 @@ async def patch(req: ApiRequest) -> Response:
 
 @operation("Pool_UpdateProperties")
 async def update_properties(req: ApiRequest) -> Response:
-    body = req.json(PoolUpdatePropertiesParameter)
+    body = req.json(update_properties_model(req.api_version))
     record = await run(req.services.pools.update_properties, req.account, req.params["poolId"], body)
     return changed(req, 204, _pool_url(req, record), record)
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the test dependencies and run the whole test suite.
+#  1. .venv        : openbatch + azure-batch 15.1 (unit, store, REST and SDK 15 end-to-end tests)
+#  2. .venv-sdk14  : openbatch + azure-batch 14.2 (the same server driven by the msrest-based SDK)
+#  3. the coverage table (docs/coverage.md) regenerated from both runs must equal the committed one
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+setup() {  # setup VENV PACKAGES...
+  local venv=$1; shift
+  [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@"
+}
+
+setup .venv -e ".[test,sdk15]"
+setup .venv-sdk14 -e ".[test]" "azure-batch==14.2.0"
+
+rm -rf build/coverage-hits
+status=0
+OPENBATCH_HITS_NAME=sdk15 .venv/bin/python -m pytest -q "$@" || status=$?
+OPENBATCH_HITS_NAME=sdk14 .venv-sdk14/bin/python -m pytest -q tests/sdk14 "$@" || status=$?
+if [ $# -eq 0 ]; then
+  .venv/bin/python scripts/coverage_table.py --check || status=$?
+fi
+exit $status

@@ -1,0 +1,68 @@
+"""What happens to a task when a node runs it: assigned, running, exited (with retries).
+
+Pure functions over the stored CloudTask body; the execution layer reports, the
+services apply these in one transaction with the job's counters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from . import clock
+from .errors import BatchError
+from .states import TaskState
+from .tasks import with_state
+
+Json = dict[str, Any]
+
+
+def assigned(body: Json, node_info: Json, now: datetime, *, preparing: bool) -> Json:
+    """A node took the task: ``preparing`` while the job preparation task must finish first."""
+    if body["state"] != TaskState.ACTIVE.value:
+        raise BatchError("OperationInvalidForCurrentState", "Only an active task can be assigned to a node.",
+                         [("TaskId", body["id"]), ("TaskState", body["state"])])
+    new = with_state(body, TaskState.PREPARING if preparing else TaskState.RUNNING, now)
+    new["nodeInfo"] = dict(node_info)
+    if not preparing:
+        new["executionInfo"] = {**body.get("executionInfo", {}), "startTime": clock.to_wire(now)}
+    return new
+
+
+def running(body: Json, now: datetime) -> Json:
+    """Preparation done (or not needed): the task's own process starts."""
+    if body["state"] == TaskState.RUNNING.value:
+        return body
+    if body["state"] != TaskState.PREPARING.value:
+        raise BatchError("OperationInvalidForCurrentState", "Only a preparing task can start running.",
+                         [("TaskId", body["id"]), ("TaskState", body["state"])])
+    new = with_state(body, TaskState.RUNNING, now)
+    new["executionInfo"] = {**body.get("executionInfo", {}), "startTime": clock.to_wire(now)}
+    return new
+
+
+def exited(body: Json, exit_code: int, now: datetime) -> Json:
+    """The task's process ended: completed, or back to active for a retry (maxTaskRetryCount)."""
+    if body["state"] != TaskState.RUNNING.value:
+        raise BatchError("OperationInvalidForCurrentState", "Only a running task can exit.",
+                         [("TaskId", body["id"]), ("TaskState", body["state"])])
+    info = dict(body.get("executionInfo", {}))
+    retries = info.get("retryCount", 0)
+    allowed = body.get("constraints", {}).get("maxTaskRetryCount", 0)
+    stamp = clock.to_wire(now)
+    if exit_code != 0 and (allowed == -1 or retries < allowed):
+        new = with_state(body, TaskState.ACTIVE, now)
+        info.update(retryCount=retries + 1, lastRetryTime=stamp, exitCode=exit_code)
+        new["executionInfo"] = info
+        return new
+    new = with_state(body, TaskState.COMPLETED, now)
+    info.update(endTime=stamp, exitCode=exit_code, result="success" if exit_code == 0 else "failure")
+    if exit_code != 0:
+        info["failureInfo"] = {
+            "category": "usererror",
+            "code": "FailureExitCode",
+            "message": "The task exited with an exit code representing a failure",
+            "details": [{"name": "Message", "value": f"The task exited with exit code {exit_code}"}],
+        }
+    new["executionInfo"] = info
+    return new
