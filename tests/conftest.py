@@ -11,7 +11,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -35,20 +35,32 @@ def _pg_admin_connect():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run (dropped afterwards)."""
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """Make fresh PostgreSQL databases for this test run; all are dropped at the end."""
     try:
         admin = _pg_admin_connect()
     except RuntimeError as exc:
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({exc}); the PostgreSQL half is skipped")
-    name = f"openbatch_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    user = admin.info.user
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"openbatch_test_{uuid.uuid4().hex[:12]}"
+        admin.execute(f'CREATE DATABASE "{name}"')
+        names.append(name)
+        return f"postgresql+psycopg://{admin.info.user}@{admin.info.host}:{admin.info.port}/{name}"
+
     try:
-        yield f"postgresql+psycopg://{user}@{admin.info.host}:{admin.info.port}/{name}"
+        yield make
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_databases: Callable[[], str]) -> str:
+    """The PostgreSQL database of the live server."""
+    return postgres_databases()
 
 
 @pytest.fixture(scope="session")

@@ -337,9 +337,7 @@ def test_patch_changes_only_the_given_properties(batch: BatchClient, live) -> No
     after = batch.get_job(job_id)
     assert after.priority == 20
     assert [(i.name, i.value) for i in after.metadata] == [("b", "2")]
-    # a constraints object given in a patch replaces the constraints (unset members take defaults)
     assert after.constraints.max_wall_clock_time == timedelta(hours=1)
-    assert after.constraints.max_task_retry_count == 0
 
     expect_error(400, "InvalidPropertyValue", batch.update_job, job_id, m.BatchJobUpdateOptions(priority=1001))
     expect_error(400, "InvalidPropertyValue", batch.update_job, job_id, m.BatchJobUpdateOptions(max_parallel_tasks=0))
@@ -412,6 +410,22 @@ def test_update_replaces_all_updatable_properties(batch: BatchClient, live) -> N
     assert job.constraints.max_task_retry_count == -1
     expect_error(400, "InvalidPropertyValue", batch.replace_job, job_id,
                  m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="pool-a"), priority=1001))
+
+
+def test_update_with_the_job_read_back_from_get(batch: BatchClient) -> None:
+    """The usual SDK pattern: get, change, replace."""
+    job_id = new_job(batch, priority=1, metadata=[m.BatchMetadataItem(name="k", value="v")],
+                     job_preparation_task=m.BatchJobPreparationTask(command_line="/bin/true"))
+    job = batch.get_job(job_id)
+    job.priority = 9
+    job.max_parallel_tasks = 2
+    batch.replace_job(job_id, job)
+    after = batch.get_job(job_id)
+    assert (after.priority, after.max_parallel_tasks) == (9, 2)
+    assert [(i.name, i.value) for i in after.metadata] == [("k", "v")]
+    assert after.job_preparation_task.id == "jobpreparation"
+    assert after.creation_time == job.creation_time
+    assert after.etag != job.etag
 
 
 # -- the state machine --------------------------------------------------------------------------
@@ -535,6 +549,15 @@ def test_all_tasks_complete_terminatejob_set_on_finished_tasks_completes_at_once
     job = batch.get_job(job_id)
     assert job.state == m.BatchJobState.COMPLETED
     assert job.execution_info.termination_reason == "AllTasksComplete"
+
+
+def test_all_tasks_complete_terminatejob_on_a_job_without_tasks_completes_it(batch: BatchClient) -> None:
+    """Docs: "if a Job contains no Tasks, then all Tasks are considered complete"."""
+    job_id = new_job(batch, all_tasks_complete_mode="terminatejob")
+    job = batch.get_job(job_id)
+    assert job.state == m.BatchJobState.COMPLETED
+    assert job.execution_info.termination_reason == "AllTasksComplete"
+    expect_error(409, "JobCompleted", add_task, batch, job_id)
 
 
 def test_all_tasks_complete_by_deleting_the_last_active_task(batch: BatchClient) -> None:

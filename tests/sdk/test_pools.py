@@ -232,6 +232,7 @@ def test_target_as_json_string_is_accepted(rest: httpx.Client, batch: BatchClien
         ({"resizeTimeout": "PT1M"}, "InvalidPropertyValue", "resizeTimeout"),
         ({"resizeTimeout": "ten minutes"}, "InvalidPropertyValue", "resizeTimeout"),
         ({"taskSlotsPerNode": 0}, "InvalidPropertyValue", "taskSlotsPerNode"),
+        ({"taskSlotsPerNode": 257}, "InvalidPropertyValue", "taskSlotsPerNode"),
         ({"targetDedicatedNodes": -1}, "InvalidPropertyValue", "targetDedicatedNodes"),
         ({"targetLowPriorityNodes": -2}, "InvalidPropertyValue", "targetLowPriorityNodes"),
         ({"taskSchedulingPolicy": {"nodeFillType": "diagonal"}}, "InvalidPropertyValue", None),
@@ -244,7 +245,7 @@ def test_target_as_json_string_is_accepted(rest: httpx.Client, batch: BatchClien
         ({"metadata": [{"name": "", "value": "x"}]}, "EmptyMetadataKey", None),
     ],
     ids=["bad-id", "long-id", "no-vmSize", "no-vmConfig", "resizeTimeout-PT1M", "resizeTimeout-garbage",
-         "slots-0", "negative-dedicated", "negative-lowpri", "bad-fill-type", "target-not-a-number",
+         "slots-0", "slots-257", "negative-dedicated", "negative-lowpri", "bad-fill-type", "target-not-a-number",
          "no-targets", "targets-with-autoscale", "starttask-retries", "empty-metadata-name"],
 )
 def test_add_invalid_pool_400(rest: httpx.Client, change: dict, code: str, prop: str | None) -> None:
@@ -347,6 +348,13 @@ def test_list_with_filters(batch: BatchClient) -> None:
     assert listed(f"vmSize eq 'STANDARD_A1_V2' and {mine}") == ids[2:]
     assert listed(f"id eq '{ids[1]}'") == [ids[1]]
     assert listed(f"state eq 'deleting' and {mine}") == []
+    assert listed(f"enableAutoScale eq false and {mine}") == ids
+    assert listed(f"enableInterNodeCommunication eq true and {mine}") == []
+    assert listed(f"(vmSize eq 'STANDARD_A1_V2' or id eq '{ids[0]}') and {mine}") == [ids[0], ids[2]]
+    created = batch.get_pool(ids[0]).creation_time - datetime.timedelta(minutes=1)
+    assert listed(f"creationTime ge DateTime'{created.strftime('%Y-%m-%dT%H:%M:%SZ')}' and {mine}") == ids
+    # Values compare case-insensitively (property names do not).
+    assert listed(f"state eq 'Active' and vmSize eq '{VM_SIZE.lower()}' and {mine}") == ids[:2]
     every = [p.id for p in batch.list_pools()]
     assert set(ids) <= set(every) and every == sorted(every, key=str.lower)
 
@@ -379,7 +387,8 @@ def test_list_with_select_and_expand(batch: BatchClient) -> None:
     assert (pools[0].id, pools[0].vm_size, pools[0].state) == (pool_id, VM_SIZE, None)
 
 
-@pytest.mark.parametrize("flt", ["state eq", "nosuchproperty eq 'x'", "state eq 'sleeping'", "id zz 'a'"])
+@pytest.mark.parametrize("flt", ["state eq", "nosuchproperty eq 'x'", "state eq 'sleeping'", "id zz 'a'",
+                                 "State eq 'active'", "startswith(vmSize,'x')"])
 def test_list_bad_filter_400(batch: BatchClient, flt: str) -> None:
     error = _fails(lambda: list(batch.list_pools(filter=flt)), 400, None)
     assert error["code"] in ("InvalidQueryParameterValue", "InvalidInput"), error

@@ -178,8 +178,10 @@ def test_exit_condition_job_action_needs_perform_exit_options_on_the_job(batch: 
         error = expect_error(400, "InvalidPropertyValue", batch.create_task, job_id,
                              task(uid("t"), exit_conditions=conditions))
         assert error_values(error)["PropertyName"].endswith("jobAction")
-    # jobAction none is fine
-    batch.create_task(job_id, task("ok", exit_conditions=m.ExitConditions(default=m.ExitOptions(job_action="none"))))
+    # exit conditions without a job action are fine
+    batch.create_task(job_id, task("ok", exit_conditions=m.ExitConditions(
+        exit_codes=[m.ExitCodeMapping(code=1, exit_options=m.ExitOptions(dependency_action="satisfy"))])))
+    assert batch.get_task(job_id, "ok").exit_conditions.exit_codes[0].exit_options.dependency_action == "satisfy"
     check_counts(batch, job_id, active=1)
 
 
@@ -289,9 +291,9 @@ def test_add_collection_larger_than_1_mb_is_413(batch: BatchClient, rest: httpx.
     assert response.json()["code"] == "RequestBodyTooLarge"
     assert list(batch.list_tasks(job_id)) == []
     # just under the limit is fine
-    small = "/bin/echo " + "x" * 10_000
+    small = "/bin/echo " + "x" * 9_000
     body = json.dumps({"value": [{"id": f"t{i}", "commandLine": small} for i in range(100)]}).encode()
-    assert len(body) < 1024 * 1024
+    assert len(body) < 1_000_000
     response = post_collection(rest, job_id, body)
     assert response.status_code == 200, response.text
     assert {v["status"] for v in response.json()["value"]} == {"success"}
@@ -317,6 +319,32 @@ def test_create_tasks_helper_adds_250_tasks(batch: BatchClient) -> None:
     assert sorted(v.task_id for v in result.result_values) == ids
     assert [t.id for t in batch.list_tasks(job_id, select=["id"])] == ids
     check_counts(batch, job_id, active=250, slot_active=250)
+
+
+def test_create_tasks_helper_halves_chunks_on_413(batch: BatchClient) -> None:
+    """The SDK helper reacts to 413 RequestBodyTooLarge by resending smaller chunks."""
+    job_id = new_job(batch)
+    big = "/bin/echo " + "x" * 11_000  # 100 of these exceed 1 MB, 50 do not
+    ids = [f"big-{i:03d}" for i in range(100)]
+    result = batch.create_tasks(job_id, [task(i, command_line=big) for i in ids])
+    assert sorted(v.task_id for v in result.result_values) == ids
+    assert {v.status for v in result.result_values} == {m.BatchTaskAddStatus.SUCCESS}
+    assert batch.get_task(job_id, "big-042").command_line == big
+    check_counts(batch, job_id, active=100)
+
+
+def test_create_tasks_helper_reports_the_tasks_that_failed(batch: BatchClient) -> None:
+    job_id = new_job(batch)
+    batch.create_task(job_id, task("t-007"))
+    tasks = [task(f"t-{i:03d}") for i in range(150)] + [task("bad id"), task("zero", required_slots=0)]
+    with pytest.raises(m.CreateTasksError) as info:
+        batch.create_tasks(job_id, tasks)
+    failures = {f.task_id: f.error.code for f in info.value.failure_tasks}
+    # TaskExists is not a failure for the helper (a retry may have added the task)
+    assert failures == {"bad id": "InvalidPropertyValue", "zero": "InvalidPropertyValue"}
+    assert not info.value.errors
+    assert len(list(batch.list_tasks(job_id, select=["id"]))) == 150
+    check_counts(batch, job_id, active=150)
 
 
 # -- List ---------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ class BatchApp:
                              [("RequestedVersion", version), ("SupportedVersions", ", ".join(sorted(API_VERSIONS)))])
         req.api_version = version
         operation_id, handler, params = resolve(req.method, req.path)
-        scope["openbatch.operation"] = operation_id
+        scope["openbatch.operation"] = req.operation_id = operation_id
         req.params = params
         req.check_timeout()
         if handler is None:

@@ -71,9 +71,18 @@ def changed(req: ApiRequest, status: int, url: str, record: Record | None = None
 # -- representations ------------------------------------------------------------------------
 
 
+#: The operations whose spec defines ``$select``; elsewhere (supported images, node counts, files,
+#: applications) it is ignored, so their required properties are never cut away.
+SELECTABLE = frozenset(
+    """Certificate_List Certificate_Get JobSchedule_Get JobSchedule_List Job_Get Job_List
+    Job_ListFromJobSchedule Job_ListPreparationAndReleaseTaskStatus Pool_List Pool_Get Task_List Task_Get
+    Task_ListSubtasks ComputeNode_Get ComputeNode_List ComputeNodeExtension_Get ComputeNodeExtension_List""".split()
+)
+
+
 def parse_select(req: ApiRequest) -> frozenset[str] | None:
     raw = req.query.get("$select")
-    if raw is None:
+    if raw is None or (req.operation_id and req.operation_id not in SELECTABLE):
         return None
     names = frozenset(name.strip() for name in raw.split(",") if name.strip())
     if not names:

@@ -8,7 +8,7 @@ from ...odata import FILTERS, matches, parse_filter
 from ..listing import list_query
 from ..request import ApiRequest, run
 from ..router import operation
-from ..wire import listing
+from ..wire import decode_token, listing
 
 
 @operation("Account_ListPoolNodeCounts")
@@ -26,7 +26,13 @@ async def supported_images(req: ApiRequest) -> Response:
     if text.strip():
         bound = parse_filter(text, FILTERS["Account_ListSupportedImages"])
         images = [i for i in images if matches(bound, lambda p, i=i: i.get(p))]
-    return listing(req, "supportedimages", images[:limit], None)
+    token = req.query.get("$skiptoken")
+    if token:  # the nodeAgentSKUId of the last image of the previous page (unique, in a fixed order)
+        last = decode_token(token)[0]
+        skus = [i["nodeAgentSKUId"] for i in images]
+        images = images[skus.index(last) + 1:] if last in skus else []
+    page, rest = images[:limit], images[limit:]
+    return listing(req, "supportedimages", page, (page[-1]["nodeAgentSKUId"],) if rest else None)
 
 
 @operation("Application_List")

@@ -1,0 +1,171 @@
+"""The store against both real databases: migrations, records, keyset pages, counters, transactions."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from openbatch.store import schema
+from openbatch.store.engine import Store
+from openbatch.store.records import JOBS, PREP_RELEASE, TASKS, adjust_counters, read_counters
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_databases")()
+    else:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+def job_body(job_id: str, state: str = "active") -> dict:
+    return {"id": job_id, "state": state, "creationTime": "2026-05-01T12:00:00.000000Z",
+            "stateTransitionTime": "2026-05-01T12:00:00.000000Z", "priority": 0, "poolInfo": {"poolId": "p"},
+            "executionInfo": {"startTime": "2026-05-01T12:00:00.000000Z", "poolId": "p"}}
+
+
+def task_body(task_id: str, state: str = "active", slots: int = 1, exit_code: int | None = None) -> dict:
+    info: dict = {"retryCount": 0, "requeueCount": 0}
+    if exit_code is not None:
+        info.update(exitCode=exit_code, result="success" if exit_code == 0 else "failure")
+    return {"id": task_id, "state": state, "requiredSlots": slots, "creationTime": "2026-05-01T12:00:00Z",
+            "stateTransitionTime": "2026-05-01T12:00:00Z", "executionInfo": info}
+
+
+def test_migrations_produce_exactly_the_schema(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+    assert diffs == []
+
+
+def test_migrate_is_idempotent(store: Store) -> None:
+    store.migrate()
+    with store.read() as conn:
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0001"
+
+
+def test_records_round_trip_case_insensitively(store: Store) -> None:
+    with store.write() as conn:
+        record = JOBS.insert(conn, ("acct",), job_body("MyJob"), NOW)
+    with store.read() as conn:
+        found = JOBS.get(conn, ("acct",), ("myjob",))
+        assert JOBS.get(conn, ("other",), ("myjob",)) is None
+    assert found is not None and found.pk == record.pk
+    assert found.body["id"] == "MyJob" and found.etag == record.etag
+    assert found.last_modified == NOW
+
+
+def test_update_moves_etag_and_columns(store: Store) -> None:
+    with store.write() as conn:
+        record = JOBS.insert(conn, ("acct",), job_body("j"), NOW)
+        updated = JOBS.update(conn, record, job_body("j", "disabled"), NOW + timedelta(seconds=1))
+    assert updated.etag != record.etag
+    with store.read() as conn:
+        row = conn.execute(sa.select(schema.jobs.c.state).where(schema.jobs.c.pk == record.pk)).scalar_one()
+    assert row == "disabled"
+
+
+def test_duplicate_ids_are_rejected_by_the_database(store: Store) -> None:
+    with store.write() as conn:
+        JOBS.insert(conn, ("acct",), job_body("dup"), NOW)
+    with pytest.raises(sa.exc.IntegrityError):
+        with store.write() as conn:
+            JOBS.insert(conn, ("acct",), job_body("DUP"), NOW)
+
+
+def test_a_failed_transaction_changes_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        with store.write() as conn:
+            JOBS.insert(conn, ("acct",), job_body("gone"), NOW)
+            raise RuntimeError("bad input discovered late")
+    with store.read() as conn:
+        assert JOBS.get(conn, ("acct",), ("gone",)) is None
+
+
+def test_keyset_pages_cover_everything_once(store: Store) -> None:
+    with store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("paged"), NOW)
+        TASKS.insert_many(conn, (job.pk,), [task_body(f"t{i:04d}") for i in range(2_345)], NOW)
+    seen: list[str] = []
+    after = None
+    with store.read() as conn:
+        while True:
+            page = TASKS.page(conn, (job.pk,), None, after, 1000)
+            seen += [r.body["id"] for r in page]
+            if len(page) < 1000:
+                break
+            after = (page[-1].row["id_key"],)
+        filtered = TASKS.page(conn, (job.pk,), schema.tasks.c.id_key >= "t2300", None, 1000)
+    assert seen == [f"t{i:04d}" for i in range(2_345)]
+    assert [r.body["id"] for r in filtered] == [f"t{i:04d}" for i in range(2_300, 2_345)]
+
+
+def test_counters_move_in_the_same_transaction(store: Store) -> None:
+    with store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("counted"), NOW)
+        adjust_counters(conn, job.pk, Counter({"task_active": 5, "slot_active": 9}))
+        adjust_counters(conn, job.pk, Counter({"task_active": -1, "task_completed": 1, "task_succeeded": 1}))
+    with store.read() as conn:
+        counters = read_counters(conn, job.pk)
+    assert counters["task_active"] == 4 and counters["slot_active"] == 9
+    assert counters["task_completed"] == counters["task_succeeded"] == 1 and counters["task_failed"] == 0
+
+
+def test_deleting_a_job_deletes_its_tasks_and_prep_release_rows(store: Store) -> None:
+    with store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("cascade"), NOW)
+        TASKS.insert_many(conn, (job.pk,), [task_body("a"), task_body("b")], NOW)
+        PREP_RELEASE.insert(conn, (job.pk,), {"poolId": "p", "nodeId": "n",
+                                              "jobPreparationTaskExecutionInfo": {"state": "running"}}, NOW)
+        JOBS.delete(conn, job.pk)
+    with store.read() as conn:
+        assert TASKS.count(conn, (job.pk,)) == 0
+        assert PREP_RELEASE.count(conn, (job.pk,)) == 0
+
+
+def test_projection_columns_follow_the_body(store: Store) -> None:
+    with store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("proj"), NOW)
+        TASKS.insert(conn, (job.pk,), task_body("done", "completed", 3, exit_code=7), NOW)
+    with store.read() as conn:
+        row = conn.execute(sa.select(schema.tasks).where(schema.tasks.c.job_pk == job.pk)).one()._mapping
+    assert (row["state"], row["exit_code"], row["result"], row["required_slots"]) == ("completed", 7, "failure", 3)
+
+
+def test_concurrent_writers_queue_instead_of_failing(store: Store) -> None:
+    """SQLite writers take the lock up front (BEGIN IMMEDIATE), PostgreSQL rows with FOR UPDATE."""
+    with store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("busy"), NOW)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(25):
+                with store.write() as conn:
+                    JOBS.get(conn, ("acct",), ("busy",), for_update=True)
+                    TASKS.insert(conn, (job.pk,), task_body(f"w{n}-{i}"), NOW)
+                    adjust_counters(conn, job.pk, Counter({"task_active": 1}))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with store.read() as conn:
+        assert read_counters(conn, job.pk)["task_active"] == 150 == TASKS.count(conn, (job.pk,))
