@@ -495,7 +495,7 @@ def test_terminate_completes_the_job_with_user_terminate(batch: BatchClient, res
 def test_terminate_with_a_reason_and_from_disabled(batch: BatchClient) -> None:
     job_id = new_job(batch)
     disable(batch, job_id)
-    terminate(batch, job_id, "Finished early")
+    terminate(batch, job_id, "Finished early", force=True, service_timeout=5)
     job = batch.get_job(job_id)
     assert job.state == m.BatchJobState.COMPLETED
     assert job.previous_state in (m.BatchJobState.TERMINATING, m.BatchJobState.DISABLED)
@@ -525,7 +525,7 @@ def test_delete_completed_and_disabled_jobs(batch: BatchClient) -> None:
     terminate(batch, done)
     disable(batch, off)
     for job_id in (done, off):
-        batch.begin_delete_job(job_id, **FAST).result()
+        batch.begin_delete_job(job_id, force=True, service_timeout=10, **FAST).result()
         expect_error(404, "JobNotFound", batch.get_job, job_id)
 
 

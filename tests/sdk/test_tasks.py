@@ -401,6 +401,18 @@ def test_list_tasks_with_filters_and_select(batch: BatchClient) -> None:
     check_counts(batch, job_id, active=2, completed=2, failed=2)
 
 
+def test_list_orders_ids_case_insensitively_by_code_point(batch: BatchClient) -> None:
+    """Both stores list in the same order: lower-cased id, compared by code point."""
+    job_id = new_job(batch)
+    ids = ["Z_9", "a-1", "a_1", "A0", "_x", "-y", "b", "B-", "0"]
+    batch.create_task_collection(job_id, m.BatchTaskGroup(task_values=[task(i) for i in ids]))
+    expected = sorted(ids, key=str.lower)
+    assert [t.id for t in batch.list_tasks(job_id)] == expected
+    pages = [[t.id for t in page] for page in batch.list_tasks(job_id, max_results=2).by_page()]
+    assert [i for page in pages for i in page] == expected
+    assert [t.id for t in batch.list_tasks(job_id, filter="startswith(id,'a')")] == ["a-1", "A0", "a_1"]
+
+
 # -- Get, Update ----------------------------------------------------------------------------------
 
 
