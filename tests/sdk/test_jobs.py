@@ -29,12 +29,15 @@ from tests.sdk.conftest import API_VERSION, uid
 #: What Azure shows for "no limit" (.NET TimeSpan.MaxValue), as the SDK parses it.
 UNLIMITED_WIRE = "P10675199DT2H48M5.4775807S"
 FAST = {"polling_interval": 0}
+POOL = m.BatchPoolInfo(pool_id="pool-a")
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def expect_error(status: int, code: str | None, call: Callable[..., Any], *args: Any, **kwargs: Any) -> HttpResponseError:
+def expect_error(
+    status: int, code: str | None, call: Callable[..., Any], *args: Any, **kwargs: Any
+) -> HttpResponseError:
     """Run ``call`` and check it fails with ``status`` and BatchError ``code`` (None: no body, as for 304)."""
     with pytest.raises(HttpResponseError) as info:
         result = call(*args, **kwargs)
@@ -70,7 +73,8 @@ def terminate(batch: BatchClient, job_id: str, reason: str = "Terminated by test
     """Terminate through the SDK. azure-batch 15.1 can only send Terminate with a non-empty body:
     without options (or with empty ones) it fails client-side ("No value for given attribute" for
     the content-type header), so the default reason is tested through REST."""
-    batch.begin_terminate_job(job_id, BatchJobTerminateOptions(termination_reason=reason), **FAST, **kwargs).result()
+    options = BatchJobTerminateOptions(termination_reason=reason)
+    batch.begin_terminate_job(job_id, options, **FAST, **kwargs).result()
 
 
 def terminate_rest(rest: httpx.Client, job_id: str, **headers: str) -> httpx.Response:
@@ -155,8 +159,12 @@ def test_add_job_keeps_the_given_properties(batch: BatchClient) -> None:
         constraints=m.BatchJobConstraints(max_wall_clock_time=timedelta(hours=2), max_task_retry_count=3),
         task_failure_mode=m.BatchTaskFailureMode.PERFORM_EXIT_OPTIONS_JOB_ACTION,
         metadata=[m.BatchMetadataItem(name="owner", value="team-a")],
-        job_preparation_task=m.BatchJobPreparationTask(id="prep", command_line="/bin/true", wait_for_success=False),
-        job_release_task=m.BatchJobReleaseTask(id="rel", command_line="/bin/true", max_wall_clock_time=timedelta(minutes=5)),
+        job_preparation_task=m.BatchJobPreparationTask(
+            id="prep", command_line="/bin/true", wait_for_success=False
+        ),
+        job_release_task=m.BatchJobReleaseTask(
+            id="rel", command_line="/bin/true", max_wall_clock_time=timedelta(minutes=5)
+        ),
     )
     job = batch.get_job(job_id)
     assert job.display_name == "Render frames"
@@ -194,9 +202,13 @@ def test_add_existing_job_is_409_job_exists_also_by_case(batch: BatchClient) -> 
         ("maxParallelTasks -2", {"max_parallel_tasks": -2}),
         ("release maxWallClockTime PT16M", {
             "job_preparation_task": m.BatchJobPreparationTask(command_line="/bin/true"),
-            "job_release_task": m.BatchJobReleaseTask(command_line="/bin/true", max_wall_clock_time=timedelta(minutes=16)),
+            "job_release_task": m.BatchJobReleaseTask(
+                command_line="/bin/true", max_wall_clock_time=timedelta(minutes=16)
+            ),
         }),
-        ("release without preparation", {"job_release_task": m.BatchJobReleaseTask(command_line="/bin/true")}),
+        ("release without preparation", {
+            "job_release_task": m.BatchJobReleaseTask(command_line="/bin/true"),
+        }),
     ],
 )
 def test_add_invalid_job_is_400(batch: BatchClient, case: str, options: dict) -> None:
@@ -223,13 +235,15 @@ def test_every_operation_on_a_missing_job_is_404_job_not_found(batch: BatchClien
     missing = uid("missing")
     expect_error(404, "JobNotFound", batch.get_job, missing)
     expect_error(404, "JobNotFound", batch.update_job, missing, m.BatchJobUpdateOptions(priority=1))
-    expect_error(404, "JobNotFound", batch.replace_job, missing, m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="p")))
+    expect_error(404, "JobNotFound", batch.replace_job, missing, m.BatchJob(pool_info=POOL))
     expect_error(404, "JobNotFound", batch.begin_delete_job, missing, **FAST)
-    expect_error(404, "JobNotFound", batch.begin_disable_job, missing, m.BatchJobDisableOptions(disable_tasks="requeue"), **FAST)
+    expect_error(404, "JobNotFound", batch.begin_disable_job, missing,
+                 m.BatchJobDisableOptions(disable_tasks="requeue"), **FAST)
     expect_error(404, "JobNotFound", batch.begin_enable_job, missing, **FAST)
     expect_error(404, "JobNotFound", batch.begin_terminate_job, missing, REASON, **FAST)
     expect_error(404, "JobNotFound", batch.get_job_task_counts, missing)
-    error = expect_error(404, "JobNotFound", batch.create_task, missing, m.BatchTaskCreateOptions(id="t", command_line="x"))
+    error = expect_error(404, "JobNotFound", batch.create_task, missing,
+                         m.BatchTaskCreateOptions(id="t", command_line="x"))
     assert isinstance(error, ResourceNotFoundError)
     expect_error(404, "JobNotFound", batch.list_tasks, missing)
 
@@ -286,7 +300,8 @@ def test_list_jobs_with_filters_select_and_paging(batch: BatchClient) -> None:
     assert list(batch.list_jobs(filter=f"startswith(id,'{prefix}-none')")) == []
 
     selected = list(batch.list_jobs(filter=mine, select=["id", "state"]))
-    assert [(j.id, j.state) for j in selected] == [(ids[0], "active"), (ids[1], "disabled"), (ids[2], "active")]
+    expected = [(ids[0], "active"), (ids[1], "disabled"), (ids[2], "active")]
+    assert [(j.id, j.state) for j in selected] == expected
     assert all(j.pool_info is None and j.etag is None for j in selected)
 
     stats = list(batch.list_jobs(filter=mine, expand=["stats"]))
@@ -296,7 +311,9 @@ def test_list_jobs_with_filters_select_and_paging(batch: BatchClient) -> None:
     assert pages == [ids[:2], ids[2:]]
 
 
-@pytest.mark.parametrize("bad", ["nonsense eq 'x'", "state eq 'sleeping'", "id eq", "priority eq 1", "state gt 'active'"])
+@pytest.mark.parametrize(
+    "bad", ["nonsense eq 'x'", "state eq 'sleeping'", "id eq", "priority eq 1", "state gt 'active'"]
+)
 def test_list_jobs_with_a_bad_filter_is_400(batch: BatchClient, bad: str) -> None:
     error = expect_error(400, "InvalidQueryParameterValue", batch.list_jobs, filter=bad)
     assert error_values(error)["QueryParameterName"] == "$filter"
@@ -339,8 +356,8 @@ def test_patch_changes_only_the_given_properties(batch: BatchClient, live) -> No
     assert [(i.name, i.value) for i in after.metadata] == [("b", "2")]
     assert after.constraints.max_wall_clock_time == timedelta(hours=1)
 
-    expect_error(400, "InvalidPropertyValue", batch.update_job, job_id, m.BatchJobUpdateOptions(priority=1001))
-    expect_error(400, "InvalidPropertyValue", batch.update_job, job_id, m.BatchJobUpdateOptions(max_parallel_tasks=0))
+    for bad in (m.BatchJobUpdateOptions(priority=1001), m.BatchJobUpdateOptions(max_parallel_tasks=0)):
+        expect_error(400, "InvalidPropertyValue", batch.update_job, job_id, bad)
     assert batch.get_job(job_id).priority == 20
 
 
@@ -356,7 +373,7 @@ def test_patch_on_all_tasks_complete_terminatejob_to_noaction_is_400(batch: Batc
     assert error_values(error)["PropertyName"] == "onAllTasksComplete"
     # Update (PUT) that omits it would also reset it to noaction: the same 400
     expect_error(400, "InvalidPropertyValue", batch.replace_job, job_id,
-                 m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="pool-a")))
+                 m.BatchJob(pool_info=POOL))
     assert batch.get_job(job_id).all_tasks_complete_mode == m.BatchAllTasksCompleteMode.TERMINATE_JOB
 
 
@@ -373,7 +390,7 @@ def test_pool_info_changes_only_while_the_job_is_disabled(batch: BatchClient) ->
     assert job.execution_info.pool_id == "pool-b"
     assert job.state == m.BatchJobState.DISABLED
     enable(batch, job_id)
-    expect_error(409, None, batch.replace_job, job_id, m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="pool-c")))
+    expect_error(409, None, batch.replace_job, job_id, m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="c")))
 
 
 def test_update_replaces_all_updatable_properties(batch: BatchClient, live) -> None:
@@ -386,7 +403,7 @@ def test_update_replaces_all_updatable_properties(batch: BatchClient, live) -> N
         metadata=[m.BatchMetadataItem(name="keep", value="no")],
         display_name="stays",
     )
-    headers = headers_of(batch.replace_job, job_id, m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="pool-a")))
+    headers = headers_of(batch.replace_job, job_id, m.BatchJob(pool_info=POOL))
     assert headers["DataServiceId"] == f"{live.url}/jobs/{job_id}"
     job = batch.get_job(job_id)
     assert job.etag == headers["ETag"]
@@ -436,6 +453,9 @@ def test_disable_and_enable(batch: BatchClient, how: str) -> None:
     job_id = new_job(batch)
     task_id = add_task(batch, job_id)
     created = batch.get_job(job_id)
+    enable(batch, job_id)  # enabling an active job is allowed and changes nothing
+    assert batch.get_job(job_id).as_dict() == created.as_dict()
+    assert created.previous_state is None  # docs: not set while the job is in its initial active state
 
     disable(batch, job_id, how)
     job = batch.get_job(job_id)
@@ -445,26 +465,30 @@ def test_disable_and_enable(batch: BatchClient, how: str) -> None:
     assert job.previous_state_transition_time is not None
     assert batch.get_task(job_id, task_id).state == m.BatchTaskState.ACTIVE  # not running: untouched
 
-    disable(batch, job_id, "wait")  # disabling a disabled job is allowed
-    assert batch.get_job(job_id).state == m.BatchJobState.DISABLED
+    disable(batch, job_id, "wait")  # disabling a disabled job is allowed and changes nothing
+    assert batch.get_job(job_id).as_dict() == job.as_dict()
     # tasks can still be added to a disabled job
     add_task(batch, job_id)
 
     enable(batch, job_id)
     job = batch.get_job(job_id)
     assert job.state == m.BatchJobState.ACTIVE
-    enable(batch, job_id)  # enabling an active job is allowed
-    assert batch.get_job(job_id).state == m.BatchJobState.ACTIVE
+    assert job.previous_state in (m.BatchJobState.ENABLING, m.BatchJobState.DISABLED)
+    enable(batch, job_id)
+    assert batch.get_job(job_id).as_dict() == job.as_dict()
     assert batch.get_job_task_counts(job_id).task_counts.active == 2
 
 
 def test_disable_with_an_unknown_option_is_400(batch: BatchClient) -> None:
     job_id = new_job(batch)
-    expect_error(400, None, batch.begin_disable_job, job_id, m.BatchJobDisableOptions(disable_tasks="pause"), **FAST)
+    expect_error(400, None, batch.begin_disable_job, job_id,
+                 m.BatchJobDisableOptions(disable_tasks="pause"), **FAST)
     assert batch.get_job(job_id).state == m.BatchJobState.ACTIVE
 
 
-def test_terminate_completes_the_job_with_user_terminate(batch: BatchClient, rest: httpx.Client, live) -> None:
+def test_terminate_completes_the_job_with_user_terminate(
+    batch: BatchClient, rest: httpx.Client, live
+) -> None:
     job_id = new_job(batch)
     task_id = add_task(batch, job_id)
     response = terminate_rest(rest, job_id)
@@ -486,7 +510,8 @@ def test_terminate_completes_the_job_with_user_terminate(batch: BatchClient, res
     expect_error(409, "JobCompleted", batch.begin_disable_job, job_id,
                  m.BatchJobDisableOptions(disable_tasks="requeue"), **FAST)
     expect_error(409, "JobCompleted", batch.begin_enable_job, job_id, **FAST)
-    expect_error(409, "JobCompleted", batch.create_task, job_id, m.BatchTaskCreateOptions(id="late", command_line="x"))
+    expect_error(409, "JobCompleted", batch.create_task, job_id,
+                 m.BatchTaskCreateOptions(id="late", command_line="x"))
     expect_error(409, "JobCompleted", batch.create_task_collection, job_id,
                  m.BatchTaskGroup(task_values=[m.BatchTaskCreateOptions(id="late", command_line="x")]))
     assert batch.get_job(job_id).state == m.BatchJobState.COMPLETED
@@ -583,10 +608,11 @@ def test_if_match_with_a_stale_etag_is_412_on_patch_update_and_delete(batch: Bat
     assert current != stale
 
     stale_kw = {"etag": stale, "match_condition": MatchConditions.IfNotModified}
-    error = expect_error(412, "ConditionNotMet", batch.update_job, job_id, m.BatchJobUpdateOptions(priority=2), **stale_kw)
+    error = expect_error(412, "ConditionNotMet", batch.update_job, job_id,
+                         m.BatchJobUpdateOptions(priority=2), **stale_kw)
     assert isinstance(error, ResourceModifiedError)
     expect_error(412, "ConditionNotMet", batch.replace_job, job_id,
-                 m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="pool-a")), **stale_kw)
+                 m.BatchJob(pool_info=POOL), **stale_kw)
     expect_error(412, "ConditionNotMet", batch.begin_disable_job, job_id,
                  m.BatchJobDisableOptions(disable_tasks="requeue"), **FAST, **stale_kw)
     expect_error(412, "ConditionNotMet", batch.begin_terminate_job, job_id, REASON, **FAST, **stale_kw)
@@ -598,7 +624,8 @@ def test_if_match_with_a_stale_etag_is_412_on_patch_update_and_delete(batch: Bat
     batch.update_job(job_id, m.BatchJobUpdateOptions(priority=3), etag=current,
                      match_condition=MatchConditions.IfNotModified)
     assert batch.get_job(job_id).priority == 3
-    batch.begin_delete_job(job_id, etag=batch.get_job(job_id).etag, match_condition=MatchConditions.IfNotModified,
+    latest = batch.get_job(job_id).etag
+    batch.begin_delete_job(job_id, etag=latest, match_condition=MatchConditions.IfNotModified,
                            **FAST).result()
     expect_error(404, "JobNotFound", batch.get_job, job_id)
 
@@ -606,7 +633,8 @@ def test_if_match_with_a_stale_etag_is_412_on_patch_update_and_delete(batch: Bat
 def test_if_none_match_and_if_modified_since_on_get_are_304(batch: BatchClient) -> None:
     job_id = new_job(batch)
     job = batch.get_job(job_id)
-    error = expect_error(304, None, batch.get_job, job_id, etag=job.etag, match_condition=MatchConditions.IfModified)
+    error = expect_error(304, None, batch.get_job, job_id,
+                         etag=job.etag, match_condition=MatchConditions.IfModified)
     # azure-batch 15.1's BatchExceptionPolicy maps 304 to ResourceModifiedError (not ResourceNotModifiedError)
     assert isinstance(error, (ResourceModifiedError, ResourceNotModifiedError))
     assert not error.response.text()
@@ -622,7 +650,8 @@ def test_if_unmodified_since_before_the_last_change_is_412(batch: BatchClient) -
     job = batch.get_job(job_id)
     expect_error(412, "ConditionNotMet", batch.update_job, job_id, m.BatchJobUpdateOptions(priority=5),
                  if_unmodified_since=job.last_modified - timedelta(seconds=2))
-    batch.update_job(job_id, m.BatchJobUpdateOptions(priority=5), if_unmodified_since=job.last_modified + timedelta(seconds=2))
+    batch.update_job(job_id, m.BatchJobUpdateOptions(priority=5),
+                     if_unmodified_since=job.last_modified + timedelta(seconds=2))
     assert batch.get_job(job_id).priority == 5
 
 
@@ -631,7 +660,7 @@ def test_etag_and_last_modified_move_with_every_change(batch: BatchClient) -> No
     seen = [batch.get_job(job_id)]
     steps = [
         lambda: batch.update_job(job_id, m.BatchJobUpdateOptions(priority=1)),
-        lambda: batch.replace_job(job_id, m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="pool-a"), priority=2)),
+        lambda: batch.replace_job(job_id, m.BatchJob(pool_info=POOL, priority=2)),
         lambda: disable(batch, job_id),
         lambda: enable(batch, job_id),
         lambda: terminate(batch, job_id),

@@ -17,7 +17,7 @@ import random
 import re
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Iterator
 from urllib.parse import parse_qs, quote, urlsplit
@@ -149,7 +149,8 @@ def test_every_client_api_version_is_accepted(rest: httpx.Client, version: str) 
 
 def test_unknown_api_version_is_unsupported(rest: httpx.Client) -> None:
     for version in ("2099-01-01.99.0", "2021-06-01.14.0", "latest", "2024-07-01"):
-        body = batch_error(rest.get("/pools", params={"api-version": version}), 400, "UnsupportedRequestVersion")
+        resp = rest.get("/pools", params={"api-version": version})
+        body = batch_error(resp, 400, "UnsupportedRequestVersion")
         assert version in values_of(body).values()
 
 
@@ -187,7 +188,8 @@ def test_maxresults_range(rest: httpx.Client) -> None:
     for value in ("1", "1000"):
         assert rest.get("/jobs", params=q(maxresults=value)).status_code == 200
     for value in ("0", "1001", "-5"):
-        body = batch_error(rest.get("/jobs", params=q(maxresults=value)), 400, "OutOfRangeQueryParameterValue")
+        resp = rest.get("/jobs", params=q(maxresults=value))
+        body = batch_error(resp, 400, "OutOfRangeQueryParameterValue")
         assert values_of(body).get("QueryParameterName") == "maxresults"
     batch_error(rest.get("/jobs", params=q(maxresults="ten")), 400, "InvalidQueryParameterValue")
     batch_error(rest.get("/nodecounts", params=q(maxresults="11")), 400, "OutOfRangeQueryParameterValue")
@@ -233,10 +235,16 @@ def test_client_request_id_echoed_only_on_request(rest: httpx.Client) -> None:
     cid = str(uuid.uuid4())
     plain = rest.get("/pools", params=q(), headers={"client-request-id": cid})
     assert "client-request-id" not in plain.headers
-    asked = rest.get("/pools", params=q(), headers={"client-request-id": cid, "return-client-request-id": "true"})
+    asked = rest.get("/pools", params=q(),
+                     headers={"client-request-id": cid, "return-client-request-id": "true"})
     assert asked.headers.get("client-request-id") == cid
-    no = rest.get("/pools", params=q(), headers={"client-request-id": cid, "return-client-request-id": "false"})
+    no = rest.get("/pools", params=q(),
+                  headers={"client-request-id": cid, "return-client-request-id": "false"})
     assert "client-request-id" not in no.headers
+    # @azure/batch sends x-ms-client-request-id; the echo is the documented client-request-id
+    js = rest.get("/pools", params=q(),
+                  headers={"x-ms-client-request-id": cid, "return-client-request-id": "true"})
+    assert js.headers.get("client-request-id") == cid
     # also on errors
     err = rest.get("/jobs/" + uid("none"), params=q(),
                    headers={"client-request-id": cid, "return-client-request-id": "True"})
@@ -261,6 +269,22 @@ def test_create_headers(rest: httpx.Client, live: LiveServer) -> None:
     # the Location is a usable address of the resource
     got = rest.get(resp.headers["Location"], params=q())
     assert got.status_code == 200 and got.json()["id"] == pool_id
+    resp = rest.post(f"/jobs/{job_id}/tasks", params=q(), json={"id": "t1", "commandLine": "/bin/true"})
+    assert resp.status_code == 201, resp.text
+    assert resp.headers.get("ETag") and RFC1123.fullmatch(resp.headers.get("Last-Modified", ""))
+    assert resp.headers["Location"] == resp.headers["DataServiceId"] == f"{live.url}/jobs/{job_id}/tasks/t1"
+    task = rest.get(resp.headers["Location"], params=q())
+    assert task.status_code == 200 and task.headers["ETag"] == resp.headers["ETag"] == task.json()["eTag"]
+
+
+def test_js_style_requests(rest: httpx.Client) -> None:
+    # @azure/batch signs and sends a JSON content-type even on GET and DELETE
+    headers = {"content-type": "application/json; charset=utf-8"}
+    assert rest.get("/jobs", params=q(), headers=headers).status_code == 200
+    job_id = uid("js")
+    add_job(rest, job_id)
+    resp = rest.delete(f"/jobs/{job_id}", params=q(), headers=headers)
+    assert resp.status_code == 202, resp.text
 
 
 def test_json_content_type_and_get_headers(rest: httpx.Client) -> None:
@@ -276,7 +300,7 @@ def test_json_content_type_and_get_headers(rest: httpx.Client) -> None:
         assert got.headers["ETag"] == body["eTag"] == created.headers["ETag"]
         header_time = parsedate_to_datetime(got.headers["Last-Modified"])
         body_time = datetime.fromisoformat(body["lastModified"].replace("Z", "+00:00"))
-        assert header_time == body_time.replace(microsecond=0), (got.headers["Last-Modified"], body["lastModified"])
+        assert header_time == body_time.replace(microsecond=0), (got.headers, body["lastModified"])
     error = rest.get("/jobs/" + uid("none"), params=q())
     assert error.headers["content-type"].replace(" ", "").startswith(JSON_CT)
 
@@ -290,7 +314,8 @@ def test_no_authorization_is_403(anon: httpx.Client) -> None:
 
 
 def test_bearer_token_is_invalid_authentication_info(anon: httpx.Client) -> None:
-    resp = anon.get("/pools", params=q(), headers={"Authorization": "Bearer x", "ocp-date": formatdate(usegmt=True)})
+    headers = {"Authorization": "Bearer x", "ocp-date": formatdate(usegmt=True)}
+    resp = anon.get("/pools", params=q(), headers=headers)
     batch_error(resp, 400, "InvalidAuthenticationInfo")
 
 
@@ -300,7 +325,8 @@ def test_bearer_token_is_invalid_authentication_info(anon: httpx.Client) -> None
      "SharedKey testaccount:not base64!", "Basic dXNlcjpwYXNz", "sharedkey"],
 )
 def test_malformed_shared_key_is_invalid_authentication_info(anon: httpx.Client, value: str) -> None:
-    resp = anon.get("/pools", params=q(), headers={"Authorization": value, "ocp-date": formatdate(usegmt=True)})
+    headers = {"Authorization": value, "ocp-date": formatdate(usegmt=True)}
+    resp = anon.get("/pools", params=q(), headers=headers)
     batch_error(resp, 400, "InvalidAuthenticationInfo")
 
 
@@ -415,6 +441,9 @@ def test_unimplemented_operations_answer_501(rest: httpx.Client) -> None:
         body = batch_error(resp, 501, "NotImplemented")
         assert values_of(body).get("OperationId") == op, body
         assert op in body["message"]["value"]
+        # whatever else is wrong with the request, the answer is the same 501
+        resp = rest.request(method, concrete(template), params=q(timeout="abc", maxresults="0"), **kwargs)
+        batch_error(resp, 501, "NotImplemented")
 
 
 def test_implemented_operations_on_missing_resources_are_4xx(rest: httpx.Client) -> None:
@@ -428,9 +457,12 @@ def test_implemented_operations_on_missing_resources_are_4xx(rest: httpx.Client)
         path = concrete(template, poolId="p-" + suffix, jobId="j-" + suffix, nodeId="n-" + suffix,
                         taskId="t-" + suffix)
         resp = rest.request(method, path, params=q(), **kwargs)
-        assert 400 <= resp.status_code < 500 or resp.status_code == 200 and method == "GET" and op.endswith(
-            ("_List", "Counts", "Images", "ListSupportedImages")), f"{op}: {resp.status_code} {resp.text[:300]}"
-        if method != "HEAD" and resp.status_code >= 400:
+        where = f"{op}: {resp.status_code} {resp.text[:300]}"
+        if method == "GET" and "{" not in template:  # an account-level list: fine, and empty or not
+            assert resp.status_code == 200, where
+            continue
+        assert 400 <= resp.status_code < 500, where
+        if method != "HEAD":
             batch_error(resp)
 
 
@@ -442,7 +474,8 @@ def _post_job(rest: httpx.Client, content: bytes) -> httpx.Response:
 
 
 def _job_absent(rest: httpx.Client, job_id: str) -> None:
-    assert rest.get(f"/jobs/{job_id}", params=q()).status_code == 404, f"job {job_id} exists after a failed add"
+    resp = rest.get(f"/jobs/{job_id}", params=q())
+    assert resp.status_code == 404, f"job {job_id} exists after a failed add"
 
 
 def test_invalid_json_body(rest: httpx.Client) -> None:
@@ -457,7 +490,8 @@ def test_invalid_json_body(rest: httpx.Client) -> None:
 
 def test_json_array_where_object_expected(rest: httpx.Client) -> None:
     job_id = uid("array")
-    body = batch_error(_post_job(rest, json.dumps([{"id": job_id, "poolInfo": {"poolId": "p"}}]).encode()), 400)
+    content = json.dumps([{"id": job_id, "poolInfo": {"poolId": "p"}}]).encode()
+    body = batch_error(_post_job(rest, content), 400)
     assert body["code"] in ("InvalidRequestBody", "InvalidPropertyValue"), body
     for scalar in (b"42", b'"text"', b"null", b"true"):
         batch_error(_post_job(rest, scalar), 400)
@@ -466,7 +500,8 @@ def test_json_array_where_object_expected(rest: httpx.Client) -> None:
 
 def test_wrong_property_type(rest: httpx.Client) -> None:
     job_id = uid("wrongtype")
-    resp = _post_job(rest, json.dumps({"id": job_id, "poolInfo": {"poolId": "p"}, "priority": "abc"}).encode())
+    content = json.dumps({"id": job_id, "poolInfo": {"poolId": "p"}, "priority": "abc"}).encode()
+    resp = _post_job(rest, content)
     body = batch_error(resp, 400, "InvalidPropertyValue")
     assert values_of(body).get("PropertyName") == "priority", body
     resp = _post_job(rest, json.dumps({"id": job_id, "poolInfo": {"poolId": 5}}).encode())
@@ -497,7 +532,8 @@ def test_numeric_strings_are_accepted(rest: httpx.Client) -> None:
 
 def test_body_over_4mb_is_413(rest: httpx.Client) -> None:
     job_id = uid("huge")
-    payload = json.dumps({"id": job_id, "poolInfo": {"poolId": "p"}, "displayName": "x" * (4 * 1024 * 1024 + 10)})
+    big = "x" * (4 * 1024 * 1024 + 10)
+    payload = json.dumps({"id": job_id, "poolInfo": {"poolId": "p"}, "displayName": big})
     body = batch_error(_post_job(rest, payload.encode()), 413, "RequestBodyTooLarge")
     assert body["code"] == "RequestBodyTooLarge"
     _job_absent(rest, job_id)
@@ -508,7 +544,8 @@ def test_body_over_4mb_is_413(rest: httpx.Client) -> None:
 def test_nul_characters_are_refused(rest: httpx.Client, anon: httpx.Client, live: LiveServer) -> None:
     # PostgreSQL text cannot hold NUL: the edge refuses it wherever it could reach the store
     for target in ("/jobs/a%00b", "/pools/%00/nodes/n", "/jobs/%00/tasks/t", "/jobs/j/tasks/%00"):
-        request = signed(raw_request("GET", live.url, target + f"?api-version={API_VERSION}"), live.account, live.key)
+        request = raw_request("GET", live.url, target + f"?api-version={API_VERSION}")
+        signed(request, live.account, live.key)
         batch_error(anon.send(request), 400)
     body = batch_error(rest.get("/jobs", params=q(**{"$filter": "id eq 'a\u0000'"})), 400)
     assert body["code"] == "InvalidQueryParameterValue", body
@@ -519,7 +556,8 @@ def test_nul_characters_are_refused(rest: httpx.Client, anon: httpx.Client, live
         batch_error(resp, 400)
     _job_absent(rest, job_id)
     pool_id = uid("nulpool")
-    resp = rest.post("/pools", params=q(), json={"id": pool_id, "vmSize": "a\u0000b", "targetDedicatedNodes": 0,
+    resp = rest.post("/pools", params=q(), json={"id": pool_id, "vmSize": "a\u0000b",
+                                                "targetDedicatedNodes": 0,
                                                 "virtualMachineConfiguration": VM_CONFIG})
     batch_error(resp, 400)
     assert rest.get(f"/pools/{pool_id}", params=q()).status_code == 404
@@ -528,6 +566,76 @@ def test_nul_characters_are_refused(rest: httpx.Client, anon: httpx.Client, live
                                        "displayName": "C:\\u0000"}).encode())
     assert resp.status_code == 201, resp.text
     assert rest.get(f"/jobs/{job_id}", params=q()).json()["displayName"] == "C:\\u0000"
+
+
+_EDGE_FILTERS = [
+    "executionInfo/exitCode lt 99999999999999999999999",
+    "executionInfo/exitCode gt -99999999999999999999999",
+    "startTaskInfo/exitCode lt 9223372036854775808",
+    "jobPreparationTaskExecutionInfo/exitCode ge 18446744073709551616",
+    "creationTime gt DateTime'9999-12-31T23:59:59Z'",
+    "creationTime lt DateTime'0001-01-01T00:00:00Z'",
+    "creationTime gt DateTime'2024-02-30T00:00:00Z'",
+    "stateTransitionTime ge DateTime'Sun, 08 May 2011 08:49:37 GMT'",
+    "id eq '" + "x" * 5000 + "'",
+    "id ge 'ジョブ😀'",
+    "startswith(id,'%_\\')",
+    "startswith(id,'')",
+    " or ".join(f"id eq 'a{i}'" for i in range(250)),
+    "(" * 30 + "id eq 'a'" + ")" * 30,
+    "(" * 300 + "id eq 'a'" + ")" * 300,
+    " and ".join(["state eq 'active'"] * 300),
+    "poolId eq 'p' and nodeId ne 'n'",
+    "enableAutoScale eq true and vmSize ne 'x'",
+]
+
+
+def test_edge_filters_on_every_list(rest: httpx.Client) -> None:
+    job_id, pool_id = uid("flt"), uid("fltpool")
+    add_job(rest, job_id, jobPreparationTask={"commandLine": "/bin/true"})
+    add_pool(rest, pool_id)
+    lists = ["/jobs", "/pools", f"/jobs/{job_id}/tasks", f"/pools/{pool_id}/nodes", "/nodecounts",
+             f"/jobs/{job_id}/jobpreparationandreleasetaskstatus", "/supportedimages",
+             f"/jobs/{job_id}/tasks/t/files", f"/pools/{pool_id}/nodes/n/files"]
+    for path in lists:
+        for flt in _EDGE_FILTERS:
+            resp = rest.get(path, params=q(**{"$filter": flt}))
+            where = f"{path} $filter={flt[:80]!r}: {resp.status_code} {resp.text[:300]}"
+            assert resp.status_code < 500, where
+            if resp.status_code >= 400:
+                body = batch_error(resp)
+                assert body["code"] in ("InvalidQueryParameterValue", "OutOfRangeQueryParameterValue",
+                                        "JobNotFound", "PoolNotFound", "TaskNotFound", "NodeNotFound"), where
+
+
+_BEYOND_INT32 = [
+    "executionInfo/exitCode eq 2147483648",
+    "executionInfo/exitCode lt -2147483649",
+    "executionInfo/exitCode gt 9223372036854775807",
+    "jobPreparationTaskExecutionInfo/exitCode ge 2147483648",
+    "jobReleaseTaskExecutionInfo/exitCode ne -9223372036854775808",
+    "startTaskInfo/exitCode lt 4294967296",
+]
+
+
+def test_int_filter_beyond_int32(rest: httpx.Client) -> None:
+    # exitCode is int32 in the spec. Either answer is fine (400, or 200 with the obvious result); 500 is not.
+    job_id, pool_id = uid("i32"), uid("i32pool")
+    add_job(rest, job_id, jobPreparationTask={"commandLine": "/bin/true"})
+    add_pool(rest, pool_id)
+    failures = []
+    for flt in _BEYOND_INT32:
+        for path in (f"/jobs/{job_id}/tasks", f"/jobs/{job_id}/jobpreparationandreleasetaskstatus",
+                     f"/pools/{pool_id}/nodes"):
+            resp = rest.get(path, params=q(**{"$filter": flt}))
+            if resp.status_code >= 500:
+                failures.append(f"{path} $filter={flt}: {resp.status_code}")
+            elif resp.status_code >= 400:
+                batch_error(resp)
+    assert not failures, (
+        "int filter literals beyond int32 reach the store and fail the query (PostgreSQL: integer out of "
+        "range) - a bug in openbatch.odata (literal range) or openbatch.store.filters, not the HTTP edge:\n"
+        + "\n".join(failures))
 
 
 # -- paging ----------------------------------------------------------------------------------
@@ -619,23 +727,31 @@ _FILTERS = [
     "((((((", "id eq '", "id eq 'a''b'", "creationTime gt DateTime'2020-01-01T00:00:00Z'",
     "creationTime gt DateTime'garbage'", "executionInfo/exitCode lt 99999999999999999999999",
     "executionInfo/exitCode eq 'x'", "nosuchproperty eq 1", "id eq 'ジョブ'", "id eq '\u0000'",
-    "not id eq 'x'", "id eq 'x' or id eq 'y' or " * 50 + "id eq 'z'", "id in ('a','b')", "substringof('a',id)",
+    "not id eq 'x'", "id eq 'x' or id eq 'y' or " * 50 + "id eq 'z'", "id in ('a','b')",
+    "substringof('a',id)",
     "enableAutoScale eq true", "poolId eq 'p'", "name startswith 'x'", "startswith(name,'wd')",
     "jobPreparationTaskExecutionInfo/state eq 'running'", "'a' eq id", "id eq 1e999", "",
 ]
 _QUERY_NAMES = ["timeout", "timeOut", "maxresults", "MaxResults", "$select", "$expand", "$skiptoken", "force",
                 "recursive", "$filter", "api-version", "unknown", "", "%00", "a%zz"]
-_QUERY_VALUES = ["", "0", "1", "30", "-1", "abc", "1001", "true", "FALSE", "stats", "id,state", "%00", "%zz", "%",
+_QUERY_VALUES = ["", "0", "1", "30", "-1", "abc", "1001", "true", "FALSE", "stats", "id,state", "%00", "%zz",
+                 "%",
                  "%E3%82%B8", "99999999999999999999", "id,", ",", "stats,foo", "a" * 2000]
 
 
-def _fuzz_target(rng: random.Random) -> tuple[str, str]:
+def _fuzz_target(rng: random.Random, owned: dict[str, str]) -> tuple[str, str]:
     op, method, template = rng.choice(OPERATIONS)
     if rng.random() < 0.25:
         method = rng.choice(_METHODS)
     values = {}
     for name in re.findall(r"\{(\w+)\}", template):
-        values[name] = rng.choice(_ODD_IDS) if rng.random() < 0.6 else f"fz-{rng.randrange(10**6)}"
+        roll = rng.random()
+        if name in owned and roll < 0.3:
+            values[name] = owned[name]  # a resource that exists (the fuzz's own)
+        elif roll < 0.7:
+            values[name] = rng.choice(_ODD_IDS)
+        else:
+            values[name] = f"fz-{rng.randrange(10**6)}"
     path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
     roll = rng.random()
     if roll < 0.05:
@@ -654,7 +770,7 @@ def _fuzz_target(rng: random.Random) -> tuple[str, str]:
         query.append(("api-version", rng.choice(ALL_VERSIONS)))
     elif version_roll < 0.9:
         query.append(("api-version", rng.choice(["bogus", "", "%00", "2024-07-01.20.0&api-version=x"])))
-    for _ in range(rng.randint(0, 4)):
+    for _ in range(rng.choice([0, 0, 1, 2, 4])):
         name = rng.choice(_QUERY_NAMES)
         if name == "$filter":
             value = quote(rng.choice(_FILTERS), safe="")
@@ -680,17 +796,19 @@ def _fuzz_body(rng: random.Random) -> bytes | None:
         return b'{"a":' * depth + b"1" + b"}" * depth
     leaves: list[Any] = [None, True, 0, -1, 2**31, 2**63, 2**64 + 1, 1.5, 1e308, "", "x", "ジョブ", "\u0000",
                          "a" * 5000, [], {}, [1, "a"], {"id": 1}, "PT1H", "P99999999DT", "-PT1S", "NaN"]
+    # never targetDedicatedNodes / targetLowPriorityNodes: a pool with nodes would start agents
     props = ["id", "displayName", "priority", "maxParallelTasks", "poolInfo", "constraints", "commandLine",
              "jobManagerTask", "jobPreparationTask", "jobReleaseTask", "metadata", "vmSize",
-             "targetLowPriorityNodes", "nodeDeallocationOption", "onAllTasksComplete", "usesTaskDependencies",
-             "value", "multiInstanceSettings", "dependsOn", "environmentSettings", "resourceFiles", "retentionTime",
-             "maxWallClockTime", "maxTaskRetryCount", "nodeList", "resizeTimeout", "startTask", "unknownThing"]
+             "nodeDeallocationOption", "onAllTasksComplete", "usesTaskDependencies",
+             "value", "multiInstanceSettings", "dependsOn", "environmentSettings", "resourceFiles",
+             "retentionTime", "maxWallClockTime", "maxTaskRetryCount", "nodeList", "resizeTimeout",
+             "startTask", "unknownThing"]
     body: dict[str, Any] = {}
     for _ in range(rng.randint(0, 6)):
         body[rng.choice(props)] = rng.choice(leaves)
     if rng.random() < 0.5:
-        body["id"] = rng.choice(["fz-" + uuid.UUID(int=rng.getrandbits(128)).hex[:10], "", "a" * 100, "bad id/x",
-                                 "ジョブ", "x\u0000y"])
+        fresh = "fz-" + uuid.UUID(int=rng.getrandbits(128)).hex[:10]
+        body["id"] = rng.choice([fresh, "", "a" * 100, "bad id/x", "ジョブ", "x\u0000y"])
     if rng.random() < 0.3:
         body["poolInfo"] = rng.choice([{"poolId": "fz-none"}, {}, {"autoPoolSpecification": {}}, "x",
                                        {"poolId": None}])
@@ -698,8 +816,6 @@ def _fuzz_body(rng: random.Random) -> bytes | None:
         body["value"] = [dict(body) for _ in range(rng.randint(0, 3))]
     if rng.random() < 0.1:
         return json.dumps([body]).encode()
-    # pools with nodes would start agents; never ask for any
-    body.pop("targetDedicatedNodes", None)
     text = json.dumps(body, ensure_ascii=rng.random() < 0.5)
     if rng.random() < 0.05:
         text = text.replace("0", "NaN", 1)
@@ -709,7 +825,8 @@ def _fuzz_body(rng: random.Random) -> bytes | None:
 def _fuzz_headers(rng: random.Random, body: bytes | None) -> dict[str, str]:
     headers: dict[str, str] = {}
     if body is not None:
-        headers["content-type"] = rng.choice([JSON_CT, "application/json", "text/plain", "application/xml", ""])
+        types = [JSON_CT, "application/json", "text/plain", "application/xml", ""]
+        headers["content-type"] = rng.choice(types)
     pool = {
         "if-match": ["*", '"0x1"', "garbage", ""],
         "if-none-match": ["*", '"0x1"', "garbage"],
@@ -728,14 +845,20 @@ def _fuzz_headers(rng: random.Random, body: bytes | None) -> dict[str, str]:
     return headers
 
 
-def test_fuzz_never_500(live: LiveServer) -> None:
+def test_fuzz_never_500(live: LiveServer, rest: httpx.Client) -> None:
+    owned = {"jobId": uid("fzjob"), "poolId": uid("fzpool"), "taskId": "fztask"}
+    add_job(rest, owned["jobId"])
+    add_pool(rest, owned["poolId"])
+    task = {"id": "fztask", "commandLine": "/bin/true"}
+    resp = rest.post(f"/jobs/{owned['jobId']}/tasks", params=q(), json=task)
+    assert resp.status_code == 201, resp.text
     # OPENBATCH_FUZZ_SEED / OPENBATCH_FUZZ_COUNT explore further; the default run is fixed
     rng = random.Random(int(os.environ.get("OPENBATCH_FUZZ_SEED", "20240701")))
     failures: list[str] = []
     statuses: dict[int, int] = {}
     with httpx.Client(timeout=30, headers={"user-agent": "openbatch-tests"}) as client:
         for i in range(int(os.environ.get("OPENBATCH_FUZZ_COUNT", "300"))):
-            method, target = _fuzz_target(rng)
+            method, target = _fuzz_target(rng, owned)
             body = _fuzz_body(rng) if method not in ("GET", "HEAD") or rng.random() < 0.1 else None
             headers = _fuzz_headers(rng, body)
             request = raw_request(method, live.url, target, content=body, headers=headers)
@@ -762,9 +885,7 @@ def test_fuzz_never_500(live: LiveServer) -> None:
                         batch_error(resp, 501, "NotImplemented")
                 except (AssertionError, ValueError) as exc:
                     failures.append(f"{desc}: not a BatchError: {exc}")
-            if resp.status_code < 400 and method not in ("GET", "HEAD"):
-                # nothing the fuzzer sends should change state except plain creates of fz- ids
-                if not (resp.status_code == 201 and method == "POST"):
-                    failures.append(f"{desc}: unexpected success {resp.status_code}")
-    assert not failures, f"{len(failures)} bad responses (status counts {statuses}):\n" + "\n".join(failures[:40])
+    print("fuzz status counts", live.store_name, statuses)
+    summary = f"{len(failures)} bad responses (status counts {statuses}):\n"
+    assert not failures, summary + "\n".join(failures[:40])
     assert statuses.get(200, 0) + statuses.get(404, 0) > 10, statuses  # the fuzz did reach the handlers

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from azure.batch import BatchClient, models as m
+from azure.batch.models._models import BatchJobTerminateOptions
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 
@@ -65,8 +66,8 @@ def check_counts(batch: BatchClient, job_id: str, **expected: int) -> None:
 
 def post_collection(rest: httpx.Client, job_id: str, body: bytes | dict) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return rest.post(f"/jobs/{job_id}/addtaskcollection", params={"api-version": API_VERSION}, content=content,
-                     headers=JSON)
+    return rest.post(f"/jobs/{job_id}/addtaskcollection", params={"api-version": API_VERSION},
+                     content=content, headers=JSON)
 
 
 # -- Add ----------------------------------------------------------------------------------------
@@ -91,12 +92,14 @@ def test_add_task_shows_defaults_on_get(batch: BatchClient, live) -> None:
     assert got.creation_time >= before - timedelta(seconds=5)
     assert got.state_transition_time == got.creation_time
     assert got.required_slots == 1
-    assert got["constraints"] == {"maxWallClockTime": UNLIMITED_WIRE, "retentionTime": "P7D", "maxTaskRetryCount": 3}
+    assert got["constraints"] == {
+        "maxWallClockTime": UNLIMITED_WIRE, "retentionTime": "P7D", "maxTaskRetryCount": 3,
+    }
     assert got.constraints.retention_time == timedelta(days=7)
     assert got.constraints.max_task_retry_count == 3  # inherited from the job's constraints
     info = got.execution_info
     assert (info.retry_count, info.requeue_count) == (0, 0)
-    assert info.start_time is None and info.end_time is None and info.result is None and info.exit_code is None
+    assert (info.start_time, info.end_time, info.result, info.exit_code) == (None, None, None, None)
     assert got.node_info is None
     assert got.task_statistics is None
     check_counts(batch, job_id, active=1, slot_active=1)
@@ -110,9 +113,13 @@ def test_add_task_keeps_the_given_properties(batch: BatchClient) -> None:
         "full",
         display_name="Frame 1",
         required_slots=3,
-        constraints=m.BatchTaskConstraints(max_wall_clock_time=timedelta(minutes=30), max_task_retry_count=-1),
+        constraints=m.BatchTaskConstraints(
+            max_wall_clock_time=timedelta(minutes=30), max_task_retry_count=-1
+        ),
         environment_settings=[m.EnvironmentSetting(name="FRAME", value="1")],
-        depends_on=m.BatchTaskDependencies(task_ids=["base"], task_id_ranges=[m.BatchTaskIdRange(start=1, end=9)]),
+        depends_on=m.BatchTaskDependencies(
+            task_ids=["base"], task_id_ranges=[m.BatchTaskIdRange(start=1, end=9)]
+        ),
         exit_conditions=m.ExitConditions(default=m.ExitOptions(job_action="terminate")),
     ))
     got = batch.get_task(job_id, "full")
@@ -143,7 +150,8 @@ def test_task_ids_of_the_preparation_and_release_tasks_are_reserved(batch: Batch
     expect_error(409, "TaskIdSameAsJobPreparationTask", batch.create_task, job_id, task("jobpreparation"))
     expect_error(409, "TaskIdSameAsJobPreparationTask", batch.create_task, job_id, task("JobPreparation"))
     expect_error(409, "TaskIdSameAsJobReleaseTask", batch.create_task, job_id, task("jobrelease"))
-    custom = new_job(batch, job_preparation_task=m.BatchJobPreparationTask(id="setup", command_line="/bin/true"),
+    custom = new_job(batch,
+                     job_preparation_task=m.BatchJobPreparationTask(id="setup", command_line="/bin/true"),
                      job_release_task=m.BatchJobReleaseTask(id="cleanup", command_line="/bin/true"))
     expect_error(409, "TaskIdSameAsJobPreparationTask", batch.create_task, custom, task("SETUP"))
     expect_error(409, "TaskIdSameAsJobReleaseTask", batch.create_task, custom, task("cleanup"))
@@ -173,7 +181,9 @@ def test_exit_condition_job_action_needs_perform_exit_options_on_the_job(batch: 
     job_id = new_job(batch)  # onTaskFailure noaction
     for conditions in (
         m.ExitConditions(default=m.ExitOptions(job_action="terminate")),
-        m.ExitConditions(exit_codes=[m.ExitCodeMapping(code=3, exit_options=m.ExitOptions(job_action="disable"))]),
+        m.ExitConditions(exit_codes=[
+            m.ExitCodeMapping(code=3, exit_options=m.ExitOptions(job_action="disable")),
+        ]),
     ):
         error = expect_error(400, "InvalidPropertyValue", batch.create_task, job_id,
                              task(uid("t"), exit_conditions=conditions))
@@ -181,7 +191,8 @@ def test_exit_condition_job_action_needs_perform_exit_options_on_the_job(batch: 
     # exit conditions without a job action are fine
     batch.create_task(job_id, task("ok", exit_conditions=m.ExitConditions(
         exit_codes=[m.ExitCodeMapping(code=1, exit_options=m.ExitOptions(dependency_action="satisfy"))])))
-    assert batch.get_task(job_id, "ok").exit_conditions.exit_codes[0].exit_options.dependency_action == "satisfy"
+    [mapping] = batch.get_task(job_id, "ok").exit_conditions.exit_codes
+    assert mapping.exit_options.dependency_action == "satisfy"
     check_counts(batch, job_id, active=1)
 
 
@@ -191,7 +202,8 @@ def test_exit_condition_job_action_needs_perform_exit_options_on_the_job(batch: 
         ("requiredSlots 0", {"required_slots": 0}, "InvalidPropertyValue"),
         ("invalid id", {"id": "bad id"}, "InvalidPropertyValue"),
         ("id too long", {"id": "t" * 65}, "InvalidPropertyValue"),
-        ("negative retry count", {"constraints": m.BatchTaskConstraints(max_task_retry_count=-2)}, "InvalidPropertyValue"),
+        ("negative retry count", {"constraints": m.BatchTaskConstraints(max_task_retry_count=-2)},
+         "InvalidPropertyValue"),
         ("no command line", {"command_line": None}, "MissingRequiredProperty"),
     ],
 )
@@ -200,8 +212,8 @@ def test_add_invalid_task_is_400(batch: BatchClient, case: str, options: dict, c
     options = dict(options)
     task_id = options.pop("id", uid("t"))
     command_line = options.pop("command_line", "/bin/true")
-    expect_error(400, code, batch.create_task, job_id, m.BatchTaskCreateOptions(id=task_id, command_line=command_line,
-                                                                               **options))
+    new = m.BatchTaskCreateOptions(id=task_id, command_line=command_line, **options)
+    expect_error(400, code, batch.create_task, job_id, new)
     assert list(batch.list_tasks(job_id)) == [], case
     check_counts(batch, job_id, active=0)
 
@@ -248,8 +260,10 @@ def test_add_collection_with_valid_invalid_and_duplicate_tasks(batch: BatchClien
     by_id: dict[str, list] = {}
     for value in result.result_values:
         by_id.setdefault(value.task_id, []).append(value)
-    assert sorted(by_id) == sorted(["good-1", "bad id", "EXISTS", "good-2", "twice", "TWICE", "slots", "no-command",
-                                    "deps", "jobpreparation"])
+    assert sorted(by_id) == sorted([
+        "good-1", "bad id", "EXISTS", "good-2", "twice", "TWICE", "slots", "no-command", "deps",
+        "jobpreparation",
+    ])
 
     def failed(task_id: str, code: str) -> None:
         [value] = by_id[task_id]
@@ -274,7 +288,8 @@ def test_add_collection_with_valid_invalid_and_duplicate_tasks(batch: BatchClien
 
 def test_add_collection_of_101_tasks_is_413(batch: BatchClient, rest: httpx.Client) -> None:
     job_id = new_job(batch)
-    response = post_collection(rest, job_id, {"value": [{"id": f"t{i}", "commandLine": "/bin/true"} for i in range(101)]})
+    tasks = [{"id": f"t{i}", "commandLine": "/bin/true"} for i in range(101)]
+    response = post_collection(rest, job_id, {"value": tasks})
     assert response.status_code == 413, response.text
     assert response.json()["code"] == "RequestBodyTooLarge"
     assert list(batch.list_tasks(job_id)) == []
@@ -365,7 +380,8 @@ def test_list_more_than_1000_tasks_pages_without_gaps(batch: BatchClient, live) 
     assert [i for page in pages for i in page] == ids
 
     first = batch.list_tasks(job_id, max_results=3, select=["id", "url"]).by_page()
-    assert [(t.id, t.url) for t in next(first)] == [(i, f"{live.url}/jobs/{job_id}/tasks/{i}") for i in ids[:3]]
+    expected = [(i, f"{live.url}/jobs/{job_id}/tasks/{i}") for i in ids[:3]]
+    assert [(t.id, t.url) for t in next(first)] == expected
     check_counts(batch, job_id, active=1205)
 
 
@@ -394,9 +410,10 @@ def test_list_tasks_with_filters_and_select(batch: BatchClient) -> None:
     assert all(t.command_line is None and t.constraints is None and t.etag is None for t in selected)
 
     stats = list(batch.list_tasks(job_id, expand=["stats"]))
-    assert all(t.task_statistics is not None and t.task_statistics.wall_clock_time == timedelta(0) for t in stats)
+    assert all(t.task_statistics.wall_clock_time == timedelta(0) for t in stats)
 
-    for bad in ("state eq 'done'", "commandLine eq 'x'", "startswith(state,'a')", "executionInfo/result eq 1"):
+    for bad in ("state eq 'done'", "commandLine eq 'x'", "startswith(state,'a')",
+                "executionInfo/result eq 1"):
         expect_error(400, "InvalidQueryParameterValue", batch.list_tasks, job_id, filter=bad)
     check_counts(batch, job_id, active=2, completed=2, failed=2)
 
@@ -447,7 +464,9 @@ def test_update_task_replaces_the_constraints(batch: BatchClient, live) -> None:
 
     batch.replace_task(job_id, "t", m.BatchTask())  # no constraints: all defaults
     got = batch.get_task(job_id, "t")
-    assert got["constraints"] == {"maxWallClockTime": UNLIMITED_WIRE, "retentionTime": "P7D", "maxTaskRetryCount": 2}
+    assert got["constraints"] == {
+        "maxWallClockTime": UNLIMITED_WIRE, "retentionTime": "P7D", "maxTaskRetryCount": 2,
+    }
 
     # the SDK can also send back what it read
     got.constraints.max_task_retry_count = 1
@@ -495,19 +514,20 @@ def test_terminate_and_reactivate_a_task(batch: BatchClient) -> None:
     assert got.previous_state == m.BatchTaskState.COMPLETED
     info = got.execution_info
     assert info.retry_count == 0 and info.requeue_count == 0
-    assert info.result is None and info.failure_info is None and info.end_time is None and info.exit_code is None
+    assert (info.result, info.failure_info, info.end_time, info.exit_code) == (None, None, None, None)
     check_counts(batch, job_id, active=3, completed=0, failed=0, slot_active=6)
 
     batch.terminate_task(job_id, "other")
     batch.terminate_task(job_id, "big")
-    check_counts(batch, job_id, active=1, completed=2, failed=2, slot_active=1, slot_completed=5, slot_failed=5)
+    check_counts(batch, job_id, active=1, completed=2, failed=2,
+                 slot_active=1, slot_completed=5, slot_failed=5)
 
 
 def test_reactivate_is_refused_once_the_job_is_completed(batch: BatchClient) -> None:
     job_id = new_job(batch)
     batch.create_task(job_id, task("t"))
     batch.terminate_task(job_id, "t")
-    batch.begin_terminate_job(job_id, m._models.BatchJobTerminateOptions(termination_reason="done"),
+    batch.begin_terminate_job(job_id, BatchJobTerminateOptions(termination_reason="done"),
                               polling_interval=0).result()
     expect_error(409, "JobCompleted", batch.reactivate_task, job_id, "t")
     assert batch.get_task(job_id, "t").state == m.BatchTaskState.COMPLETED
@@ -575,14 +595,16 @@ def test_task_conditional_requests(batch: BatchClient) -> None:
     expect_error(412, "ConditionNotMet", batch.replace_task, job_id, "t", m.BatchTask(), **stale_kw)
     expect_error(412, "ConditionNotMet", batch.terminate_task, job_id, "t", **stale_kw)
     expect_error(412, "ConditionNotMet", batch.delete_task, job_id, "t", **stale_kw)
-    expect_error(304, None, batch.get_task, job_id, "t", etag=current.etag, match_condition=MatchConditions.IfModified)
+    expect_error(304, None, batch.get_task, job_id, "t",
+                 etag=current.etag, match_condition=MatchConditions.IfModified)
     assert batch.get_task(job_id, "t").etag == current.etag
 
     batch.terminate_task(job_id, "t", etag=current.etag, match_condition=MatchConditions.IfNotModified)
     terminated = batch.get_task(job_id, "t")
     assert terminated.etag != current.etag and terminated.last_modified > current.last_modified
     batch.reactivate_task(job_id, "t", etag=terminated.etag, match_condition=MatchConditions.IfNotModified)
-    batch.delete_task(job_id, "t", etag=batch.get_task(job_id, "t").etag, match_condition=MatchConditions.IfNotModified)
+    latest = batch.get_task(job_id, "t").etag
+    batch.delete_task(job_id, "t", etag=latest, match_condition=MatchConditions.IfNotModified)
     expect_error(404, "TaskNotFound", batch.get_task, job_id, "t")
     check_counts(batch, job_id, active=0)
 
@@ -590,7 +612,8 @@ def test_task_conditional_requests(batch: BatchClient) -> None:
 def test_task_operations_on_a_disabled_job(batch: BatchClient) -> None:
     job_id = new_job(batch)
     batch.create_task(job_id, task("t"))
-    batch.begin_disable_job(job_id, m.BatchJobDisableOptions(disable_tasks="requeue"), polling_interval=0).result()
+    options = m.BatchJobDisableOptions(disable_tasks="requeue")
+    batch.begin_disable_job(job_id, options, polling_interval=0).result()
     batch.create_task(job_id, task("u"))
     batch.terminate_task(job_id, "t")
     batch.reactivate_task(job_id, "t")

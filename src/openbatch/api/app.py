@@ -101,9 +101,9 @@ class BatchApp:
         operation_id, handler, params = resolve(req.method, req.path)
         scope["openbatch.operation"] = req.operation_id = operation_id
         req.params = params
-        req.check_timeout()
-        if handler is None:
+        if handler is None:  # before any other check: an unimplemented operation always answers 501
             raise not_implemented(operation_id)
+        req.check_timeout()
         return await handler(req)
 
 

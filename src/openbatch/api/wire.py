@@ -137,16 +137,16 @@ def _token_tag(req: ApiRequest, payload: str) -> str:
     return base64.urlsafe_b64encode(hmac.digest(req.token_key, scope, "sha256")[:18]).decode()
 
 
-def encode_token(position: Iterable[str], req: ApiRequest | None = None) -> str:
+def encode_token(position: Iterable[str], req: ApiRequest) -> str:
     """An opaque ``$skiptoken``: the keyset position, signed for ``req``'s account and list when given."""
     payload = base64.urlsafe_b64encode(_encode(list(position))).decode().rstrip("=")
-    return payload if req is None else f"{payload}.{_token_tag(req, payload)}"
+    return f"{payload}.{_token_tag(req, payload)}"
 
 
-def decode_token(token: str, req: ApiRequest | None = None) -> tuple[str, ...]:
+def decode_token(token: str, req: ApiRequest) -> tuple[str, ...]:
     """The position in a ``$skiptoken``; 400 for anything this server did not issue.
 
-    With ``req`` the token must carry the tag :func:`encode_token` gave it for the same
+    The token must carry the tag :func:`encode_token` gave it for the same
     account and list path, so a forged, altered or foreign token (another list's position
     may have another arity) never reaches the store.
     """
@@ -154,7 +154,7 @@ def decode_token(token: str, req: ApiRequest | None = None) -> tuple[str, ...]:
     try:
         if len(token) > _MAX_TOKEN_CHARS:
             raise ValueError("too long")
-        if req is not None and not (dot and hmac.compare_digest(tag.encode(), _token_tag(req, payload).encode())):
+        if not (dot and hmac.compare_digest(tag.encode(), _token_tag(req, payload).encode())):
             raise ValueError("bad tag")
         padded = payload + "=" * (-len(payload) % 4)
         value = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))

@@ -11,8 +11,7 @@ from typing import Any
 
 from . import clock
 from .errors import BatchError
-from .states import TaskState
-from .tasks import with_state
+from .states import TaskState, with_state
 
 Json = dict[str, Any]
 

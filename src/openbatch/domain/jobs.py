@@ -21,7 +21,7 @@ from .models import (
     JobUpdateParameter,
     to_json,
 )
-from .states import JobState
+from .states import JobState, with_state
 from .tasks import check_task_common
 from .validation import (
     UNLIMITED_DURATION,
@@ -209,18 +209,6 @@ def _sync_pool_id(body: Json) -> None:
     pool_id = body.get("poolInfo", {}).get("poolId")
     if pool_id:
         body.setdefault("executionInfo", {})["poolId"] = pool_id
-
-
-def with_state(body: Json, state: JobState, now: datetime) -> Json:
-    """The body after a state change, keeping previousState and the transition times."""
-    if body.get("state") == state.value:
-        return body
-    new = dict(body)
-    new["previousState"] = body["state"]
-    new["previousStateTransitionTime"] = body["stateTransitionTime"]
-    new["state"] = state.value
-    new["stateTransitionTime"] = clock.to_wire(now)
-    return new
 
 
 def completed(body: Json, reason: str, now: datetime) -> Json:

@@ -8,7 +8,6 @@ from typing import Any, Collection
 from . import clock
 from .errors import BatchError, invalid_property, missing_property
 from .models import (
-    Json as _Json,
     PoolAddParameter,
     PoolPatchParameter,
     PoolResizeParameter,
@@ -33,7 +32,7 @@ NO_CERTIFICATES_API_VERSION = "2025-06-01"
 class PoolReplacePropertiesParameter(PoolUpdatePropertiesParameter, kw_only=True):
     """UpdateProperties from api-version 2025-06-01 on: certificateReferences no longer exists."""
 
-    certificateReferences: list[_Json] | None = None
+    certificateReferences: list[Json] | None = None
 
 
 def update_properties_model(api_version: str) -> type[PoolUpdatePropertiesParameter]:
@@ -52,7 +51,7 @@ def _check_start_task(task: StartTask | None) -> None:
 
 
 def _start_task_body(body: Json) -> None:
-    """A stored startTask carries its documented defaults, however it was given (Add, Patch, UpdateProperties)."""
+    """A stored startTask carries its documented defaults, however it came (Add, Patch, UpdateProperties)."""
     if "startTask" in body:
         body["startTask"] = {**body["startTask"]}
         body["startTask"].setdefault("maxTaskRetryCount", 0)
@@ -61,7 +60,8 @@ def _start_task_body(body: Json) -> None:
 
 def check_application_packages(references: list[Json] | None, available: Collection[str]) -> None:
     """Every referenced application must exist in the account (409 InvalidApplicationPackageReferences)."""
-    unknown = [str(ref.get("applicationId", "")) for ref in references or () if ref.get("applicationId") not in available]
+    unknown = [str(ref.get("applicationId", "")) for ref in references or ()
+               if ref.get("applicationId") not in available]
     if unknown:
         raise BatchError(
             "InvalidApplicationPackageReferences",

@@ -6,8 +6,11 @@ states it may start from, and every other state maps to the documented 409 code.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
+from . import clock
 from .errors import BatchError
 
 
@@ -71,3 +74,15 @@ def check_job_action(action: str, state: JobState) -> None:
     else:
         code, message = _JOB_STATE_ERROR.get(state, ("OperationInvalidForCurrentState", "The operation is not allowed in the current state."))
     raise BatchError(code, message, [("JobState", state.value)])
+
+
+def with_state(body: dict[str, Any], state: StrEnum, now: datetime) -> dict[str, Any]:
+    """A job or task body after a state change, keeping previousState and both transition times."""
+    if body.get("state") == state.value:
+        return body
+    new = dict(body)
+    new["previousState"] = body["state"]
+    new["previousStateTransitionTime"] = body["stateTransitionTime"]
+    new["state"] = state.value
+    new["stateTransitionTime"] = clock.to_wire(now)
+    return new

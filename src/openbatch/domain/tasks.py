@@ -8,7 +8,7 @@ from typing import Any
 from . import clock
 from .errors import BatchError, invalid_property
 from .models import TaskAddParameter, TaskConstraints, to_json
-from .states import TaskState
+from .states import TaskState, with_state
 from .validation import (
     SEVEN_DAYS,
     UNLIMITED_DURATION,
@@ -157,17 +157,6 @@ def new_task_body(task: TaskAddParameter, job: Json, now: datetime) -> Json:
     body.update(creationTime=stamp, state=TaskState.ACTIVE.value, stateTransitionTime=stamp)
     body["executionInfo"] = {"retryCount": 0, "requeueCount": 0}
     return body
-
-
-def with_state(body: Json, state: TaskState, now: datetime) -> Json:
-    if body.get("state") == state.value:
-        return body
-    new = dict(body)
-    new["previousState"] = body["state"]
-    new["previousStateTransitionTime"] = body["stateTransitionTime"]
-    new["state"] = state.value
-    new["stateTransitionTime"] = clock.to_wire(now)
-    return new
 
 
 def terminated(body: Json, now: datetime) -> Json:

@@ -28,6 +28,9 @@ class FieldSpec:
 
 BoundValue = Union[str, int, bool, datetime]
 
+#: Integer properties (exit codes) are int32 in the spec and in the store.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
 
 @dataclass(frozen=True)
 class BoundComparison:
@@ -103,7 +106,11 @@ def bind(ast: Expr, fields: Mapping[str, FieldSpec], text: str) -> BoundExpr:
                 return lowered
         elif spec.kind == "string" and lit.kind == "string":
             return str(value).lower() if spec.case_insensitive else str(value)
-        elif spec.kind == lit.kind and isinstance(value, (int, bool, datetime)):
+        elif spec.kind == "int" and lit.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            if INT32_MIN <= value <= INT32_MAX:
+                return value
+            fail(f"The value {lit.text} is out of range for property '{path}' (a 32-bit integer)")
+        elif spec.kind == lit.kind and isinstance(value, (bool, datetime)):
             return value
         fail(f"The value {lit.text} is not valid for property '{path}'; expected {_expected(spec)}")
 

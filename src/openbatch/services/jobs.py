@@ -74,6 +74,8 @@ class JobService:
     def disable(self, account: str, job_id: str, params: JobDisableParameter, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "disable")
+            if record.body["state"] == JobState.DISABLED.value:
+                return record  # already disabled: no transition (previousState and times stay)
             now = self.ctx.now()
             record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DISABLING, now), now)
             return self._settle(conn, record)
@@ -81,6 +83,8 @@ class JobService:
     def enable(self, account: str, job_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "enable")
+            if record.body["state"] == JobState.ACTIVE.value:
+                return record  # already active: no transition (a new job keeps no previousState)
             now = self.ctx.now()
             record = JOBS.update(conn, record, rules.with_state(record.body, JobState.ENABLING, now), now)
             return self._settle(conn, record)

@@ -13,6 +13,7 @@ from ..domain.errors import BatchError
 from ..domain.models import TaskAddParameter, TaskUpdateParameter, decode
 from ..domain.states import JobState, check_job_action
 from ..store.records import TASKS, Record, adjust_counters
+from . import transitions
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_task
 from .jobs import JobService
 
@@ -120,7 +121,7 @@ class TaskService:
     def terminate(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
-            record = self._transition(conn, job, record, rules.terminated(record.body, self.ctx.now()))
+            record = transitions.apply(conn, job, record, rules.terminated(record.body, self.ctx.now()), self.ctx.now())
             self.jobs.after_tasks_changed(conn, job)
             return record
 
@@ -128,7 +129,7 @@ class TaskService:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
             check_job_action("change_task", JobState(job.body["state"]))
-            return self._transition(conn, job, record, rules.reactivated(record.body, self.ctx.now()))
+            return transitions.apply(conn, job, record, rules.reactivated(record.body, self.ctx.now()), self.ctx.now())
 
     def delete(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> None:
         with self.ctx.store.write() as conn:
@@ -149,13 +150,3 @@ class TaskService:
         record = require_task(conn, job, task_id, for_update=True)
         check(conditions, record.etag, record.last_modified, read=False)
         return job, record
-
-    def _transition(self, conn: Connection, job: Record, record: Record, body: Json) -> Record:
-        old = record.body
-        change = counts.delta(
-            old["state"], old.get("executionInfo", {}).get("result"),
-            body["state"], body.get("executionInfo", {}).get("result"),
-            old["requiredSlots"],
-        )
-        adjust_counters(conn, job.pk, change)
-        return TASKS.update(conn, record, body, self.ctx.now())

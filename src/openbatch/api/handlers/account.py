@@ -28,7 +28,7 @@ async def supported_images(req: ApiRequest) -> Response:
         images = [i for i in images if matches(bound, lambda p, i=i: i.get(p))]
     token = req.query.get("$skiptoken")
     if token:  # the nodeAgentSKUId of the last image of the previous page (unique, in a fixed order)
-        last = decode_token(token)[0]
+        last = decode_token(token, req)[0]
         skus = [i["nodeAgentSKUId"] for i in images]
         images = images[skus.index(last) + 1:] if last in skus else []
     page, rest = images[:limit], images[limit:]
