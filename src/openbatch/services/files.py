@@ -40,7 +40,7 @@ class FileLocation:
 
 
 class NodeFileSource(Protocol):
-    def list(self, where: FileLocation, prefix: str, recursive: bool) -> list[FileInfo]: ...
+    def list(self, where: FileLocation, recursive: bool) -> list[FileInfo]: ...
     def stat(self, where: FileLocation, path: str) -> FileInfo: ...
     def read(self, where: FileLocation, path: str, start: int, end: int | None) -> bytes: ...
     def delete(self, where: FileLocation, path: str, recursive: bool) -> None: ...
@@ -74,8 +74,8 @@ class FileService:
             raise not_found("NodeNotFound", "node", where.node_id)
         return self.source
 
-    def list(self, where: FileLocation, prefix: str, recursive: bool) -> list[FileInfo]:
-        return self._source(where).list(where, prefix, recursive)
+    def list(self, where: FileLocation, recursive: bool) -> list[FileInfo]:
+        return self._source(where).list(where, recursive)
 
     def stat(self, where: FileLocation, path: str) -> FileInfo:
         return self._source(where).stat(where, path)

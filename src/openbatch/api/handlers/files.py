@@ -82,7 +82,7 @@ async def _list(req: ApiRequest, operation_id: str, where: FileLocation, url: Ca
     bound = parse_filter(text, FILTERS[operation_id]) if text.strip() else None
     token = req.query.get("$skiptoken")
     after = decode_token(token, req)[0] if token else None
-    files = await run(req.services.files.list, where, "", recursive)
+    files = await run(req.services.files.list, where, recursive)
     chosen = [f for f in sorted(files, key=lambda f: f.name)
               if (after is None or f.name > after) and (bound is None or matches(bound, lambda _p, f=f: f.name))]
     page, rest = chosen[:limit], chosen[limit:]
