@@ -85,13 +85,29 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         server.app.services.pools.ctx.store.dispose()
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def live_nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """A running server whose pools get real local compute nodes (agent processes), on both stores."""
+    database_url = request.getfixturevalue("postgres_databases")() if request.param == "postgres" else None
+    data_dir = tmp_path_factory.mktemp(f"nodes-{request.param}")
+    server = start_server(data_dir, database_url, request.param, spec, node_provider="local",
+                          nodes_per_agent=1, node_lost_after=3.0)
+    _servers.append(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.app.services.pools.ctx.store.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _contract(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test whose requests got a response that breaks the Swagger contract."""
-    if "live" not in request.fixturenames:
+    name = next((n for n in ("live", "live_nodes") if n in request.fixturenames), None)
+    if name is None:
         yield
         return
-    server: LiveServer = request.getfixturevalue("live")
+    server: LiveServer = request.getfixturevalue(name)
     before = len(server.recorder.violations)
     yield
     new = server.recorder.violations[before:]

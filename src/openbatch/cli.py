@@ -29,6 +29,18 @@ def parser() -> argparse.ArgumentParser:
                        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (OPENBATCH_DATABASE_URL)")
     serve.add_argument("--extra-accounts", default=_env("EXTRA_ACCOUNTS", ""),
                        help="more accounts as NAME:KEY,NAME:KEY (OPENBATCH_EXTRA_ACCOUNTS)")
+    serve.add_argument("--node-provider", choices=["local", "none"], default=_env("NODE_PROVIDER", "local"),
+                       help="local: pools get nodes run on this host (default); none: no nodes (OPENBATCH_NODE_PROVIDER)")
+    serve.add_argument("--nodes-per-agent", type=int, default=int(_env("NODES_PER_AGENT", "8")),
+                       help="local nodes hosted by one agent process (OPENBATCH_NODES_PER_AGENT)")
+    agent = commands.add_parser("agent", help="host compute nodes of a pool and run their tasks")
+    agent.add_argument("--server", required=True, help="the openbatch server URL")
+    agent.add_argument("--pool", required=True, help="the pool the nodes join")
+    agent.add_argument("--account", default=_env("ACCOUNT"), help="account name (OPENBATCH_ACCOUNT)")
+    agent.add_argument("--key", default=_env("KEY"), help="account key for registering (OPENBATCH_KEY)")
+    agent.add_argument("--nodes", type=int, default=0, help="how many new nodes this agent brings to the pool")
+    agent.add_argument("--node", action="append", default=[], help=argparse.SUPPRESS)  # local nodes, by the server
+    agent.add_argument("--root", type=Path, default=None, help="where the nodes' directories live")
     return root
 
 
@@ -46,8 +58,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                 key=args.key,
                 database_url=args.database_url,
                 extra_accounts=parse_accounts(args.extra_accounts or ""),
+                node_provider=args.node_provider,
+                nodes_per_agent=args.nodes_per_agent,
             )
         )
+    elif args.command == "agent":
+        if not args.node and args.nodes < 1:
+            raise SystemExit("openbatch agent: --nodes must be at least 1")
+        from .agent.main import main as agent_main
+
+        agent_main(args)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,16 @@ class Settings:
     key: str | None = None
     database_url: str | None = None
     extra_accounts: dict[str, str] = field(default_factory=dict)
+    #: "local": pools get compute nodes run by agent processes on this host; "none": pools get no nodes.
+    node_provider: str = "local"
+    nodes_per_agent: int = 8
+    #: Seconds without a call from an agent before its nodes become unusable.
+    node_lost_after: float = 10.0
+
+    def server_url(self) -> str:
+        """How local agents reach this server."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

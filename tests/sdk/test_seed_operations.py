@@ -263,15 +263,15 @@ def test_prep_release_status_errors(batch: BatchClient, live: LiveServer) -> Non
         assert invalid.value.error.code == "InvalidQueryParameterValue"
 
 
-def test_prep_release_rows_survive_job_termination_and_block_completion(batch: BatchClient, live: LiveServer) -> None:
-    """A node that ran the preparation task owes its release task: the job stays terminating until it ran."""
+def test_rows_of_nodes_no_longer_in_the_pool_are_kept_and_owe_no_release(batch: BatchClient, live: LiveServer) -> None:
+    """A node that ran the preparation task and has since left the pool cannot run the release task:
+    the job completes at once, and its row still lists the preparation run."""
     job_id = _new_job(batch)
     live.services.prep_release.record(live.account, job_id, "pool", "node-x", "preparation", _prep_info(0))
     poller = batch.begin_terminate_job(job_id, JobTerminateOptions(termination_reason="UserTerminate"), polling_interval=1)
-    assert batch.get_job(job_id).state == "terminating"
-    live.services.prep_release.record(live.account, job_id, "pool", "node-x", "release", _release_info(0))
-    live.services.jobs.settle(live.account, job_id)
     poller.result(timeout=30)
     job = batch.get_job(job_id)
     assert job.state == "completed" and job.execution_info.termination_reason == "UserTerminate"
-    assert [e.node_id for e in batch.list_job_preparation_and_release_task_status(job_id)] == ["node-x"]
+    [entry] = batch.list_job_preparation_and_release_task_status(job_id)
+    assert entry.node_id == "node-x" and entry.job_preparation_task_execution_info.state == "completed"
+    assert entry.job_release_task_execution_info is None

@@ -125,22 +125,27 @@ class LiveServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=30)
 
 
-def start_server(data_dir: Path, database_url: str | None, store_name: str, spec: Spec | None) -> LiveServer:
+def start_server(data_dir: Path, database_url: str | None, store_name: str, spec: Spec | None,
+                 *, node_provider: str = "none", **options: Any) -> LiveServer:
+    """A server on a free port; ``node_provider="local"`` gives pools real nodes (agent processes)."""
+    port = free_port()
     settings = Settings(
+        port=port,
         data_dir=data_dir,
         account=ACCOUNT,
         key=KEY,
         database_url=database_url,
         extra_accounts={OTHER_ACCOUNT: OTHER_KEY},
+        node_provider=node_provider,
+        **options,
     )
     app, _store = build(settings)
     recorder = Recorder(spec)
-    port = free_port()
     config = uvicorn.Config(RecordingApp(app, recorder), host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, lifespan="off")
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"openbatch-{store_name}", daemon=True)
     thread.start()

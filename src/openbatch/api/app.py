@@ -18,6 +18,7 @@ from ..domain import clock
 from ..domain.errors import BatchError, invalid_query, not_implemented
 from ..services import Services
 from . import handlers  # noqa: F401  (registers the operations)
+from .agent_api import PREFIX as AGENT_PREFIX
 from .request import ApiRequest, parse_query
 from .router import resolve
 from .wire import error_response
@@ -43,19 +44,26 @@ class BatchApp:
     """The API as an ASGI callable; ``services`` and ``accounts`` (name -> key bytes) are injected."""
 
     def __init__(
-        self, services: Services, accounts: Mapping[str, bytes], now: Callable[[], datetime] = clock.utcnow
+        self, services: Services, accounts: Mapping[str, bytes], now: Callable[[], datetime] = clock.utcnow,
+        runtime: Any = None,
     ) -> None:
         self.services = services
         self.accounts = dict(accounts)
         self.now = now
+        #: The execution runtime (openbatch.runtime.Runtime), started and stopped with the server.
+        self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, self.runtime)
             return
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
+        if self.runtime is not None and scope["path"].startswith(AGENT_PREFIX):
+            response = await self.runtime.agent_api.handle(request, scope["path"][len(AGENT_PREFIX):])
+            await response(scope, receive, send)
+            return
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         raw_query = scope.get("query_string", b"").decode("latin-1")
         req = ApiRequest(
@@ -127,11 +135,15 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(receive: Receive, send: Send, runtime: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            if runtime is not None:
+                await runtime.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if runtime is not None:
+                await runtime.stop()
             await send({"type": "lifespan.shutdown.complete"})
             return

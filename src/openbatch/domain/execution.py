@@ -65,3 +65,43 @@ def exited(body: Json, exit_code: int, now: datetime) -> Json:
         }
     new["executionInfo"] = info
     return new
+
+
+def requeued(body: Json, now: datetime) -> Json:
+    """Back to active because its node went away (pool shrink, node lost, reboot): requeueCount, not retryCount."""
+    info = dict(body.get("executionInfo", {}))
+    new = with_state(body, TaskState.ACTIVE, now)
+    info.update(requeueCount=info.get("requeueCount", 0) + 1, lastRequeueTime=clock.to_wire(now))
+    new["executionInfo"] = info
+    return new
+
+
+def ended_by_node_removal(body: Json, now: datetime) -> Json:
+    """Completed as failed: its node was removed with nodeDeallocationOption terminate."""
+    new = with_state(body, TaskState.COMPLETED, now)
+    info = dict(body.get("executionInfo", {}))
+    info.update(endTime=clock.to_wire(now), result="failure", failureInfo={
+        "category": "servererror", "code": "TaskEnded",
+        "message": "The task was terminated because its compute node was removed from the pool."})
+    new["executionInfo"] = info
+    return new
+
+
+def from_result(body: Json, result: Json, now: datetime) -> Json:
+    """Apply what a node reported for a finished run: exit code, or a failure before the process ran."""
+    failure = result.get("failure")
+    if result.get("exitCode") is None or result.get("preProcessingError"):
+        return failed_to_start(body, failure or {"category": "servererror", "code": "Unknown"}, now)
+    new = exited(body, int(result["exitCode"]), now)
+    if failure and new["state"] == TaskState.COMPLETED.value and new["executionInfo"].get("result") == "failure":
+        new["executionInfo"]["failureInfo"] = failure
+    return new
+
+
+def failed_to_start(body: Json, failure: Json, now: datetime) -> Json:
+    """Resource files or launch failed: completed as failed; such errors are not retried."""
+    new = with_state(body, TaskState.COMPLETED, now)
+    info = dict(body.get("executionInfo", {}))
+    info.update(endTime=clock.to_wire(now), result="failure", failureInfo=failure)
+    new["executionInfo"] = info
+    return new

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from ..store.engine import Store
 from .account import AccountService
+from .agents import AgentService
+from .allocation import Allocation
 from .context import ServiceContext
 from .execution import ExecutionService
 from .files import FileService
@@ -13,6 +15,8 @@ from .jobs import JobService
 from .nodes import NodeService
 from .pools import PoolService
 from .prep_release import PrepReleaseService
+from .runs import RunService
+from .scheduling import SchedulingService
 from .tasks import TaskService
 
 
@@ -26,14 +30,24 @@ class Services:
     prep_release: PrepReleaseService
     account: AccountService
     execution: ExecutionService
+    ctx: ServiceContext
+    agents: AgentService
+    runs: RunService
+    scheduling: SchedulingService
 
     @classmethod
-    def create(cls, store: Store) -> "Services":
+    def create(cls, store: Store, *, node_provider: bool = False) -> "Services":
+        """``node_provider``: pools get compute nodes (run by agents); otherwise pools allocate none."""
         ctx = ServiceContext(store)
         jobs = JobService(ctx)
         nodes = NodeService(ctx)
+        allocation = Allocation(ctx)
         return cls(
-            pools=PoolService(ctx),
+            ctx=ctx,
+            agents=AgentService(ctx),
+            runs=RunService(ctx, jobs, allocation),
+            scheduling=SchedulingService(ctx),
+            pools=PoolService(ctx, allocation if node_provider else None),
             jobs=jobs,
             tasks=TaskService(ctx, jobs),
             nodes=nodes,

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from ..domain import clock
 from ..domain.errors import not_found
-from ..store.engine import Store
+from ..store.engine import Store, after_commit
 from ..store.records import JOBS, POOLS, TASKS, Record
 
 
@@ -31,10 +31,37 @@ class ListQuery:
     limit: int = 1000
 
 
+class Notifier:
+    """What services tell the execution layer after a commit; the default does nothing."""
+
+    def push(self, agent_id: str, commands: list[dict[str, Any]]) -> None:
+        """Send commands to an agent."""
+
+    def wake(self) -> None:
+        """There may be tasks to place."""
+
+    def nodes_changed(self) -> None:
+        """Nodes were added or removed: local agents may need starting or stopping."""
+
+
 @dataclass
 class ServiceContext:
     store: Store
     now: Callable[[], datetime] = field(default=clock.utcnow)
+    notifier: Notifier = field(default_factory=Notifier)
+    #: AZ_BATCH_ACCOUNT_URL for an account (the server's public URL).
+    account_url: Callable[[str], str] = field(default=lambda account: "")
+
+    def send(self, conn: Connection, agent_id: str | None, commands: list[dict[str, Any]]) -> None:
+        """Send commands to an agent once this transaction has committed."""
+        if agent_id and commands:
+            after_commit(conn, lambda: self.notifier.push(agent_id, commands))
+
+    def wake_after(self, conn: Connection) -> None:
+        after_commit(conn, self.notifier.wake)
+
+    def nodes_changed_after(self, conn: Connection) -> None:
+        after_commit(conn, self.notifier.nodes_changed)
 
 
 def page_of(records: list[Record], limit: int, key: Callable[[Record], Sequence[str]]) -> Page:

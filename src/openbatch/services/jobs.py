@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..domain import counts, jobs as rules
+from ..domain import clock, commands, counts, execution, jobs as rules, tasks as task_rules
 from ..domain.conditions import NONE, Conditions, check
 from ..domain.errors import BatchError
 from ..domain.models import (
@@ -19,7 +20,8 @@ from ..domain.models import (
 )
 from ..domain.states import JobState, check_job_action
 from ..store import schema
-from ..store.records import JOBS, Record, read_counters
+from ..store.records import JOBS, PREP_RELEASE, TASKS, Record, read_counters
+from . import transitions
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
 
 Json = dict[str, Any]
@@ -76,9 +78,17 @@ class JobService:
             record = self._locked(conn, account, job_id, conditions, "disable")
             if record.body["state"] == JobState.DISABLED.value:
                 return record  # already disabled: no transition (previousState and times stay)
-            now = self.ctx.now()
-            record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DISABLING, now), now)
-            return self._settle(conn, record)
+            return self.disable_in(conn, record, params.disableTasks)
+
+    def disable_in(self, conn: Connection, record: Record, option: str) -> Record:
+        """Disable: running tasks are requeued, terminated, or (wait) left to finish."""
+        now = self.ctx.now()
+        record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DISABLING, now), now)
+        if option in ("requeue", "terminate"):
+            for task in self._on_nodes(conn, record):
+                body = execution.requeued(task.body, now) if option == "requeue" else task_rules.terminated(task.body, now)
+                transitions.stop_on_node(self.ctx, conn, record, task, body, now)
+        return self._settle(conn, record)
 
     def enable(self, account: str, job_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
@@ -95,13 +105,14 @@ class JobService:
         reason = (params.terminateReason if params else None) or "UserTerminate"
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "terminate")
-            return self._terminate(conn, record, reason)
+            return self.terminate_in(conn, record, reason)
 
     def delete(self, account: str, job_id: str, conditions: Conditions = NONE) -> None:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "delete")
             now = self.ctx.now()
             record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DELETING, now), now)
+            self._stop_running(conn, record, now)
             self._settle(conn, record)
 
     # -- internals -------------------------------------------------------------------------
@@ -112,12 +123,24 @@ class JobService:
         check_job_action(action, JobState(record.body["state"]))
         return record
 
-    def _terminate(self, conn: Connection, record: Record, reason: str) -> Record:
+    def terminate_in(self, conn: Connection, record: Record, reason: str) -> Record:
+        """Terminate: running tasks are ended, release tasks run, then the job completes."""
         now = self.ctx.now()
         body = rules.with_state(record.body, JobState.TERMINATING, now)
         body.setdefault("executionInfo", {})["terminateReason"] = reason
         record = JOBS.update(conn, record, body, now)
+        self._stop_running(conn, record, now)
         return self._settle(conn, record)
+
+    def _on_nodes(self, conn: Connection, record: Record) -> list[Record]:
+        t = schema.tasks
+        rows = conn.execute(sa.select(t).where(t.c.job_pk == record.pk, t.c.state.in_(["preparing", "running"]))
+                            .with_for_update()).all()
+        return [TASKS.record(row) for row in rows]
+
+    def _stop_running(self, conn: Connection, record: Record, now: datetime) -> None:
+        for task in self._on_nodes(conn, record):
+            transitions.stop_on_node(self.ctx, conn, record, task, task_rules.terminated(task.body, now), now)
 
     def after_tasks_changed(self, conn: Connection, record: Record) -> Record:
         """onAllTasksComplete=terminatejob ends an active job whose tasks are all complete.
@@ -128,7 +151,7 @@ class JobService:
         if body["state"] == JobState.ACTIVE.value and body.get("onAllTasksComplete") == "terminatejob":
             row = read_counters(conn, record.pk)
             if row["task_active"] == 0 and row["task_running"] == 0:
-                return self._terminate(conn, record, "AllTasksComplete")
+                return self.terminate_in(conn, record, "AllTasksComplete")
         return record
 
     def _settle(self, conn: Connection, record: Record) -> Record:
@@ -145,6 +168,8 @@ class JobService:
             return JOBS.update(conn, record, rules.with_state(record.body, JobState.DISABLED, now), now)
         if state is JobState.ENABLING:
             return self.after_tasks_changed(conn, JOBS.update(conn, record, rules.with_state(record.body, JobState.ACTIVE, now), now))
+        if state in (JobState.TERMINATING, JobState.DELETING):
+            self._start_releases(conn, record, now)
         if state in (JobState.TERMINATING, JobState.DELETING) and running == 0 and not self._release_due(conn, record):
             if state is JobState.DELETING:
                 JOBS.delete(conn, record.pk)
@@ -153,17 +178,48 @@ class JobService:
             return JOBS.update(conn, record, rules.completed(record.body, reason, now), now)
         return record
 
+    def _live_prep_rows(self, conn: Connection, record: Record) -> sa.Select:
+        """Rows of nodes (still in their pool, usable) that ran or run the preparation task."""
+        r, n = schema.prep_release, schema.nodes
+        return (sa.select(r, n.c.agent_id).join(n, n.c.pk == r.c.node_pk)
+                .where(r.c.job_pk == record.pk, r.c.prep_state.is_not(None), n.c.state != "unusable"))
+
     def _release_due(self, conn: Connection, record: Record) -> bool:
         """Whether a node that ran the preparation task still owes its release task."""
         if "jobReleaseTask" not in record.body:
             return False
-        table = schema.prep_release
-        query = sa.select(sa.func.count()).select_from(table).where(
-            table.c.job_pk == record.pk,
-            table.c.prep_state.is_not(None),
-            sa.or_(table.c.release_state.is_(None), table.c.release_state != "completed"),
-        )
-        return bool(conn.execute(query).scalar_one())
+        r = schema.prep_release
+        query = self._live_prep_rows(conn, record).where(
+            sa.or_(r.c.prep_state == "running", r.c.release_state.is_(None), r.c.release_state == "running"))
+        return conn.execute(query.limit(1)).first() is not None
+
+    def _start_releases(self, conn: Connection, record: Record, now: datetime) -> None:
+        """Start the release task on each node that completed the preparation and has not released yet.
+
+        A job terminated before it is deleted does not run its release tasks twice.
+        """
+        if "jobReleaseTask" not in record.body:
+            return
+        r = schema.prep_release
+        rows = conn.execute(self._live_prep_rows(conn, record).where(
+            r.c.prep_state == "completed", r.c.release_state.is_(None)).with_for_update()).all()
+        account = record.row["account"]
+        release = record.body["jobReleaseTask"]
+        for row in rows:
+            prep_row = PREP_RELEASE.record(row)
+            run_id = commands.new_run_id("r")
+            info = commands.execution_info("running", clock.to_wire(now), 0,
+                                           commands.task_dir(record.body["id"], release["id"]))
+            info.pop("retryCount")
+            PREP_RELEASE.update(conn, prep_row, {**prep_row.body, "jobReleaseTaskExecutionInfo": info}, now,
+                                extra={"release_run_id": run_id})
+            who = commands.Identity(account, self.ctx.account_url(account), prep_row.body["poolId"],
+                                    prep_row.body["nodeId"])
+            self.ctx.send(conn, row.agent_id, [commands.release_command(run_id, who, record.body)])
+
+    def settle_in(self, conn: Connection, record: Record) -> Record:
+        """Re-check a job's transitional state inside the caller's transaction."""
+        return self._settle(conn, record)
 
     def settle(self, account: str, job_id: str) -> Record | None:
         """Re-check a job's transitional state (called when a release task or running task ends)."""

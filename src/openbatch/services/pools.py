@@ -7,6 +7,7 @@ resize error saying why the target was not reached.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -23,6 +24,7 @@ from ..domain.models import (
 )
 from ..domain.states import AllocationState, PoolState
 from ..store.records import NODES, POOLS, Record
+from .allocation import Allocation
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_pool
 
 Json = dict[str, Any]
@@ -35,8 +37,10 @@ AVAILABLE_APPLICATIONS: frozenset[str] = frozenset()
 
 
 class PoolService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, allocation: Allocation | None = None) -> None:
         self.ctx = ctx
+        #: Creates and removes compute nodes; None when no node provider is attached.
+        self.allocation = allocation
 
     def add(self, account: str, pool: PoolAddParameter) -> Record:
         rules.validate_new_pool(pool)
@@ -65,6 +69,9 @@ class PoolService:
             rules.check_not_deleting(record.body)
             now = self.ctx.now()
             record = POOLS.update(conn, record, rules.with_state(record.body, PoolState.DELETING, now), now)
+            if self.allocation is not None:
+                for node in self.allocation.pool_nodes(conn, account, record.row["id_key"]):
+                    self.allocation.remove(conn, account, node, "requeue", now)
             if NODES.count(conn, (account, record.row["id_key"])) == 0:
                 POOLS.delete(conn, record.pk)
 
@@ -85,7 +92,7 @@ class PoolService:
             record = self._locked(conn, account, pool_id, conditions)
             now = self.ctx.now()
             record = POOLS.update(conn, record, rules.resize_requested(record.body, resize, now), now)
-            return self._settle_allocation(conn, account, record)
+            return self._settle_allocation(conn, account, record, resize.nodeDeallocationOption or "requeue")
 
     def stop_resize(self, account: str, pool_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
@@ -103,22 +110,36 @@ class PoolService:
             rules.check_not_deleting(record.body)
             if record.body["allocationState"] != AllocationState.STEADY.value:
                 raise BatchError("PoolBeingResized", "The pool is not in a steady allocation state.")
+            found = []
             for node_id in params.nodeList:
-                if NODES.get(conn, (account, record.row["id_key"]), (node_id,)) is None:
+                node = NODES.get(conn, (account, record.row["id_key"]), (node_id,), for_update=True)
+                if node is None:
                     raise not_found("NodeNotFound", "node", node_id)
-            return record
+                found.append(node)
+            now = self.ctx.now()
+            if self.allocation is not None:
+                for node in found:
+                    self.allocation.remove(conn, account, node, params.nodeDeallocationOption or "requeue", now)
+            body = dict(record.body)
+            body["targetDedicatedNodes"] = max(0, body["targetDedicatedNodes"] - len(found))
+            body["currentDedicatedNodes"] = NODES.count(conn, (account, record.row["id_key"]))
+            return POOLS.update(conn, record, body, now)
 
     def _locked(self, conn: Connection, account: str, pool_id: str, conditions: Conditions) -> Record:
         record = require_pool(conn, account, pool_id, for_update=True)
         check(conditions, record.etag, record.last_modified, read=False)
         return record
 
-    def _settle_allocation(self, conn: Connection, account: str, record: Record) -> Record:
-        """Without a node provider, an allocation ends at once with the nodes that exist."""
+    def _settle_allocation(self, conn: Connection, account: str, record: Record, option: str = "requeue") -> Record:
+        """Bring the pool's nodes to its target: created at once (they boot in ``starting``),
+        removed by the deallocation option. Without a node provider, an allocation ends at
+        once with the nodes that exist and a resize error saying why."""
         body = record.body
         if body["allocationState"] == AllocationState.STEADY.value:
             return record
         now = self.ctx.now()
+        if self.allocation is not None:
+            return self._allocate(conn, account, record, option, now)
         new = rules.with_allocation_state(body, AllocationState.STEADY, now)
         current = NODES.count(conn, (account, record.row["id_key"]))
         new["currentDedicatedNodes"] = current
@@ -132,4 +153,21 @@ class PoolService:
                     "could be allocated.",
                 }
             ]
+        return POOLS.update(conn, record, new, now)
+
+    def _allocate(self, conn: Connection, account: str, record: Record, option: str, now: datetime) -> Record:
+        assert self.allocation is not None
+        body = record.body
+        key = record.row["id_key"]
+        if body["allocationState"] == AllocationState.RESIZING.value:
+            # Low-priority nodes are local nodes too: the host has no spot market to lose them to.
+            target = body["targetDedicatedNodes"] + body["targetLowPriorityNodes"]
+            current = NODES.count(conn, (account, key))
+            if target > current:
+                self.allocation.grow(conn, account, record, target - current, now)
+            elif target < current:
+                self.allocation.shrink(conn, account, record, current - target, option, now)
+        new = rules.with_allocation_state(body, AllocationState.STEADY, now)
+        new["currentDedicatedNodes"] = NODES.count(conn, (account, key))
+        new.pop("resizeErrors", None)
         return POOLS.update(conn, record, new, now)

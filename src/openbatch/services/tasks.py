@@ -121,8 +121,10 @@ class TaskService:
     def terminate(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
-            record = transitions.apply(conn, job, record, rules.terminated(record.body, self.ctx.now()), self.ctx.now())
+            now = self.ctx.now()
+            record = transitions.stop_on_node(self.ctx, conn, job, record, rules.terminated(record.body, now), now)
             self.jobs.after_tasks_changed(conn, job)
+            self.jobs.settle_in(conn, job)
             return record
 
     def reactivate(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> Record:
@@ -134,12 +136,16 @@ class TaskService:
     def delete(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> None:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
+            now = self.ctx.now()
+            if record.body["state"] in ("preparing", "running"):
+                record = transitions.stop_on_node(self.ctx, conn, job, record, rules.terminated(record.body, now), now)
             body = record.body
             change = counts.delta(body["state"], body.get("executionInfo", {}).get("result"), None, None,
                                   body["requiredSlots"])
             TASKS.delete(conn, record.pk)
             adjust_counters(conn, job.pk, change)
             self.jobs.after_tasks_changed(conn, job)
+            self.jobs.settle_in(conn, job)
 
     def _locked(
         self, conn: Connection, account: str, job_id: str, task_id: str, conditions: Conditions

@@ -1,16 +1,19 @@
-"""A task's state change and the job's counters, always together in one transaction."""
+"""A task's state change with the job's counters and its node's slots, always in one transaction."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
-from ..domain import counts
-from ..store.records import TASKS, Record, adjust_counters
+from ..domain import counts, nodes
+from ..store.records import NODES, TASKS, Record, adjust_counters
 
 Json = dict[str, Any]
+
+if TYPE_CHECKING:
+    from .context import ServiceContext
 
 
 def apply(conn: Connection, job: Record, task: Record, body: Json, now: datetime) -> Record:
@@ -23,3 +26,45 @@ def apply(conn: Connection, job: Record, task: Record, body: Json, now: datetime
     )
     adjust_counters(conn, job.pk, change)
     return TASKS.update(conn, task, body, now)
+
+
+def occupy_node(conn: Connection, node: Record, slots: int, now: datetime) -> Record:
+    """A task took ``slots`` on ``node`` (the caller holds the node row)."""
+    running = int(node.row["running_tasks"]) + 1
+    values = {"used_slots": int(node.row["used_slots"]) + slots, "running_tasks": running}
+    state = nodes.busy_state(node.body, running)
+    if state is not None:
+        return NODES.update(conn, node, nodes.with_state(node.body, state, now), now, extra=values)
+    NODES.set_columns(conn, node.pk, **values)
+    return Record(node.pk, node.body, node.etag, node.last_modified, {**node.row, **values})
+
+
+def vacate_node(conn: Connection, node_pk: int, slots: int, now: datetime, *, ran: bool, succeeded: bool) -> Record | None:
+    """A task left its node (finished, requeued or terminated): free its slots and count the run."""
+    node = NODES.get_by_pk(conn, node_pk, for_update=True)
+    if node is None:
+        return None
+    running = max(0, int(node.row["running_tasks"]) - 1)
+    values = {
+        "used_slots": max(0, int(node.row["used_slots"]) - slots),
+        "running_tasks": running,
+        "total_tasks_run": int(node.row["total_tasks_run"]) + int(ran),
+        "total_tasks_succeeded": int(node.row["total_tasks_succeeded"]) + int(ran and succeeded),
+    }
+    state = nodes.busy_state(node.body, running)
+    if state is not None:
+        return NODES.update(conn, node, nodes.with_state(node.body, state, now), now, extra=values)
+    NODES.set_columns(conn, node.pk, **values)
+    return Record(node.pk, node.body, node.etag, node.last_modified, {**node.row, **values})
+
+
+def stop_on_node(ctx: "ServiceContext", conn: Connection, job: Record, task: Record, body: Json, now: datetime) -> Record:
+    """Take a preparing/running task off its node (terminated, requeued): kill its process, free its slots."""
+    run_id, node_pk = task.row.get("run_id"), task.row.get("node_pk")
+    task = apply(conn, job, task, body, now)
+    TASKS.set_columns(conn, task.pk, run_id=None, node_pk=node_pk if body["state"] == "completed" else None)
+    if node_pk is not None:
+        node = vacate_node(conn, node_pk, body["requiredSlots"], now, ran=run_id is not None, succeeded=False)
+        if node is not None and run_id:
+            ctx.send(conn, node.row["agent_id"], [{"type": "kill", "id": run_id}])
+    return task

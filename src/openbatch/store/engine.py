@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -49,6 +49,14 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+_AFTER_COMMIT = "openbatch.after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` after the transaction of ``conn`` commits (never if it rolls back)."""
+    conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
 class Store:
     """The database: one engine, write and read transactions, schema setup."""
 
@@ -59,12 +67,22 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction: committed on success, rolled back on any exception."""
+        """One write transaction: committed on success, rolled back on any exception.
+
+        Callbacks registered with :func:`after_commit` run once the commit succeeded.
+        """
         with self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = conn.execution_options(sqlite_immediate=True)
-            with conn.begin():
-                yield conn
+            conn.info.pop(_AFTER_COMMIT, None)
+            try:
+                with conn.begin():
+                    yield conn
+                callbacks = conn.info.pop(_AFTER_COMMIT, [])
+            finally:
+                conn.info.pop(_AFTER_COMMIT, None)
+            for callback in callbacks:
+                callback()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -86,4 +104,4 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'openbatch.db').resolve()}"
 
 
-__all__ = ["Store", "create_engine", "sqlite_url", "metadata"]
+__all__ = ["Store", "after_commit", "create_engine", "sqlite_url", "metadata"]

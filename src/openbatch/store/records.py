@@ -69,7 +69,8 @@ class Collection:
     def _scoped(self, scope: Sequence[Any]) -> list[sa.ColumnElement[bool]]:
         return [self.table.c[name] == value for name, value in zip(self.scope, scope, strict=True)]
 
-    def _record(self, row: Any) -> Record:
+    def record(self, row: Any) -> Record:
+        """A Record from a row of this table (for callers that ran their own select)."""
         mapping = row._mapping
         return Record(
             pk=mapping["pk"],
@@ -85,7 +86,14 @@ class Collection:
         if for_update:
             query = query.with_for_update()
         row = conn.execute(query).first()
-        return self._record(row) if row else None
+        return self.record(row) if row else None
+
+    def get_by_pk(self, conn: Connection, pk: int, *, for_update: bool = False) -> Record | None:
+        query = sa.select(self.table).where(self.table.c.pk == pk)
+        if for_update:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        return self.record(row) if row else None
 
     def page(
         self,
@@ -103,7 +111,7 @@ class Collection:
         if after:
             cond.append(sa.tuple_(*cols) > sa.tuple_(*after) if len(cols) > 1 else cols[0] > after[0])
         query = sa.select(self.table).where(*cond).order_by(*cols).limit(limit)
-        return [self._record(row) for row in conn.execute(query)]
+        return [self.record(row) for row in conn.execute(query)]
 
     def existing_keys(self, conn: Connection, scope: Sequence[Any], keys: Iterable[str]) -> set[str]:
         column = self.table.c[self.key[-1]]
@@ -127,8 +135,11 @@ class Collection:
             values["last_modified"] = clock.naive(now)
         return values
 
-    def insert(self, conn: Connection, scope: Sequence[Any], body: Json, now: datetime) -> Record:
-        values = {**dict(zip(self.scope, scope, strict=True)), **self._values(body, now)}
+    def insert(
+        self, conn: Connection, scope: Sequence[Any], body: Json, now: datetime, extra: Mapping[str, Any] | None = None
+    ) -> Record:
+        """Insert a body; ``extra`` sets columns that are not derived from it (scheduler state)."""
+        values = {**dict(zip(self.scope, scope, strict=True)), **self._values(body, now), **(extra or {})}
         pk = conn.execute(self.table.insert().values(**values).returning(self.table.c.pk)).scalar_one()
         return Record(pk, body, values.get("etag", ""), now, values)
 
@@ -139,10 +150,16 @@ class Collection:
             conn.execute(self.table.insert(), rows)
         return [Record(0, body, row.get("etag", ""), now, row) for body, row in zip(bodies, rows)]
 
-    def update(self, conn: Connection, record: Record, body: Json, now: datetime) -> Record:
-        values = self._values(body, now)
+    def update(
+        self, conn: Connection, record: Record, body: Json, now: datetime, extra: Mapping[str, Any] | None = None
+    ) -> Record:
+        values = {**self._values(body, now), **(extra or {})}
         conn.execute(self.table.update().where(self.table.c.pk == record.pk).values(**values))
         return Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values})
+
+    def set_columns(self, conn: Connection, pk: int, **values: Any) -> None:
+        """Change non-body columns only (counters, assignments): no new ETag."""
+        conn.execute(self.table.update().where(self.table.c.pk == pk).values(**values))
 
     def delete(self, conn: Connection, pk: int) -> None:
         conn.execute(self.table.delete().where(self.table.c.pk == pk))

@@ -107,8 +107,14 @@ tasks = Table(
     Column("start_time", DateTime, nullable=True),
     Column("end_time", DateTime, nullable=True),
     *_resource_columns(),
+    #: The node running the task and the id of that run (events for other runs are stale).
+    Column("node_pk", PK, nullable=True),
+    Column("run_id", String(64), nullable=True),
     UniqueConstraint("job_pk", "id_key", name="uq_tasks_job_id"),
     Index("ix_tasks_job_state_id", "job_pk", "state", "id_key"),
+    Index("ix_tasks_job_state_pk", "job_pk", "state", "pk"),
+    Index("ix_tasks_node", "node_pk"),
+    Index("ix_tasks_run", "run_id"),
 )
 
 def _execution_columns(prefix: str) -> list[Column]:
@@ -136,7 +142,29 @@ nodes = Table(
     Column("allocation_time", DateTime, nullable=True),
     *_resource_columns(),
     *_execution_columns("start_task"),
+    #: Scheduler state, kept out of the wire body: capacity, usage, counters and the hosting agent.
+    Column("slots", Integer, nullable=False, server_default="1"),
+    Column("used_slots", Integer, nullable=False, server_default="0"),
+    Column("running_tasks", Integer, nullable=False, server_default="0"),
+    Column("total_tasks_run", Integer, nullable=False, server_default="0"),
+    Column("total_tasks_succeeded", Integer, nullable=False, server_default="0"),
+    Column("agent_id", String(64), nullable=True),
+    Column("start_run_id", String(64), nullable=True),
     UniqueConstraint("account", "pool_id_key", "id_key", name="uq_nodes_pool_id"),
+    Index("ix_nodes_agent", "agent_id"),
+)
+
+#: A node agent process: it hosts one or more nodes of one pool and holds a credential.
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("pool_id_key", ID_KEY, nullable=False),
+    Column("credential_hash", String(128), nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("local", Boolean, nullable=False),
+    Column("registered", DateTime, nullable=False),
 )
 
 
@@ -152,5 +180,8 @@ prep_release = Table(
     *_execution_columns("prep"),
     *_execution_columns("release"),
     Column("body", Text, nullable=False),
+    Column("node_pk", PK, nullable=True),
+    Column("prep_run_id", String(64), nullable=True),
+    Column("release_run_id", String(64), nullable=True),
     UniqueConstraint("job_pk", "pool_id_key", "node_id_key", name="uq_prep_release_job_node"),
 )

@@ -1,0 +1,213 @@
+"""``openbatch agent``: host compute nodes and run what the server sends them.
+
+The whole life of an agent reads top to bottom in :meth:`Agent.serve`: register,
+bring the nodes up, then two loops until the last node leaves: one long-polls for
+commands, one sends finished runs back in batches. Every connection is opened by the
+agent (outbound only); a lost connection is retried until the server answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..auth.client import SharedKeyAuth
+from .runner import RunResult, RunSpec, run
+
+log = logging.getLogger("openbatch.agent")
+
+PREFIX = "/_openbatch/agent/v1"
+POLL_SECONDS = 20.0
+RETRY_SECONDS = 0.5
+
+Json = dict[str, Any]
+
+
+@dataclass
+class Node:
+    id: str
+    root: Path
+    runs: dict[str, asyncio.Task] = field(default_factory=dict)
+
+
+class Agent:
+    def __init__(self, server: str, pool: str, *, account: str | None = None, key: str | None = None,
+                 join_token: str | None = None, node_ids: list[str] | None = None, node_count: int = 0,
+                 root: Path | None = None) -> None:
+        self.server = server.rstrip("/")
+        self.pool = pool
+        self.account = account
+        self.key = key
+        self.join_token = join_token
+        self.node_ids = node_ids or []
+        self.node_count = node_count
+        self.root = root or Path.cwd() / "openbatch-nodes"
+        self.nodes: dict[str, Node] = {}
+        self.outbox: list[Json] = []
+        self.outbox_ready = asyncio.Event()
+        self.done = asyncio.Event()
+        self.http = httpx.AsyncClient(base_url=self.server, timeout=httpx.Timeout(POLL_SECONDS + 15, connect=10))
+        self.auth = ""
+
+    # -- the life of an agent --------------------------------------------------------------
+
+    async def serve(self) -> None:
+        await self.register()
+        for node in self.nodes.values():
+            for sub in ("shared", "startup", "workitems"):
+                (node.root / sub).mkdir(parents=True, exist_ok=True)
+            self.report({"type": "nodeReady", "nodeId": node.id})
+        sender = asyncio.create_task(self.send_events())
+        poller = asyncio.create_task(self.poll_commands())
+        await self.done.wait()
+        poller.cancel()
+        await self.flush()
+        sender.cancel()
+        await self.http.aclose()
+
+    async def register(self) -> None:
+        body: Json = {"account": self.account, "pool": self.pool, "hostname": socket.gethostname(),
+                      "nodes": self.node_ids, "nodeCount": self.node_count}
+        if self.join_token:
+            headers, auth = {"authorization": f"OpenBatchJoin {self.join_token}"}, None
+        else:
+            headers, auth = {}, SharedKeyAuth(self.account or "", self.key or "")
+        response = await self.http.post(f"{PREFIX}/register", json=body, headers=headers, auth=auth)
+        if response.status_code != 200:
+            raise SystemExit(f"openbatch agent: registration refused: {response.status_code} {response.text}")
+        answer = response.json()
+        self.auth = f"OpenBatchAgent {answer['agentId']}:{answer['credential']}"
+        for item in answer["nodes"]:
+            root = Path(item["rootDir"]) if item.get("rootDir") else self.root / item["id"]
+            self.nodes[item["id"]] = Node(item["id"], root)
+        log.info("registered as %s with %d node(s)", answer["agentId"], len(self.nodes))
+
+    async def poll_commands(self) -> None:
+        while True:
+            try:
+                response = await self.http.get(f"{PREFIX}/work", params={"wait": POLL_SECONDS},
+                                               headers={"authorization": self.auth})
+                response.raise_for_status()
+                for command in response.json()["commands"]:
+                    self.handle(command)
+            except (httpx.HTTPError, ValueError) as error:
+                log.warning("polling the server failed (%s); retrying", error)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def handle(self, command: Json) -> None:
+        kind = command.get("type")
+        if kind == "run":
+            node = self.nodes.get(command["nodeId"])
+            if node is not None and command["id"] not in node.runs:
+                node.runs[command["id"]] = asyncio.create_task(self.execute(node, command))
+        elif kind == "kill":
+            for node in self.nodes.values():
+                task = node.runs.pop(command["id"], None)
+                if task is not None:
+                    task.cancel()
+        elif kind == "removeNode":
+            asyncio.create_task(self.remove_node(command["nodeId"]))
+
+    async def execute(self, node: Node, command: Json) -> None:
+        spec = RunSpec(
+            id=command["id"], kind=command["kind"], node_root=node.root, task_dir=command["taskDir"],
+            command_line=command["commandLine"], environment=command.get("environment") or {},
+            resource_files=command.get("resourceFiles") or (), max_wall_clock=command.get("maxWallClockSeconds"),
+            job_prep_dir=command.get("jobPrepDir"),
+        )
+        try:
+            result = await run(spec)
+        except asyncio.CancelledError:
+            return  # killed on the server's word: the server already knows
+        except Exception as error:  # noqa: BLE001 - a bug in one run must not take the agent down
+            log.exception("run %s failed", spec.id)
+            result = _internal_failure(error)
+        finally:
+            node.runs.pop(command["id"], None)
+        self.report(_exited(spec.id, result))
+
+    async def remove_node(self, node_id: str) -> None:
+        """The node leaves its pool: kill what runs there (waiting for the processes to die), drop its disk."""
+        node = self.nodes.pop(node_id, None)
+        if node is None:
+            return
+        runs = list(node.runs.values())
+        for task in runs:
+            task.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        await asyncio.to_thread(shutil.rmtree, node.root, True)
+        if not self.nodes:
+            self.done.set()
+
+    # -- events ----------------------------------------------------------------------------
+
+    def report(self, event: Json) -> None:
+        self.outbox.append(event)
+        self.outbox_ready.set()
+
+    async def send_events(self) -> None:
+        while True:
+            await self.outbox_ready.wait()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send everything reported so far in one request (retried until the server takes it)."""
+        self.outbox_ready.clear()
+        if not self.outbox:
+            return
+        batch, self.outbox = self.outbox, []
+        while True:
+            try:
+                response = await self.http.post(f"{PREFIX}/events", json={"events": batch},
+                                                headers={"authorization": self.auth})
+                if response.status_code < 500:
+                    return
+            except httpx.HTTPError as error:
+                log.warning("reporting to the server failed (%s); retrying", error)
+            await asyncio.sleep(RETRY_SECONDS)
+
+
+def _wire(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _exited(run_id: str, result: RunResult) -> Json:
+    return {"type": "exited", "id": run_id, "exitCode": result.exit_code, "failure": result.failure,
+            "preProcessingError": result.pre_processing_error, "startTime": _wire(result.start_time),
+            "endTime": _wire(result.end_time)}
+
+
+def _internal_failure(error: Exception) -> RunResult:
+    from datetime import timezone
+
+    now = datetime.now(timezone.utc)
+    return RunResult(start_time=now, end_time=now, exit_code=None, result="failure", pre_processing_error=True,
+                     failure={"category": "servererror", "code": "Unknown", "message": str(error)[:500]})
+
+
+def main(args: Any) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    agent = Agent(args.server, args.pool, account=args.account, key=args.key,
+                  join_token=os.environ.get("OPENBATCH_JOIN_TOKEN"), node_ids=args.node, node_count=args.nodes,
+                  root=args.root)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.done.set)
+        await agent.serve()
+
+    asyncio.run(serve())

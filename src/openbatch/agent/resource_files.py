@@ -1,0 +1,197 @@
+"""Download a task's resource files into its working directory before it starts.
+
+A ResourceFile (wire dict) names exactly one source: ``httpUrl`` (with
+``filePath``, the file's path under the working directory) or a storage
+container (``storageContainerUrl`` / ``autoStorageContainerName``, with
+``blobPrefix`` and ``filePath`` as a directory). This node has no Azure Storage,
+so only ``httpUrl`` is supported; the container forms fail with a clear message
+instead of being skipped silently.
+
+Each file is streamed to a temporary file next to its target, given its
+``fileMode`` (octal, default ``0770``) and renamed into place, so a task never
+sees half a file. A ``filePath`` that is absolute or leaves the working
+directory (``..``, or a symlink out of it) is refused.
+
+Failures raise :class:`ResourceFileError` with the Azure failure code: 404 ->
+``BlobNotFound``, 401/403 -> ``BlobAccessDenied``, timeouts ->
+``BlobDownloadTimedOut``, other HTTP or network errors -> ``BlobDownloadMiscError``,
+local file system errors -> ``ResourceFileWriteFailed``. The runner turns that
+into a pre-processing error of the task (the process never starts).
+
+The HTTP transport is injectable (``transport=``) so tests need no network.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+__all__ = ["DEFAULT_FILE_MODE", "DOWNLOAD_TIMEOUT", "ResourceFileError", "download"]
+
+#: ``fileMode`` when the resource file names none (Azure's Linux default).
+DEFAULT_FILE_MODE = 0o770
+#: Per-operation limits of one download (connect, each read, ...). The task's
+#: maxWallClockTime bounds the whole attempt, downloads included (see runner).
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=30.0)
+_CHUNK = 1 << 16
+
+
+class ResourceFileError(Exception):
+    """A resource file could not be made available; ``code`` is the Azure failure code."""
+
+    def __init__(self, code: str, message: str, details: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = list(details)
+
+    def failure(self) -> dict[str, Any]:
+        """The TaskFailureInformation wire dict for this error."""
+        info: dict[str, Any] = {"category": "usererror", "code": self.code, "message": self.message}
+        if self.details:
+            info["details"] = [{"name": name, "value": value} for name, value in self.details]
+        return info
+
+
+def _display_url(url: str) -> str:
+    """The URL without its query string: SAS tokens stay out of task failure details."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _write_failed(file_path: str, message: str, *extra: tuple[str, str]) -> ResourceFileError:
+    return ResourceFileError("ResourceFileWriteFailed", message, [("FilePath", file_path), *extra])
+
+
+def _file_mode(value: Any, file_path: str) -> int:
+    if value is None or value == "":
+        return DEFAULT_FILE_MODE
+    try:
+        mode = int(str(value), 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise _write_failed(file_path, f"The fileMode '{value}' is not an octal file mode.",
+                            ("FileMode", str(value)))
+    return mode
+
+
+def _target(working_dir: str, file_path: Any) -> str:
+    """The absolute path ``file_path`` names under ``working_dir``; refuses anything outside it."""
+    if not isinstance(file_path, str) or not file_path.strip():
+        raise ResourceFileError("ResourceFileWriteFailed", "A resource file with httpUrl needs a filePath.")
+    target = os.path.normpath(os.path.join(working_dir, file_path))
+    if os.path.isabs(file_path) or not target.startswith(working_dir + os.sep):
+        raise _write_failed(file_path, f"The resource file path '{file_path}' is not inside the task "
+                            "working directory.")
+    return target
+
+
+def _prepare_parent(working_dir: str, target: str, file_path: str) -> None:
+    """Create the target's directory; refuse it if a symlink leads it out of the working directory."""
+    parent = os.path.dirname(target)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise _write_failed(file_path, f"Cannot create the directory for '{file_path}': "
+                            f"{exc.strerror or exc}.") from None
+    real_root, real_parent = os.path.realpath(working_dir), os.path.realpath(parent)
+    if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
+        raise _write_failed(file_path, f"The resource file path '{file_path}' leads outside the task "
+                            "working directory.")
+
+
+_HTTP_FAILURES = {
+    404: ("BlobNotFound", "The resource file was not found at its httpUrl"),
+    401: ("BlobAccessDenied", "Access to the resource file's httpUrl was denied"),
+    403: ("BlobAccessDenied", "Access to the resource file's httpUrl was denied"),
+}
+
+
+def _http_error(status: int, url: str, file_path: str) -> ResourceFileError:
+    default = ("BlobDownloadMiscError", "Downloading the resource file failed")
+    code, message = _HTTP_FAILURES.get(status, default)
+    reason = f"{status} {httpx.codes.get_reason_phrase(status)}".strip()
+    details = [("FilePath", file_path), ("HttpUrl", _display_url(url)), ("HttpStatusCode", str(status))]
+    return ResourceFileError(code, f"{message} ({reason}).", details)
+
+
+async def _fetch(client: httpx.AsyncClient, url: str, target: str, mode: int, file_path: str) -> None:
+    """Stream ``url`` into a temporary file beside ``target``, set its mode, rename it into place."""
+    where = [("FilePath", file_path), ("HttpUrl", _display_url(url))]
+    temp: str | None = None
+    try:
+        async with client.stream("GET", url) as response:
+            if not response.is_success:
+                raise _http_error(response.status_code, url, file_path)
+            try:
+                prefix = f".{os.path.basename(target)}."
+                fd, temp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=prefix, suffix=".download")
+                with os.fdopen(fd, "wb") as out:
+                    async for chunk in response.aiter_bytes(_CHUNK):
+                        out.write(chunk)
+                os.chmod(temp, mode)
+                os.replace(temp, target)
+                temp = None
+            except OSError as exc:
+                raise _write_failed(file_path, f"Cannot write the resource file '{file_path}': "
+                                    f"{exc.strerror or exc}.") from None
+    except httpx.TimeoutException:
+        message = "Downloading the resource file timed out."
+        raise ResourceFileError("BlobDownloadTimedOut", message, where) from None
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+        message = f"Downloading the resource file failed: {exc or type(exc).__name__}"
+        raise ResourceFileError("BlobDownloadMiscError", message, where) from None
+    finally:
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+
+
+_NO_STORAGE = ("Resource files from Azure Storage containers (storageContainerUrl, autoStorageContainerName) "
+               "are not supported by this openbatch node; use httpUrl.")
+
+
+async def download(
+    files: Sequence[Mapping[str, Any]],
+    working_dir: Path,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout = DOWNLOAD_TIMEOUT,
+) -> None:
+    """Download every resource file into ``working_dir`` (which exists), in order.
+
+    Raises :class:`ResourceFileError` at the first file that fails.
+    """
+    if not files:
+        return
+    root = os.path.abspath(working_dir)
+    client: httpx.AsyncClient | None = None
+    try:
+        for spec in files:
+            url = spec.get("httpUrl")
+            if not url:
+                if spec.get("storageContainerUrl") or spec.get("autoStorageContainerName"):
+                    details = [("FilePath", str(spec.get("filePath") or ""))]
+                    raise ResourceFileError("BlobDownloadMiscError", _NO_STORAGE, details)
+                raise ResourceFileError("BlobDownloadMiscError", "The resource file names no source.")
+            file_path = spec.get("filePath")
+            target = _target(root, file_path)
+            mode = _file_mode(spec.get("fileMode"), file_path)
+            _prepare_parent(root, target, file_path)
+            if client is None:
+                client = httpx.AsyncClient(follow_redirects=True, timeout=timeout, transport=transport)
+            await _fetch(client, str(url), target, mode, file_path)
+    finally:
+        if client is not None:
+            await client.aclose()

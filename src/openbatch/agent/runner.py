@@ -1,0 +1,296 @@
+"""Run one task process on this node, as an Azure Batch Linux node does.
+
+``run(spec)`` reads top to bottom: create the directories, download the resource
+files, split the command line (no shell), start the process with the task's
+environment, wait for it (bounded by ``maxWallClockTime``), return a
+:class:`RunResult`. The agent's connection loop owns everything else (reporting,
+retries, state); this module never talks to the server.
+
+Layout (relative to the node root): the task directory ``<task_dir>`` holds
+``stdout.txt``, ``stderr.txt`` and the working directory ``wd/``, which is the
+process's cwd. ``shared/`` and ``startup/`` are created when missing. The process
+writes straight into ``stdout.txt`` / ``stderr.txt`` (inherited file descriptors,
+truncated at each attempt) so the Files API can read them while it runs.
+
+Processes and their descendants: every process starts in a new session (its own
+process group). Terminating it (cancellation of the asyncio task running
+:func:`run`, or ``maxWallClockTime`` expiry) sends SIGTERM to the whole group,
+then SIGKILL after :data:`KILL_GRACE_SECONDS`. A process that exits normally
+leaves whatever it deliberately left running in the background alone (start
+tasks commonly launch daemons that way).
+
+Waiting costs no thread and no polling: the process's pidfd is registered with
+the event loop and becomes readable when it exits; the callback reaps it (even
+when nobody awaits any more, so no zombie remains). ``asyncio.create_subprocess_exec``
+is not used on purpose: on Python 3.11 its default child watcher starts one
+thread per process, and its pipes/transport machinery is unused work here
+(output goes to files). Where pidfds are unavailable (non-Linux), a waiter
+thread per process is the fallback.
+
+Timing: ``maxWallClockTime`` counts from the start of the attempt (Azure's
+"running" state includes the resource file downloads), so a download that eats
+the budget also ends the attempt with ``MaxWallClockTimeExpiry``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Literal, Mapping, Sequence
+
+from .commandline import CommandLineError, split_command_line
+from .environment import task_environment, task_paths
+from .resource_files import ResourceFileError, download
+
+__all__ = ["KILL_GRACE_SECONDS", "RunResult", "RunSpec", "run"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between SIGTERM and SIGKILL when a task's process group is terminated.
+KILL_GRACE_SECONDS = 5.0
+
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    id: str  # the command id (unique per run attempt)
+    kind: Literal["task", "preparation", "release", "start"]
+    node_root: Path  # the node's root directory (AZ_BATCH_NODE_ROOT_DIR)
+    task_dir: str  # relative to node_root, e.g. "workitems/job1/job-1/task1" ("startup" for start tasks)
+    command_line: str
+    environment: Mapping[str, str]  # server-provided: user environmentSettings + identity variables
+    resource_files: Sequence[Mapping[str, Any]] = ()  # ResourceFile wire dicts
+    max_wall_clock: float | None = None  # seconds
+    job_prep_dir: str | None = None  # relative task_dir of the job's preparation task on this node
+
+
+@dataclass(frozen=True)
+class RunResult:
+    start_time: datetime  # aware UTC: process start (or attempt start if it never started)
+    end_time: datetime
+    exit_code: int | None  # None if the process never started
+    failure: dict | None  # TaskFailureInformation wire dict, or None
+    result: Literal["success", "failure"]
+    pre_processing_error: bool = False  # resource file / directory / launch failure
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _failure(code: str, message: str, details: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    info: dict[str, Any] = {"category": "usererror", "code": code, "message": message}
+    if details:
+        info["details"] = [{"name": name, "value": value} for name, value in details]
+    return info
+
+
+def _not_started(begin: datetime, failure: dict[str, Any], *, pre_processing: bool) -> RunResult:
+    return RunResult(start_time=begin, end_time=_now(), exit_code=None, failure=failure, result="failure",
+                     pre_processing_error=pre_processing)
+
+
+_LAUNCH_MESSAGES = {
+    "CommandProgramNotFound": "The specified command program is not found",
+    "CommandLaunchFailed": "The task's command line could not be launched",
+}
+
+
+def _launch_failed(begin: datetime, code: str, detail: str) -> RunResult:
+    """The process could not be started (Azure reports no exit code and no pre-processing error)."""
+    failure = _failure(code, _LAUNCH_MESSAGES[code], [("Message", detail)])
+    return _not_started(begin, failure, pre_processing=False)
+
+
+def _setup_failed(begin: datetime, message: str, exc: OSError, task_dir: str) -> RunResult:
+    details = [("Message", str(exc)), ("TaskDirectory", task_dir)]
+    failure = _failure("ResourceDirectoryCreateFailed", message, details)
+    return _not_started(begin, failure, pre_processing=True)
+
+
+def _wall_clock_expired() -> dict[str, Any]:
+    return _failure("MaxWallClockTimeExpiry", "The task exceeded the maximum wall clock time")
+
+
+class _Child:
+    """A started process group and the wait for its leader's exit."""
+
+    __slots__ = ("proc", "returncode", "_event", "_loop", "_pidfd")
+
+    def __init__(self, proc: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self.proc = proc
+        self.returncode: int | None = None
+        self._event = asyncio.Event()
+        self._loop = loop
+        try:
+            self._pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # no pidfd (non-Linux, old kernel): one waiter thread
+            self._pidfd = -1
+            waiter = threading.Thread(target=self._wait_in_thread, name=f"wait-{proc.pid}", daemon=True)
+            waiter.start()
+        else:
+            loop.add_reader(self._pidfd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            pid, status = os.waitpid(self.proc.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: the status is lost
+            pid, code = self.proc.pid, 255
+        else:
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        self._exited(code)
+
+    def _wait_in_thread(self) -> None:
+        code = self.proc.wait()
+        try:
+            self._loop.call_soon_threadsafe(self._exited, code)
+        except RuntimeError:  # the loop is closed; the process is reaped anyway
+            pass
+
+    def _exited(self, code: int) -> None:
+        self.proc.returncode = code
+        self.returncode = code
+        self._event.set()
+
+    async def wait(self) -> int:
+        if self.returncode is None:
+            await self._event.wait()
+        assert self.returncode is not None
+        return self.returncode
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):  # the whole group is gone already
+            pass
+
+
+async def _terminate(child: _Child) -> int:
+    """SIGTERM the process group, SIGKILL it after the grace period; the leader's exit status."""
+    child.signal_group(signal.SIGTERM)
+    try:
+        async with asyncio.timeout(KILL_GRACE_SECONDS):
+            await child.wait()
+    except TimeoutError:
+        log.info("process group %d outlived SIGTERM by %.1f s: SIGKILL", child.proc.pid, KILL_GRACE_SECONDS)
+    finally:
+        child.signal_group(signal.SIGKILL)  # also whatever of the group outlived its leader
+    return await child.wait()
+
+
+def _make_directories(root: str, task_dir: str, working_dir: str) -> None:
+    if not task_dir.startswith(root + os.sep):
+        raise OSError(f"the task directory '{task_dir}' is not inside the node root directory '{root}'")
+    for path in (os.path.join(root, "shared"), os.path.join(root, "startup"), working_dir):
+        if not os.path.isdir(path):  # one stat when it exists (the common case)
+            os.makedirs(path, exist_ok=True)
+
+
+def _open_outputs(task_dir: str) -> tuple[int, int]:
+    """``stdout.txt`` and ``stderr.txt`` of the task directory, truncated, as inheritable-at-exec fds."""
+    out = os.open(os.path.join(task_dir, "stdout.txt"), _OUTPUT_FLAGS, 0o664)
+    try:
+        return out, os.open(os.path.join(task_dir, "stderr.txt"), _OUTPUT_FLAGS, 0o664)
+    except BaseException:
+        os.close(out)
+        raise
+
+
+async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | None = None) -> RunResult:
+    """Create the directories, download resource files, start the process, wait, return the result.
+
+    ``started`` is awaited right after the process starts (the agent reports it).
+    Cancelling the task running this terminates the process group, then re-raises.
+    """
+    loop = asyncio.get_running_loop()
+    begin = _now()
+    deadline = None if spec.max_wall_clock is None else loop.time() + spec.max_wall_clock
+    root, task_dir, working_dir = task_paths(spec)
+
+    try:
+        _make_directories(root, task_dir, working_dir)
+    except OSError as exc:
+        return _setup_failed(begin, "The task's directories could not be created", exc, task_dir)
+
+    if spec.resource_files:
+        try:
+            async with asyncio.timeout_at(deadline) as window:
+                await download(spec.resource_files, Path(working_dir))
+        except ResourceFileError as exc:
+            return _not_started(begin, exc.failure(), pre_processing=True)
+        except TimeoutError:
+            if not window.expired():
+                raise
+            return _not_started(begin, _wall_clock_expired(), pre_processing=False)
+
+    try:
+        argv = split_command_line(spec.command_line)
+    except CommandLineError as exc:
+        return _launch_failed(begin, "CommandLaunchFailed", str(exc))
+    env = task_environment(spec)
+
+    try:
+        out, err = _open_outputs(task_dir)
+    except OSError as exc:
+        return _setup_failed(begin, "The task's output files could not be created", exc, task_dir)
+    try:
+        proc = subprocess.Popen(argv, cwd=working_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=err, start_new_session=True)
+    except FileNotFoundError as exc:
+        return _launch_failed(begin, "CommandProgramNotFound", f"{argv[0]}: {exc.strerror}")
+    except (OSError, ValueError) as exc:  # not executable, exec format error, NUL in the environment, ...
+        strerror = exc.strerror if isinstance(exc, OSError) else None
+        detail = f"{argv[0]}: {strerror}" if strerror else str(exc)
+        return _launch_failed(begin, "CommandLaunchFailed", detail)
+    finally:
+        os.close(out)
+        os.close(err)
+    start = _now()
+    try:
+        child = _Child(proc, loop)
+    except BaseException:  # could not watch it: do not leave it running unobserved
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+    timed_out = False
+    try:
+        if started is not None:
+            await started(start)
+        if deadline is None:
+            code = await child.wait()
+        else:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    code = await child.wait()
+            except TimeoutError:
+                timed_out = True
+                code = await _terminate(child)
+    except BaseException:  # cancelled (task/job terminated, node removed) or `started` failed
+        await _terminate(child)
+        raise
+    end = _now()
+
+    exit_code = 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell reports it
+    if timed_out:
+        failure: dict[str, Any] | None = _wall_clock_expired()
+    elif exit_code != 0:
+        failure = _failure("FailureExitCode", "The task exited with an exit code representing a failure",
+                           [("Message", f"The task exited with exit code {exit_code}")])
+    else:
+        failure = None
+    return RunResult(start_time=start, end_time=end, exit_code=exit_code, failure=failure,
+                     result="success" if failure is None else "failure")

@@ -1,0 +1,118 @@
+"""The agent protocol endpoints (docs/execution.md): register, long-poll for work, report events.
+
+Not part of the Batch API: agents call these, users never do. Authentication:
+register with the account's Shared Key (an agent on another host) or the server's
+join token (local agents it starts itself); afterwards the credential it was given.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any, Mapping
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..auth import SignedRequest, verify
+from ..domain import clock
+from ..domain.errors import BatchError, invalid_body
+from ..scheduler.hub import AgentHub
+from ..services import Services
+from ..services.agents import AgentIdentity
+from .request import run
+
+log = logging.getLogger("openbatch.agents")
+
+PREFIX = "/_openbatch/agent/v1"
+MAX_WAIT = 30.0
+
+
+class RegisterRequest(msgspec.Struct, kw_only=True):
+    account: str | None = None
+    pool: str
+    hostname: str = "unknown"
+    nodes: list[str] = []
+    nodeCount: int = 0
+
+
+class AgentApi:
+    def __init__(self, services: Services, hub: AgentHub, accounts: Mapping[str, bytes], join_token: str,
+                 node_root: Any) -> None:
+        self.services = services
+        self.hub = hub
+        self.accounts = accounts
+        self.join_token = join_token
+        self.node_root = node_root  # (account, pool_id, node_id) -> local root dir
+        self._identities: dict[str, tuple[str, AgentIdentity]] = {}
+
+    async def handle(self, request: Request, path: str) -> Response:
+        try:
+            if path == "/register" and request.method == "POST":
+                return await self._register(request)
+            agent = await self._authenticate(request)
+            if path == "/work" and request.method == "GET":
+                wait = min(float(request.query_params.get("wait", "0") or 0), MAX_WAIT)
+                commands = await self.hub.take(agent.agent_id, wait)
+                return _json({"commands": commands})
+            if path == "/events" and request.method == "POST":
+                self.hub.touch(agent.agent_id)
+                events = msgspec.json.decode(await request.body()).get("events", [])
+                await self._events(agent, events)
+                return _json({})
+            raise BatchError("InvalidUri", "Unknown agent endpoint.")
+        except BatchError as error:
+            return _json(error.to_wire(), error.status)
+        except (msgspec.DecodeError, ValueError, TypeError) as error:
+            return _json(invalid_body(str(error)).to_wire(), 400)
+
+    async def _register(self, request: Request) -> Response:
+        body = await request.body()
+        params = msgspec.json.decode(body, type=RegisterRequest)
+        auth = request.headers.get("authorization", "")
+        if auth.startswith("OpenBatchJoin "):
+            if not hmac.compare_digest(auth.removeprefix("OpenBatchJoin ").encode(), self.join_token.encode()):
+                raise BatchError("AuthenticationFailed", "The join token is not valid.")
+            account = params.account or ""
+        else:
+            scope = request.scope
+            signed = SignedRequest(method="POST", raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
+                                   raw_query=scope.get("query_string", b"").decode("latin-1"),
+                                   headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+                                   body_length=len(body))
+            account = verify(signed, self.accounts, clock.utcnow())
+        agent_id, credential, nodes = await run(
+            lambda: self.services.agents.register(account, params.pool, params.hostname,
+                                                  node_ids=params.nodes, new_nodes=params.nodeCount))
+        local = bool(params.nodes)
+        self.hub.touch(agent_id)
+        return _json({
+            "agentId": agent_id,
+            "credential": credential,
+            "nodes": [{"id": n.body["id"], "slots": n.row["slots"],
+                       "rootDir": str(self.node_root(account, params.pool, n.body["id"])) if local else None}
+                      for n in nodes],
+        })
+
+    async def _authenticate(self, request: Request) -> AgentIdentity:
+        auth = request.headers.get("authorization", "")
+        agent_id, _, credential = auth.removeprefix("OpenBatchAgent ").partition(":")
+        cached = self._identities.get(agent_id)
+        if cached and hmac.compare_digest(cached[0], credential):
+            return cached[1]
+        identity = await run(self.services.agents.authenticate, agent_id, credential)
+        self._identities[agent_id] = (credential, identity)
+        return identity
+
+    async def _events(self, agent: AgentIdentity, events: list[dict]) -> None:
+        exits = [e for e in events if e.get("type") == "exited"]
+        for event in events:
+            if event.get("type") == "nodeReady":
+                await run(self.services.agents.node_ready, agent, str(event.get("nodeId", "")))
+        if exits:
+            await run(self.services.runs.report, agent.agent_id, exits)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")

@@ -1,0 +1,113 @@
+"""Compute node rules: the ComputeNode body, its states, and which nodes can take tasks."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Mapping
+
+from . import clock
+from .errors import BatchError
+
+Json = dict[str, Any]
+
+AGENT_VERSION = "openbatch-0.1"
+
+
+class NodeState(StrEnum):
+    IDLE = "idle"
+    REBOOTING = "rebooting"
+    REIMAGING = "reimaging"
+    RUNNING = "running"
+    UNUSABLE = "unusable"
+    CREATING = "creating"
+    STARTING = "starting"
+    WAITING_FOR_START_TASK = "waitingforstarttask"
+    START_TASK_FAILED = "starttaskfailed"
+    UNKNOWN = "unknown"
+    LEAVING_POOL = "leavingpool"
+    OFFLINE = "offline"
+    PREEMPTED = "preempted"
+
+
+#: States in which a node with scheduling enabled may be given tasks.
+SCHEDULABLE = frozenset({NodeState.IDLE.value, NodeState.RUNNING.value})
+
+
+def new_node_id() -> str:
+    """An id shaped like Azure's (``tvmps_<hex>_d``), unique across pools."""
+    return f"tvmps_{secrets.token_hex(16)}_d"
+
+
+def new_node_body(pool: Json, node_id: str, now: datetime) -> Json:
+    stamp = clock.to_wire(now)
+    body: Json = {
+        "id": node_id,
+        "state": NodeState.CREATING.value,
+        "schedulingState": "enabled",
+        "stateTransitionTime": stamp,
+        "allocationTime": stamp,
+        "ipAddress": "127.0.0.1",
+        "affinityId": f"TVM:{node_id}",
+        "vmSize": pool["vmSize"],
+        "isDedicated": True,
+        "nodeAgentInfo": {"version": AGENT_VERSION, "lastUpdateTime": stamp},
+    }
+    vm = pool.get("virtualMachineConfiguration")
+    if vm:
+        body["virtualMachineInfo"] = {"imageReference": vm.get("imageReference", {})}
+    if pool.get("startTask"):
+        body["startTask"] = pool["startTask"]
+    return body
+
+
+def with_state(body: Json, state: NodeState, now: datetime) -> Json:
+    if body.get("state") == state.value:
+        return body
+    new = dict(body)
+    new["state"] = state.value
+    new["stateTransitionTime"] = clock.to_wire(now)
+    if state in (NodeState.STARTING,):
+        new["lastBootTime"] = clock.to_wire(now)
+    return new
+
+
+def busy_state(body: Json, running_tasks: int) -> NodeState | None:
+    """idle <-> running as tasks come and go (other states are left alone); None if no change."""
+    state = body["state"]
+    if state not in (NodeState.IDLE.value, NodeState.RUNNING.value, NodeState.OFFLINE.value):
+        return None
+    if running_tasks > 0:
+        wanted = NodeState.RUNNING
+    elif body.get("schedulingState") == "disabled":
+        wanted = NodeState.OFFLINE
+    else:
+        wanted = NodeState.IDLE
+    return None if wanted.value == state else wanted
+
+
+def ready_state(body: Json) -> NodeState:
+    """Where a node goes when its agent has it up: waiting for a start task that must succeed, or idle."""
+    start = body.get("startTask")
+    if start and start.get("waitForSuccess", True):
+        return NodeState.WAITING_FOR_START_TASK
+    return NodeState.IDLE
+
+
+def render(body: Json, row: Mapping[str, Any]) -> Json:
+    """The ComputeNode wire body: stored body plus the counters kept in columns."""
+    out = dict(body)
+    out["runningTasksCount"] = int(row.get("running_tasks", 0) or 0)
+    out["runningTaskSlotsCount"] = int(row.get("used_slots", 0) or 0)
+    out["totalTasksRun"] = int(row.get("total_tasks_run", 0) or 0)
+    out["totalTasksSucceeded"] = int(row.get("total_tasks_succeeded", 0) or 0)
+    return out
+
+
+def check_scheduling_change(body: Json, enable: bool) -> None:
+    current = body.get("schedulingState", "enabled")
+    if (current == "enabled") == enable:
+        raise BatchError("NodeAlreadyInTargetSchedulingState",
+                         f"The node's scheduling is already {'enabled' if enable else 'disabled'}.",
+                         [("NodeId", body["id"])])

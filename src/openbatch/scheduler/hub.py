@@ -1,0 +1,77 @@
+"""The server's side of agent connections: per-agent command queues and long-poll wakeups.
+
+Services (running in worker threads) push commands after their transaction commits;
+the agent's long-poll request (on the event loop) takes them. Also remembers when each
+agent last called, so a silent agent is noticed within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Iterable
+
+Json = dict[str, Any]
+
+
+class AgentHub:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: dict[str, list[Json]] = {}
+        self._events: dict[str, asyncio.Event] = {}
+        self._last_seen: dict[str, float] = {}
+        self._polling: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def push(self, agent_id: str, commands: Iterable[Json]) -> None:
+        """Queue commands for an agent and wake its long-poll (thread-safe)."""
+        commands = list(commands)
+        if not commands:
+            return
+        with self._lock:
+            self._queues.setdefault(agent_id, []).extend(commands)
+            event = self._events.get(agent_id)
+        if event is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(event.set)
+
+    async def take(self, agent_id: str, wait: float) -> list[Json]:
+        """The agent's pending commands, waiting up to ``wait`` seconds for some to arrive."""
+        self.touch(agent_id)
+        with self._lock:
+            event = self._events.setdefault(agent_id, asyncio.Event())
+            pending = self._queues.pop(agent_id, [])
+            if not pending:
+                event.clear()
+        if not pending and wait > 0:
+            self._polling[agent_id] = self._polling.get(agent_id, 0) + 1
+            try:
+                await asyncio.wait_for(event.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                self._polling[agent_id] -= 1
+            with self._lock:
+                pending = self._queues.pop(agent_id, [])
+                event.clear()
+        self.touch(agent_id)
+        return pending
+
+    def touch(self, agent_id: str) -> None:
+        self._last_seen[agent_id] = time.monotonic()
+
+    def silent(self, after: float) -> list[str]:
+        """Agents that have not called for ``after`` seconds (one waiting in a long-poll is calling)."""
+        cutoff = time.monotonic() - after
+        return [agent for agent, seen in list(self._last_seen.items())
+                if seen < cutoff and not self._polling.get(agent)]
+
+    def forget(self, agent_id: str) -> None:
+        with self._lock:
+            self._queues.pop(agent_id, None)
+            self._events.pop(agent_id, None)
+            self._last_seen.pop(agent_id, None)
+            self._polling.pop(agent_id, None)

@@ -1,0 +1,64 @@
+"""The scheduling loop: wakes on events, places tasks, and watches for silent agents.
+
+Runs on the server's event loop; the database work runs in worker threads. Woken by
+:meth:`wake` (thread-safe) whenever something may have made a task placeable, and
+every ``SWEEP_SECONDS`` regardless, to notice agents that stopped calling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import anyio.to_thread
+
+from ..services import Services
+from .hub import AgentHub
+
+log = logging.getLogger("openbatch.scheduler")
+
+SWEEP_SECONDS = 1.0
+
+
+class Scheduler:
+    def __init__(self, services: Services, hub: AgentHub, node_lost_after: float) -> None:
+        self.services = services
+        self.hub = hub
+        self.node_lost_after = node_lost_after
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+
+    def wake(self) -> None:
+        """Thread-safe: there may be something to place."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="openbatch-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                for agent_id in self.hub.silent(self.node_lost_after):
+                    log.warning("agent %s stopped calling; its nodes are unusable", agent_id)
+                    self.hub.forget(agent_id)
+                    await anyio.to_thread.run_sync(self.services.agents.agent_lost, agent_id)
+                while await anyio.to_thread.run_sync(self.services.scheduling.schedule):
+                    pass
+            except Exception:  # noqa: BLE001 - the loop must survive any single failed round
+                log.exception("scheduling round failed")

@@ -1,0 +1,93 @@
+"""Placement: a pure function from a snapshot of one pool to a plan.
+
+Candidates arrive in scheduling order (higher job priority first, then oldest task).
+Each is put on a node with enough free slots, chosen by the pool's nodeFillType:
+``spread`` takes the node with the most free slots, ``pack`` the fullest node that
+still fits. A job's maxParallelTasks caps how many of its tasks run at once. For a
+job with a preparation task, the first task placed on a node that has not prepared
+for that job starts the preparation there (exactly once per job and node, however
+many of its slots fill at the same moment); with waitForSuccess its tasks wait in
+``preparing`` until it succeeds. A node whose preparation failed takes no more tasks
+of that job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Mapping, Sequence
+
+PrepMode = Literal["none", "wait", "nowait"]
+
+
+@dataclass(slots=True)
+class NodeCapacity:
+    pk: int
+    free: int
+    affinity_id: str = ""
+    prepared: frozenset[int] = frozenset()   # jobs whose preparation succeeded here
+    preparing: set[int] = field(default_factory=set)   # jobs whose preparation runs here
+    excluded: frozenset[int] = frozenset()   # jobs whose preparation failed here
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    task_pk: int
+    job_pk: int
+    slots: int = 1
+    prep: PrepMode = "none"
+    affinity_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    task_pk: int
+    job_pk: int
+    node_pk: int
+    start_preparation: bool   # run the job preparation task on this node now
+    wait_for_preparation: bool   # the task is ``preparing`` until that preparation succeeds
+
+
+def place(
+    candidates: Sequence[Candidate],
+    nodes: Sequence[NodeCapacity],
+    fill: Literal["spread", "pack"] = "spread",
+    job_room: Mapping[int, int | None] | None = None,
+) -> list[Placement]:
+    """The plan for one pool. ``nodes`` are mutated to reflect it (their free slots)."""
+    room = dict(job_room or {})
+    open_nodes = [n for n in nodes if n.free > 0]
+    plan: list[Placement] = []
+    for candidate in candidates:
+        if not open_nodes:
+            break
+        limit = room.get(candidate.job_pk)
+        if limit is not None and limit <= 0:
+            continue
+        node = _choose(candidate, open_nodes, fill)
+        if node is None:
+            continue
+        node.free -= candidate.slots
+        if node.free <= 0:
+            open_nodes.remove(node)
+        if limit is not None:
+            room[candidate.job_pk] = limit - 1
+        start = wait = False
+        if candidate.prep != "none" and candidate.job_pk not in node.prepared:
+            if candidate.job_pk not in node.preparing:
+                node.preparing.add(candidate.job_pk)
+                start = True
+            wait = candidate.prep == "wait"
+        plan.append(Placement(candidate.task_pk, candidate.job_pk, node.pk, start, wait))
+    return plan
+
+
+def _choose(candidate: Candidate, nodes: list[NodeCapacity], fill: str) -> NodeCapacity | None:
+    best: NodeCapacity | None = None
+    for node in nodes:
+        if node.free < candidate.slots or candidate.job_pk in node.excluded:
+            continue
+        if candidate.affinity_id and node.affinity_id == candidate.affinity_id:
+            return node
+        if best is None or (node.free > best.free if fill == "spread" else node.free < best.free):
+            best = node
+    return best

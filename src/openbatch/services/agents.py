@@ -1,0 +1,167 @@
+"""Node agents: registration, credentials, nodes coming up (and their start task), agents lost."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain import clock, commands, execution, nodes as node_rules
+from ..domain.errors import BatchError, not_found
+from ..domain.nodes import NodeState
+from ..store import schema
+from ..store.records import JOBS, NODES, PREP_RELEASE, TASKS, Record
+from . import transitions
+from .allocation import tasks_on_node
+from .context import ServiceContext, require_pool
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    agent_id: str
+    account: str
+    pool_key: str
+
+
+def _hash(credential: str) -> str:
+    return hashlib.sha256(credential.encode()).hexdigest()
+
+
+class AgentService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    # -- registration ----------------------------------------------------------------------
+
+    def register(
+        self, account: str, pool_id: str, hostname: str, *, node_ids: Sequence[str] = (), new_nodes: int = 0
+    ) -> tuple[str, str, list[Record]]:
+        """Register an agent hosting ``node_ids`` (local nodes made by the supervisor) or ``new_nodes``
+        fresh nodes (an agent started on another host). Returns (agent id, credential, nodes)."""
+        agent_id = f"agent-{secrets.token_hex(8)}"
+        credential = secrets.token_urlsafe(32)
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            pool = require_pool(conn, account, pool_id, for_update=True)
+            if pool.body["state"] != "active":
+                raise BatchError("PoolBeingDeleted", "The pool is being deleted.", [("PoolId", pool_id)])
+            key = pool.row["id_key"]
+            conn.execute(schema.agents.insert().values(
+                id=agent_id, account=account, pool_id_key=key, credential_hash=_hash(credential),
+                hostname=hostname[:255], local=bool(node_ids), registered=clock.naive(now)))
+            hosted: list[Record] = []
+            for node_id in node_ids:
+                node = NODES.get(conn, (account, key), (node_id,), for_update=True)
+                if node is None or node.row["agent_id"] is not None:
+                    raise not_found("NodeNotFound", "node", node_id)
+                hosted.append(node)
+            for _ in range(new_nodes):
+                body = node_rules.new_node_body(pool.body, node_rules.new_node_id(), now)
+                hosted.append(NODES.insert(conn, (account, key), body, now,
+                                           extra={"slots": int(pool.body.get("taskSlotsPerNode", 1))}))
+            result = []
+            for node in hosted:
+                body = node_rules.with_state(node.body, NodeState.STARTING, now)
+                result.append(NODES.update(conn, node, body, now, extra={"agent_id": agent_id}))
+            if new_nodes:
+                self._count_pool_nodes(conn, account, pool, now)
+        return agent_id, credential, result
+
+    def _count_pool_nodes(self, conn: Connection, account: str, pool: Record, now: datetime) -> None:
+        from ..store.records import POOLS
+
+        count = NODES.count(conn, (account, pool.row["id_key"]))
+        POOLS.update(conn, pool, {**pool.body, "currentDedicatedNodes": count}, now)
+
+    def authenticate(self, agent_id: str, credential: str) -> AgentIdentity:
+        with self.ctx.store.read() as conn:
+            row = conn.execute(sa.select(schema.agents).where(schema.agents.c.id == agent_id)).first()
+        if row is None or not hmac.compare_digest(row.credential_hash, _hash(credential)):
+            raise BatchError("AuthenticationFailed", "The agent credential is not valid.")
+        return AgentIdentity(agent_id, row.account, row.pool_id_key)
+
+    # -- nodes coming up -------------------------------------------------------------------
+
+    def node_ready(self, agent: AgentIdentity, node_id: str) -> None:
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            node = self._own_node(conn, agent, node_id)
+            if node.body["state"] != NodeState.STARTING.value:
+                return
+            state = node_rules.ready_state(node.body)
+            body = node_rules.with_state(node.body, state, now)
+            start = body.get("startTask")
+            extra: Json = {}
+            if start:
+                run_id = commands.new_run_id("s")
+                body["startTaskInfo"] = {"state": "running", "startTime": clock.to_wire(now), "retryCount": 0}
+                extra["start_run_id"] = run_id
+                who = commands.Identity(agent.account, self.ctx.account_url(agent.account), self._pool_id(conn, agent), node_id)
+                self.ctx.send(conn, agent.agent_id, [commands.start_task_command(run_id, who, start, 0)])
+            NODES.update(conn, node, body, now, extra=extra)
+            self.ctx.wake_after(conn)
+
+    def _pool_id(self, conn: Connection, agent: AgentIdentity) -> str:
+        pool = require_pool(conn, agent.account, agent.pool_key)
+        return pool.body["id"]
+
+    def _own_node(self, conn: Connection, agent: AgentIdentity, node_id: str) -> Record:
+        node = NODES.get(conn, (agent.account, agent.pool_key), (node_id,), for_update=True)
+        if node is None or node.row["agent_id"] != agent.agent_id:
+            raise not_found("NodeNotFound", "node", node_id)
+        return node
+
+    # -- agents lost -----------------------------------------------------------------------
+
+    def agent_lost(self, agent_id: str) -> None:
+        """An agent stopped calling: its nodes become unusable and their work goes back to the queue."""
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            table = schema.nodes
+            rows = conn.execute(sa.select(table).where(table.c.agent_id == agent_id).with_for_update()).all()
+            for row in rows:
+                node = NODES.record(row)
+                for task in tasks_on_node(conn, node.pk):
+                    job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
+                    transitions.apply(conn, job, task, execution.requeued(task.body, now), now)
+                    TASKS.set_columns(conn, task.pk, node_pk=None, run_id=None)
+                self._fail_running_prep_release(conn, node, now)
+                body = node_rules.with_state(node.body, NodeState.UNUSABLE, now)
+                NODES.update(conn, node, body, now, extra={"used_slots": 0, "running_tasks": 0})
+            self.ctx.wake_after(conn)
+
+    def _fail_running_prep_release(self, conn: Connection, node: Record, now: datetime) -> None:
+        table = schema.prep_release
+        rows = conn.execute(sa.select(table).where(table.c.node_pk == node.pk).with_for_update()).all()
+        failure = {"category": "servererror", "code": "NodeUnusable",
+                   "message": "The compute node became unusable while the task ran."}
+        for row in rows:
+            record = PREP_RELEASE.record(row)
+            body = dict(record.body)
+            for key in ("jobPreparationTaskExecutionInfo", "jobReleaseTaskExecutionInfo"):
+                info = body.get(key)
+                if info and info.get("state") == "running":
+                    body[key] = {**info, "state": "completed", "endTime": clock.to_wire(now), "result": "failure",
+                                 "failureInfo": failure}
+            if body != record.body:
+                PREP_RELEASE.update(conn, record, body, now, extra={"prep_run_id": None, "release_run_id": None})
+
+
+def unhosted_local_nodes(ctx: ServiceContext) -> list[tuple[str, str, str]]:
+    """(account, pool id, node id) of nodes that wait for a local agent to host them."""
+    n, p = schema.nodes, schema.pools
+    with ctx.store.read() as conn:
+        rows = conn.execute(
+            sa.select(n.c.account, p.c.id, n.c.id).join(p, sa.and_(p.c.account == n.c.account, p.c.id_key == n.c.pool_id_key))
+            .where(n.c.agent_id.is_(None), n.c.state == NodeState.CREATING.value, p.c.state == "active")
+            .order_by(n.c.pk)
+        ).all()
+    return [(r[0], r[1], r[2]) for r in rows]

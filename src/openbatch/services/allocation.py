@@ -1,0 +1,92 @@
+"""Nodes for pools: created on add/resize, removed on resize down, RemoveNodes and delete.
+
+Runs inside the caller's transaction. A node leaving the pool deals with its running
+tasks by the deallocation option: ``requeue`` (back to active, requeueCount + 1),
+``terminate`` (completed as failed), ``taskcompletion`` / ``retaineddata`` (the node
+stays ``leavingpool`` until they finish).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain import commands, execution, nodes as node_rules
+from ..domain.nodes import NodeState
+from ..store import schema
+from ..store.records import JOBS, NODES, TASKS, Record
+from . import transitions
+from .context import ServiceContext
+
+Json = dict[str, Any]
+
+_ORDER_TO_REMOVE = sa.case(
+    (schema.nodes.c.state.in_(["creating", "starting", "unusable", "starttaskfailed", "offline"]), 0),
+    (schema.nodes.c.state == "idle", 1),
+    else_=2,
+)
+
+
+class Allocation:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def pool_nodes(self, conn: Connection, account: str, pool_key: str) -> list[Record]:
+        return NODES.page(conn, (account, pool_key), None, None, 1_000_000)
+
+    def grow(self, conn: Connection, account: str, pool: Record, count: int, now: datetime) -> None:
+        slots = int(pool.body.get("taskSlotsPerNode", 1))
+        bodies = [node_rules.new_node_body(pool.body, node_rules.new_node_id(), now) for _ in range(count)]
+        for body in bodies:
+            NODES.insert(conn, (account, pool.row["id_key"]), body, now, extra={"slots": slots})
+        if bodies:
+            self.ctx.nodes_changed_after(conn)
+
+    def shrink(self, conn: Connection, account: str, pool: Record, count: int, option: str, now: datetime) -> None:
+        """Remove ``count`` nodes, least busy first."""
+        table = schema.nodes
+        rows = conn.execute(
+            sa.select(table.c.id).where(table.c.account == account, table.c.pool_id_key == pool.row["id_key"],
+                                        table.c.state != NodeState.LEAVING_POOL.value)
+            .order_by(_ORDER_TO_REMOVE, table.c.running_tasks, table.c.pk).limit(count)
+        ).scalars().all()
+        for node_id in rows:
+            node = NODES.get(conn, (account, pool.row["id_key"]), (node_id,), for_update=True)
+            if node is not None:
+                self.remove(conn, account, node, option, now)
+
+    def remove(self, conn: Connection, account: str, node: Record, option: str, now: datetime) -> bool:
+        """Take a node out of its pool; True if it is gone now, False if it leaves after its tasks."""
+        running = tasks_on_node(conn, node.pk)
+        if option in ("taskcompletion", "retaineddata") and running:
+            body = node_rules.with_state(node.body, NodeState.LEAVING_POOL, now)
+            body["schedulingState"] = "disabled"
+            NODES.update(conn, node, body, now)
+            return False
+        kills = []
+        for task in running:
+            job = JOBS.get_by_pk(conn, task.row["job_pk"])
+            if option == "terminate":
+                new = execution.ended_by_node_removal(task.body, now)
+            else:
+                new = execution.requeued(task.body, now)
+            transitions.apply(conn, job, task, new, now)
+            TASKS.set_columns(conn, task.pk, node_pk=None, run_id=None)
+            transitions.vacate_node(conn, node.pk, task.body["requiredSlots"], now, ran=False, succeeded=False)
+            kills.append(commands.kill_command(task.row["run_id"]))
+            self.ctx.wake_after(conn)
+        self.ctx.send(conn, node.row["agent_id"], kills + [{"type": "removeNode", "nodeId": node.body["id"]}])
+        NODES.delete(conn, node.pk)
+        self.ctx.nodes_changed_after(conn)
+        return True
+
+
+def tasks_on_node(conn: Connection, node_pk: int) -> list[Record]:
+    """The tasks a node is running (or preparing for)."""
+    table = schema.tasks
+    rows = conn.execute(sa.select(table).where(table.c.node_pk == node_pk,
+                                               table.c.state.in_(["preparing", "running"])))
+    return [TASKS.record(row) for row in rows]

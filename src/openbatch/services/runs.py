@@ -1,0 +1,207 @@
+"""Reports from agents: a run exited. One transaction per batch of reports.
+
+Run ids say what ran (``t-`` task, ``p-`` job preparation, ``r-`` job release, ``s-``
+start task) and are stored with what they ran, so a report for a run that is no longer
+current (the task was terminated, requeued, the node removed) changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain import clock, commands, execution, nodes as node_rules
+from ..domain.exit_conditions import options_for
+from ..domain.nodes import NodeState
+from ..domain.states import TaskState, with_state
+from ..store import schema
+from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
+from . import transitions
+from .allocation import Allocation
+from .context import ServiceContext
+from .jobs import JobService
+
+Json = dict[str, Any]
+
+
+def _finished_info(info: Json, result: Json, now: datetime) -> Json:
+    """Execution info of a preparation/release/start task whose run completed."""
+    done = {**info, "state": "completed", "endTime": clock.to_wire(now)}
+    code = result.get("exitCode")
+    if code is not None:
+        done["exitCode"] = code
+    success = code == 0 and not result.get("failure")
+    done["result"] = "success" if success else "failure"
+    if not success:
+        done["failureInfo"] = result.get("failure") or {
+            "category": "usererror", "code": "FailureExitCode",
+            "message": "The task exited with an exit code representing a failure",
+            "details": [{"name": "Message", "value": f"The task exited with exit code {code}"}]}
+    else:
+        done.pop("failureInfo", None)
+    return done
+
+
+def _retry_info(info: Json, now: datetime) -> Json:
+    stamp = clock.to_wire(now)
+    return {**info, "state": "running", "startTime": stamp, "retryCount": info.get("retryCount", 0) + 1,
+            "lastRetryTime": stamp}
+
+
+class RunService:
+    def __init__(self, ctx: ServiceContext, jobs: JobService, allocation: Allocation) -> None:
+        self.ctx = ctx
+        self.jobs = jobs
+        self.allocation = allocation
+
+    def report(self, agent_id: str, results: Sequence[Json]) -> None:
+        """Apply finished runs ({id, exitCode, failure?, preProcessingError?}) in one transaction."""
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            for result in results:
+                run_id = str(result.get("id", ""))
+                handler = {"t": self._task, "p": self._preparation, "r": self._release, "s": self._start}.get(run_id[:1])
+                if handler is not None:
+                    handler(conn, agent_id, run_id, result, now)
+            self.ctx.wake_after(conn)
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _task(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
+        row = conn.execute(sa.select(schema.tasks).where(schema.tasks.c.run_id == run_id).with_for_update()).first()
+        if row is None:
+            return
+        task = TASKS.record(row)
+        job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
+        if job is None or task.body["state"] != TaskState.RUNNING.value:
+            return
+        body = execution.from_result(task.body, result, now)
+        task = transitions.apply(conn, job, task, body, now)
+        TASKS.set_columns(conn, task.pk, run_id=None, node_pk=row.node_pk if body["state"] == "completed" else None)
+        succeeded = body["executionInfo"].get("result") == "success"
+        node = transitions.vacate_node(conn, row.node_pk, body["requiredSlots"], now, ran=True, succeeded=succeeded)
+        if node is not None and node.body["state"] == NodeState.LEAVING_POOL.value and not node.row["running_tasks"]:
+            self.allocation.remove(conn, job.row["account"], node, "requeue", now)
+        if body["state"] == TaskState.COMPLETED.value:
+            self._job_action(conn, job, body)
+        self.jobs.after_tasks_changed(conn, JOBS.get_by_pk(conn, job.pk) or job)
+
+    def _job_action(self, conn: Connection, job: Record, task: Json) -> None:
+        """onTaskFailure=performexitoptionsjobaction: the task's exit options may end or disable the job."""
+        if job.body.get("onTaskFailure") != "performexitoptionsjobaction":
+            return
+        action = options_for(task)["jobAction"]
+        current = JOBS.get_by_pk(conn, job.pk, for_update=True)
+        if current is None or current.body["state"] != "active":
+            return
+        if action == "terminate":
+            self.jobs.terminate_in(conn, current, "TaskFailed")
+        elif action == "disable":
+            self.jobs.disable_in(conn, current, "requeue")
+
+    # -- job preparation and release -------------------------------------------------------
+
+    def _prep_row(self, conn: Connection, column: str, run_id: str) -> Record | None:
+        table = schema.prep_release
+        row = conn.execute(sa.select(table).where(table.c[column] == run_id).with_for_update()).first()
+        return PREP_RELEASE.record(row) if row else None
+
+    def _preparation(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
+        row = self._prep_row(conn, "prep_run_id", run_id)
+        if row is None:
+            return
+        job = JOBS.get_by_pk(conn, row.row["job_pk"], for_update=True)
+        node = NODES.get_by_pk(conn, row.row["node_pk"], for_update=True) if row.row["node_pk"] else None
+        if job is None:
+            return
+        prep = job.body["jobPreparationTask"]
+        info = row.body["jobPreparationTaskExecutionInfo"]
+        done = _finished_info(info, result, now)
+        retries = prep.get("constraints", {}).get("maxTaskRetryCount", 0)
+        can_retry = not result.get("preProcessingError") and result.get("exitCode") is not None
+        if done["result"] == "failure" and can_retry and node is not None and (
+                retries == -1 or info.get("retryCount", 0) < retries):
+            new_run = commands.new_run_id("p")
+            retry = _retry_info(info, now)
+            PREP_RELEASE.update(conn, row, {**row.body, "jobPreparationTaskExecutionInfo": retry}, now,
+                                extra={"prep_run_id": new_run})
+            who = self._identity(conn, job, node)
+            self.ctx.send(conn, node.row["agent_id"],
+                          [commands.preparation_command(new_run, who, job.body, retry["retryCount"])])
+            return
+        PREP_RELEASE.update(conn, row, {**row.body, "jobPreparationTaskExecutionInfo": done}, now,
+                            extra={"prep_run_id": None})
+        if node is not None:
+            self._after_preparation(conn, job, node, done["result"] == "success", now)
+        self.jobs.settle_in(conn, job)
+
+    def _after_preparation(self, conn: Connection, job: Record, node: Record, success: bool, now: datetime) -> None:
+        """Tasks waiting on this node for the preparation: run them, or send them back to the queue."""
+        t = schema.tasks
+        rows = conn.execute(sa.select(t).where(t.c.job_pk == job.pk, t.c.node_pk == node.pk,
+                                               t.c.state == TaskState.PREPARING.value).with_for_update()).all()
+        out = []
+        for row in rows:
+            task = TASKS.record(row)
+            if success and job.body["state"] == "active":
+                run_id = commands.new_run_id("t")
+                task = transitions.apply(conn, job, task, execution.running(task.body, now), now)
+                TASKS.set_columns(conn, task.pk, run_id=run_id)
+                out.append(commands.task_command(run_id, self._identity(conn, job, node), job.body, task.body))
+            else:
+                transitions.apply(conn, job, task, with_state(task.body, TaskState.ACTIVE, now), now)
+                TASKS.set_columns(conn, task.pk, run_id=None, node_pk=None)
+                transitions.vacate_node(conn, node.pk, task.body["requiredSlots"], now, ran=False, succeeded=False)
+        self.ctx.send(conn, node.row["agent_id"], out)
+
+    def _release(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
+        row = self._prep_row(conn, "release_run_id", run_id)
+        if row is None:
+            return
+        info = row.body.get("jobReleaseTaskExecutionInfo", {})
+        done = _finished_info(info, result, now)
+        done.pop("retryCount", None)
+        PREP_RELEASE.update(conn, row, {**row.body, "jobReleaseTaskExecutionInfo": done}, now,
+                            extra={"release_run_id": None})
+        job = JOBS.get_by_pk(conn, row.row["job_pk"], for_update=True)
+        if job is not None:
+            self.jobs.settle_in(conn, job)
+
+    def _identity(self, conn: Connection, job: Record, node: Record) -> commands.Identity:
+        account = job.row["account"]
+        pool = POOLS.get(conn, (account,), (node.row["pool_id_key"],))
+        return commands.Identity(account, self.ctx.account_url(account), pool.body["id"] if pool else "",
+                                 node.body["id"])
+
+    # -- start tasks -----------------------------------------------------------------------
+
+    def _start(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
+        row = conn.execute(sa.select(schema.nodes).where(schema.nodes.c.start_run_id == run_id).with_for_update()).first()
+        if row is None:
+            return
+        node = NODES.record(row)
+        start = node.body.get("startTask", {})
+        info = node.body.get("startTaskInfo", {})
+        done = _finished_info(info, result, now)
+        retries = start.get("maxTaskRetryCount", 0)
+        body = dict(node.body)
+        if done["result"] == "failure" and result.get("exitCode") is not None and (
+                retries == -1 or info.get("retryCount", 0) < retries):
+            new_run = commands.new_run_id("s")
+            body["startTaskInfo"] = _retry_info(info, now)
+            NODES.update(conn, node, body, now, extra={"start_run_id": new_run})
+            account = node.row["account"]
+            pool = POOLS.get(conn, (account,), (node.row["pool_id_key"],))
+            who = commands.Identity(account, self.ctx.account_url(account), pool.body["id"] if pool else "",
+                                    node.body["id"])
+            self.ctx.send(conn, agent_id, [commands.start_task_command(new_run, who, start,
+                                                                       body["startTaskInfo"]["retryCount"])])
+            return
+        body["startTaskInfo"] = done
+        if body["state"] == NodeState.WAITING_FOR_START_TASK.value:
+            state = NodeState.IDLE if done["result"] == "success" else NodeState.START_TASK_FAILED
+            body = node_rules.with_state(body, state, now)
+        NODES.update(conn, node, body, now, extra={"start_run_id": None})

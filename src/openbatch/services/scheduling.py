@@ -1,0 +1,184 @@
+"""One scheduling round: snapshot, placement (pure), apply (one transaction that re-checks).
+
+The snapshot reads, per pool with free slots, the active tasks of its active jobs in
+scheduling order; :func:`openbatch.scheduler.placement.place` makes the plan; the apply
+step locks each task and node again, so a plan made from a stale snapshot can only do
+less, never something wrong. Commands for the agents leave after the commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain import clock, commands, execution
+from ..domain.nodes import SCHEDULABLE
+from ..scheduler.placement import Candidate, NodeCapacity, Placement, place
+from ..store import schema
+from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
+from . import transitions
+from .context import ServiceContext
+from .dependencies import unmet_dependencies
+
+Json = dict[str, Any]
+
+#: Tasks looked at per free slot: enough to skip some that cannot run (dependencies, caps).
+LOOKAHEAD = 4
+
+
+class SchedulingService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def schedule(self) -> int:
+        """Place what can be placed now; returns how many tasks were placed."""
+        placed = 0
+        for account, pool_key in self._pools_with_room():
+            placed += self._schedule_pool(account, pool_key)
+        return placed
+
+    def _pools_with_room(self) -> list[tuple[str, str]]:
+        n = schema.nodes
+        with self.ctx.store.read() as conn:
+            rows = conn.execute(
+                sa.select(n.c.account, n.c.pool_id_key).distinct()
+                .where(n.c.state.in_(SCHEDULABLE), n.c.scheduling_state == "enabled", n.c.used_slots < n.c.slots)
+            ).all()
+        return [(r.account, r.pool_id_key) for r in rows]
+
+    def _schedule_pool(self, account: str, pool_key: str) -> int:
+        with self.ctx.store.write() as conn:
+            pool = POOLS.get(conn, (account,), (pool_key,))
+            if pool is None or pool.body["state"] != "active":
+                return 0
+            nodes = self._node_capacity(conn, account, pool_key)
+            free = sum(n.free for n in nodes.values())
+            if free <= 0:
+                return 0
+            jobs, candidates = self._candidates(conn, account, pool_key, free * LOOKAHEAD)
+            if not candidates:
+                return 0
+            self._mark_preparation(conn, [j.pk for j in jobs.values()], nodes)
+            room = {pk: self._job_room(job) for pk, job in jobs.items()}
+            fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
+            plan = place(candidates, list(nodes.values()), fill, room)
+            return self._apply(conn, account, pool, jobs, plan)
+
+    def _node_capacity(self, conn: Connection, account: str, pool_key: str) -> dict[int, NodeCapacity]:
+        n = schema.nodes
+        rows = conn.execute(
+            sa.select(n.c.pk, n.c.slots, n.c.used_slots, n.c.id).where(
+                n.c.account == account, n.c.pool_id_key == pool_key, n.c.state.in_(SCHEDULABLE),
+                n.c.scheduling_state == "enabled", n.c.used_slots < n.c.slots)
+        ).all()
+        return {r.pk: NodeCapacity(pk=r.pk, free=r.slots - r.used_slots, affinity_id=f"TVM:{r.id}") for r in rows}
+
+    def _candidates(self, conn: Connection, account: str, pool_key: str, limit: int) -> tuple[dict[int, Record], list[Candidate]]:
+        j, t = schema.jobs, schema.tasks
+        job_rows = conn.execute(
+            sa.select(j).where(j.c.account == account, j.c.pool_id_key == pool_key, j.c.state == "active",
+                               j.c.task_active > 0).order_by(j.c.priority.desc(), j.c.pk)
+        ).all()
+        jobs: dict[int, Record] = {}
+        candidates: list[Candidate] = []
+        for row in job_rows:
+            job = JOBS.record(row)
+            if self._job_room(job) == 0:
+                continue
+            jobs[job.pk] = job
+            prep = job.body.get("jobPreparationTask")
+            mode = "none" if prep is None else ("wait" if prep.get("waitForSuccess", True) else "nowait")
+            tasks = conn.execute(
+                sa.select(t).where(t.c.job_pk == job.pk, t.c.state == "active").order_by(t.c.pk)
+                .limit(limit - len(candidates))
+            ).all()
+            for task_row in tasks:
+                task = TASKS.record(task_row)
+                if "dependsOn" in task.body and unmet_dependencies(conn, job.pk, task.body["dependsOn"]):
+                    continue
+                affinity = task.body.get("affinityInfo", {}).get("affinityId")
+                candidates.append(Candidate(task.pk, job.pk, task.body["requiredSlots"], mode, affinity))
+            if len(candidates) >= limit:
+                break
+        return jobs, candidates
+
+    @staticmethod
+    def _job_room(job: Record) -> int | None:
+        limit = job.body.get("maxParallelTasks", -1)
+        return None if limit in (None, -1) else max(0, limit - int(job.row["task_running"]))
+
+    def _mark_preparation(self, conn: Connection, job_pks: list[int], nodes: dict[int, NodeCapacity]) -> None:
+        if not job_pks or not nodes:
+            return
+        r = schema.prep_release
+        rows = conn.execute(
+            sa.select(r.c.job_pk, r.c.node_pk, r.c.prep_state, r.c.prep_result)
+            .where(r.c.job_pk.in_(job_pks), r.c.node_pk.in_(list(nodes)))
+        ).all()
+        prepared: dict[int, set[int]] = defaultdict(set)
+        excluded: dict[int, set[int]] = defaultdict(set)
+        for row in rows:
+            node = nodes[row.node_pk]
+            if row.prep_state == "running":
+                node.preparing.add(row.job_pk)
+            elif row.prep_result == "success":
+                prepared[row.node_pk].add(row.job_pk)
+            elif row.prep_result == "failure":
+                excluded[row.node_pk].add(row.job_pk)
+        for pk, node in nodes.items():
+            node.prepared = frozenset(prepared[pk])
+            node.excluded = frozenset(excluded[pk])
+
+    # -- apply -----------------------------------------------------------------------------
+
+    def _apply(self, conn: Connection, account: str, pool: Record, jobs: dict[int, Record], plan: list[Placement]) -> int:
+        """Commit the plan's still-valid steps; returns how many tasks were placed."""
+        now = self.ctx.now()
+        applied = 0
+        url = self.ctx.account_url(account)
+        node_cache: dict[int, Record] = {}
+        out: dict[str, list[Json]] = defaultdict(list)
+        for step in plan:
+            task = TASKS.get_by_pk(conn, step.task_pk, for_update=True)
+            node = node_cache.get(step.node_pk) or NODES.get_by_pk(conn, step.node_pk, for_update=True)
+            if task is None or node is None or task.body["state"] != "active":
+                continue
+            slots = task.body["requiredSlots"]
+            if int(node.row["used_slots"]) + slots > int(node.row["slots"]):
+                continue
+            job = JOBS.get_by_pk(conn, step.job_pk, for_update=True)
+            if job is None or job.body["state"] != "active":
+                continue
+            who = commands.Identity(account, url, pool.body["id"], node.body["id"])
+            directory = commands.task_dir(job.body["id"], task.body["id"])
+            node_info = {"affinityId": node.body["affinityId"], "poolId": pool.body["id"],
+                         "nodeId": node.body["id"], "taskRootDirectory": directory}
+            if step.start_preparation:
+                out[node.row["agent_id"]].append(self._start_preparation(conn, job, node, who, now))
+            run_id = None if step.wait_for_preparation else commands.new_run_id("t")
+            body = execution.assigned(task.body, node_info, now, preparing=step.wait_for_preparation)
+            task = transitions.apply(conn, job, task, body, now)
+            TASKS.set_columns(conn, task.pk, node_pk=node.pk, run_id=run_id)
+            node_cache[node.pk] = transitions.occupy_node(conn, node, slots, now)
+            if run_id:
+                out[node.row["agent_id"]].append(commands.task_command(run_id, who, job.body, task.body))
+            applied += 1
+        for agent_id, batch in out.items():
+            self.ctx.send(conn, agent_id, batch)
+        return applied
+
+    def _start_preparation(self, conn: Connection, job: Record, node: Record, who: commands.Identity, now: Any) -> Json:
+        run_id = commands.new_run_id("p")
+        prep = job.body["jobPreparationTask"]
+        info = commands.execution_info("running", clock.to_wire(now), 0, commands.task_dir(job.body["id"], prep["id"]))
+        current = PREP_RELEASE.get(conn, (job.pk,), (who.pool_id, who.node_id), for_update=True)
+        if current is None:
+            body = {"poolId": who.pool_id, "nodeId": who.node_id, "jobPreparationTaskExecutionInfo": info}
+            PREP_RELEASE.insert(conn, (job.pk,), body, now, extra={"node_pk": node.pk, "prep_run_id": run_id})
+        else:
+            PREP_RELEASE.update(conn, current, {**current.body, "jobPreparationTaskExecutionInfo": info}, now,
+                                extra={"node_pk": node.pk, "prep_run_id": run_id})
+        return commands.preparation_command(run_id, who, job.body, 0)
