@@ -380,3 +380,15 @@ def _validation_error(text: str) -> BatchError:
 def to_json(struct: Model) -> Json:
     """The struct as a wire dict, without the properties the client left out."""
     return msgspec.to_builtins(struct)
+
+
+class NodeDisableSchedulingParameter(Model, kw_only=True):
+    nodeDisableSchedulingOption: Literal["requeue", "terminate", "taskcompletion"] | None = None
+
+
+class NodeRebootParameter(Model, kw_only=True):
+    nodeRebootOption: DeallocationOption | None = None
+
+
+class NodeReimageParameter(Model, kw_only=True):
+    nodeReimageOption: DeallocationOption | None = None

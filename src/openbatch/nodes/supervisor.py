@@ -33,13 +33,18 @@ class LocalSupervisor:
         self.join_token = join_token
         self.nodes_per_agent = max(1, nodes_per_agent)
         self._processes: list[asyncio.subprocess.Process] = []
-        self._spawned: set[str] = set()
+        self._spawned: dict[str, asyncio.subprocess.Process] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
 
     def node_root(self, node_id: str) -> Path:
         return self.data_dir / "nodes" / node_id
+
+    def pid_of(self, node_id: str) -> int | None:
+        """The process id of the local agent hosting ``node_id`` (None if it is not running)."""
+        process = self._spawned.get(node_id)
+        return process.pid if process is not None and process.returncode is None else None
 
     def nodes_changed(self) -> None:
         """Thread-safe: nodes were created or removed."""
@@ -85,7 +90,7 @@ class LocalSupervisor:
         process = await asyncio.create_subprocess_exec(*args, env=env, stdin=asyncio.subprocess.DEVNULL,
                                                        start_new_session=True)
         self._processes.append(process)
-        self._spawned.update(node_ids)
+        self._spawned.update({node_id: process for node_id in node_ids})
         log.info("started agent pid %s for %d node(s) of pool %s", process.pid, len(node_ids), pool_id)
 
     async def stop(self) -> None:

@@ -12,6 +12,7 @@ from .context import ServiceContext
 from .execution import ExecutionService
 from .files import FileService
 from .jobs import JobService
+from .node_ops import NodeOperations
 from .nodes import NodeService
 from .pools import PoolService
 from .prep_release import PrepReleaseService
@@ -34,6 +35,7 @@ class Services:
     agents: AgentService
     runs: RunService
     scheduling: SchedulingService
+    node_ops: NodeOperations
 
     @classmethod
     def create(cls, store: Store, *, node_provider: bool = False) -> "Services":
@@ -47,6 +49,7 @@ class Services:
             agents=AgentService(ctx),
             runs=RunService(ctx, jobs, allocation),
             scheduling=SchedulingService(ctx),
+            node_ops=NodeOperations(ctx),
             pools=PoolService(ctx, allocation if node_provider else None),
             jobs=jobs,
             tasks=TaskService(ctx, jobs),

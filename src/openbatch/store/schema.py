@@ -8,6 +8,7 @@ row belongs to one account. Datetimes are naive UTC.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -183,5 +184,7 @@ prep_release = Table(
     Column("node_pk", PK, nullable=True),
     Column("prep_run_id", String(64), nullable=True),
     Column("release_run_id", String(64), nullable=True),
+    #: The node rebooted or was reimaged since the preparation ran: it must run again first.
+    Column("prep_stale", Boolean, nullable=False, server_default=sa.false()),
     UniqueConstraint("job_pk", "pool_id_key", "node_id_key", name="uq_prep_release_job_node"),
 )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ...domain import nodes as node_rules
+from ...domain.models import NodeDisableSchedulingParameter, NodeRebootParameter, NodeReimageParameter
 from ...store.records import Record
 from ..listing import list_query
 from ..request import ApiRequest, run
 from ..router import operation
-from ..wire import entity, listing
+from ..wire import changed, entity, listing
 
 
 def _render(req: ApiRequest, pool_id: str, record: Record) -> dict:
@@ -29,3 +30,38 @@ async def get(req: ApiRequest) -> Response:
     pool_id, node_id = req.params["poolId"], req.params["nodeId"]
     record = await run(req.services.nodes.get, req.account, pool_id, node_id)
     return entity(req, "nodes/@Element", _render(req, pool_id, record))
+
+
+def _node_url(req: ApiRequest) -> str:
+    return req.url("pools", req.params["poolId"], "nodes", req.params["nodeId"])
+
+
+@operation("ComputeNode_DisableScheduling")
+async def disable_scheduling(req: ApiRequest) -> Response:
+    body = req.optional_json(NodeDisableSchedulingParameter)
+    option = (body.nodeDisableSchedulingOption if body else None) or "requeue"
+    await run(req.services.node_ops.set_scheduling, req.account, req.params["poolId"], req.params["nodeId"], False, option)
+    return changed(req, 200, _node_url(req))
+
+
+@operation("ComputeNode_EnableScheduling")
+async def enable_scheduling(req: ApiRequest) -> Response:
+    await run(req.services.node_ops.set_scheduling, req.account, req.params["poolId"], req.params["nodeId"], True)
+    return changed(req, 200, _node_url(req))
+
+
+@operation("ComputeNode_Reboot")
+async def reboot(req: ApiRequest) -> Response:
+    body = req.optional_json(NodeRebootParameter)
+    option = (body.nodeRebootOption if body else None) or "requeue"
+    await run(lambda: req.services.node_ops.reboot(req.account, req.params["poolId"], req.params["nodeId"], option))
+    return changed(req, 202, _node_url(req))
+
+
+@operation("ComputeNode_Reimage")
+async def reimage(req: ApiRequest) -> Response:
+    body = req.optional_json(NodeReimageParameter)
+    option = (body.nodeReimageOption if body else None) or "requeue"
+    await run(lambda: req.services.node_ops.reboot(req.account, req.params["poolId"], req.params["nodeId"], option,
+                                                   reimage=True))
+    return changed(req, 202, _node_url(req))

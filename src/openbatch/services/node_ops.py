@@ -1,0 +1,99 @@
+"""Operations on one compute node: disable/enable scheduling, reboot, reimage.
+
+A reboot or reimage ends what runs on the node by the chosen option (``requeue`` back to
+active, ``terminate`` as failed) and restarts the node through ``rebooting``/``reimaging``
+and ``starting`` (its start task runs again). Job preparation tasks rerun before that
+job's next task there when rerunOnNodeRebootAfterSuccess is true (always after a reimage).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain import execution, nodes as node_rules, tasks as task_rules
+from ..domain.errors import BatchError, not_found
+from ..domain.nodes import NodeState
+from ..store import schema
+from ..store.records import JOBS, NODES, PREP_RELEASE, Record
+from . import transitions
+from .allocation import tasks_on_node
+from .context import ServiceContext, require_pool
+
+_BUSY = {
+    NodeState.REBOOTING.value: "NodeBeingRebooted",
+    NodeState.REIMAGING.value: "NodeBeingReimaged",
+    NodeState.CREATING.value: "NodeBeingCreated",
+    NodeState.STARTING.value: "NodeBeingStarted",
+    NodeState.WAITING_FOR_START_TASK.value: "NodeBeingStarted",
+    NodeState.UNUSABLE.value: "NodeStateUnusable",
+}
+
+
+class NodeOperations:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def _node(self, conn: Connection, account: str, pool_id: str, node_id: str) -> Record:
+        pool = require_pool(conn, account, pool_id)
+        node = NODES.get(conn, (account, pool.row["id_key"]), (node_id,), for_update=True)
+        if node is None:
+            raise not_found("NodeNotFound", "node", node_id)
+        return node
+
+    def _end_tasks(self, conn: Connection, node: Record, option: str, now: datetime) -> None:
+        for task in tasks_on_node(conn, node.pk):
+            job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
+            body = task_rules.terminated(task.body, now) if option == "terminate" else execution.requeued(task.body, now)
+            transitions.stop_on_node(self.ctx, conn, job, task, body, now)
+        self.ctx.wake_after(conn)
+
+    def set_scheduling(self, account: str, pool_id: str, node_id: str, enable: bool, option: str = "requeue") -> Record:
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            node = self._node(conn, account, pool_id, node_id)
+            node_rules.check_scheduling_change(node.body, enable)
+            if not enable and option in ("requeue", "terminate"):
+                self._end_tasks(conn, node, option, now)
+                node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
+            body = {**node.body, "schedulingState": "enabled" if enable else "disabled"}
+            state = node_rules.busy_state(body, int(node.row["running_tasks"]))
+            if state is not None:
+                body = node_rules.with_state(body, state, now)
+            self.ctx.wake_after(conn)
+            return NODES.update(conn, node, body, now)
+
+    def reboot(self, account: str, pool_id: str, node_id: str, option: str = "requeue", *, reimage: bool = False) -> Record:
+        if option not in ("requeue", "terminate"):
+            raise BatchError("NotImplemented", f"The {option} option of a node reboot or reimage is not supported "
+                             "by this openbatch server yet; use requeue or terminate.",
+                             [("PropertyName", "nodeReimageOption" if reimage else "nodeRebootOption")])
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            node = self._node(conn, account, pool_id, node_id)
+            code = _BUSY.get(node.body["state"])
+            if code or node.body["state"] not in (NodeState.IDLE.value, NodeState.RUNNING.value, NodeState.OFFLINE.value,
+                                                  NodeState.START_TASK_FAILED.value):
+                raise BatchError(code or "OperationNotValidOnNode", "The node cannot be rebooted in its current state.",
+                                 [("NodeState", node.body["state"])])
+            self._end_tasks(conn, node, option, now)
+            self._stale_preparations(conn, node, reimage)
+            node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
+            state = NodeState.REIMAGING if reimage else NodeState.REBOOTING
+            record = NODES.update(conn, node, node_rules.with_state(node.body, state, now), now,
+                                  extra={"start_run_id": None, "used_slots": 0, "running_tasks": 0})
+            self.ctx.send(conn, node.row["agent_id"], [{"type": "rebootNode", "nodeId": node.body["id"], "reimage": reimage}])
+            return record
+
+    def _stale_preparations(self, conn: Connection, node: Record, reimage: bool) -> None:
+        r = schema.prep_release
+        rows = conn.execute(sa.select(r).where(r.c.node_pk == node.pk).with_for_update()).all()
+        for row in rows:
+            record = PREP_RELEASE.record(row)
+            job = JOBS.get_by_pk(conn, row.job_pk)
+            prep = (job.body.get("jobPreparationTask") if job else None) or {}
+            completed_ok = row.prep_result == "success"
+            if reimage or not completed_ok or prep.get("rerunOnNodeRebootAfterSuccess", True):
+                PREP_RELEASE.set_columns(conn, record.pk, prep_stale=True)

@@ -1,0 +1,88 @@
+"""ComputeNode DisableScheduling, EnableScheduling, Reboot and Reimage on real local nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from azure.batch import BatchClient, models as m
+from azure.batch.models._models import BatchNodeRebootOptions, BatchNodeReimageOptions  # not exported by 15.1
+from azure.core.exceptions import HttpResponseError
+
+from tests.execution.conftest import wait_for
+from tests.sdk.conftest import uid
+from tests.support.live import LiveServer
+
+
+def _pool(batch: BatchClient, nodes: int = 1, slots: int = 1) -> tuple[str, list[str]]:
+    pool_id = uid("pool")
+    batch.create_pool(m.BatchPoolCreateOptions(
+        id=pool_id, vm_size="standard_d2s_v3", target_dedicated_nodes=nodes, task_slots_per_node=slots,
+        virtual_machine_configuration=m.VirtualMachineConfiguration(
+            image_reference=m.BatchVmImageReference(publisher="canonical", offer="ubuntu", sku="22_04-lts"),
+            node_agent_sku_id="batch.node.ubuntu 22.04")))
+    ids = wait_for(lambda: [n.id for n in batch.list_nodes(pool_id)] if all(
+        n.state == "idle" for n in batch.list_nodes(pool_id)) and len(list(batch.list_nodes(pool_id))) == nodes
+        else None, message="idle nodes")
+    return pool_id, ids
+
+
+def _state(batch: BatchClient, pool_id: str, node_id: str) -> str:
+    return batch.get_node(pool_id, node_id).state
+
+
+def test_disable_and_enable_scheduling(batch: BatchClient) -> None:
+    pool_id, [node_id] = _pool(batch)
+    disable = m.BatchNodeDisableSchedulingOptions(node_disable_scheduling_option="requeue")
+    batch.disable_node_scheduling(pool_id, node_id, disable)
+    node = batch.get_node(pool_id, node_id)
+    assert node.scheduling_state == "disabled" and node.state == "offline"
+    with pytest.raises(HttpResponseError) as again:
+        batch.disable_node_scheduling(pool_id, node_id, disable)
+    assert again.value.status_code == 409
+    job_id = uid("job")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
+    assert batch.get_task(job_id, "t").state == "active"
+    batch.enable_node_scheduling(pool_id, node_id)
+    wait_for(lambda: batch.get_task(job_id, "t").state == "completed", message="task ran after enable")
+    assert _state(batch, pool_id, node_id) == "idle"
+
+
+def test_reboot_requeues_and_reruns_preparation(batch: BatchClient, live_nodes: LiveServer) -> None:
+    pool_id, [node_id] = _pool(batch)
+    job_id = uid("job")
+    counter = f"$AZ_BATCH_NODE_SHARED_DIR/prep-{job_id}"
+    batch.create_job(m.BatchJobCreateOptions(
+        id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id),
+        job_preparation_task=m.BatchJobPreparationTask(command_line=f"/bin/sh -c 'echo x >> {counter}'")))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="long", command_line="/bin/sleep 30"))
+    wait_for(lambda: batch.get_task(job_id, "long").state == "running", message="long task running")
+    poller = batch.begin_reboot_node(pool_id, node_id, BatchNodeRebootOptions(node_reboot_kind="requeue"),
+                                     polling_interval=1)
+    poller.result(timeout=30)
+    task = wait_for(lambda: (t := batch.get_task(job_id, "long")).execution_info.requeue_count == 1 and t,
+                    message="task requeued")
+    assert task.execution_info.retry_count == 0
+    wait_for(lambda: batch.get_task(job_id, "long").state == "running", message="running again after reboot")
+    shared = Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / "shared" / f"prep-{job_id}"
+    assert shared.read_text().count("x") == 2, "the preparation task ran again after the reboot"
+    batch.terminate_task(job_id, "long")
+
+
+def test_reimage_wipes_the_disk(batch: BatchClient, live_nodes: LiveServer) -> None:
+    pool_id, [node_id] = _pool(batch)
+    marker = Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / "shared" / "marker"
+    marker.write_text("before")
+    batch.begin_reimage_node(pool_id, node_id, BatchNodeReimageOptions(node_reimage_option="requeue"),
+                             polling_interval=1).result(timeout=30)
+    wait_for(lambda: _state(batch, pool_id, node_id) == "idle" and not marker.exists(), message="reimaged")
+    node = batch.get_node(pool_id, node_id)
+    assert node.last_boot_time is not None
+
+
+def test_reboot_of_a_missing_node_is_404(batch: BatchClient) -> None:
+    pool_id, _ = _pool(batch)
+    with pytest.raises(HttpResponseError) as missing:
+        batch.begin_reboot_node(pool_id, "tvmps_nope_d", BatchNodeRebootOptions(node_reboot_kind="requeue"))
+    assert missing.value.status_code == 404 and missing.value.error.code == "NodeNotFound"
