@@ -119,6 +119,8 @@ class Agent:
                     task.cancel()
         elif kind == "removeNode":
             asyncio.create_task(self.remove_node(command["nodeId"]))
+        elif kind == "rebootNode":
+            asyncio.create_task(self.reboot_node(command["nodeId"], bool(command.get("reimage"))))
 
     async def execute(self, node: Node, command: Json) -> None:
         spec = RunSpec(
@@ -150,6 +152,21 @@ class Agent:
         await asyncio.to_thread(shutil.rmtree, node.root, True)
         if not self.nodes:
             self.done.set()
+
+    async def reboot_node(self, node_id: str, reimage: bool) -> None:
+        """Restart a node: its processes die; a reimage also wipes its disk. Then it is ready again."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return
+        runs = list(node.runs.values())
+        for task in runs:
+            task.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        if reimage:
+            await asyncio.to_thread(shutil.rmtree, node.root, True)
+        for sub in ("shared", "startup", "workitems"):
+            (node.root / sub).mkdir(parents=True, exist_ok=True)
+        self.report({"type": "nodeReady", "nodeId": node_id})
 
     # -- events ----------------------------------------------------------------------------
 

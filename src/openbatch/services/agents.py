@@ -94,10 +94,12 @@ class AgentService:
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
             node = self._own_node(conn, agent, node_id)
-            if node.body["state"] != NodeState.STARTING.value:
+            if node.body["state"] not in (NodeState.STARTING.value, NodeState.REBOOTING.value,
+                                          NodeState.REIMAGING.value):
                 return
             state = node_rules.ready_state(node.body)
             body = node_rules.with_state(node.body, state, now)
+            body["lastBootTime"] = clock.to_wire(now)
             start = body.get("startTask")
             extra: Json = {}
             if start:

@@ -115,7 +115,7 @@ class SchedulingService:
             return
         r = schema.prep_release
         rows = conn.execute(
-            sa.select(r.c.job_pk, r.c.node_pk, r.c.prep_state, r.c.prep_result)
+            sa.select(r.c.job_pk, r.c.node_pk, r.c.prep_state, r.c.prep_result, r.c.prep_stale)
             .where(r.c.job_pk.in_(job_pks), r.c.node_pk.in_(list(nodes)))
         ).all()
         prepared: dict[int, set[int]] = defaultdict(set)
@@ -124,6 +124,8 @@ class SchedulingService:
             node = nodes[row.node_pk]
             if row.prep_state == "running":
                 node.preparing.add(row.job_pk)
+            elif row.prep_stale:
+                continue  # the node rebooted since: the preparation runs again
             elif row.prep_result == "success":
                 prepared[row.node_pk].add(row.job_pk)
             elif row.prep_result == "failure":
@@ -180,5 +182,5 @@ class SchedulingService:
             PREP_RELEASE.insert(conn, (job.pk,), body, now, extra={"node_pk": node.pk, "prep_run_id": run_id})
         else:
             PREP_RELEASE.update(conn, current, {**current.body, "jobPreparationTaskExecutionInfo": info}, now,
-                                extra={"node_pk": node.pk, "prep_run_id": run_id})
+                                extra={"node_pk": node.pk, "prep_run_id": run_id, "prep_stale": False})
         return commands.preparation_command(run_id, who, job.body, 0)
