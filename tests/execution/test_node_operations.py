@@ -86,3 +86,15 @@ def test_reboot_of_a_missing_node_is_404(batch: BatchClient) -> None:
     with pytest.raises(HttpResponseError) as missing:
         batch.begin_reboot_node(pool_id, "tvmps_nope_d", BatchNodeRebootOptions(node_reboot_kind="requeue"))
     assert missing.value.status_code == 404 and missing.value.error.code == "NodeNotFound"
+
+
+def test_job_max_wall_clock_time_terminates_the_job(batch: BatchClient) -> None:
+    pool_id, _ = _pool(batch)
+    job_id = uid("job")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id),
+                                             constraints=m.BatchJobConstraints(max_wall_clock_time="PT2S")))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="long", command_line="/bin/sleep 30"))
+    job = wait_for(lambda: (j := batch.get_job(job_id)).state == "completed" and j, timeout=15, message="job expired")
+    assert job.execution_info.termination_reason == "MaxWallClockTimeExpiry"
+    task = batch.get_task(job_id, "long")
+    assert task.state == "completed" and task.execution_info.failure_info.code == "TaskEnded"

@@ -47,18 +47,27 @@ class Scheduler:
                 pass
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_sweep - loop.time()))
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
             try:
-                for agent_id in self.hub.silent(self.node_lost_after):
-                    log.warning("agent %s stopped calling; its nodes are unusable", agent_id)
-                    self.hub.forget(agent_id)
-                    await anyio.to_thread.run_sync(self.services.agents.agent_lost, agent_id)
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + SWEEP_SECONDS
+                    await self._sweep()
                 while await anyio.to_thread.run_sync(self.services.scheduling.schedule):
                     pass
             except Exception:  # noqa: BLE001 - the loop must survive any single failed round
                 log.exception("scheduling round failed")
+
+    async def _sweep(self) -> None:
+        """Once a second: agents that went silent, jobs past their maxWallClockTime."""
+        for agent_id in self.hub.silent(self.node_lost_after):
+            log.warning("agent %s stopped calling; its nodes are unusable", agent_id)
+            self.hub.forget(agent_id)
+            await anyio.to_thread.run_sync(self.services.agents.agent_lost, agent_id)
+        await anyio.to_thread.run_sync(self.services.job_limits.expire_overdue)

@@ -11,6 +11,7 @@ from .allocation import Allocation
 from .context import ServiceContext
 from .execution import ExecutionService
 from .files import FileService
+from .job_limits import JobLimits
 from .jobs import JobService
 from .node_ops import NodeOperations
 from .nodes import NodeService
@@ -36,6 +37,7 @@ class Services:
     runs: RunService
     scheduling: SchedulingService
     node_ops: NodeOperations
+    job_limits: JobLimits
 
     @classmethod
     def create(cls, store: Store, *, node_provider: bool = False) -> "Services":
@@ -50,6 +52,7 @@ class Services:
             runs=RunService(ctx, jobs, allocation),
             scheduling=SchedulingService(ctx),
             node_ops=NodeOperations(ctx),
+            job_limits=JobLimits(ctx, jobs),
             pools=PoolService(ctx, allocation if node_provider else None),
             jobs=jobs,
             tasks=TaskService(ctx, jobs),

@@ -88,6 +88,10 @@ class Collection:
         row = conn.execute(query).first()
         return self.record(row) if row else None
 
+    @staticmethod
+    def decode(body: str | bytes) -> Json:
+        return _decode(body)
+
     def get_by_pk(self, conn: Connection, pk: int, *, for_update: bool = False) -> Record | None:
         query = sa.select(self.table).where(self.table.c.pk == pk)
         if for_update:
