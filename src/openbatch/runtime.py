@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .api.agent_api import AgentApi
+from .nodes.agent_files import AgentFileRequests, RoutedNodeFiles
 from .nodes.local_files import LocalNodeFiles
 from .nodes.supervisor import LocalSupervisor
 from .scheduler.hub import AgentHub
 from .scheduler.loop import Scheduler
 from .services import Services
+from .services.agents import node_agent
 from .services.context import Notifier
 
 
@@ -34,7 +36,11 @@ class Runtime(Notifier):
                                   node_root=lambda account, pool, node: self.supervisor.node_root(node))
         services.ctx.notifier = self
         services.ctx.account_url = lambda account: self.server_url
-        services.files.source = LocalNodeFiles(lambda pool, node: self.supervisor.node_root(node))
+        self.file_requests = AgentFileRequests(self.hub.push, lambda where: node_agent(services.ctx, where.node_id)[0])
+        services.files.source = RoutedNodeFiles(
+            LocalNodeFiles(lambda pool, node: self.supervisor.node_root(node)), self.file_requests,
+            lambda where: node_agent(services.ctx, where.node_id)[1])
+        self.agent_api.file_answer = self.file_requests.answer
 
     def push(self, agent_id: str, commands: list[dict[str, Any]]) -> None:
         self.hub.push(agent_id, commands)

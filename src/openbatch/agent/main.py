@@ -9,6 +9,7 @@ agent (outbound only); a lost connection is retried until the server answers aga
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import shutil
@@ -119,6 +120,8 @@ class Agent:
                     task.cancel()
         elif kind == "removeNode":
             asyncio.create_task(self.remove_node(command["nodeId"]))
+        elif kind == "file":
+            asyncio.create_task(self.serve_file(command))
         elif kind == "rebootNode":
             asyncio.create_task(self.reboot_node(command["nodeId"], bool(command.get("reimage"))))
 
@@ -167,6 +170,42 @@ class Agent:
         for sub in ("shared", "startup", "workitems"):
             (node.root / sub).mkdir(parents=True, exist_ok=True)
         self.report({"type": "nodeReady", "nodeId": node_id})
+
+    async def serve_file(self, command: Json) -> None:
+        """Answer the server's file request (Files API on a node of this agent)."""
+        answer = await asyncio.to_thread(self._file_operation, command)
+        try:
+            await self.http.post(f"{PREFIX}/files/{command['requestId']}", json=answer,
+                                 headers={"authorization": self.auth})
+        except httpx.HTTPError as error:
+            log.warning("answering a file request failed (%s)", error)
+
+    def _file_operation(self, command: Json) -> Json:
+        from ..domain.errors import BatchError
+        from ..nodes.agent_files import info_to_wire
+        from ..nodes.local_files import LocalNodeFiles
+        from ..services.files import FileLocation
+
+        node = self.nodes.get(command.get("nodeId", ""))
+        files = LocalNodeFiles(lambda pool, node_id: self.nodes[node_id].root)
+        where = FileLocation("", command.get("nodeId", ""), command.get("root", ""))
+        try:
+            if node is None:
+                raise BatchError("NodeNotFound", "The node is not hosted by this agent.")
+            op = command["op"]
+            if op == "list":
+                return {"ok": [info_to_wire(i) for i in files.list(where, bool(command.get("recursive")))]}
+            if op == "stat":
+                return {"ok": info_to_wire(files.stat(where, command["path"]))}
+            if op == "read":
+                data = files.read(where, command["path"], int(command.get("start") or 0), command.get("end"))
+                return {"ok": base64.b64encode(data).decode()}
+            if op == "delete":
+                files.delete(where, command["path"], bool(command.get("recursive")))
+                return {"ok": None}
+            raise BatchError("InvalidInput", f"Unknown file operation {op}.")
+        except BatchError as error:
+            return {"error": {"code": error.code, "message": error.message, "values": error.values}}
 
     # -- events ----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ join token (local agents it starts itself); afterwards the credential it was giv
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from typing import Any, Mapping
@@ -46,6 +47,8 @@ class AgentApi:
         self.join_token = join_token
         self.node_root = node_root  # (account, pool_id, node_id) -> local root dir
         self._identities: dict[str, tuple[str, AgentIdentity]] = {}
+        #: Resolves a tunnelled file request with the agent's answer (set by the runtime).
+        self.file_answer: Any = None
 
     async def handle(self, request: Request, path: str) -> Response:
         try:
@@ -54,8 +57,11 @@ class AgentApi:
             agent = await self._authenticate(request)
             if path == "/work" and request.method == "GET":
                 wait = min(float(request.query_params.get("wait", "0") or 0), MAX_WAIT)
-                commands = await self.hub.take(agent.agent_id, wait)
-                return _json({"commands": commands})
+                return _json({"commands": await self._take_unless_gone(request, agent.agent_id, wait)})
+            if path.startswith("/files/") and request.method == "POST" and self.file_answer is not None:
+                self.hub.touch(agent.agent_id)
+                self.file_answer(path.removeprefix("/files/"), msgspec.json.decode(await request.body()))
+                return _json({})
             if path == "/events" and request.method == "POST":
                 self.hub.touch(agent.agent_id)
                 events = msgspec.json.decode(await request.body()).get("events", [])
@@ -66,6 +72,17 @@ class AgentApi:
             return _json(error.to_wire(), error.status)
         except (msgspec.DecodeError, ValueError, TypeError) as error:
             return _json(invalid_body(str(error)).to_wire(), 400)
+
+    async def _take_unless_gone(self, request: Request, agent_id: str, wait: float) -> list:
+        """Long-poll for commands, but stop waiting if the agent hangs up (a dead agent is not 'calling')."""
+        take = asyncio.ensure_future(self.hub.take(agent_id, wait))
+        gone = asyncio.ensure_future(_disconnected(request))
+        await asyncio.wait({take, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not take.done():
+            take.cancel()
+            return []
+        return take.result()
 
     async def _register(self, request: Request) -> Response:
         body = await request.body()
@@ -112,6 +129,11 @@ class AgentApi:
                 await run(self.services.agents.node_ready, agent, str(event.get("nodeId", "")))
         if exits:
             await run(self.services.runs.report, agent.agent_id, exits)
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _json(body: Any, status: int = 200) -> Response:

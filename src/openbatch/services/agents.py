@@ -167,3 +167,14 @@ def unhosted_local_nodes(ctx: ServiceContext) -> list[tuple[str, str, str]]:
             .order_by(n.c.pk)
         ).all()
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+def node_agent(ctx: ServiceContext, node_id: str) -> tuple[str | None, bool]:
+    """(agent id, whether it is a local agent) of the node with ``node_id`` (node ids are unique)."""
+    n, a = schema.nodes, schema.agents
+    with ctx.store.read() as conn:
+        row = conn.execute(sa.select(n.c.agent_id, a.c.local).select_from(n.outerjoin(a, a.c.id == n.c.agent_id))
+                           .where(n.c.id_key == node_id.lower()).limit(1)).first()
+    if row is None:
+        return None, True
+    return row.agent_id, bool(row.local) if row.agent_id else True

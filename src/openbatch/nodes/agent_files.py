@@ -1,0 +1,112 @@
+"""Files of nodes hosted by agents on other hosts, read through the agent's own connection.
+
+The server cannot connect to such an agent (connections are outbound from the agent),
+so a file operation becomes a ``file`` command on the agent's long-poll; the agent
+answers with a POST that resolves the waiting request. Called from worker threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+from concurrent.futures import Future, TimeoutError as FutureTimeout
+from typing import Any, Callable
+
+from ..domain import clock
+from ..domain.errors import BatchError
+from ..services.files import FileInfo, FileLocation
+
+Json = dict[str, Any]
+
+#: How long a file request may wait for the agent's answer.
+ANSWER_SECONDS = 30.0
+
+
+def info_to_wire(info: FileInfo) -> Json:
+    return {"name": info.name, "isDirectory": info.is_directory, "lastModified": clock.to_wire(info.last_modified),
+            "contentLength": info.content_length, "contentType": info.content_type, "fileMode": info.file_mode,
+            "creationTime": clock.to_wire(info.creation_time) if info.creation_time else None}
+
+
+def info_from_wire(data: Json) -> FileInfo:
+    return FileInfo(name=data["name"], is_directory=data["isDirectory"],
+                    last_modified=clock.from_wire(data["lastModified"]), content_length=data["contentLength"],
+                    creation_time=clock.from_wire(data["creationTime"]) if data.get("creationTime") else None,
+                    content_type=data.get("contentType") or "application/octet-stream", file_mode=data.get("fileMode"))
+
+
+class AgentFileRequests:
+    """Pending file requests, resolved by the agents' answers."""
+
+    def __init__(self, push: Callable[[str, list[Json]], None], agent_of: Callable[[FileLocation], str | None]) -> None:
+        self.push = push
+        self.agent_of = agent_of
+        self._pending: dict[str, Future] = {}
+        self._lock = threading.Lock()
+
+    def answer(self, request_id: str, answer: Json) -> None:
+        with self._lock:
+            future = self._pending.pop(request_id, None)
+        if future is not None and not future.done():
+            future.set_result(answer)
+
+    def _ask(self, where: FileLocation, op: str, **params: Any) -> Any:
+        agent_id = self.agent_of(where)
+        if agent_id is None:
+            raise BatchError("NodeNotFound", "The node hosting these files is not connected.",
+                             [("NodeId", where.node_id)])
+        request_id = secrets.token_hex(8)
+        future: Future = Future()
+        with self._lock:
+            self._pending[request_id] = future
+        self.push(agent_id, [{"type": "file", "requestId": request_id, "op": op, "nodeId": where.node_id,
+                              "root": where.root, **params}])
+        try:
+            answer = future.result(ANSWER_SECONDS)
+        except FutureTimeout:
+            with self._lock:
+                self._pending.pop(request_id, None)
+            raise BatchError("OperationTimedOut", "The node did not answer the file request in time.",
+                             [("NodeId", where.node_id)]) from None
+        if "error" in answer:
+            error = answer["error"]
+            raise BatchError(error["code"], error["message"], [tuple(v) for v in error.get("values", [])])
+        return answer["ok"]
+
+    # NodeFileSource
+    def list(self, where: FileLocation, recursive: bool) -> list[FileInfo]:
+        return [info_from_wire(item) for item in self._ask(where, "list", recursive=recursive)]
+
+    def stat(self, where: FileLocation, path: str) -> FileInfo:
+        return info_from_wire(self._ask(where, "stat", path=path))
+
+    def read(self, where: FileLocation, path: str, start: int, end: int | None) -> bytes:
+        return base64.b64decode(self._ask(where, "read", path=path, start=start, end=end))
+
+    def delete(self, where: FileLocation, path: str, recursive: bool) -> None:
+        self._ask(where, "delete", path=path, recursive=recursive)
+
+
+class RoutedNodeFiles:
+    """Local nodes' files from this host's disk, other nodes' through their agent."""
+
+    def __init__(self, local: Any, remote: AgentFileRequests, is_local: Callable[[FileLocation], bool]) -> None:
+        self.local = local
+        self.remote = remote
+        self.is_local = is_local
+
+    def _source(self, where: FileLocation) -> Any:
+        return self.local if self.is_local(where) else self.remote
+
+    def list(self, where: FileLocation, recursive: bool) -> list[FileInfo]:
+        return self._source(where).list(where, recursive)
+
+    def stat(self, where: FileLocation, path: str) -> FileInfo:
+        return self._source(where).stat(where, path)
+
+    def read(self, where: FileLocation, path: str, start: int, end: int | None) -> bytes:
+        return self._source(where).read(where, path, start, end)
+
+    def delete(self, where: FileLocation, path: str, recursive: bool) -> None:
+        self._source(where).delete(where, path, recursive)
