@@ -1,0 +1,103 @@
+"""Placement as a pure function: table tests over snapshots, no database, no processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from openbatch.scheduler.placement import Candidate, NodeCapacity, place
+
+
+def nodes(*free: int) -> list[NodeCapacity]:
+    return [NodeCapacity(pk=i + 1, free=f, affinity_id=f"n{i + 1}") for i, f in enumerate(free)]
+
+
+def tasks(count: int, job: int = 1, slots: int = 1, prep: str = "none", start: int = 1) -> list[Candidate]:
+    return [Candidate(task_pk=start + i, job_pk=job, slots=slots, prep=prep) for i in range(count)]  # type: ignore[arg-type]
+
+
+def where(plan) -> list[int]:  # type: ignore[no-untyped-def]
+    return [step.node_pk for step in plan]
+
+
+@pytest.mark.parametrize(
+    ("free", "fill", "count", "expected"),
+    [
+        ((4, 4), "spread", 4, [1, 2, 1, 2]),
+        ((4, 4), "pack", 4, [1, 1, 1, 1]),
+        ((4, 4), "pack", 6, [1, 1, 1, 1, 2, 2]),
+        ((1, 3), "spread", 3, [2, 2, 1]),
+        ((2, 1), "pack", 3, [2, 1, 1]),
+        ((0, 0), "spread", 3, []),
+        ((1,), "spread", 5, [1]),
+    ],
+)
+def test_fill_types(free: tuple[int, ...], fill: str, count: int, expected: list[int]) -> None:
+    assert where(place(tasks(count), nodes(*free), fill)) == expected  # type: ignore[arg-type]
+
+
+def test_required_slots_must_fit_on_one_node() -> None:
+    plan = place(tasks(3, slots=3), nodes(4, 2), "spread")
+    assert where(plan) == [1]   # the second needs 3 free slots: node 1 has 1 left, node 2 has 2
+
+
+def test_a_big_task_does_not_block_smaller_ones_behind_it() -> None:
+    plan = place([Candidate(1, 1, slots=5), Candidate(2, 1, slots=1)], nodes(4), "spread")
+    assert [s.task_pk for s in plan] == [2]
+
+
+def test_order_is_kept_across_jobs() -> None:
+    high, low = tasks(2, job=1, start=1), tasks(2, job=2, start=10)
+    plan = place(high + low, nodes(3), "spread")
+    assert [s.task_pk for s in plan] == [1, 2, 10]
+
+
+def test_max_parallel_tasks_caps_a_job() -> None:
+    plan = place(tasks(5, job=1) + tasks(2, job=2, start=10), nodes(8), "spread", {1: 2, 2: None})
+    assert [s.task_pk for s in plan] == [1, 2, 10, 11]
+    assert place(tasks(3), nodes(4), "spread", {1: 0}) == []
+
+
+def test_affinity_is_preferred_when_it_fits() -> None:
+    plan = place([Candidate(1, 1, affinity_id="n2"), Candidate(2, 1, affinity_id="n9")], nodes(4, 1), "spread")
+    assert where(plan) == [2, 1]
+
+
+def test_preparation_starts_once_per_job_and_node_when_all_slots_fill_at_once() -> None:
+    plan = place(tasks(8, prep="wait"), nodes(8), "pack")
+    assert [s.start_preparation for s in plan] == [True] + [False] * 7
+    assert all(s.wait_for_preparation for s in plan)
+
+
+def test_preparation_per_node_and_per_job() -> None:
+    plan = place(tasks(2, job=1, prep="wait") + tasks(2, job=2, prep="wait", start=10), nodes(2, 2), "spread")
+    starts = {(s.job_pk, s.node_pk) for s in plan if s.start_preparation}
+    assert starts == {(1, 1), (1, 2), (2, 1), (2, 2)}
+
+
+def test_prepared_nodes_run_at_once_and_running_preparations_are_not_repeated() -> None:
+    prepared = NodeCapacity(1, 2, prepared=frozenset({1}))
+    preparing = NodeCapacity(2, 2, preparing={1})
+    plan = place(tasks(4, prep="wait"), [prepared, preparing], "spread")
+    assert not any(s.start_preparation for s in plan)
+    assert {(s.node_pk, s.wait_for_preparation) for s in plan} == {(1, False), (2, True)}
+
+
+def test_failed_preparation_excludes_the_node_for_that_job_only() -> None:
+    failed = NodeCapacity(1, 4, excluded=frozenset({1}))
+    other = NodeCapacity(2, 1)
+    plan = place(tasks(2, job=1, prep="wait") + tasks(1, job=2, start=10), [failed, other], "spread")
+    assert {(s.task_pk, s.node_pk) for s in plan} == {(1, 2), (10, 1)}
+
+
+def test_without_wait_for_success_tasks_run_alongside_the_preparation() -> None:
+    plan = place(tasks(2, prep="nowait"), nodes(2), "pack")
+    assert [(s.start_preparation, s.wait_for_preparation) for s in plan] == [(True, False), (False, False)]
+    failed = NodeCapacity(1, 2, excluded=frozenset({1}))
+    again = place(tasks(1, prep="nowait"), [failed], "pack")
+    assert [(s.node_pk, s.start_preparation) for s in again] == [(1, False)]
+
+
+def test_nodes_reflect_the_plan() -> None:
+    pool = nodes(3, 3)
+    place(tasks(4), pool, "pack")
+    assert [n.free for n in pool] == [0, 2]
