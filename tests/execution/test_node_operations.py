@@ -98,3 +98,20 @@ def test_job_max_wall_clock_time_terminates_the_job(batch: BatchClient) -> None:
     assert job.execution_info.termination_reason == "MaxWallClockTimeExpiry"
     task = batch.get_task(job_id, "long")
     assert task.state == "completed" and task.execution_info.failure_info.code == "TaskEnded"
+
+
+def test_retention_time_removes_the_task_directory(batch: BatchClient, live_nodes: LiveServer) -> None:
+    pool_id, [node_id] = _pool(batch)
+    job_id = uid("job")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="kept", command_line="/bin/sh -c 'echo hi'",
+                                                       constraints=m.BatchTaskConstraints(retention_time="PT2S")))
+    wait_for(lambda: batch.get_task(job_id, "kept").state == "completed", message="task done")
+    task = batch.get_task(job_id, "kept")
+    directory = Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / task.node_info.task_root_directory
+    assert (directory / "stdout.txt").exists()
+    assert b"".join(batch.download_task_file(job_id, "kept", "stdout.txt")) == b"hi\n"
+    wait_for(lambda: not directory.exists(), timeout=10, message="task directory removed after retention")
+    with pytest.raises(HttpResponseError) as cleaned:
+        list(batch.list_task_files(job_id, "kept"))
+    assert cleaned.value.status_code == 409 and cleaned.value.error.code == "TaskFilesCleanedup"

@@ -120,6 +120,12 @@ class Agent:
                     task.cancel()
         elif kind == "removeNode":
             asyncio.create_task(self.remove_node(command["nodeId"]))
+        elif kind == "removeTaskDir":
+            node = self.nodes.get(command.get("nodeId", ""))
+            if node is not None and command.get("taskDir"):
+                target = (node.root / command["taskDir"]).resolve()
+                if node.root.resolve() in target.parents:
+                    asyncio.create_task(asyncio.to_thread(shutil.rmtree, target, True))
         elif kind == "file":
             asyncio.create_task(self.serve_file(command))
         elif kind == "rebootNode":

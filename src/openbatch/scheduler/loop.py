@@ -65,9 +65,10 @@ class Scheduler:
                 log.exception("scheduling round failed")
 
     async def _sweep(self) -> None:
-        """Once a second: agents that went silent, jobs past their maxWallClockTime."""
+        """Once a second: agents that went silent, jobs past their maxWallClockTime, expired task directories."""
         for agent_id in self.hub.silent(self.node_lost_after):
             log.warning("agent %s stopped calling; its nodes are unusable", agent_id)
             self.hub.forget(agent_id)
             await anyio.to_thread.run_sync(self.services.agents.agent_lost, agent_id)
         await anyio.to_thread.run_sync(self.services.job_limits.expire_overdue)
+        await anyio.to_thread.run_sync(self.services.retention.remove_expired)

@@ -17,6 +17,7 @@ from .node_ops import NodeOperations
 from .nodes import NodeService
 from .pools import PoolService
 from .prep_release import PrepReleaseService
+from .retention import Retention
 from .runs import RunService
 from .scheduling import SchedulingService
 from .tasks import TaskService
@@ -38,6 +39,7 @@ class Services:
     scheduling: SchedulingService
     node_ops: NodeOperations
     job_limits: JobLimits
+    retention: Retention
 
     @classmethod
     def create(cls, store: Store, *, node_provider: bool = False) -> "Services":
@@ -53,6 +55,7 @@ class Services:
             scheduling=SchedulingService(ctx),
             node_ops=NodeOperations(ctx),
             job_limits=JobLimits(ctx, jobs),
+            retention=Retention(ctx),
             pools=PoolService(ctx, allocation if node_provider else None),
             jobs=jobs,
             tasks=TaskService(ctx, jobs),

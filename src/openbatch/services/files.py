@@ -57,6 +57,9 @@ class FileService:
             job = require_job(conn, account, job_id)
             task = require_task(conn, job, task_id)
         node_info = task.body.get("nodeInfo")
+        if task.row.get("files_removed"):
+            raise BatchError("TaskFilesCleanedup", "The files of the specified task were removed from its node "
+                             "(its retentionTime passed, or it was deleted).", [("TaskId", task.body["id"])])
         if not node_info:
             raise BatchError(
                 "TaskFilesUnavailable",

@@ -14,6 +14,7 @@ from ..domain.models import TaskAddParameter, TaskUpdateParameter, decode
 from ..domain.states import JobState, check_job_action
 from ..store.records import TASKS, Record, adjust_counters
 from . import transitions
+from .retention import remove_task_directory
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_task
 from .jobs import JobService
 
@@ -142,6 +143,7 @@ class TaskService:
             body = record.body
             change = counts.delta(body["state"], body.get("executionInfo", {}).get("result"), None, None,
                                   body["requiredSlots"])
+            remove_task_directory(self.ctx, conn, record)
             TASKS.delete(conn, record.pk)
             adjust_counters(conn, job.pk, change)
             self.jobs.after_tasks_changed(conn, job)

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..domain import clock
+from ..domain.errors import BatchError
+from ..domain.validation import UNLIMITED_DURATION, parse_duration
 from . import schema
 
 Json = dict[str, Any]
@@ -201,8 +203,21 @@ def _job_columns(body: Json) -> dict[str, Any]:
     }
 
 
+def _retain_until(body: Json, end: datetime | None) -> datetime | None:
+    if end is None or body.get("state") != "completed":
+        return None
+    retention = body.get("constraints", {}).get("retentionTime")
+    if not retention or retention == UNLIMITED_DURATION:
+        return None
+    try:
+        return end + parse_duration(retention, "retentionTime")
+    except (BatchError, OverflowError):
+        return None
+
+
 def _task_columns(body: Json) -> dict[str, Any]:
     info = body.get("executionInfo", {})
+    end = _wire_time(info, "endTime")
     return {
         "id": body["id"],
         "id_key": body["id"].lower(),
@@ -213,7 +228,8 @@ def _task_columns(body: Json) -> dict[str, Any]:
         "creation_time": _wire_time(body, "creationTime"),
         "state_transition_time": _wire_time(body, "stateTransitionTime"),
         "start_time": _wire_time(info, "startTime"),
-        "end_time": _wire_time(info, "endTime"),
+        "end_time": end,
+        "retain_until": _retain_until(body, end),
     }
 
 

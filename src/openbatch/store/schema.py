@@ -111,11 +111,15 @@ tasks = Table(
     #: The node running the task and the id of that run (events for other runs are stale).
     Column("node_pk", PK, nullable=True),
     Column("run_id", String(64), nullable=True),
+    #: When the completed task's directory is removed from its node (endTime + retentionTime).
+    Column("retain_until", DateTime, nullable=True),
+    Column("files_removed", Boolean, nullable=False, server_default=sa.false()),
     UniqueConstraint("job_pk", "id_key", name="uq_tasks_job_id"),
     Index("ix_tasks_job_state_id", "job_pk", "state", "id_key"),
     Index("ix_tasks_job_state_pk", "job_pk", "state", "pk"),
     Index("ix_tasks_node", "node_pk"),
     Index("ix_tasks_run", "run_id"),
+    Index("ix_tasks_retain_until", "retain_until"),
 )
 
 def _execution_columns(prefix: str) -> list[Column]:
