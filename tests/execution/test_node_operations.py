@@ -115,3 +115,20 @@ def test_retention_time_removes_the_task_directory(batch: BatchClient, live_node
     with pytest.raises(HttpResponseError) as cleaned:
         list(batch.list_task_files(job_id, "kept"))
     assert cleaned.value.status_code == 409 and cleaned.value.error.code == "TaskFilesCleanedup"
+
+
+def test_node_shows_its_recent_tasks(batch: BatchClient) -> None:
+    pool_id, [node_id] = _pool(batch)
+    job_id = uid("job")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    batch.create_task_collection(job_id, m.BatchTaskGroup(task_values=[
+        m.BatchTaskCreateOptions(id=f"r{i}", command_line="/bin/true") for i in range(7)]))
+    wait_for(lambda: batch.get_job_task_counts(job_id).task_counts.completed == 7, message="7 done")
+    node = batch.get_node(pool_id, node_id)
+    assert node.total_tasks_run == 7 and node.total_tasks_succeeded == 7 and node.running_tasks_count == 0
+    recent = node.recent_tasks
+    assert len(recent) == 5 and {r.task_id for r in recent} <= {f"r{i}" for i in range(7)}
+    assert all(r.job_id == job_id and r.task_state == "completed" and r.task_url.endswith(f"/tasks/{r.task_id}")
+               for r in recent)
+    listed = next(n for n in batch.list_nodes(pool_id) if n.id == node_id)
+    assert len(listed.recent_tasks) == 5

@@ -13,23 +13,28 @@ from ..router import operation
 from ..wire import changed, entity, listing
 
 
-def _render(req: ApiRequest, pool_id: str, record: Record) -> dict:
+def _render(req: ApiRequest, pool_id: str, record: Record, recent: list[dict]) -> dict:
     """ComputeNode has no eTag/lastModified; its counters live in columns."""
-    return {**node_rules.render(record.body, record.row), "url": req.url("pools", pool_id, "nodes", record.body["id"])}
+    body = {**node_rules.render(record.body, record.row), "url": req.url("pools", pool_id, "nodes", record.body["id"])}
+    if recent:
+        body["recentTasks"] = [{**item, "taskUrl": req.url("jobs", item["jobId"], "tasks", item["taskId"])}
+                               for item in recent]
+    return body
 
 
 @operation("ComputeNode_List")
 async def list_nodes(req: ApiRequest) -> Response:
     pool_id = req.params["poolId"]
-    page = await run(req.services.nodes.list, req.account, pool_id, list_query(req, "ComputeNode_List"))
-    return listing(req, "nodes", (_render(req, pool_id, r) for r in page.records), page.next_after)
+    page, recent = await run(req.services.nodes.list, req.account, pool_id, list_query(req, "ComputeNode_List"))
+    return listing(req, "nodes", (_render(req, pool_id, r, recent.get(r.pk, [])) for r in page.records),
+                   page.next_after)
 
 
 @operation("ComputeNode_Get")
 async def get(req: ApiRequest) -> Response:
     pool_id, node_id = req.params["poolId"], req.params["nodeId"]
-    record = await run(req.services.nodes.get, req.account, pool_id, node_id)
-    return entity(req, "nodes/@Element", _render(req, pool_id, record))
+    record, recent = await run(req.services.nodes.get_with_recent, req.account, pool_id, node_id)
+    return entity(req, "nodes/@Element", _render(req, pool_id, record, recent))
 
 
 def _node_url(req: ApiRequest) -> str:
