@@ -19,7 +19,7 @@ from .nodes.supervisor import LocalSupervisor
 from .scheduler.hub import AgentHub
 from .scheduler.loop import Scheduler
 from .services import Services
-from .services.agents import node_agent
+from .services.agents import node_agent, restart_recovery
 from .services.context import Notifier
 
 
@@ -53,6 +53,8 @@ class Runtime(Notifier):
 
     async def start(self) -> None:
         self.hub.bind(asyncio.get_running_loop())
+        remote = await asyncio.to_thread(restart_recovery, self.services.ctx)
+        self.hub.expect(remote)
         self.scheduler.start()
         self.supervisor.start()
 

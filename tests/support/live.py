@@ -129,9 +129,9 @@ class LiveServer:
 
 
 def start_server(data_dir: Path, database_url: str | None, store_name: str, spec: Spec | None,
-                 *, node_provider: str = "none", **options: Any) -> LiveServer:
+                 *, node_provider: str = "none", port: int | None = None, **options: Any) -> LiveServer:
     """A server on a free port; ``node_provider="local"`` gives pools real nodes (agent processes)."""
-    port = free_port()
+    port = port or free_port()
     settings = Settings(
         port=port,
         data_dir=data_dir,

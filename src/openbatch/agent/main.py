@@ -96,8 +96,13 @@ class Agent:
     async def poll_commands(self) -> None:
         while True:
             try:
-                response = await self.http.get(f"{PREFIX}/work", params={"wait": POLL_SECONDS},
-                                               headers={"authorization": self.auth})
+                runs = [run_id for node in self.nodes.values() for run_id in node.runs]
+                response = await self.http.post(f"{PREFIX}/work", params={"wait": POLL_SECONDS},
+                                                json={"runs": runs}, headers={"authorization": self.auth})
+                if response.status_code in (401, 403):
+                    log.error("the server no longer knows this agent (%s); stopping", response.status_code)
+                    self.done.set()
+                    return
                 response.raise_for_status()
                 for command in response.json()["commands"]:
                     self.handle(command)

@@ -55,8 +55,11 @@ class AgentApi:
             if path == "/register" and request.method == "POST":
                 return await self._register(request)
             agent = await self._authenticate(request)
-            if path == "/work" and request.method == "GET":
+            if path == "/work" and request.method in ("GET", "POST"):
                 wait = min(float(request.query_params.get("wait", "0") or 0), MAX_WAIT)
+                if self.hub.first_contact(agent.agent_id):
+                    body = msgspec.json.decode(await request.body() or b"{}")
+                    await run(self.services.agents.reconcile, agent, set(body.get("runs", [])))
                 return _json({"commands": await self._take_unless_gone(request, agent.agent_id, wait)})
             if path.startswith("/files/") and request.method == "POST" and self.file_answer is not None:
                 self.hub.touch(agent.agent_id)
@@ -104,6 +107,7 @@ class AgentApi:
                                                   node_ids=params.nodes, new_nodes=params.nodeCount))
         local = bool(params.nodes)
         self.hub.touch(agent_id)
+        self.hub.first_contact(agent_id)  # a new agent has nothing to reconcile
         return _json({
             "agentId": agent_id,
             "credential": credential,

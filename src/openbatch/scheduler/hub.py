@@ -22,6 +22,7 @@ class AgentHub:
         self._events: dict[str, asyncio.Event] = {}
         self._last_seen: dict[str, float] = {}
         self._polling: dict[str, int] = {}
+        self._greeted: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -59,6 +60,19 @@ class AgentHub:
                 event.clear()
         self.touch(agent_id)
         return pending
+
+    def expect(self, agent_ids: list[str]) -> None:
+        """Agents known from before a restart: lost unless they call within the usual time."""
+        for agent_id in agent_ids:
+            self._last_seen.setdefault(agent_id, time.monotonic())
+
+    def first_contact(self, agent_id: str) -> bool:
+        """True the first time an agent calls since this server started (then it reconciles)."""
+        with self._lock:
+            if agent_id in self._greeted:
+                return False
+            self._greeted.add(agent_id)
+            return True
 
     def touch(self, agent_id: str) -> None:
         self._last_seen[agent_id] = time.monotonic()

@@ -127,18 +127,44 @@ class AgentService:
         """An agent stopped calling: its nodes become unusable and their work goes back to the queue."""
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
+            self._release_nodes(conn, agent_id, now, NodeState.UNUSABLE)
+            self.ctx.wake_after(conn)
+
+    def _release_nodes(self, conn: Connection, agent_id: str, now: datetime, state: NodeState) -> None:
+        """The agent's nodes lose what ran on them (tasks requeued, preparation/release failed) and take ``state``."""
+        table = schema.nodes
+        rows = conn.execute(sa.select(table).where(table.c.agent_id == agent_id).with_for_update()).all()
+        for row in rows:
+            node = NODES.record(row)
+            self._requeue_node_tasks(conn, node, set(), now)
+            self._fail_running_prep_release(conn, node, now)
+            body = node_rules.with_state(node.body, state, now)
+            NODES.update(conn, node, body, now, extra={"used_slots": 0, "running_tasks": 0, "start_run_id": None})
+
+    def _requeue_node_tasks(self, conn: Connection, node: Record, keep: set[str], now: datetime) -> int:
+        """Requeue the node's tasks whose run is not in ``keep`` (requeueCount, never retryCount)."""
+        count = 0
+        for task in tasks_on_node(conn, node.pk):
+            if task.row["run_id"] and task.row["run_id"] in keep:
+                continue
+            job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
+            transitions.apply(conn, job, task, execution.requeued(task.body, now), now)
+            TASKS.set_columns(conn, task.pk, node_pk=None, run_id=None)
+            transitions.vacate_node(conn, node.pk, task.body["requiredSlots"], now, ran=False, succeeded=False)
+            count += 1
+        return count
+
+    def reconcile(self, agent: AgentIdentity, active_runs: set[str]) -> None:
+        """An agent called for the first time since this server started: tasks the server believes run
+        on its nodes but the agent does not have (their command was lost) go back to the queue."""
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
             table = schema.nodes
-            rows = conn.execute(sa.select(table).where(table.c.agent_id == agent_id).with_for_update()).all()
+            rows = conn.execute(sa.select(table).where(table.c.agent_id == agent.agent_id).with_for_update()).all()
             for row in rows:
                 node = NODES.record(row)
-                for task in tasks_on_node(conn, node.pk):
-                    job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
-                    transitions.apply(conn, job, task, execution.requeued(task.body, now), now)
-                    TASKS.set_columns(conn, task.pk, node_pk=None, run_id=None)
-                self._fail_running_prep_release(conn, node, now)
-                body = node_rules.with_state(node.body, NodeState.UNUSABLE, now)
-                NODES.update(conn, node, body, now, extra={"used_slots": 0, "running_tasks": 0})
-            self.ctx.wake_after(conn)
+                if self._requeue_node_tasks(conn, node, active_runs, now):
+                    self.ctx.wake_after(conn)
 
     def _fail_running_prep_release(self, conn: Connection, node: Record, now: datetime) -> None:
         table = schema.prep_release
@@ -178,3 +204,20 @@ def node_agent(ctx: ServiceContext, node_id: str) -> tuple[str | None, bool]:
     if row is None:
         return None, True
     return row.agent_id, bool(row.local) if row.agent_id else True
+
+
+def restart_recovery(ctx: ServiceContext) -> list[str]:
+    """At server start: local nodes come back as after a reboot (their agents stopped with the
+    old server); returns the remote agents, which must call again to keep their nodes."""
+    now = ctx.now()
+    a, n = schema.agents, schema.nodes
+    with ctx.store.write() as conn:
+        local = [r.id for r in conn.execute(sa.select(a.c.id).where(a.c.local.is_(True)))]
+        remote = [r.id for r in conn.execute(sa.select(a.c.id).where(a.c.local.is_(False)))]
+        service = AgentService(ctx)
+        for agent_id in local:
+            service._release_nodes(conn, agent_id, now, NodeState.CREATING)
+            conn.execute(n.update().where(n.c.agent_id == agent_id).values(agent_id=None))
+            conn.execute(a.delete().where(a.c.id == agent_id))
+        ctx.nodes_changed_after(conn)
+    return remote
