@@ -4,6 +4,13 @@ When nodes are created for a pool (Pool Add / Resize), the supervisor starts one
 process per group of up to ``nodes_per_agent`` new nodes; each node gets its own root
 directory under ``<data-dir>/nodes/<node id>``. Agents exit by themselves when their
 last node is removed; the supervisor stops the rest when the server stops.
+
+An agent that dies (killed, crashed) cannot stop the task processes it started: each
+runs in its own session, so it outlives the agent. The server makes the agent's nodes
+``unusable`` and requeues their tasks after ``node_lost_after`` seconds; so that a
+requeued task never runs twice at once, the supervisor kills, as soon as an agent
+process exits, every process still running for one of its nodes (found by the
+``AZ_BATCH_NODE_ROOT_DIR`` in its environment). On a real node, the machine is gone.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ class LocalSupervisor:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
+        self._watchers: set[asyncio.Task] = set()
 
     def node_root(self, node_id: str) -> Path:
         return self.data_dir / "nodes" / node_id
@@ -92,6 +100,18 @@ class LocalSupervisor:
         self._processes.append(process)
         self._spawned.update({node_id: process for node_id in node_ids})
         log.info("started agent pid %s for %d node(s) of pool %s", process.pid, len(node_ids), pool_id)
+        self._watchers.add(asyncio.create_task(self._watch(process, node_ids)))
+
+    async def _watch(self, process: asyncio.subprocess.Process, node_ids: list[str]) -> None:
+        """When the agent exits, nothing it started for its nodes may keep running."""
+        try:
+            await process.wait()
+            roots = {os.path.abspath(self.node_root(node_id)) for node_id in node_ids}
+            killed = await anyio.to_thread.run_sync(kill_left_behind, roots)
+            if killed:
+                log.warning("agent pid %s exited; killed %d process(es) it left running", process.pid, killed)
+        finally:
+            self._watchers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -108,3 +128,33 @@ class LocalSupervisor:
             except asyncio.TimeoutError:
                 process.kill()
         self._processes.clear()
+        if self._watchers:
+            await asyncio.wait(list(self._watchers), timeout=5)
+
+
+def kill_left_behind(roots: set[str]) -> int:
+    """SIGKILL the process group of every process whose AZ_BATCH_NODE_ROOT_DIR is one of ``roots``
+    (Linux: read from /proc; elsewhere nothing is found). Returns how many groups were killed."""
+    markers = {f"AZ_BATCH_NODE_ROOT_DIR={root}".encode() for root in roots}
+    groups: set[int] = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as file:
+                environ = file.read().split(b"\0")
+            if not markers.isdisjoint(environ):
+                groups.add(os.getpgid(int(entry)))
+        except (OSError, ProcessLookupError):  # gone meanwhile, or not ours to read
+            continue
+    own = os.getpgid(0)
+    for group in groups - {own}:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(groups - {own})

@@ -7,8 +7,9 @@ still fits. A job's maxParallelTasks caps how many of its tasks run at once. For
 job with a preparation task, the first task placed on a node that has not prepared
 for that job starts the preparation there (exactly once per job and node, however
 many of its slots fill at the same moment); with waitForSuccess its tasks wait in
-``preparing`` until it succeeds. A node whose preparation failed takes no more tasks
-of that job.
+``preparing`` until it succeeds, and a node whose preparation failed takes no more tasks
+of that job. Without waitForSuccess the job's tasks keep running there whatever the
+preparation's outcome, and a failed preparation is not started again for them.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def place(
         if limit is not None:
             room[candidate.job_pk] = limit - 1
         start = wait = False
-        if candidate.prep != "none" and candidate.job_pk not in node.prepared:
+        job = candidate.job_pk   # its preparation ran here already if it succeeded or failed for good
+        if candidate.prep != "none" and job not in node.prepared and job not in node.excluded:
             if candidate.job_pk not in node.preparing:
                 node.preparing.add(candidate.job_pk)
                 start = True
@@ -84,7 +86,7 @@ def place(
 def _choose(candidate: Candidate, nodes: list[NodeCapacity], fill: str) -> NodeCapacity | None:
     best: NodeCapacity | None = None
     for node in nodes:
-        if node.free < candidate.slots or candidate.job_pk in node.excluded:
+        if node.free < candidate.slots or (candidate.prep == "wait" and candidate.job_pk in node.excluded):
             continue
         if candidate.affinity_id and node.affinity_id == candidate.affinity_id:
             return node

@@ -20,6 +20,7 @@ from ..store.records import JOBS, NODES, PREP_RELEASE, TASKS, Record
 from . import transitions
 from .allocation import tasks_on_node
 from .context import ServiceContext, require_pool
+from .jobs import JobService
 
 Json = dict[str, Any]
 
@@ -38,6 +39,7 @@ def _hash(credential: str) -> str:
 class AgentService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        self.jobs = JobService(ctx)
 
     # -- registration ----------------------------------------------------------------------
 
@@ -142,8 +144,9 @@ class AgentService:
             NODES.update(conn, node, body, now, extra={"used_slots": 0, "running_tasks": 0, "start_run_id": None})
 
     def _requeue_node_tasks(self, conn: Connection, node: Record, keep: set[str], now: datetime) -> int:
-        """Requeue the node's tasks whose run is not in ``keep`` (requeueCount, never retryCount)."""
-        count = 0
+        """Requeue the node's tasks whose run is not in ``keep`` (requeueCount, never retryCount);
+        their jobs are re-checked (a job disabling with ``wait`` may now be disabled)."""
+        jobs: set[int] = set()
         for task in tasks_on_node(conn, node.pk):
             if task.row["run_id"] and task.row["run_id"] in keep:
                 continue
@@ -151,8 +154,12 @@ class AgentService:
             transitions.apply(conn, job, task, execution.requeued(task.body, now), now)
             TASKS.set_columns(conn, task.pk, node_pk=None, run_id=None)
             transitions.vacate_node(conn, node.pk, task.body["requiredSlots"], now, ran=False, succeeded=False)
-            count += 1
-        return count
+            jobs.add(job.pk)
+        for job_pk in jobs:
+            job = JOBS.get_by_pk(conn, job_pk, for_update=True)
+            if job is not None:
+                self.jobs.after_tasks_changed(conn, job)
+        return len(jobs)
 
     def reconcile(self, agent: AgentIdentity, active_runs: set[str]) -> None:
         """An agent called for the first time since this server started: tasks the server believes run

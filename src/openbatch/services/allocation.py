@@ -3,7 +3,8 @@
 Runs inside the caller's transaction. A node leaving the pool deals with its running
 tasks by the deallocation option: ``requeue`` (back to active, requeueCount + 1),
 ``terminate`` (completed as failed), ``taskcompletion`` / ``retaineddata`` (the node
-stays ``leavingpool`` until they finish).
+stays ``leavingpool`` until they finish, and the pool stays ``resizing`` until the last
+such node has left).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..domain import commands, execution, nodes as node_rules
+from ..domain import commands, execution, nodes as node_rules, pools as pool_rules
 from ..domain.nodes import NodeState
+from ..domain.states import AllocationState
 from ..store import schema
-from ..store.records import JOBS, NODES, TASKS, Record
+from ..store.records import JOBS, NODES, POOLS, TASKS, Record
 from . import transitions
 from .context import ServiceContext
+from .jobs import JobService
 
 Json = dict[str, Any]
 
@@ -33,6 +36,7 @@ _ORDER_TO_REMOVE = sa.case(
 class Allocation:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        self.jobs = JobService(ctx)
 
     def pool_nodes(self, conn: Connection, account: str, pool_key: str) -> list[Record]:
         return NODES.page(conn, (account, pool_key), None, None, 1_000_000)
@@ -67,8 +71,10 @@ class Allocation:
             NODES.update(conn, node, body, now)
             return False
         kills = []
+        jobs: set[int] = set()
         for task in running:
             job = JOBS.get_by_pk(conn, task.row["job_pk"])
+            jobs.add(job.pk)
             if option == "terminate":
                 new = execution.ended_by_node_removal(task.body, now)
             else:
@@ -78,10 +84,35 @@ class Allocation:
             transitions.vacate_node(conn, node.pk, task.body["requiredSlots"], now, ran=False, succeeded=False)
             kills.append(commands.kill_command(task.row["run_id"]))
             self.ctx.wake_after(conn)
+        for job_pk in jobs:  # a job disabling (wait) for these tasks, or one whose last task ended
+            job = JOBS.get_by_pk(conn, job_pk, for_update=True)
+            if job is not None:
+                self.jobs.after_tasks_changed(conn, job)
         self.ctx.send(conn, node.row["agent_id"], kills + [{"type": "removeNode", "nodeId": node.body["id"]}])
         NODES.delete(conn, node.pk)
         self.ctx.nodes_changed_after(conn)
+        if node.body["state"] == NodeState.LEAVING_POOL.value:
+            self._left(conn, account, node.row["pool_id_key"], now)
         return True
+
+    def leaving(self, conn: Connection, account: str, pool_key: str) -> bool:
+        """Whether nodes of the pool are still waiting for their tasks before they leave."""
+        table = schema.nodes
+        return conn.execute(sa.select(table.c.pk).where(
+            table.c.account == account, table.c.pool_id_key == pool_key,
+            table.c.state == NodeState.LEAVING_POOL.value).limit(1)).first() is not None
+
+    def _left(self, conn: Connection, account: str, pool_key: str, now: datetime) -> None:
+        """A node that waited for its tasks left: the pool counts it no more, and its resize ends
+        with the last such node."""
+        pool = POOLS.get(conn, (account,), (pool_key,), for_update=True)
+        if pool is None:
+            return
+        body = {**pool.body, "currentDedicatedNodes": NODES.count(conn, (account, pool_key))}
+        resizing = body["allocationState"] == AllocationState.RESIZING.value
+        if resizing and not self.leaving(conn, account, pool_key):
+            body = pool_rules.with_allocation_state(body, AllocationState.STEADY, now)
+        POOLS.update(conn, pool, body, now)
 
 
 def tasks_on_node(conn: Connection, node_pk: int) -> list[Record]:

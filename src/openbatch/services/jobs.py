@@ -65,12 +65,14 @@ class JobService:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "update")
             record = JOBS.update(conn, record, rules.patched_body(record.body, patch), self.ctx.now())
+            self.ctx.wake_after(conn)  # priority, maxParallelTasks or pool may let tasks run
             return self.after_tasks_changed(conn, record)
 
     def update(self, account: str, job_id: str, update: JobUpdateParameter, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "update")
             record = JOBS.update(conn, record, rules.updated_body(record.body, update), self.ctx.now())
+            self.ctx.wake_after(conn)
             return self.after_tasks_changed(conn, record)
 
     def disable(self, account: str, job_id: str, params: JobDisableParameter, conditions: Conditions = NONE) -> Record:
@@ -97,6 +99,7 @@ class JobService:
                 return record  # already active: no transition (a new job keeps no previousState)
             now = self.ctx.now()
             record = JOBS.update(conn, record, rules.with_state(record.body, JobState.ENABLING, now), now)
+            self.ctx.wake_after(conn)  # its active tasks may run now
             return self._settle(conn, record)
 
     def terminate(
@@ -143,7 +146,8 @@ class JobService:
             transitions.stop_on_node(self.ctx, conn, record, task, task_rules.terminated(task.body, now), now)
 
     def after_tasks_changed(self, conn: Connection, record: Record) -> Record:
-        """onAllTasksComplete=terminatejob ends an active job whose tasks are all complete.
+        """onAllTasksComplete=terminatejob ends an active job whose tasks are all complete;
+        a job ``disabling`` with disableTasks=wait becomes ``disabled`` when its last running task ends.
 
         Called in the transaction of every change that may complete the last task.
         """
@@ -152,6 +156,8 @@ class JobService:
             row = read_counters(conn, record.pk)
             if row["task_active"] == 0 and row["task_running"] == 0:
                 return self.terminate_in(conn, record, "AllTasksComplete")
+        if body["state"] == JobState.DISABLING.value:
+            return self._settle(conn, record)
         return record
 
     def _settle(self, conn: Connection, record: Record) -> Record:

@@ -167,7 +167,10 @@ class PoolService:
                 self.allocation.grow(conn, account, record, target - current, now)
             elif target < current:
                 self.allocation.shrink(conn, account, record, current - target, option, now)
-        new = rules.with_allocation_state(body, AllocationState.STEADY, now)
+        # A resize down with taskcompletion/retaineddata ends when the nodes waiting for their tasks have left.
+        resizing = (body["allocationState"] == AllocationState.RESIZING.value
+                    and self.allocation.leaving(conn, account, key))
+        new = rules.with_allocation_state(body, AllocationState.RESIZING if resizing else AllocationState.STEADY, now)
         new["currentDedicatedNodes"] = NODES.count(conn, (account, key))
         new.pop("resizeErrors", None)
         return POOLS.update(conn, record, new, now)

@@ -27,6 +27,8 @@ Json = dict[str, Any]
 
 #: Tasks looked at per free slot: enough to skip some that cannot run (dependencies, caps).
 LOOKAHEAD = 4
+#: Active tasks read at a time from a job whose tasks may wait for dependencies.
+DEPENDENCY_PAGE = 200
 
 
 class SchedulingService:
@@ -58,10 +60,11 @@ class SchedulingService:
             free = sum(n.free for n in nodes.values())
             if free <= 0:
                 return 0
-            jobs, candidates = self._candidates(conn, account, pool_key, free * LOOKAHEAD)
+            jobs = self._jobs(conn, account, pool_key)
+            self._mark_preparation(conn, list(jobs), nodes)
+            candidates = self._candidates(conn, jobs, nodes, free * LOOKAHEAD)
             if not candidates:
                 return 0
-            self._mark_preparation(conn, [j.pk for j in jobs.values()], nodes)
             room = {pk: self._job_room(job) for pk, job in jobs.items()}
             fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
             plan = place(candidates, list(nodes.values()), fill, room)
@@ -76,34 +79,57 @@ class SchedulingService:
         ).all()
         return {r.pk: NodeCapacity(pk=r.pk, free=r.slots - r.used_slots, affinity_id=f"TVM:{r.id}") for r in rows}
 
-    def _candidates(self, conn: Connection, account: str, pool_key: str, limit: int) -> tuple[dict[int, Record], list[Candidate]]:
-        j, t = schema.jobs, schema.tasks
-        job_rows = conn.execute(
+    def _jobs(self, conn: Connection, account: str, pool_key: str) -> dict[int, Record]:
+        """The pool's active jobs with active tasks and room to run more, in scheduling order."""
+        j = schema.jobs
+        rows = conn.execute(
             sa.select(j).where(j.c.account == account, j.c.pool_id_key == pool_key, j.c.state == "active",
                                j.c.task_active > 0).order_by(j.c.priority.desc(), j.c.pk)
         ).all()
-        jobs: dict[int, Record] = {}
+        jobs = (JOBS.record(row) for row in rows)
+        return {job.pk: job for job in jobs if self._job_room(job) != 0}
+
+    def _candidates(self, conn: Connection, jobs: dict[int, Record], nodes: dict[int, NodeCapacity],
+                    limit: int) -> list[Candidate]:
+        """Up to ``limit`` placeable tasks in scheduling order.
+
+        What cannot be placed this round is no candidate, so that however much of it
+        comes first it never holds back what is behind: jobs whose preparation task
+        failed on every node with free slots, tasks needing more slots than any node
+        has free, and tasks whose dependencies are unmet (read page by page until
+        enough candidates are found or the job has no more).
+        """
+        t = schema.tasks
+        widest = max(n.free for n in nodes.values())
         candidates: list[Candidate] = []
-        for row in job_rows:
-            job = JOBS.record(row)
-            if self._job_room(job) == 0:
-                continue
-            jobs[job.pk] = job
+        for job in jobs.values():
             prep = job.body.get("jobPreparationTask")
             mode = "none" if prep is None else ("wait" if prep.get("waitForSuccess", True) else "nowait")
-            tasks = conn.execute(
-                sa.select(t).where(t.c.job_pk == job.pk, t.c.state == "active").order_by(t.c.pk)
-                .limit(limit - len(candidates))
-            ).all()
-            for task_row in tasks:
-                task = TASKS.record(task_row)
-                if "dependsOn" in task.body and unmet_dependencies(conn, job.pk, task.body["dependsOn"]):
-                    continue
-                affinity = task.body.get("affinityInfo", {}).get("affinityId")
-                candidates.append(Candidate(task.pk, job.pk, task.body["requiredSlots"], mode, affinity))
+            if mode == "wait" and all(job.pk in node.excluded for node in nodes.values()):
+                continue
+            waits = bool(job.body.get("usesTaskDependencies"))
+            after = 0
+            while len(candidates) < limit:
+                page = max(limit - len(candidates), DEPENDENCY_PAGE) if waits else limit - len(candidates)
+                tasks = conn.execute(
+                    sa.select(t).where(t.c.job_pk == job.pk, t.c.state == "active", t.c.pk > after,
+                                       t.c.required_slots <= widest)
+                    .order_by(t.c.pk).limit(page)
+                ).all()
+                for task_row in tasks:
+                    task = TASKS.record(task_row)
+                    after = task.pk
+                    if "dependsOn" in task.body and unmet_dependencies(conn, job.pk, task.body["dependsOn"]):
+                        continue
+                    affinity = task.body.get("affinityInfo", {}).get("affinityId")
+                    candidates.append(Candidate(task.pk, job.pk, task.body["requiredSlots"], mode, affinity))
+                    if len(candidates) >= limit:
+                        break
+                if len(tasks) < page or not waits:
+                    break
             if len(candidates) >= limit:
                 break
-        return jobs, candidates
+        return candidates
 
     @staticmethod
     def _job_room(job: Record) -> int | None:

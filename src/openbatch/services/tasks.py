@@ -88,6 +88,8 @@ class TaskService:
                 outcome.record = record
                 change.update(counts.delta(None, None, "active", None, record.body["requiredSlots"]))
             adjust_counters(conn, job.pk, change)
+            if records:
+                self.ctx.wake_after(conn)
             return outcomes
 
     # -- read ------------------------------------------------------------------------------
@@ -132,7 +134,9 @@ class TaskService:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
             check_job_action("change_task", JobState(job.body["state"]))
-            return transitions.apply(conn, job, record, rules.reactivated(record.body, self.ctx.now()), self.ctx.now())
+            record = transitions.apply(conn, job, record, rules.reactivated(record.body, self.ctx.now()), self.ctx.now())
+            self.ctx.wake_after(conn)
+            return record
 
     def delete(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> None:
         with self.ctx.store.write() as conn:

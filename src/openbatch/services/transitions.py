@@ -67,4 +67,5 @@ def stop_on_node(ctx: "ServiceContext", conn: Connection, job: Record, task: Rec
         node = vacate_node(conn, node_pk, body["requiredSlots"], now, ran=run_id is not None, succeeded=False)
         if node is not None and run_id:
             ctx.send(conn, node.row["agent_id"], [{"type": "kill", "id": run_id}])
+        ctx.wake_after(conn)  # its slots are free for other tasks (and a requeued task may run again)
     return task

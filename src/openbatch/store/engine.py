@@ -2,7 +2,13 @@
 
 SQLite runs in WAL mode; write transactions start with ``BEGIN IMMEDIATE`` so two
 writers queue on the lock instead of failing when one upgrades a read lock.
-PostgreSQL rows that a write will change are read with ``FOR UPDATE``.
+
+PostgreSQL write transactions take one transaction-scoped advisory lock first, so
+writers run one at a time there too (across every API server sharing the database).
+Use cases lock pools, jobs, tasks and nodes in different orders (a resize goes pool ->
+node -> task -> job, a task report task -> job -> node); with one writer at a time
+they cannot deadlock. Reads never wait. Rows are still read ``FOR UPDATE`` so the
+code stays correct if this lock is ever narrowed (say, per pool).
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 _AFTER_COMMIT = "openbatch.after_commit"
+#: The advisory lock key serializing PostgreSQL writers ("open" in ASCII).
+WRITER_LOCK = 0x6F70656E
 
 
 def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
@@ -77,6 +85,8 @@ class Store:
             conn.info.pop(_AFTER_COMMIT, None)
             try:
                 with conn.begin():
+                    if not self.is_sqlite:
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK})
                     yield conn
                 callbacks = conn.info.pop(_AFTER_COMMIT, [])
             finally:
