@@ -68,7 +68,7 @@ def render() -> str:
         "ComputeNode_GetRemoteDesktop from 2023-11-01.18.0)",
         f"- implemented: {implemented}",
         f"- implemented and tested end to end: {tested} (by an official SDK: {by_sdk}; with a success "
-        f"response: {succeeded}; the rest can only answer their documented error until compute nodes exist)",
+        f"response: {succeeded}; the rest were reached with their documented errors only)",
         "",
         "| operation | request | implemented | tested through |",
         "|---|---|---|---|",

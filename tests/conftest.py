@@ -58,12 +58,6 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(postgres_databases: Callable[[], str]) -> str:
-    """The PostgreSQL database of the live server."""
-    return postgres_databases()
-
-
-@pytest.fixture(scope="session")
 def spec():  # type: ignore[no-untyped-def]
     return load_spec()
 
@@ -71,33 +65,31 @@ def spec():  # type: ignore[no-untyped-def]
 _servers: list[LiveServer] = []
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    """A running openbatch server, once on SQLite and once on PostgreSQL."""
-    database_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
-    server = start_server(data_dir, database_url, request.param, spec)
+def _serve(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec, name: str,  # type: ignore[no-untyped-def]
+           **options) -> Iterator[LiveServer]:
+    """Run a server on the store named by the fixture's parameter, for the whole session."""
+    database_url = request.getfixturevalue("postgres_databases")() if request.param == "postgres" else None
+    server = start_server(tmp_path_factory.mktemp(f"{name}-{request.param}"), database_url, request.param, spec,
+                          **options)
     _servers.append(server)
     try:
         yield server
     finally:
         server.stop()
         server.app.services.pools.ctx.store.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """A running openbatch server (pools get no nodes), once on SQLite and once on PostgreSQL."""
+    yield from _serve(request, tmp_path_factory, spec, "data")
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def live_nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     """A running server whose pools get real local compute nodes (agent processes), on both stores."""
-    database_url = request.getfixturevalue("postgres_databases")() if request.param == "postgres" else None
-    data_dir = tmp_path_factory.mktemp(f"nodes-{request.param}")
-    server = start_server(data_dir, database_url, request.param, spec, node_provider="local",
-                          nodes_per_agent=1, node_lost_after=3.0)
-    _servers.append(server)
-    try:
-        yield server
-    finally:
-        server.stop()
-        server.app.services.pools.ctx.store.dispose()
+    yield from _serve(request, tmp_path_factory, spec, "nodes", node_provider="local", nodes_per_agent=1,
+                      node_lost_after=3.0)
 
 
 @pytest.fixture(autouse=True)

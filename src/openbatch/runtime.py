@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .api.agent_api import AgentApi
-from .nodes.agent_files import AgentFileRequests, RoutedNodeFiles
+from .nodes.agent_files import AgentFileRequests
 from .nodes.local_files import LocalNodeFiles
 from .nodes.supervisor import LocalSupervisor
 from .scheduler.hub import AgentHub
@@ -37,9 +37,9 @@ class Runtime(Notifier):
         services.ctx.notifier = self
         services.ctx.account_url = lambda account: self.server_url
         self.file_requests = AgentFileRequests(self.hub.push, lambda where: node_agent(services.ctx, where.node_id)[0])
-        services.files.source = RoutedNodeFiles(
-            LocalNodeFiles(lambda pool, node: self.supervisor.node_root(node)), self.file_requests,
-            lambda where: node_agent(services.ctx, where.node_id)[1])
+        local_files = LocalNodeFiles(lambda pool, node: self.supervisor.node_root(node))
+        services.files.source_for = lambda where: (
+            local_files if node_agent(services.ctx, where.node_id)[1] else self.file_requests)
         self.agent_api.file_answer = self.file_requests.answer
 
     def push(self, agent_id: str, commands: list[dict[str, Any]]) -> None:

@@ -132,3 +132,29 @@ def test_node_shows_its_recent_tasks(batch: BatchClient) -> None:
                for r in recent)
     listed = next(n for n in batch.list_nodes(pool_id) if n.id == node_id)
     assert len(listed.recent_tasks) == 5
+
+
+def test_node_files_properties_and_delete(batch: BatchClient, live_nodes: LiveServer) -> None:
+    pool_id, [node_id] = _pool(batch)
+    (Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / "shared" / "note.txt").write_text("12345")
+    props = batch.get_node_file_properties(pool_id, node_id, "shared/note.txt")
+    assert props.content_length == 5 and props.is_directory is False
+    batch.delete_node_file(pool_id, node_id, "shared/note.txt")
+    assert "shared/note.txt" not in {f.name for f in batch.list_node_files(pool_id, node_id, recursive=True)}
+
+
+def test_stop_resize_while_a_node_waits_for_its_task(batch: BatchClient) -> None:
+    pool_id, [node_id] = _pool(batch)
+    job_id = uid("job")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="long", command_line="/bin/sleep 30"))
+    wait_for(lambda: batch.get_task(job_id, "long").state == "running", message="task running")
+    batch.begin_resize_pool(pool_id, m.BatchPoolResizeOptions(target_dedicated_nodes=0,
+                                                              node_deallocation_option="taskcompletion"),
+                            polling_interval=1)  # not waited for: it ends only when the node has left
+    assert batch.get_pool(pool_id).allocation_state == "resizing"
+    assert _state(batch, pool_id, node_id) == "leavingpool"
+    batch.begin_stop_pool_resize(pool_id, polling_interval=1).result(timeout=30)
+    assert batch.get_pool(pool_id).allocation_state == "steady"
+    batch.terminate_task(job_id, "long")
+    wait_for(lambda: not list(batch.list_nodes(pool_id)), message="the leaving node left once its task ended")

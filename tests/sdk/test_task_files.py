@@ -20,8 +20,9 @@ from tests.support.live import LiveServer
 def ran_task(batch: BatchClient, live: LiveServer, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     """A task that ran on node ``node-f`` of pool ``pool-f``: its directory holds stdout, stderr and wd/."""
     files = live.services.files
-    previous = files.source
-    files.source = LocalNodeFiles(lambda pool, node: tmp_path / pool / node)
+    previous = files.source_for
+    source = LocalNodeFiles(lambda pool, node: tmp_path / pool / node)
+    files.source_for = lambda where: source
     job_id = uid("job")
     batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id="pool-f")))
     batch.create_task(job_id, m.BatchTaskCreateOptions(id="t1", command_line="/bin/true"))
@@ -38,7 +39,7 @@ def ran_task(batch: BatchClient, live: LiveServer, tmp_path: Path) -> Iterator[t
     try:
         yield job_id, "t1", task_dir
     finally:
-        files.source = previous
+        files.source_for = previous
 
 
 def test_task_node_info_points_at_the_files(batch: BatchClient, live: LiveServer, ran_task) -> None:  # type: ignore[no-untyped-def]

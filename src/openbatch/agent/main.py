@@ -159,10 +159,7 @@ class Agent:
         node = self.nodes.pop(node_id, None)
         if node is None:
             return
-        runs = list(node.runs.values())
-        for task in runs:
-            task.cancel()
-        await asyncio.gather(*runs, return_exceptions=True)
+        await _stop_runs(node)
         await asyncio.to_thread(shutil.rmtree, node.root, True)
         if not self.nodes:
             self.done.set()
@@ -172,10 +169,7 @@ class Agent:
         node = self.nodes.get(node_id)
         if node is None:
             return
-        runs = list(node.runs.values())
-        for task in runs:
-            task.cancel()
-        await asyncio.gather(*runs, return_exceptions=True)
+        await _stop_runs(node)
         if reimage:
             await asyncio.to_thread(shutil.rmtree, node.root, True)
         for sub in ("shared", "startup", "workitems"):
@@ -244,6 +238,14 @@ class Agent:
             except httpx.HTTPError as error:
                 log.warning("reporting to the server failed (%s); retrying", error)
             await asyncio.sleep(RETRY_SECONDS)
+
+
+async def _stop_runs(node: Node) -> None:
+    """Kill everything running on a node and wait until its processes are gone."""
+    runs = list(node.runs.values())
+    for task in runs:
+        task.cancel()
+    await asyncio.gather(*runs, return_exceptions=True)
 
 
 def _wire(value: datetime) -> str:

@@ -86,27 +86,3 @@ class AgentFileRequests:
 
     def delete(self, where: FileLocation, path: str, recursive: bool) -> None:
         self._ask(where, "delete", path=path, recursive=recursive)
-
-
-class RoutedNodeFiles:
-    """Local nodes' files from this host's disk, other nodes' through their agent."""
-
-    def __init__(self, local: Any, remote: AgentFileRequests, is_local: Callable[[FileLocation], bool]) -> None:
-        self.local = local
-        self.remote = remote
-        self.is_local = is_local
-
-    def _source(self, where: FileLocation) -> Any:
-        return self.local if self.is_local(where) else self.remote
-
-    def list(self, where: FileLocation, recursive: bool) -> list[FileInfo]:
-        return self._source(where).list(where, recursive)
-
-    def stat(self, where: FileLocation, path: str) -> FileInfo:
-        return self._source(where).stat(where, path)
-
-    def read(self, where: FileLocation, path: str, start: int, end: int | None) -> bytes:
-        return self._source(where).read(where, path, start, end)
-
-    def delete(self, where: FileLocation, path: str, recursive: bool) -> None:
-        self._source(where).delete(where, path, recursive)

