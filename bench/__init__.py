@@ -1,0 +1,1 @@
+"""The openbatch benchmark harness: ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,72 @@
+"""Figure 3, ingest: N tasks through AddTaskCollection (100 a call) from 4 concurrent clients.
+
+The job's pool has no nodes, so nothing runs: this is the add path alone. Bodies are
+encoded before the clock starts; each client (a thread with its own keep-alive
+connection) takes the next body until none are left. Afterwards Get Task Counts must
+say N active.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+from ..measure import Deadline
+from ..results import Row, at_least
+from ..server import CLIENT_NAME, collection_bodies
+from ..suite import Suite
+
+KEY = "ingest"
+TITLE = "3 ingest"
+NEEDS: tuple[str, ...] = ()
+CLIENTS = 4
+
+
+def run(suite: Suite) -> list[Row]:
+    n = suite.size(100_000, 10_000)
+    bodies = collection_bodies(n)
+    deadline = Deadline(suite.budget(120, 30))
+    with suite.server(KEY) as server:
+        with server.client() as setup:
+            setup.add_pool("empty", nodes=0)
+            setup.add_job("ingjob", "empty")
+        order = itertools.count()
+        added = [0] * CLIENTS
+        failures: list[str] = []
+        lock = threading.Lock()
+
+        def client_loop(index: int) -> None:
+            with server.client() as client:
+                try:
+                    while not deadline.passed() and not failures:
+                        with lock:
+                            i = next(order)
+                        if i >= len(bodies):
+                            return
+                        added[index] += client.add_collection("ingjob", bodies[i])
+                except Exception as exc:  # noqa: BLE001 - reported in the row
+                    failures.append(str(exc))
+
+        with suite.step(f"adding {n:,} tasks, {CLIENTS} clients", total=n) as step:
+            threads = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(CLIENTS)]
+            start = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            while any(t.is_alive() for t in threads):
+                step.update(sum(added))
+                time.sleep(0.1)
+            elapsed = time.perf_counter() - start
+        with server.client() as check:
+            active = check.task_counts("ingjob")["active"]
+    total = sum(added)
+    partial = total < n
+    note = f"{total:,} tasks in {elapsed:.1f}s; task counts say {active:,} active"
+    if active != total:
+        note += " (MISMATCH)"
+    if failures:
+        note += f"; failed: {failures[0][:200]}"
+    elif partial:
+        note += f" (time budget {deadline.seconds:.0f}s spent)"
+    return [Row(TITLE, f"{n:,} tasks, 100/call, {CLIENTS} clients, pool without nodes", total / elapsed,
+                "tasks/s", at_least(20_000), CLIENT_NAME, note, partial=partial)]

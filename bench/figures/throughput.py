@@ -1,0 +1,83 @@
+"""Figure 1, end-to-end throughput: N ``/bin/true`` tasks through a pool of 2 nodes x 4 slots.
+
+From the first AddTaskCollection call (100 tasks each, one client adding back to back)
+until Get Task Counts says all N completed (polled every 50 ms by a second client).
+The raw fork/exec floor and the optional peers run just before, on the same N.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .. import peers
+from ..measure import Deadline
+from ..results import Peer, Row, at_least
+from ..server import CLIENT_NAME, collection_bodies
+from ..suite import Suite
+
+KEY = "throughput"
+TITLE = "1 end-to-end throughput"
+NEEDS: tuple[str, ...] = ()
+TARGET_PER_SECOND = 600.0
+TARGET_OF_FLOOR = 50.0
+
+
+def _peers(suite: Suite, n: int) -> list[Peer]:
+    with suite.step(f"raw fork/exec floor: {n:,} x /bin/true"):
+        found = [peers.floor(n)]
+    with suite.step("peers (Ray, Dask, Celery, HyperQueue, Slurm)"):
+        found += peers.optional(min(n, 1000), suite.peers, timeout=suite.budget(180, 60))
+    return found
+
+
+def run(suite: Suite) -> list[Row]:
+    n = suite.size(10_000, 1_000)
+    found = _peers(suite, n)
+    suite.fixtures["peers"] = found
+    floor = found[0].per_second or 0.0
+    peer_text = {p.name: p.text() for p in found}
+    with suite.server(KEY) as server, server.client() as adder, server.client() as poller:
+        adder.add_pool("tp", nodes=2, slots=4)
+        with suite.step("waiting for 2 idle nodes"):
+            adder.wait_nodes_idle("tp", 2, timeout=60)
+        adder.add_job("tpjob", "tp")
+        bodies = collection_bodies(n)
+        failures: list[str] = []
+        added = [0]
+
+        def add_all() -> None:
+            try:
+                for body in bodies:
+                    added[0] += adder.add_collection("tpjob", body)
+            except Exception as exc:  # noqa: BLE001 - reported in the row
+                failures.append(str(exc))
+
+        deadline = Deadline(suite.budget(200, 60))
+        completed = 0
+        with suite.step(f"running {n:,} tasks", total=n) as step:
+            start = time.perf_counter()
+            thread = threading.Thread(target=add_all, name="bench-adder", daemon=True)
+            thread.start()
+            while not deadline.passed() and not failures:
+                completed = poller.task_counts("tpjob")["completed"]
+                step.update(completed)
+                if completed >= n:
+                    break
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - start
+            thread.join(timeout=30)
+    rate = completed / elapsed if elapsed > 0 else 0.0
+    partial = completed < n
+    note = f"{completed:,}/{n:,} tasks completed in {elapsed:.1f}s; {added[0]:,} added"
+    if partial:
+        note += f" (time budget {deadline.seconds:.0f}s spent)"
+    if failures:
+        note += f"; add failed: {failures[0][:200]}"
+    of_floor = 100.0 * rate / floor if floor else None
+    return [
+        Row(TITLE, f"{n:,} x /bin/true, 2 nodes x 4 slots", rate, "tasks/s", at_least(TARGET_PER_SECOND),
+            CLIENT_NAME, note, peer_text, partial),
+        Row(TITLE, "of the raw fork/exec floor", of_floor, "%", at_least(TARGET_OF_FLOOR), "",
+            f"floor {floor:,.0f} tasks/s (8 threads, subprocess.run)", partial=partial),
+    ]
