@@ -158,3 +158,24 @@ def test_stop_resize_while_a_node_waits_for_its_task(batch: BatchClient) -> None
     assert batch.get_pool(pool_id).allocation_state == "steady"
     batch.terminate_task(job_id, "long")
     wait_for(lambda: not list(batch.list_nodes(pool_id)), message="the leaving node left once its task ended")
+
+
+def test_reboot_with_task_completion_waits_for_the_running_task(batch: BatchClient, live_nodes: LiveServer) -> None:
+    pool_id, [node_id] = _pool(batch, slots=2)
+    job_id = uid("job")
+    gate = Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / "shared" / f"gate-{job_id}"
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(
+        id="first", command_line=f"/bin/sh -c 'while [ ! -f {gate} ]; do sleep 0.1; done'"))
+    wait_for(lambda: batch.get_task(job_id, "first").state == "running", message="first running")
+    poller = batch.begin_reboot_node(pool_id, node_id, BatchNodeRebootOptions(node_reboot_kind="taskcompletion"),
+                                     polling_interval=1)
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="second", command_line="/bin/true"))
+    assert batch.get_task(job_id, "second").state == "active", "a node about to reboot takes no new task"
+    assert _state(batch, pool_id, node_id) == "running"
+    gate.write_text("go")
+    poller.result(timeout=30)  # 15.1's poller ends once the node is not 'rebooting': at once, here
+    first = wait_for(lambda: (t := batch.get_task(job_id, "first")).state == "completed" and t, message="first done")
+    assert first.state == "completed" and first.execution_info.exit_code == 0  # ran to its end, not requeued
+    assert first.execution_info.requeue_count == 0
+    wait_for(lambda: batch.get_task(job_id, "second").state == "completed", message="second ran after the reboot")

@@ -30,15 +30,15 @@ def test_the_sample_runs(batch: BatchClient, live_nodes: LiveServer) -> None:
         job_release_task=m.BatchJobReleaseTask(command_line="/bin/sh -c 'echo released'")))
     batch.create_task_collection(job_id, m.BatchTaskGroup(task_values=[
         m.BatchTaskCreateOptions(id=f"t{i}", command_line=f"/bin/sh -c 'echo task {i} on $AZ_BATCH_NODE_ID'")
-        for i in range(20)]))
+        for i in range(100)]))
 
     def all_done() -> bool:
         counts = batch.get_job_task_counts(job_id).task_counts
-        return counts.completed == 20
+        return counts.completed == 100
 
-    wait_for(all_done, message="20 completed tasks")
+    wait_for(all_done, message="100 completed tasks")
     counts = batch.get_job_task_counts(job_id)
-    assert (counts.task_counts.succeeded, counts.task_counts.failed, counts.task_counts.active) == (20, 0, 0)
+    assert (counts.task_counts.succeeded, counts.task_counts.failed, counts.task_counts.active) == (100, 0, 0)
     task = batch.get_task(job_id, "t7")
     assert task.state == "completed" and task.execution_info.exit_code == 0
     out = b"".join(batch.download_task_file(job_id, "t7", "stdout.txt")).decode()

@@ -66,10 +66,8 @@ class NodeOperations:
             return NODES.update(conn, node, body, now)
 
     def reboot(self, account: str, pool_id: str, node_id: str, option: str = "requeue", *, reimage: bool = False) -> Record:
-        if option not in ("requeue", "terminate"):
-            raise BatchError("NotImplemented", f"The {option} option of a node reboot or reimage is not supported "
-                             "by this openbatch server yet; use requeue or terminate.",
-                             [("PropertyName", "nodeReimageOption" if reimage else "nodeRebootOption")])
+        """Restart the node now (requeue/terminate its tasks) or, with taskcompletion/retaineddata,
+        once its running tasks have ended (it takes no new ones meanwhile)."""
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
             node = self._node(conn, account, pool_id, node_id)
@@ -78,14 +76,24 @@ class NodeOperations:
                                                   NodeState.START_TASK_FAILED.value):
                 raise BatchError(code or "OperationNotValidOnNode", "The node cannot be rebooted in its current state.",
                                  [("NodeState", node.body["state"])])
-            self._end_tasks(conn, node, option, now)
-            self._stale_preparations(conn, node, reimage)
-            node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
-            state = NodeState.REIMAGING if reimage else NodeState.REBOOTING
-            record = NODES.update(conn, node, node_rules.with_state(node.body, state, now), now,
-                                  extra={"start_run_id": None, "used_slots": 0, "running_tasks": 0})
-            self.ctx.send(conn, node.row["agent_id"], [{"type": "rebootNode", "nodeId": node.body["id"], "reimage": reimage}])
-            return record
+            if option in ("taskcompletion", "retaineddata") and int(node.row["running_tasks"]) > 0:
+                NODES.set_columns(conn, node.pk, pending_restart="reimage" if reimage else "reboot")
+                return node
+            if option in ("requeue", "terminate"):
+                self._end_tasks(conn, node, option, now)
+                node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
+            return self.restart_in(conn, node, reimage, now)
+
+    def restart_in(self, conn: Connection, node: Record, reimage: bool, now: datetime) -> Record:
+        """The node restarts (in the caller's transaction): its agent kills what runs there and
+        brings it up again; preparation tasks rerun as rerunOnNodeRebootAfterSuccess says."""
+        self._stale_preparations(conn, node, reimage)
+        state = NodeState.REIMAGING if reimage else NodeState.REBOOTING
+        record = NODES.update(conn, node, node_rules.with_state(node.body, state, now), now,
+                              extra={"start_run_id": None, "used_slots": 0, "running_tasks": 0,
+                                     "pending_restart": None})
+        self.ctx.send(conn, node.row["agent_id"], [{"type": "rebootNode", "nodeId": node.body["id"], "reimage": reimage}])
+        return record
 
     def _stale_preparations(self, conn: Connection, node: Record, reimage: bool) -> None:
         r = schema.prep_release

@@ -82,7 +82,7 @@ class RunService:
         succeeded = body["executionInfo"].get("result") == "success"
         node = transitions.vacate_node(conn, row.node_pk, body["requiredSlots"], now, ran=True, succeeded=succeeded)
         if node is not None:
-            transitions.leave_if_done(self.ctx, conn, node, now)
+            transitions.after_vacated(self.ctx, conn, node, now)
         if body["state"] == TaskState.COMPLETED.value:
             self._job_action(conn, job, body)
         self.jobs.after_tasks_changed(conn, JOBS.get_by_pk(conn, job.pk) or job)

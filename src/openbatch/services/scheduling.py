@@ -47,7 +47,8 @@ class SchedulingService:
         with self.ctx.store.read() as conn:
             rows = conn.execute(
                 sa.select(n.c.account, n.c.pool_id_key).distinct()
-                .where(n.c.state.in_(SCHEDULABLE), n.c.scheduling_state == "enabled", n.c.used_slots < n.c.slots)
+                .where(n.c.state.in_(SCHEDULABLE), n.c.scheduling_state == "enabled", n.c.used_slots < n.c.slots,
+                n.c.pending_restart.is_(None))
             ).all()
         return [(r.account, r.pool_id_key) for r in rows]
 
@@ -75,7 +76,8 @@ class SchedulingService:
         rows = conn.execute(
             sa.select(n.c.pk, n.c.slots, n.c.used_slots, n.c.id).where(
                 n.c.account == account, n.c.pool_id_key == pool_key, n.c.state.in_(SCHEDULABLE),
-                n.c.scheduling_state == "enabled", n.c.used_slots < n.c.slots)
+                n.c.scheduling_state == "enabled", n.c.used_slots < n.c.slots,
+                n.c.pending_restart.is_(None))
         ).all()
         return {r.pk: NodeCapacity(pk=r.pk, free=r.slots - r.used_slots, affinity_id=f"TVM:{r.id}") for r in rows}
 

@@ -68,14 +68,20 @@ def stop_on_node(ctx: "ServiceContext", conn: Connection, job: Record, task: Rec
         if node is not None and run_id:
             ctx.send(conn, node.row["agent_id"], [{"type": "kill", "id": run_id}])
         if node is not None:
-            leave_if_done(ctx, conn, node, now)
+            after_vacated(ctx, conn, node, now)
         ctx.wake_after(conn)  # its slots are free for other tasks (and a requeued task may run again)
     return task
 
 
-def leave_if_done(ctx: "ServiceContext", conn: Connection, node: Record, now: datetime) -> None:
-    """A node leaving its pool (taskcompletion/retaineddata) goes once its last task is off it."""
-    if node.body["state"] == nodes.NodeState.LEAVING_POOL.value and not node.row["running_tasks"]:
-        from .allocation import Allocation  # allocation builds on this module
+def after_vacated(ctx: "ServiceContext", conn: Connection, node: Record, now: datetime) -> None:
+    """What waited for a node's last task (taskcompletion/retaineddata): leaving its pool, or a restart."""
+    if node.row["running_tasks"]:
+        return
+    if node.body["state"] == nodes.NodeState.LEAVING_POOL.value:
+        from .allocation import Allocation  # builds on this module
 
         Allocation(ctx).remove(conn, node.row["account"], node, "requeue", now)
+    elif node.row.get("pending_restart"):
+        from .node_ops import NodeOperations  # builds on this module
+
+        NodeOperations(ctx).restart_in(conn, node, node.row["pending_restart"] == "reimage", now)

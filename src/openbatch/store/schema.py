@@ -155,6 +155,8 @@ nodes = Table(
     Column("total_tasks_succeeded", Integer, nullable=False, server_default="0"),
     Column("agent_id", String(64), nullable=True),
     Column("start_run_id", String(64), nullable=True),
+    #: "reboot" or "reimage" once the node's running tasks end (taskcompletion / retaineddata).
+    Column("pending_restart", String(16), nullable=True),
     UniqueConstraint("account", "pool_id_key", "id_key", name="uq_nodes_pool_id"),
     Index("ix_nodes_agent", "agent_id"),
 )
