@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from ..domain import clock, commands, counts, execution, jobs as rules, tasks as task_rules
 from ..domain.conditions import NONE, Conditions, check
-from ..domain.errors import BatchError
+from ..domain.errors import BatchError, not_found
 from ..domain.models import (
     JobAddParameter,
     JobDisableParameter,
@@ -20,7 +20,7 @@ from ..domain.models import (
 )
 from ..domain.states import JobState, check_job_action
 from ..store import schema
-from ..store.records import JOBS, PREP_RELEASE, TASKS, Record, read_counters
+from ..store.records import JOBS, PREP_RELEASE, TASKS, Record, counters_by_id, read_counters
 from . import transitions
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
 
@@ -55,9 +55,12 @@ class JobService:
         return page_of(records, query.limit, id_key)
 
     def task_counts(self, account: str, job_id: str) -> Json:
+        """Exact and O(1): the counters move in the same transaction as every task transition."""
         with self.ctx.store.read() as conn:
-            record = require_job(conn, account, job_id)
-            return counts.to_wire(read_counters(conn, record.pk))
+            row = counters_by_id(conn, account, job_id)
+        if row is None:
+            raise not_found("JobNotFound", "job", job_id)
+        return counts.to_wire(row)
 
     # -- changes ---------------------------------------------------------------------------
 

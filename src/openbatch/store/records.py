@@ -288,6 +288,14 @@ def adjust_counters(conn: Connection, job_pk: int, change: Counter[str]) -> None
     conn.execute(table.update().where(table.c.pk == job_pk).values(**values))
 
 
+def counters_by_id(conn: Connection, account: str, job_id: str) -> dict[str, int] | None:
+    """The job's counters by its id, in one indexed read of just those columns (None: no such job)."""
+    table = schema.jobs
+    row = conn.execute(sa.select(*[table.c[n] for n in schema.COUNTER_COLUMNS])
+                       .where(table.c.account == account, table.c.id_key == job_id.lower())).first()
+    return dict(row._mapping) if row is not None else None
+
+
 def read_counters(conn: Connection, job_pk: int) -> dict[str, int]:
     table = schema.jobs
     row = conn.execute(sa.select(*[table.c[n] for n in schema.COUNTER_COLUMNS]).where(table.c.pk == job_pk)).one()
