@@ -83,3 +83,66 @@ def test_a_remote_agent_reconnects_after_a_restart(tmp_path: Path, spec) -> None
             agent.send_signal(signal.SIGTERM)
             agent.wait(10)
         server.stop()
+
+
+def test_local_agents_stop_when_their_server_process_dies(tmp_path: Path) -> None:
+    """A server killed outright (no graceful stop) leaves no agent behind."""
+    import time
+
+    import httpx
+
+    from openbatch.auth.client import SharedKeyAuth
+    from tests.support.live import ACCOUNT, KEY
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "openbatch", "serve", "--port", str(port), "--data-dir", str(tmp_path),
+         "--account", ACCOUNT, "--key", KEY],
+        env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        client = httpx.Client(base_url=url, auth=SharedKeyAuth(ACCOUNT, KEY), params={"api-version": "2024-07-01.20.0"})
+        wait_for(lambda: _answers(client), message="server up")
+        client.post("/pools", json={"id": "p", "vmSize": "small", "targetDedicatedNodes": 1, "virtualMachineConfiguration": {
+            "imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "22_04-lts"},
+            "nodeAgentSKUId": "batch.node.ubuntu 22.04"}})
+        wait_for(lambda: [n["state"] for n in client.get("/pools/p/nodes").json()["value"]] == ["idle"],
+                 message="node idle")
+        agents = _agents_of(server.pid)
+        assert agents, "the server started an agent"
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in agents) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in agents), "orphaned agents kept running"
+
+
+def _answers(client) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return client.get("/pools").status_code == 200
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def _agents_of(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"agent" in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -59,6 +59,8 @@ class Agent:
         self.done = asyncio.Event()
         self.http = httpx.AsyncClient(base_url=self.server, timeout=httpx.Timeout(POLL_SECONDS + 15, connect=10))
         self.auth = ""
+        #: A local agent (started by the server with a join token) lives only as long as its server process.
+        self.parent = os.getppid() if join_token else None
 
     # -- the life of an agent --------------------------------------------------------------
 
@@ -95,6 +97,10 @@ class Agent:
 
     async def poll_commands(self) -> None:
         while True:
+            if self.parent is not None and os.getppid() != self.parent:
+                log.error("the server that started this agent is gone; stopping")
+                self.done.set()
+                return
             try:
                 runs = [run_id for node in self.nodes.values() for run_id in node.runs]
                 response = await self.http.post(f"{PREFIX}/work", params={"wait": POLL_SECONDS},
