@@ -16,6 +16,8 @@ from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
 from tests.sdk.conftest import API_VERSION, uid
+from tests.sdk.conftest import batch_error as _error, error_values as _values
+from tests.sdk.conftest import expect_failure as _fails, expect_rest_failure as _rest_fails
 
 Q = {"api-version": API_VERSION}
 NODE_COUNT_FIELDS = {
@@ -27,39 +29,12 @@ NODE_COUNT_FIELDS = {
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _error(exc: HttpResponseError) -> dict:
-    """The BatchError body of a failed response ({} for a HEAD, which has none)."""
-    try:
-        exc.response.read()  # streamed downloads have not read their body yet
-    except Exception:  # noqa: BLE001 - already read or closed
-        pass
-    text = exc.response.text()
-    return json.loads(text) if text else {}
 
 
-def _values(error: dict) -> dict[str, str]:
-    return {v["key"]: v["value"] for v in error.get("values", [])}
 
 
-def _fails(call: Callable[[], Any], status: int, code: str | None) -> dict:
-    """Run ``call`` (draining a returned iterator) and check the error; ``code`` None for a HEAD."""
-    with pytest.raises(HttpResponseError) as info:
-        result = call()
-        if hasattr(result, "__next__"):
-            b"".join(result)
-    exc = info.value
-    error = _error(exc)
-    assert exc.status_code == status, f"expected {status} {code}, got {exc.status_code} {error}"
-    if code is not None:
-        assert error.get("code") == code, f"expected code {code}, got {error}"
-    return error
 
 
-def _rest_fails(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, f"expected {status} {code}, got {response.status_code} {response.text}"
-    error = response.json()
-    assert error["code"] == code, error
-    return error
 
 
 def _new_pool(batch: BatchClient, prefix: str = "np", pool_id: str | None = None) -> str:

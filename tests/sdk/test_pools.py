@@ -18,6 +18,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from tests.sdk.conftest import API_VERSION, uid
+from tests.sdk.conftest import batch_error as _error, error_values as _values
+from tests.sdk.conftest import expect_failure as _fails, expect_rest_failure as _rest_fails
 
 VM_SIZE = "STANDARD_D2S_V3"
 Q = {"api-version": API_VERSION}
@@ -55,33 +57,12 @@ def _wire_pool(pool_id: str, **extra: Any) -> dict:
     return {k: v for k, v in body.items() if v is not None}
 
 
-def _error(exc: HttpResponseError) -> dict:
-    """The BatchError body of a failed response ({} for a HEAD, which has none)."""
-    text = exc.response.text()
-    return json.loads(text) if text else {}
 
 
-def _values(error: dict) -> dict[str, str]:
-    return {v["key"]: v["value"] for v in error.get("values", [])}
 
 
-def _fails(call: Callable[[], Any], status: int, code: str | None) -> dict:
-    with pytest.raises(HttpResponseError) as info:
-        call()
-    exc = info.value
-    error = _error(exc)
-    assert exc.status_code == status, f"expected {status} {code}, got {exc.status_code} {error}"
-    if code is not None:
-        assert error.get("code") == code, f"expected code {code}, got {error}"
-    return error
 
 
-def _rest_fails(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, f"expected {status} {code}, got {response.status_code} {response.text}"
-    error = response.json()
-    assert error["code"] == code, error
-    assert error["message"]["lang"] == "en-US" and error["message"]["value"], error
-    return error
 
 
 def _exists(batch: BatchClient, pool_id: str) -> bool:

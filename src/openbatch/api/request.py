@@ -6,13 +6,13 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import anyio.to_thread
 
 from ..domain import clock
 from ..domain.conditions import Conditions
-from ..domain.errors import BatchError, invalid_body, invalid_header, invalid_query, out_of_range_query
+from ..domain.errors import invalid_body, invalid_header, invalid_query, out_of_range_query
 from ..domain.models import Model, decode
 
 T = TypeVar("T", bound=Model)
@@ -115,18 +115,9 @@ class ApiRequest:
     # -- urls -------------------------------------------------------------------------------
 
     def url(self, *segments: str) -> str:
-        from urllib.parse import quote
-
         return self.base_url + "".join("/" + quote(s, safe="") for s in segments)
 
 
 async def run(fn: Callable[..., R], *args: Any) -> R:
     """Run blocking service code off the event loop."""
     return await anyio.to_thread.run_sync(fn, *args)
-
-
-def require_param(req: ApiRequest, name: str) -> str:
-    value = req.params.get(name)
-    if not value:
-        raise BatchError("InvalidUri", "The requested URI does not represent any resource on the server.")
-    return value

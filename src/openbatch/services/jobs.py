@@ -229,10 +229,3 @@ class JobService:
     def settle_in(self, conn: Connection, record: Record) -> Record:
         """Re-check a job's transitional state inside the caller's transaction."""
         return self._settle(conn, record)
-
-    def settle(self, account: str, job_id: str) -> Record | None:
-        """Re-check a job's transitional state (called when a release task or running task ends)."""
-        with self.ctx.store.write() as conn:
-            record = JOBS.get(conn, (account,), (job_id,), for_update=True)
-            return self._settle(conn, record) if record else None
-
