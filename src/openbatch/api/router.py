@@ -121,44 +121,92 @@ def operation(operation_id: str) -> Callable[[Handler], Handler]:
     return register
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route:
+    """One operation's path, split into what each segment must be."""
+
     operation_id: str
     method: str
-    segments: tuple[re.Pattern[str], ...]
-    greedy_tail: str | None  # name of a trailing parameter that takes the rest of the path
+    order: int  # position in OPERATIONS: breaks ties between equally specific routes
+    size: int  # number of segments (for a greedy route, the least)
+    literals: tuple[tuple[int, str], ...]  # (position, lower-cased text)
+    names: tuple[tuple[int, str], ...]  # (position, parameter) for whole-segment parameters
+    patterns: tuple[tuple[int, re.Pattern[str]], ...]  # mixed segments: certificates(thumbprint=...)
+    greedy: bool  # a trailing {filePath} takes the rest of the path
+
+    @property
+    def rank(self) -> int:
+        """How many parameters the route has: fewer is more specific."""
+        return len(self.names) + sum(p.groups for _, p in self.patterns)
+
+    @property
+    def first(self) -> str | None:
+        return self.literals[0][1] if self.literals and self.literals[0][0] == 0 else None
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
-        if self.greedy_tail:
-            if len(parts) < len(self.segments):
+        """The path parameters (percent-decoded) if ``parts`` is this route's path, else None.
+
+        Literals compare by ``str.lower``, which is what the case-insensitive match of the
+        spec's ASCII literals amounts to for raw paths (latin-1 text).
+        """
+        if self.greedy:
+            if len(parts) < self.size:
                 return None
-            parts = parts[: len(self.segments) - 1] + ["/".join(parts[len(self.segments) - 1 :])]
-        elif len(parts) != len(self.segments):
+            if len(parts) > self.size:
+                parts = parts[: self.size - 1] + ["/".join(parts[self.size - 1 :])]
+        elif len(parts) != self.size:
             return None
+        for i, literal in self.literals:
+            if parts[i].lower() != literal:
+                return None
         params: dict[str, str] = {}
-        for pattern, part in zip(self.segments, parts):
-            found = pattern.fullmatch(part)
+        for i, pattern in self.patterns:
+            found = pattern.fullmatch(parts[i])
             if found is None:
                 return None
             params.update({k: unquote(v) for k, v in found.groupdict().items()})
+        for i, name in self.names:
+            if not parts[i]:
+                return None
+            params[name] = unquote(parts[i])
         return params
 
 
-def _compile(operation_id: str, method: str, path: str) -> Route:
+def _compile(order: int, operation_id: str, method: str, path: str) -> Route:
     pieces = path.strip("/").split("/")
-    patterns = []
-    for piece in pieces:
-        regex = "".join(
-            f"(?P<{token[1:-1]}>.+)" if token.startswith("{") else re.escape(token)
-            for token in re.split(r"(\{[^}]+\})", piece)
-            if token
-        )
-        patterns.append(re.compile(regex, re.IGNORECASE | re.DOTALL))
-    tail = pieces[-1][1:-1] if pieces[-1] == "{filePath}" else None
-    return Route(operation_id, method, tuple(patterns), tail)
+    literals, names, patterns = [], [], []
+    for i, piece in enumerate(pieces):
+        tokens = [token for token in re.split(r"(\{[^}]+\})", piece) if token]
+        if len(tokens) == 1 and not tokens[0].startswith("{"):
+            literals.append((i, piece.lower()))
+        elif len(tokens) == 1:
+            names.append((i, piece[1:-1]))
+        else:
+            regex = "".join(f"(?P<{t[1:-1]}>.+)" if t.startswith("{") else re.escape(t) for t in tokens)
+            patterns.append((i, re.compile(regex, re.IGNORECASE | re.DOTALL)))
+    greedy = pieces[-1] == "{filePath}"
+    return Route(operation_id, method, order, len(pieces), tuple(literals), tuple(names), tuple(patterns), greedy)
 
 
-ROUTES = [_compile(*entry) for entry in OPERATIONS]
+ROUTES = [_compile(order, *entry) for order, entry in enumerate(OPERATIONS)]
+_LONGEST = max(route.size for route in ROUTES)
+_FIRSTS = frozenset(route.first for route in ROUTES if route.first is not None)
+
+
+def _could_match(route: Route, size: int, first: str | None) -> bool:
+    if size < route.size or (size > route.size and not route.greedy):
+        return False
+    return route.first is None or route.first == first
+
+
+#: (segment count, first segment) -> the routes that could match, most specific first. Counts
+#: past the longest route share one entry (only greedy routes reach them); a first segment no
+#: route starts with is None.
+_CANDIDATES: dict[tuple[int, str | None], tuple[Route, ...]] = {
+    (size, first): tuple(sorted((r for r in ROUTES if _could_match(r, size, first)), key=lambda r: (r.rank, r.order)))
+    for size in range(1, _LONGEST + 2)
+    for first in (*_FIRSTS, None)
+}
 
 
 def resolve(method: str, raw_path: str) -> tuple[str, Handler | None, dict[str, str]]:
@@ -166,31 +214,28 @@ def resolve(method: str, raw_path: str) -> tuple[str, Handler | None, dict[str, 
 
     Raises 400 InvalidUri for a path no operation has and 405 for a known path with
     another method. Literal routes win over parameterised ones (``/nodes`` vs a node id).
+    Only the routes indexed under the path's segment count and first segment are tried.
     """
     parts = raw_path.strip("/").split("/")
+    first = parts[0].lower()
+    key = (min(len(parts), _LONGEST + 1), first if first in _FIRSTS else None)
     path_known = False
-    best: tuple[int, Route, dict[str, str]] | None = None
-    for route in ROUTES:
+    for route in _CANDIDATES[key]:
         params = route.match(parts)
         if params is None:
             continue
-        path_known = True
         if route.method != method:
+            path_known = True
             continue
-        rank = len(params)
-        if best is None or rank < best[0]:
-            best = (rank, route, params)
-    if best is None:
-        if path_known:
-            raise BatchError("UnsupportedHttpVerb", f"The resource doesn't support the specified HTTP verb {method}.",
-                             [("HttpVerb", method)])
-        raise BatchError("InvalidUri", "The requested URI does not represent any resource on the server.",
-                         [("RequestUri", raw_path)])
-    route, params = best[1], best[2]
-    if any("\x00" in value for value in params.values()):  # no id or file name holds NUL (PostgreSQL can't)
-        raise BatchError("InvalidUri", "The requested URI does not represent any resource on the server.",
-                         [("RequestUri", raw_path), ("Reason", "A path segment contains a NUL character.")])
-    return route.operation_id, HANDLERS.get(route.operation_id), params
+        if any("\x00" in value for value in params.values()):  # no id or file name holds NUL (PostgreSQL can't)
+            raise BatchError("InvalidUri", "The requested URI does not represent any resource on the server.",
+                             [("RequestUri", raw_path), ("Reason", "A path segment contains a NUL character.")])
+        return route.operation_id, HANDLERS.get(route.operation_id), params
+    if path_known:
+        raise BatchError("UnsupportedHttpVerb", f"The resource doesn't support the specified HTTP verb {method}.",
+                         [("HttpVerb", method)])
+    raise BatchError("InvalidUri", "The requested URI does not represent any resource on the server.",
+                     [("RequestUri", raw_path)])
 
 
 async def unimplemented(req: ApiRequest, operation_id: str) -> Response:
