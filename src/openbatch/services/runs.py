@@ -7,6 +7,7 @@ current (the task was terminated, requeued, the node removed) changes nothing.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 from typing import Any, Sequence
 
@@ -56,17 +57,77 @@ class RunService:
         self.jobs = jobs
 
     def report(self, agent_id: str, results: Sequence[Json]) -> None:
-        """Apply finished runs ({id, exitCode, failure?, preProcessingError?}) in one transaction."""
+        """Apply finished runs ({id, exitCode, failure?, preProcessingError?}) in one transaction.
+
+        Reports are applied in the order they came; a run of consecutive task reports is
+        applied as one batch (:meth:`_tasks`).
+        """
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
+            tasks: list[Json] = []
             for result in results:
                 run_id = str(result.get("id", ""))
-                handler = {"t": self._task, "p": self._preparation, "r": self._release, "s": self._start}.get(run_id[:1])
+                if run_id[:1] == "t":
+                    tasks.append(result)
+                    continue
+                self._tasks(conn, agent_id, tasks, now)
+                tasks = []
+                handler = {"p": self._preparation, "r": self._release, "s": self._start}.get(run_id[:1])
                 if handler is not None:
                     handler(conn, agent_id, run_id, result, now)
+            self._tasks(conn, agent_id, tasks, now)
             self.ctx.wake_after(conn)
 
     # -- tasks -----------------------------------------------------------------------------
+
+    def _tasks(self, conn: Connection, agent_id: str, results: list[Json], now: datetime) -> None:
+        """Finished task runs as a batch: one read of the tasks and of their jobs, batched writes.
+
+        Jobs whose failed tasks may end or disable the job (onTaskFailure=
+        performexitoptionsjobaction) take their reports one by one, in order (:meth:`_task`).
+        """
+        if not results:
+            return
+        t, j = schema.tasks, schema.jobs
+        by_run: dict[str, Any] = {}
+        run_ids = list(dict.fromkeys(str(result["id"]) for result in results))
+        for start in range(0, len(run_ids), 500):
+            rows = conn.execute(sa.select(t).where(t.c.run_id.in_(run_ids[start:start + 500]))
+                                .order_by(t.c.pk).with_for_update()).all()
+            by_run.update((row.run_id, row) for row in rows)
+        if not by_run:
+            return
+        job_pks = sorted({row.job_pk for row in by_run.values()})
+        jobs = {row.pk: JOBS.record(row) for row in conn.execute(
+            sa.select(j).where(j.c.pk.in_(job_pks)).order_by(j.c.pk).with_for_update())}
+        changes: list[transitions.TaskChange] = []
+        departures: dict[int, transitions.Departures] = defaultdict(transitions.Departures)
+        one_by_one: list[Json] = []
+        for result in results:
+            row = by_run.pop(str(result["id"]), None)   # a run reported twice counts once
+            job = jobs.get(row.job_pk) if row is not None else None
+            if row is None or job is None:
+                continue
+            if job.body.get("onTaskFailure") == "performexitoptionsjobaction":
+                one_by_one.append(result)
+                continue
+            task = TASKS.record(row)
+            if task.body["state"] != TaskState.RUNNING.value:
+                continue
+            body = execution.from_result(task.body, result, now)
+            completed = body["state"] == TaskState.COMPLETED.value
+            changes.append(transitions.TaskChange(job.pk, task, body,
+                                                  {"run_id": None, "node_pk": row.node_pk if completed else None}))
+            if row.node_pk is not None:
+                departures[row.node_pk].add(body["requiredSlots"], ran=True,
+                                            succeeded=body["executionInfo"].get("result") == "success")
+        transitions.apply_many(conn, changes, now)
+        for node in transitions.vacate_nodes(conn, departures, now):
+            transitions.after_vacated(self.ctx, conn, node, now)
+        for job_pk in sorted({change.job_pk for change in changes}):
+            self.jobs.after_tasks_changed(conn, JOBS.get_by_pk(conn, job_pk) or jobs[job_pk])
+        for result in one_by_one:
+            self._task(conn, agent_id, str(result["id"]), result, now)
 
     def _task(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
         row = conn.execute(sa.select(schema.tasks).where(schema.tasks.c.run_id == run_id).with_for_update()).first()

@@ -1,14 +1,17 @@
-"""One scheduling round: snapshot, placement (pure), apply (one transaction that re-checks).
+"""One scheduling round: snapshot, placement (pure), apply, all in one write transaction.
 
-The snapshot reads, per pool with free slots, the active tasks of its active jobs in
-scheduling order; :func:`openbatch.scheduler.placement.place` makes the plan; the apply
-step locks each task and node again, so a plan made from a stale snapshot can only do
-less, never something wrong. Commands for the agents leave after the commit.
+The snapshot reads (and locks) per pool with free slots its nodes, its active jobs and
+their active tasks in scheduling order; :func:`openbatch.scheduler.placement.place`
+makes the plan; the apply step re-checks each step against what the snapshot read
+(states, free slots) and writes the whole plan as a batch: one executemany for the
+tasks, one counter update per job, one update per node. Commands for the agents leave
+after the commit.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,43 +60,47 @@ class SchedulingService:
             pool = POOLS.get(conn, (account,), (pool_key,))
             if pool is None or pool.body["state"] != "active":
                 return 0
-            nodes = self._node_capacity(conn, account, pool_key)
+            node_rows = self._open_nodes(conn, account, pool_key)
+            nodes = {pk: NodeCapacity(pk=pk, free=row.slots - row.used_slots, affinity_id=f"TVM:{row.id}")
+                     for pk, row in node_rows.items()}
             free = sum(n.free for n in nodes.values())
             if free <= 0:
                 return 0
             jobs = self._jobs(conn, account, pool_key)
             self._mark_preparation(conn, list(jobs), nodes)
-            candidates = self._candidates(conn, jobs, nodes, free * LOOKAHEAD)
-            if not candidates:
+            tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD)
+            if not tasks:
                 return 0
             room = {pk: self._job_room(job) for pk, job in jobs.items()}
             fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
-            plan = place(candidates, list(nodes.values()), fill, room)
-            return self._apply(conn, account, pool, jobs, plan)
+            plan = place([candidate for candidate, _ in tasks.values()], list(nodes.values()), fill, room)
+            snapshot = Snapshot(pool, jobs, {pk: task for pk, (_, task) in tasks.items()}, node_rows)
+            return self._apply(conn, account, snapshot, plan)
 
-    def _node_capacity(self, conn: Connection, account: str, pool_key: str) -> dict[int, NodeCapacity]:
+    def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
+        """The pool's nodes that can take a task now (rows, locked; bodies decoded only when used)."""
         n = schema.nodes
         rows = conn.execute(
-            sa.select(n.c.pk, n.c.slots, n.c.used_slots, n.c.id).where(
+            sa.select(n).where(
                 n.c.account == account, n.c.pool_id_key == pool_key, n.c.state.in_(SCHEDULABLE),
                 n.c.scheduling_state == "enabled", n.c.used_slots < n.c.slots,
-                n.c.pending_restart.is_(None))
+                n.c.pending_restart.is_(None)).order_by(n.c.pk).with_for_update()
         ).all()
-        return {r.pk: NodeCapacity(pk=r.pk, free=r.slots - r.used_slots, affinity_id=f"TVM:{r.id}") for r in rows}
+        return {row.pk: row for row in rows}
 
     def _jobs(self, conn: Connection, account: str, pool_key: str) -> dict[int, Record]:
         """The pool's active jobs with active tasks and room to run more, in scheduling order."""
         j = schema.jobs
         rows = conn.execute(
             sa.select(j).where(j.c.account == account, j.c.pool_id_key == pool_key, j.c.state == "active",
-                               j.c.task_active > 0).order_by(j.c.priority.desc(), j.c.pk)
+                               j.c.task_active > 0).order_by(j.c.priority.desc(), j.c.pk).with_for_update()
         ).all()
         jobs = (JOBS.record(row) for row in rows)
         return {job.pk: job for job in jobs if self._job_room(job) != 0}
 
     def _candidates(self, conn: Connection, jobs: dict[int, Record], nodes: dict[int, NodeCapacity],
-                    limit: int) -> list[Candidate]:
-        """Up to ``limit`` placeable tasks in scheduling order.
+                    limit: int) -> dict[int, tuple[Candidate, Record]]:
+        """Up to ``limit`` placeable tasks in scheduling order (by task pk), with the locked task records.
 
         What cannot be placed this round is no candidate, so that however much of it
         comes first it never holds back what is behind: jobs whose preparation task
@@ -103,7 +110,7 @@ class SchedulingService:
         """
         t = schema.tasks
         widest = max(n.free for n in nodes.values())
-        candidates: list[Candidate] = []
+        candidates: dict[int, tuple[Candidate, Record]] = {}
         for job in jobs.values():
             prep = job.body.get("jobPreparationTask")
             mode = "none" if prep is None else ("wait" if prep.get("waitForSuccess", True) else "nowait")
@@ -116,7 +123,7 @@ class SchedulingService:
                 tasks = conn.execute(
                     sa.select(t).where(t.c.job_pk == job.pk, t.c.state == "active", t.c.pk > after,
                                        t.c.required_slots <= widest)
-                    .order_by(t.c.pk).limit(page)
+                    .order_by(t.c.pk).limit(page).with_for_update()
                 ).all()
                 for task_row in tasks:
                     task = TASKS.record(task_row)
@@ -124,7 +131,7 @@ class SchedulingService:
                     if "dependsOn" in task.body and unmet_dependencies(conn, job.pk, task.body["dependsOn"]):
                         continue
                     affinity = task.body.get("affinityInfo", {}).get("affinityId")
-                    candidates.append(Candidate(task.pk, job.pk, task.body["requiredSlots"], mode, affinity))
+                    candidates[task.pk] = (Candidate(task.pk, job.pk, task.body["requiredSlots"], mode, affinity), task)
                     if len(candidates) >= limit:
                         break
                 if len(tasks) < page or not waits:
@@ -164,41 +171,43 @@ class SchedulingService:
 
     # -- apply -----------------------------------------------------------------------------
 
-    def _apply(self, conn: Connection, account: str, pool: Record, jobs: dict[int, Record], plan: list[Placement]) -> int:
-        """Commit the plan's still-valid steps; returns how many tasks were placed."""
+    def _apply(self, conn: Connection, account: str, snapshot: "Snapshot", plan: list[Placement]) -> int:
+        """Write the plan's steps that still hold against the snapshot; returns how many tasks were placed."""
         now = self.ctx.now()
-        applied = 0
         url = self.ctx.account_url(account)
-        node_cache: dict[int, Record] = {}
+        pool_id = snapshot.pool.body["id"]
+        nodes: dict[int, Record] = {}
+        taken: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))   # node pk -> (slots, tasks)
+        changes: list[transitions.TaskChange] = []
         out: dict[str, list[Json]] = defaultdict(list)
         for step in plan:
-            task = TASKS.get_by_pk(conn, step.task_pk, for_update=True)
-            node = node_cache.get(step.node_pk) or NODES.get_by_pk(conn, step.node_pk, for_update=True)
-            if task is None or node is None or task.body["state"] != "active":
+            task, job = snapshot.tasks.get(step.task_pk), snapshot.jobs.get(step.job_pk)
+            row = snapshot.nodes.get(step.node_pk)
+            if task is None or job is None or row is None or task.body["state"] != "active":
                 continue
             slots = task.body["requiredSlots"]
-            if int(node.row["used_slots"]) + slots > int(node.row["slots"]):
+            used, count = taken[row.pk]
+            if int(row.used_slots) + used + slots > int(row.slots):
                 continue
-            job = JOBS.get_by_pk(conn, step.job_pk, for_update=True)
-            if job is None or job.body["state"] != "active":
-                continue
-            who = commands.Identity(account, url, pool.body["id"], node.body["id"])
-            directory = commands.task_dir(job.body["id"], task.body["id"])
-            node_info = {"affinityId": node.body["affinityId"], "poolId": pool.body["id"],
-                         "nodeId": node.body["id"], "taskRootDirectory": directory}
+            node = nodes.get(row.pk) or NODES.record(row)
+            nodes[row.pk] = node
+            taken[row.pk] = (used + slots, count + 1)
+            who = commands.Identity(account, url, pool_id, node.body["id"])
+            node_info = {"affinityId": node.body["affinityId"], "poolId": pool_id, "nodeId": node.body["id"],
+                         "taskRootDirectory": commands.task_dir(job.body["id"], task.body["id"])}
             if step.start_preparation:
-                out[node.row["agent_id"]].append(self._start_preparation(conn, job, node, who, now))
+                out[row.agent_id].append(self._start_preparation(conn, job, node, who, now))
             run_id = None if step.wait_for_preparation else commands.new_run_id("t")
             body = execution.assigned(task.body, node_info, now, preparing=step.wait_for_preparation)
-            task = transitions.apply(conn, job, task, body, now)
-            TASKS.set_columns(conn, task.pk, node_pk=node.pk, run_id=run_id)
-            node_cache[node.pk] = transitions.occupy_node(conn, node, slots, now)
+            changes.append(transitions.TaskChange(job.pk, task, body, {"node_pk": row.pk, "run_id": run_id}))
             if run_id:
-                out[node.row["agent_id"]].append(commands.task_command(run_id, who, job.body, task.body))
-            applied += 1
+                out[row.agent_id].append(commands.task_command(run_id, who, job.body, body))
+        transitions.apply_many(conn, changes, now)
+        for pk, (slots, count) in taken.items():
+            transitions.occupy_node(conn, nodes[pk], slots, now, tasks=count)
         for agent_id, batch in out.items():
             self.ctx.send(conn, agent_id, batch)
-        return applied
+        return len(changes)
 
     def _start_preparation(self, conn: Connection, job: Record, node: Record, who: commands.Identity, now: Any) -> Json:
         run_id = commands.new_run_id("p")
@@ -212,3 +221,13 @@ class SchedulingService:
             PREP_RELEASE.update(conn, current, {**current.body, "jobPreparationTaskExecutionInfo": info}, now,
                                 extra={"node_pk": node.pk, "prep_run_id": run_id, "prep_stale": False})
         return commands.preparation_command(run_id, who, job.body, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one round read of a pool, locked for its transaction: the plan is checked against it."""
+
+    pool: Record
+    jobs: dict[int, Record]
+    tasks: dict[int, Record]
+    nodes: dict[int, Any]   # node rows by pk

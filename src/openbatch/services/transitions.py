@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..domain import counts, nodes
+from ..store import schema
 from ..store.records import NODES, TASKS, Record, adjust_counters
 
 Json = dict[str, Any]
@@ -28,9 +32,37 @@ def apply(conn: Connection, job: Record, task: Record, body: Json, now: datetime
     return TASKS.update(conn, task, body, now)
 
 
-def occupy_node(conn: Connection, node: Record, slots: int, now: datetime) -> Record:
-    """A task took ``slots`` on ``node`` (the caller holds the node row)."""
-    running = int(node.row["running_tasks"]) + 1
+@dataclass(frozen=True, slots=True)
+class TaskChange:
+    """One task's new body in a batch, with the non-body columns that change with it."""
+
+    job_pk: int
+    task: Record
+    body: Json
+    columns: Mapping[str, Any]
+
+
+def apply_many(conn: Connection, changes: Sequence[TaskChange], now: datetime) -> list[Record]:
+    """:func:`apply` for a batch: one counter update per job, one executemany for the tasks.
+
+    Every change must name the same ``columns``; a task appears at most once.
+    """
+    per_job: dict[int, Counter[str]] = {}
+    for change in changes:
+        old, new = change.task.body, change.body
+        per_job.setdefault(change.job_pk, Counter()).update(counts.delta(
+            old["state"], old.get("executionInfo", {}).get("result"),
+            new["state"], new.get("executionInfo", {}).get("result"),
+            old["requiredSlots"],
+        ))
+    for job_pk, delta in per_job.items():
+        adjust_counters(conn, job_pk, Counter({k: v for k, v in delta.items() if v}))
+    return TASKS.update_many(conn, [(c.task, c.body, c.columns) for c in changes], now)
+
+
+def occupy_node(conn: Connection, node: Record, slots: int, now: datetime, *, tasks: int = 1) -> Record:
+    """``tasks`` tasks took ``slots`` slots in all on ``node`` (the caller holds the node row)."""
+    running = int(node.row["running_tasks"]) + tasks
     values = {"used_slots": int(node.row["used_slots"]) + slots, "running_tasks": running}
     state = nodes.busy_state(node.body, running)
     if state is not None:
@@ -44,12 +76,41 @@ def vacate_node(conn: Connection, node_pk: int, slots: int, now: datetime, *, ra
     node = NODES.get_by_pk(conn, node_pk, for_update=True)
     if node is None:
         return None
-    running = max(0, int(node.row["running_tasks"]) - 1)
+    return _vacate(conn, node, Departures(1, slots, int(ran), int(ran and succeeded)), now)
+
+
+@dataclass(slots=True)
+class Departures:
+    """What left one node in a batch: tasks, their slots, and how many of them ran and succeeded."""
+
+    tasks: int = 0
+    slots: int = 0
+    ran: int = 0
+    succeeded: int = 0
+
+    def add(self, slots: int, *, ran: bool, succeeded: bool) -> None:
+        self.tasks += 1
+        self.slots += slots
+        self.ran += int(ran)
+        self.succeeded += int(ran and succeeded)
+
+
+def vacate_nodes(conn: Connection, departures: Mapping[int, Departures], now: datetime) -> list[Record]:
+    """:func:`vacate_node` for a batch: the nodes are read in one statement, then updated one each."""
+    if not departures:
+        return []
+    rows = conn.execute(sa.select(schema.nodes).where(schema.nodes.c.pk.in_(sorted(departures)))
+                        .order_by(schema.nodes.c.pk).with_for_update()).all()
+    return [_vacate(conn, NODES.record(row), departures[row.pk], now) for row in rows]
+
+
+def _vacate(conn: Connection, node: Record, gone: Departures, now: datetime) -> Record:
+    running = max(0, int(node.row["running_tasks"]) - gone.tasks)
     values = {
-        "used_slots": max(0, int(node.row["used_slots"]) - slots),
+        "used_slots": max(0, int(node.row["used_slots"]) - gone.slots),
         "running_tasks": running,
-        "total_tasks_run": int(node.row["total_tasks_run"]) + int(ran),
-        "total_tasks_succeeded": int(node.row["total_tasks_succeeded"]) + int(ran and succeeded),
+        "total_tasks_run": int(node.row["total_tasks_run"]) + gone.ran,
+        "total_tasks_succeeded": int(node.row["total_tasks_succeeded"]) + gone.succeeded,
     }
     state = nodes.busy_state(node.body, running)
     if state is not None:

@@ -65,6 +65,7 @@ class Collection:
         self.order = tuple(order)
         self.key = tuple(key)
         self._has_etag = "etag" in table.c
+        self._update_statements: dict[tuple[str, ...], sa.Update] = {}
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -162,6 +163,31 @@ class Collection:
         values = {**self._values(body, now), **(extra or {})}
         conn.execute(self.table.update().where(self.table.c.pk == record.pk).values(**values))
         return Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values})
+
+    def update_many(
+        self, conn: Connection, changes: Sequence[tuple[Record, Json, Mapping[str, Any]]], now: datetime
+    ) -> list[Record]:
+        """Store many new bodies in one executemany (``extra`` columns must name the same keys in every change).
+
+        The statement is built once per set of columns and reused, so a batch costs one
+        round of parameter binding instead of one statement per row.
+        """
+        if not changes:
+            return []
+        params: list[dict[str, Any]] = []
+        records: list[Record] = []
+        for record, body, extra in changes:
+            values = {**self._values(body, now), **extra}
+            params.append({"b_pk": record.pk, **{f"b_{name}": value for name, value in values.items()}})
+            records.append(Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values}))
+        names = tuple(name[2:] for name in params[0] if name != "b_pk")
+        statement = self._update_statements.get(names)
+        if statement is None:
+            statement = self.table.update().where(self.table.c.pk == sa.bindparam("b_pk")).values(
+                {name: sa.bindparam(f"b_{name}") for name in names})
+            self._update_statements[names] = statement
+        conn.execute(statement, params)
+        return records
 
     def set_columns(self, conn: Connection, pk: int, **values: Any) -> None:
         """Change non-body columns only (counters, assignments): no new ETag."""
