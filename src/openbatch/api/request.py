@@ -121,3 +121,15 @@ class ApiRequest:
 async def run(fn: Callable[..., R], *args: Any) -> R:
     """Run blocking service code off the event loop."""
     return await anyio.to_thread.run_sync(fn, *args)
+
+
+async def run_point_read(req: ApiRequest, fn: Callable[..., R], *args: Any) -> R:
+    """Run a read of one indexed row: on SQLite in place, elsewhere like :func:`run`.
+
+    In WAL mode a SQLite reader never waits for the writer, and a point read costs less
+    CPU than the hop to a worker thread (which needs the GIL all the same); a server
+    database is a network round trip, which must not hold up the event loop.
+    """
+    if req.services.ctx.store.is_sqlite:
+        return fn(*args)
+    return await run(fn, *args)

@@ -16,7 +16,7 @@ from ...domain.models import (
 )
 from ...store.records import Record
 from ..listing import list_query
-from ..request import ApiRequest, run
+from ..request import ApiRequest, run, run_point_read
 from ..router import operation
 from ..wire import changed, check_expand, created, entity, json_response, listing, represent
 
@@ -104,7 +104,7 @@ async def terminate(req: ApiRequest) -> Response:
 
 @operation("Job_GetTaskCounts")
 async def task_counts(req: ApiRequest) -> Response:
-    result = await run(req.services.jobs.task_counts, req.account, req.params["jobId"])
+    result = await run_point_read(req, req.services.jobs.task_counts, req.account, req.params["jobId"])
     return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#taskcounts/@Element", **result})
 
 
