@@ -59,7 +59,9 @@ class Scheduler:
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + SWEEP_SECONDS
                     await self._sweep()
-                while await anyio.to_thread.run_sync(self.services.scheduling.schedule):
+                # Whatever changes during a round (a report, an add) wakes the loop again (the
+                # event was cleared before it); a round that filled every free slot needs no second.
+                while (await anyio.to_thread.run_sync(self.services.scheduling.schedule)).again:
                     pass
             except Exception:  # noqa: BLE001 - the loop must survive any single failed round
                 log.exception("scheduling round failed")

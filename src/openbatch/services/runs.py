@@ -51,6 +51,12 @@ def _retry_info(info: Json, now: datetime) -> Json:
             "lastRetryTime": stamp}
 
 
+_TASKS_BY_RUN = (sa.select(schema.tasks).where(schema.tasks.c.run_id.in_(sa.bindparam("b_runs", expanding=True)))
+                 .order_by(schema.tasks.c.pk).with_for_update())
+_JOBS_BY_PK = (sa.select(schema.jobs).where(schema.jobs.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
+               .order_by(schema.jobs.c.pk).with_for_update())
+
+
 class RunService:
     def __init__(self, ctx: ServiceContext, jobs: JobService) -> None:
         self.ctx = ctx
@@ -88,18 +94,15 @@ class RunService:
         """
         if not results:
             return
-        t, j = schema.tasks, schema.jobs
         by_run: dict[str, Any] = {}
         run_ids = list(dict.fromkeys(str(result["id"]) for result in results))
         for start in range(0, len(run_ids), 500):
-            rows = conn.execute(sa.select(t).where(t.c.run_id.in_(run_ids[start:start + 500]))
-                                .order_by(t.c.pk).with_for_update()).all()
+            rows = conn.execute(_TASKS_BY_RUN, {"b_runs": run_ids[start:start + 500]}).all()
             by_run.update((row.run_id, row) for row in rows)
         if not by_run:
             return
         job_pks = sorted({row.job_pk for row in by_run.values()})
-        jobs = {row.pk: JOBS.record(row) for row in conn.execute(
-            sa.select(j).where(j.c.pk.in_(job_pks)).order_by(j.c.pk).with_for_update())}
+        jobs = {row.pk: JOBS.record(row) for row in conn.execute(_JOBS_BY_PK, {"b_pks": job_pks})}
         changes: list[transitions.TaskChange] = []
         departures: dict[int, transitions.Departures] = defaultdict(transitions.Departures)
         one_by_one: list[Json] = []

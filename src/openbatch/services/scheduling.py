@@ -34,67 +34,72 @@ LOOKAHEAD = 4
 DEPENDENCY_PAGE = 200
 
 
+_n, _j, _t = schema.nodes, schema.jobs, schema.tasks
+_OPEN = (_n.c.state.in_(SCHEDULABLE), _n.c.scheduling_state == "enabled", _n.c.used_slots < _n.c.slots,
+         _n.c.pending_restart.is_(None))
+#: The statements of a round, built once (SQLAlchemy reuses their compiled form).
+_POOLS_WITH_ROOM = sa.select(_n.c.account, _n.c.pool_id_key).distinct().where(*_OPEN)
+_OPEN_NODES = (sa.select(_n).where(_n.c.account == sa.bindparam("b_account"),
+                                   _n.c.pool_id_key == sa.bindparam("b_pool"), *_OPEN)
+               .order_by(_n.c.pk).with_for_update())
+_ACTIVE_JOBS = (sa.select(_j).where(_j.c.account == sa.bindparam("b_account"), _j.c.pool_id_key == sa.bindparam("b_pool"),
+                                    _j.c.state == "active", _j.c.task_active > 0)
+                .order_by(_j.c.priority.desc(), _j.c.pk).with_for_update())
+_ACTIVE_TASKS = (sa.select(_t).where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == "active",
+                                     _t.c.pk > sa.bindparam("b_after"), _t.c.required_slots <= sa.bindparam("b_slots"))
+                 .order_by(_t.c.pk).limit(sa.bindparam("b_limit")).with_for_update())
+
+
 class SchedulingService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    def schedule(self) -> int:
-        """Place what can be placed now; returns how many tasks were placed."""
-        placed = 0
+    def schedule(self) -> Round:
+        """Place what can be placed now."""
+        result = Round()
         for account, pool_key in self._pools_with_room():
-            placed += self._schedule_pool(account, pool_key)
-        return placed
+            placed, free_after = self._schedule_pool(account, pool_key)
+            result.placed += placed
+            result.again = result.again or (placed > 0 and free_after > 0)
+        return result
 
     def _pools_with_room(self) -> list[tuple[str, str]]:
-        n = schema.nodes
         with self.ctx.store.read() as conn:
-            rows = conn.execute(
-                sa.select(n.c.account, n.c.pool_id_key).distinct()
-                .where(n.c.state.in_(SCHEDULABLE), n.c.scheduling_state == "enabled", n.c.used_slots < n.c.slots,
-                n.c.pending_restart.is_(None))
-            ).all()
+            rows = conn.execute(_POOLS_WITH_ROOM).all()
         return [(r.account, r.pool_id_key) for r in rows]
 
-    def _schedule_pool(self, account: str, pool_key: str) -> int:
+    def _schedule_pool(self, account: str, pool_key: str) -> tuple[int, int]:
+        """Tasks placed on the pool, and its free slots after that."""
         with self.ctx.store.write() as conn:
             pool = POOLS.get(conn, (account,), (pool_key,))
             if pool is None or pool.body["state"] != "active":
-                return 0
+                return 0, 0
             node_rows = self._open_nodes(conn, account, pool_key)
             nodes = {pk: NodeCapacity(pk=pk, free=row.slots - row.used_slots, affinity_id=f"TVM:{row.id}")
                      for pk, row in node_rows.items()}
             free = sum(n.free for n in nodes.values())
             if free <= 0:
-                return 0
+                return 0, 0
             jobs = self._jobs(conn, account, pool_key)
             self._mark_preparation(conn, list(jobs), nodes)
             tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD)
             if not tasks:
-                return 0
+                return 0, free
             room = {pk: self._job_room(job) for pk, job in jobs.items()}
             fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
             plan = place([candidate for candidate, _ in tasks.values()], list(nodes.values()), fill, room)
             snapshot = Snapshot(pool, jobs, {pk: task for pk, (_, task) in tasks.items()}, node_rows)
-            return self._apply(conn, account, snapshot, plan)
+            placed, slots = self._apply(conn, account, snapshot, plan)
+            return placed, free - slots
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
         """The pool's nodes that can take a task now (rows, locked; bodies decoded only when used)."""
-        n = schema.nodes
-        rows = conn.execute(
-            sa.select(n).where(
-                n.c.account == account, n.c.pool_id_key == pool_key, n.c.state.in_(SCHEDULABLE),
-                n.c.scheduling_state == "enabled", n.c.used_slots < n.c.slots,
-                n.c.pending_restart.is_(None)).order_by(n.c.pk).with_for_update()
-        ).all()
+        rows = conn.execute(_OPEN_NODES, {"b_account": account, "b_pool": pool_key}).all()
         return {row.pk: row for row in rows}
 
     def _jobs(self, conn: Connection, account: str, pool_key: str) -> dict[int, Record]:
         """The pool's active jobs with active tasks and room to run more, in scheduling order."""
-        j = schema.jobs
-        rows = conn.execute(
-            sa.select(j).where(j.c.account == account, j.c.pool_id_key == pool_key, j.c.state == "active",
-                               j.c.task_active > 0).order_by(j.c.priority.desc(), j.c.pk).with_for_update()
-        ).all()
+        rows = conn.execute(_ACTIVE_JOBS, {"b_account": account, "b_pool": pool_key}).all()
         jobs = (JOBS.record(row) for row in rows)
         return {job.pk: job for job in jobs if self._job_room(job) != 0}
 
@@ -108,7 +113,6 @@ class SchedulingService:
         has free, and tasks whose dependencies are unmet (read page by page until
         enough candidates are found or the job has no more).
         """
-        t = schema.tasks
         widest = max(n.free for n in nodes.values())
         candidates: dict[int, tuple[Candidate, Record]] = {}
         for job in jobs.values():
@@ -120,11 +124,8 @@ class SchedulingService:
             after = 0
             while len(candidates) < limit:
                 page = max(limit - len(candidates), DEPENDENCY_PAGE) if waits else limit - len(candidates)
-                tasks = conn.execute(
-                    sa.select(t).where(t.c.job_pk == job.pk, t.c.state == "active", t.c.pk > after,
-                                       t.c.required_slots <= widest)
-                    .order_by(t.c.pk).limit(page).with_for_update()
-                ).all()
+                tasks = conn.execute(_ACTIVE_TASKS, {"b_job": job.pk, "b_after": after, "b_slots": widest,
+                                                     "b_limit": page}).all()
                 for task_row in tasks:
                     task = TASKS.record(task_row)
                     after = task.pk
@@ -171,13 +172,13 @@ class SchedulingService:
 
     # -- apply -----------------------------------------------------------------------------
 
-    def _apply(self, conn: Connection, account: str, snapshot: "Snapshot", plan: list[Placement]) -> int:
-        """Write the plan's steps that still hold against the snapshot; returns how many tasks were placed."""
+    def _apply(self, conn: Connection, account: str, snapshot: "Snapshot", plan: list[Placement]) -> tuple[int, int]:
+        """Write the plan's steps that still hold against the snapshot: tasks placed, slots they took."""
         now = self.ctx.now()
         url = self.ctx.account_url(account)
         pool_id = snapshot.pool.body["id"]
         nodes: dict[int, Record] = {}
-        taken: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))   # node pk -> (slots, tasks)
+        taken: dict[int, tuple[int, int]] = {}   # node pk -> (slots, tasks) placed there
         changes: list[transitions.TaskChange] = []
         out: dict[str, list[Json]] = defaultdict(list)
         for step in plan:
@@ -186,7 +187,7 @@ class SchedulingService:
             if task is None or job is None or row is None or task.body["state"] != "active":
                 continue
             slots = task.body["requiredSlots"]
-            used, count = taken[row.pk]
+            used, count = taken.get(row.pk, (0, 0))
             if int(row.used_slots) + used + slots > int(row.slots):
                 continue
             node = nodes.get(row.pk) or NODES.record(row)
@@ -207,7 +208,7 @@ class SchedulingService:
             transitions.occupy_node(conn, nodes[pk], slots, now, tasks=count)
         for agent_id, batch in out.items():
             self.ctx.send(conn, agent_id, batch)
-        return len(changes)
+        return len(changes), sum(slots for slots, _ in taken.values())
 
     def _start_preparation(self, conn: Connection, job: Record, node: Record, who: commands.Identity, now: Any) -> Json:
         run_id = commands.new_run_id("p")
@@ -221,6 +222,15 @@ class SchedulingService:
             PREP_RELEASE.update(conn, current, {**current.body, "jobPreparationTaskExecutionInfo": info}, now,
                                 extra={"node_pk": node.pk, "prep_run_id": run_id, "prep_stale": False})
         return commands.preparation_command(run_id, who, job.body, 0)
+
+
+@dataclass(slots=True)
+class Round:
+    """What a round did: tasks placed, and whether another round at once may place more
+    (it placed tasks and left free slots: a job's maxParallelTasks may have kept others back)."""
+
+    placed: int = 0
+    again: bool = False
 
 
 @dataclass(frozen=True, slots=True)

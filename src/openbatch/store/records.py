@@ -65,7 +65,8 @@ class Collection:
         self.order = tuple(order)
         self.key = tuple(key)
         self._has_etag = "etag" in table.c
-        self._update_statements: dict[tuple[str, ...], sa.Update] = {}
+        #: Statements built once and reused (SQLAlchemy then also reuses their compiled form).
+        self._statements: dict[tuple[Any, ...], Any] = {}
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -83,12 +84,21 @@ class Collection:
             row=mapping,
         )
 
+    def _statement(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = build()
+        return statement
+
     def get(self, conn: Connection, scope: Sequence[Any], key: Sequence[str], *, for_update: bool = False) -> Record | None:
-        cond = self._scoped(scope) + [self.table.c[n] == v.lower() for n, v in zip(self.key, key, strict=True)]
-        query = sa.select(self.table).where(*cond)
-        if for_update:
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        def build() -> sa.Select:
+            names = self.scope + self.key
+            query = sa.select(self.table).where(*[self.table.c[n] == sa.bindparam(f"b_{n}") for n in names])
+            return query.with_for_update() if for_update else query
+
+        params = {f"b_{n}": v for n, v in zip(self.scope, scope, strict=True)}
+        params.update((f"b_{n}", v.lower()) for n, v in zip(self.key, key, strict=True))
+        row = conn.execute(self._statement(("get", for_update), build), params).first()
         return self.record(row) if row else None
 
     @staticmethod
@@ -96,10 +106,11 @@ class Collection:
         return _decode(body)
 
     def get_by_pk(self, conn: Connection, pk: int, *, for_update: bool = False) -> Record | None:
-        query = sa.select(self.table).where(self.table.c.pk == pk)
-        if for_update:
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        def build() -> sa.Select:
+            query = sa.select(self.table).where(self.table.c.pk == sa.bindparam("b_pk"))
+            return query.with_for_update() if for_update else query
+
+        row = conn.execute(self._statement(("get_by_pk", for_update), build), {"b_pk": pk}).first()
         return self.record(row) if row else None
 
     def page(
@@ -161,7 +172,7 @@ class Collection:
         self, conn: Connection, record: Record, body: Json, now: datetime, extra: Mapping[str, Any] | None = None
     ) -> Record:
         values = {**self._values(body, now), **(extra or {})}
-        conn.execute(self.table.update().where(self.table.c.pk == record.pk).values(**values))
+        self.set_columns(conn, record.pk, **values)
         return Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values})
 
     def update_many(
@@ -181,17 +192,19 @@ class Collection:
             params.append({"b_pk": record.pk, **{f"b_{name}": value for name, value in values.items()}})
             records.append(Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values}))
         names = tuple(name[2:] for name in params[0] if name != "b_pk")
-        statement = self._update_statements.get(names)
-        if statement is None:
-            statement = self.table.update().where(self.table.c.pk == sa.bindparam("b_pk")).values(
-                {name: sa.bindparam(f"b_{name}") for name in names})
-            self._update_statements[names] = statement
-        conn.execute(statement, params)
+        conn.execute(self._update_statement(names), params)
         return records
+
+    def _update_statement(self, names: tuple[str, ...]) -> sa.Update:
+        """UPDATE of ``names`` by pk, parameters ``b_pk`` and ``b_<name>``."""
+        return self._statement(("update", names), lambda: self.table.update().where(
+            self.table.c.pk == sa.bindparam("b_pk")).values({name: sa.bindparam(f"b_{name}") for name in names}))
 
     def set_columns(self, conn: Connection, pk: int, **values: Any) -> None:
         """Change non-body columns only (counters, assignments): no new ETag."""
-        conn.execute(self.table.update().where(self.table.c.pk == pk).values(**values))
+        params = {f"b_{name}": value for name, value in values.items()}
+        params["b_pk"] = pk
+        conn.execute(self._update_statement(tuple(values)), params)
 
     def delete(self, conn: Connection, pk: int) -> None:
         conn.execute(self.table.delete().where(self.table.c.pk == pk))
@@ -309,20 +322,31 @@ def adjust_counters(conn: Connection, job_pk: int, change: Counter[str]) -> None
     """Apply task-count deltas to the job row (same transaction as the task change)."""
     if not change:
         return
-    table = schema.jobs
-    values = {name: table.c[name] + amount for name, amount in change.items()}
-    conn.execute(table.update().where(table.c.pk == job_pk).values(**values))
+    names = tuple(sorted(change))
+    statement = _COUNTER_UPDATES.get(names)
+    if statement is None:
+        table = schema.jobs
+        statement = _COUNTER_UPDATES[names] = table.update().where(table.c.pk == sa.bindparam("b_pk")).values(
+            {name: table.c[name] + sa.bindparam(f"d_{name}") for name in names})
+    params = {f"d_{name}": change[name] for name in names}
+    params["b_pk"] = job_pk
+    conn.execute(statement, params)
+
+
+_COUNTER_UPDATES: dict[tuple[str, ...], sa.Update] = {}
+_COUNTERS = schema.jobs
+_COUNTERS_BY_ID = (sa.select(*[_COUNTERS.c[n] for n in schema.COUNTER_COLUMNS])
+                   .where(_COUNTERS.c.account == sa.bindparam("b_account"), _COUNTERS.c.id_key == sa.bindparam("b_id")))
+_COUNTERS_BY_PK = (sa.select(*[_COUNTERS.c[n] for n in schema.COUNTER_COLUMNS])
+                   .where(_COUNTERS.c.pk == sa.bindparam("b_pk")))
 
 
 def counters_by_id(conn: Connection, account: str, job_id: str) -> dict[str, int] | None:
     """The job's counters by its id, in one indexed read of just those columns (None: no such job)."""
-    table = schema.jobs
-    row = conn.execute(sa.select(*[table.c[n] for n in schema.COUNTER_COLUMNS])
-                       .where(table.c.account == account, table.c.id_key == job_id.lower())).first()
+    row = conn.execute(_COUNTERS_BY_ID, {"b_account": account, "b_id": job_id.lower()}).first()
     return dict(row._mapping) if row is not None else None
 
 
 def read_counters(conn: Connection, job_pk: int) -> dict[str, int]:
-    table = schema.jobs
-    row = conn.execute(sa.select(*[table.c[n] for n in schema.COUNTER_COLUMNS]).where(table.c.pk == job_pk)).one()
+    row = conn.execute(_COUNTERS_BY_PK, {"b_pk": job_pk}).one()
     return dict(row._mapping)
