@@ -17,12 +17,14 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-import httpx
+import msgspec
 
-from ..auth.client import SharedKeyAuth
+from ..auth.shared_key import sign
+from .http import Client, TransportError
 from .runner import RunResult, RunSpec, run
 
 log = logging.getLogger("openbatch.agent")
@@ -57,7 +59,7 @@ class Agent:
         self.outbox: list[Json] = []
         self.outbox_ready = asyncio.Event()
         self.done = asyncio.Event()
-        self.http = httpx.AsyncClient(base_url=self.server, timeout=httpx.Timeout(POLL_SECONDS + 15, connect=10))
+        self.http = Client(self.server, timeout=POLL_SECONDS + 15, connect_timeout=10)
         self.auth = ""
         #: A local agent (started by the server with a join token) lives only as long as its server process.
         self.parent = os.getppid() if join_token else None
@@ -79,13 +81,16 @@ class Agent:
         await self.http.aclose()
 
     async def register(self) -> None:
-        body: Json = {"account": self.account, "pool": self.pool, "hostname": socket.gethostname(),
-                      "nodes": self.node_ids, "nodeCount": self.node_count}
+        body = msgspec.json.encode({"account": self.account, "pool": self.pool, "hostname": socket.gethostname(),
+                                    "nodes": self.node_ids, "nodeCount": self.node_count})
+        path = f"{PREFIX}/register"
         if self.join_token:
-            headers, auth = {"authorization": f"OpenBatchJoin {self.join_token}"}, None
+            headers = {"authorization": f"OpenBatchJoin {self.join_token}"}
         else:
-            headers, auth = {}, SharedKeyAuth(self.account or "", self.key or "")
-        response = await self.http.post(f"{PREFIX}/register", json=body, headers=headers, auth=auth)
+            headers = {"ocp-date": formatdate(usegmt=True), "content-type": "application/json",
+                       "content-length": str(len(body))}
+            headers["authorization"] = sign("POST", self.http.url(path), headers, self.account or "", self.key or "")
+        response = await self.http.post(path, content=body, headers=headers)
         if response.status_code != 200:
             raise SystemExit(f"openbatch agent: registration refused: {response.status_code} {response.text}")
         answer = response.json()
@@ -109,10 +114,11 @@ class Agent:
                     log.error("the server no longer knows this agent (%s); stopping", response.status_code)
                     self.done.set()
                     return
-                response.raise_for_status()
+                if not 200 <= response.status_code < 300:
+                    raise TransportError(f"the server answered {response.status_code}")
                 for command in response.json()["commands"]:
                     self.handle(command)
-            except (httpx.HTTPError, ValueError) as error:
+            except (TransportError, ValueError) as error:
                 log.warning("polling the server failed (%s); retrying", error)
                 await asyncio.sleep(RETRY_SECONDS)
 
@@ -188,7 +194,7 @@ class Agent:
         try:
             await self.http.post(f"{PREFIX}/files/{command['requestId']}", json=answer,
                                  headers={"authorization": self.auth})
-        except httpx.HTTPError as error:
+        except TransportError as error:
             log.warning("answering a file request failed (%s)", error)
 
     def _file_operation(self, command: Json) -> Json:
@@ -241,7 +247,7 @@ class Agent:
                                                 headers={"authorization": self.auth})
                 if response.status_code < 500:
                     return
-            except httpx.HTTPError as error:
+            except TransportError as error:
                 log.warning("reporting to the server failed (%s); retrying", error)
             await asyncio.sleep(RETRY_SECONDS)
 
@@ -274,7 +280,6 @@ def _internal_failure(error: Exception) -> RunResult:
 
 def main(args: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     agent = Agent(args.server, args.pool, account=args.account, key=args.key,
                   join_token=os.environ.get("OPENBATCH_JOIN_TOKEN"), node_ids=args.node, node_count=args.nodes,
                   root=args.root)
