@@ -47,7 +47,6 @@ from typing import Any, Awaitable, Callable, Literal, Mapping, Sequence
 
 from .commandline import CommandLineError, split_command_line
 from .environment import task_environment, task_paths
-from .resource_files import ResourceFileError, download
 
 __all__ = ["KILL_GRACE_SECONDS", "RunResult", "RunSpec", "run"]
 
@@ -226,6 +225,8 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
         return _setup_failed(begin, "The task's directories could not be created", exc, task_dir)
 
     if spec.resource_files:
+        from .resource_files import ResourceFileError, download  # imports httpx: only agents that download
+
         try:
             async with asyncio.timeout_at(deadline) as window:
                 await download(spec.resource_files, Path(working_dir))
