@@ -48,11 +48,12 @@ class Services:
         jobs = JobService(ctx)
         nodes = NodeService(ctx)
         allocation = Allocation(ctx)
+        scheduling = SchedulingService(ctx)
         return cls(
             ctx=ctx,
             agents=AgentService(ctx),
-            runs=RunService(ctx, jobs),
-            scheduling=SchedulingService(ctx),
+            runs=RunService(ctx, jobs, scheduling),
+            scheduling=scheduling,
             node_ops=NodeOperations(ctx),
             job_limits=JobLimits(ctx, jobs),
             retention=Retention(ctx),

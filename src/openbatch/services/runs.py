@@ -23,6 +23,7 @@ from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from . import transitions
 from .context import ServiceContext
 from .jobs import JobService
+from .scheduling import SchedulingService
 
 Json = dict[str, Any]
 
@@ -58,49 +59,56 @@ _JOBS_BY_PK = (sa.select(schema.jobs).where(schema.jobs.c.pk.in_(sa.bindparam("b
 
 
 class RunService:
-    def __init__(self, ctx: ServiceContext, jobs: JobService) -> None:
+    def __init__(self, ctx: ServiceContext, jobs: JobService, scheduling: SchedulingService) -> None:
         self.ctx = ctx
         self.jobs = jobs
+        self.scheduling = scheduling
 
     def report(self, agent_id: str, results: Sequence[Json]) -> None:
         """Apply finished runs ({id, exitCode, failure?, preProcessingError?}) in one transaction.
 
         Reports are applied in the order they came; a run of consecutive task reports is
-        applied as one batch (:meth:`_tasks`).
+        applied as one batch (:meth:`_tasks`). The pools where task slots came free get a
+        scheduling round in the same transaction; the scheduler is woken for the rest.
         """
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
             tasks: list[Json] = []
+            freed: set[tuple[str, str]] = set()
             for result in results:
                 run_id = str(result.get("id", ""))
                 if run_id[:1] == "t":
                     tasks.append(result)
                     continue
-                self._tasks(conn, agent_id, tasks, now)
+                freed |= self._tasks(conn, agent_id, tasks, now)
                 tasks = []
                 handler = {"p": self._preparation, "r": self._release, "s": self._start}.get(run_id[:1])
                 if handler is not None:
                     handler(conn, agent_id, run_id, result, now)
-            self._tasks(conn, agent_id, tasks, now)
+            freed |= self._tasks(conn, agent_id, tasks, now)
+            for account, pool_key in sorted(freed):
+                self.scheduling.schedule_pool_in(conn, account, pool_key)
             self.ctx.wake_after(conn)
 
     # -- tasks -----------------------------------------------------------------------------
 
-    def _tasks(self, conn: Connection, agent_id: str, results: list[Json], now: datetime) -> None:
+    def _tasks(self, conn: Connection, agent_id: str, results: list[Json], now: datetime) -> set[tuple[str, str]]:
         """Finished task runs as a batch: one read of the tasks and of their jobs, batched writes.
+
+        Returns the (account, pool key) of the nodes whose slots came free.
 
         Jobs whose failed tasks may end or disable the job (onTaskFailure=
         performexitoptionsjobaction) take their reports one by one, in order (:meth:`_task`).
         """
         if not results:
-            return
+            return set()
         by_run: dict[str, Any] = {}
         run_ids = list(dict.fromkeys(str(result["id"]) for result in results))
         for start in range(0, len(run_ids), 500):
             rows = conn.execute(_TASKS_BY_RUN, {"b_runs": run_ids[start:start + 500]}).all()
             by_run.update((row.run_id, row) for row in rows)
         if not by_run:
-            return
+            return set()
         job_pks = sorted({row.job_pk for row in by_run.values()})
         jobs = {row.pk: JOBS.record(row) for row in conn.execute(_JOBS_BY_PK, {"b_pks": job_pks})}
         changes: list[transitions.TaskChange] = []
@@ -125,12 +133,15 @@ class RunService:
                 departures[row.node_pk].add(body["requiredSlots"], ran=True,
                                             succeeded=body["executionInfo"].get("result") == "success")
         transitions.apply_many(conn, changes, now)
+        freed = set()
         for node in transitions.vacate_nodes(conn, departures, now):
             transitions.after_vacated(self.ctx, conn, node, now)
+            freed.add((node.row["account"], node.row["pool_id_key"]))
         for job_pk in sorted({change.job_pk for change in changes}):
             self.jobs.after_tasks_changed(conn, JOBS.get_by_pk(conn, job_pk) or jobs[job_pk])
         for result in one_by_one:
             self._task(conn, agent_id, str(result["id"]), result, now)
+        return freed
 
     def _task(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
         row = conn.execute(sa.select(schema.tasks).where(schema.tasks.c.run_id == run_id).with_for_update()).first()

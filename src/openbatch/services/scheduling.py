@@ -69,28 +69,35 @@ class SchedulingService:
         return [(r.account, r.pool_id_key) for r in rows]
 
     def _schedule_pool(self, account: str, pool_key: str) -> tuple[int, int]:
-        """Tasks placed on the pool, and its free slots after that."""
         with self.ctx.store.write() as conn:
-            pool = POOLS.get(conn, (account,), (pool_key,))
-            if pool is None or pool.body["state"] != "active":
-                return 0, 0
-            node_rows = self._open_nodes(conn, account, pool_key)
-            nodes = {pk: NodeCapacity(pk=pk, free=row.slots - row.used_slots, affinity_id=f"TVM:{row.id}")
-                     for pk, row in node_rows.items()}
-            free = sum(n.free for n in nodes.values())
-            if free <= 0:
-                return 0, 0
-            jobs = self._jobs(conn, account, pool_key)
-            self._mark_preparation(conn, list(jobs), nodes)
-            tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD)
-            if not tasks:
-                return 0, free
-            room = {pk: self._job_room(job) for pk, job in jobs.items()}
-            fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
-            plan = place([candidate for candidate, _ in tasks.values()], list(nodes.values()), fill, room)
-            snapshot = Snapshot(pool, jobs, {pk: task for pk, (_, task) in tasks.items()}, node_rows)
-            placed, slots = self._apply(conn, account, snapshot, plan)
-            return placed, free - slots
+            return self.schedule_pool_in(conn, account, pool_key)
+
+    def schedule_pool_in(self, conn: Connection, account: str, pool_key: str) -> tuple[int, int]:
+        """A round for one pool in the caller's write transaction: tasks placed, and free slots after that.
+
+        Exit reports call it for the pools whose slots they freed, so a freed slot takes
+        its next task in the same transaction.
+        """
+        pool = POOLS.get(conn, (account,), (pool_key,))
+        if pool is None or pool.body["state"] != "active":
+            return 0, 0
+        node_rows = self._open_nodes(conn, account, pool_key)
+        nodes = {pk: NodeCapacity(pk=pk, free=row.slots - row.used_slots, affinity_id=f"TVM:{row.id}")
+                 for pk, row in node_rows.items()}
+        free = sum(n.free for n in nodes.values())
+        if free <= 0:
+            return 0, 0
+        jobs = self._jobs(conn, account, pool_key)
+        self._mark_preparation(conn, list(jobs), nodes)
+        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD)
+        if not tasks:
+            return 0, free
+        room = {pk: self._job_room(job) for pk, job in jobs.items()}
+        fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
+        plan = place([candidate for candidate, _ in tasks.values()], list(nodes.values()), fill, room)
+        snapshot = Snapshot(pool, jobs, {pk: task for pk, (_, task) in tasks.items()}, node_rows)
+        placed, slots = self._apply(conn, account, snapshot, plan)
+        return placed, free - slots
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
         """The pool's nodes that can take a task now (rows, locked; bodies decoded only when used)."""
