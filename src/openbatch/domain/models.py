@@ -226,6 +226,17 @@ class TaskAddCollectionParameter(Model, kw_only=True):
     value: list[Json]
 
 
+class TaskCollection(Model, kw_only=True):
+    """An AddTaskCollection body whose every item is a well-formed task, decoded in one pass.
+
+    Decoding an item here gives what decoding it alone into :class:`TaskAddParameter`
+    gives; a body that does not decode so is taken item by item (each bad item gets its
+    own error) through :class:`TaskAddCollectionParameter`.
+    """
+
+    value: list[TaskAddParameter]
+
+
 class TaskUpdateParameter(Model, kw_only=True):
     constraints: TaskConstraints | None = None
 

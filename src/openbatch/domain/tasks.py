@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from . import clock
 from .errors import BatchError, invalid_property
@@ -148,15 +148,27 @@ def constraints_with_defaults(constraints: Json | None, job: Json) -> Json:
 
 def new_task_body(task: TaskAddParameter, job: Json, now: datetime) -> Json:
     """The CloudTask body stored for a new task (without url, eTag, lastModified)."""
-    body = to_json(task)
-    body["constraints"] = constraints_with_defaults(body.get("constraints"), job)
-    body.setdefault("requiredSlots", 1)
-    if "multiInstanceSettings" in body:
-        body["multiInstanceSettings"].setdefault("numberOfInstances", 1)
+    return new_task_bodies(job, now)(task)
+
+
+def new_task_bodies(job: Json, now: datetime) -> Callable[[TaskAddParameter], Json]:
+    """:func:`new_task_body` for many tasks of ``job`` added at ``now``: what they share is computed once."""
     stamp = clock.to_wire(now)
-    body.update(creationTime=stamp, state=TaskState.ACTIVE.value, stateTransitionTime=stamp)
-    body["executionInfo"] = {"retryCount": 0, "requeueCount": 0}
-    return body
+    defaults = constraints_with_defaults(None, job)
+    active = TaskState.ACTIVE.value
+
+    def body_of(task: TaskAddParameter) -> Json:
+        body = to_json(task)
+        constraints = body.get("constraints")
+        body["constraints"] = {**defaults, **constraints} if constraints else dict(defaults)
+        body.setdefault("requiredSlots", 1)
+        if "multiInstanceSettings" in body:
+            body["multiInstanceSettings"].setdefault("numberOfInstances", 1)
+        body.update(creationTime=stamp, state=active, stateTransitionTime=stamp)
+        body["executionInfo"] = {"retryCount": 0, "requeueCount": 0}
+        return body
+
+    return body_of
 
 
 def terminated(body: Json, now: datetime) -> Json:

@@ -44,8 +44,10 @@ class TaskService:
         assert outcome.record is not None
         return outcome.record
 
-    def add_collection(self, account: str, job_id: str, items: Sequence[Json]) -> list[TaskAddOutcome]:
-        """Add up to 100 tasks; each gets its own result (success or clienterror)."""
+    def add_collection(
+        self, account: str, job_id: str, items: Sequence[TaskAddParameter | Json]
+    ) -> list[TaskAddOutcome]:
+        """Add up to 100 tasks (decoded, or raw items to decode); each gets its own result (success or clienterror)."""
         if len(items) > MAX_TASKS_PER_COLLECTION:
             raise BatchError(
                 "RequestBodyTooLarge",
@@ -54,6 +56,9 @@ class TaskService:
             )
         decoded: list[TaskAddParameter | TaskAddOutcome] = []
         for item in items:
+            if isinstance(item, TaskAddParameter):
+                decoded.append(item)
+                continue
             try:
                 decoded.append(decode(item, TaskAddParameter))
             except BatchError as error:
@@ -72,6 +77,7 @@ class TaskService:
             fresh: list[tuple[TaskAddOutcome, Json]] = []
             seen: set[str] = set()
             existing = TASKS.existing_keys(conn, (job.pk,), [t.id for t in tasks if isinstance(t.id, str)])
+            body_of = rules.new_task_bodies(job.body, now)
             for outcome, task in zip(outcomes, tasks):
                 try:
                     rules.validate_new_task(task, job.body)
@@ -79,14 +85,18 @@ class TaskService:
                     if key in existing or key in seen:
                         raise BatchError("TaskExists", "The specified task already exists.", [("TaskId", task.id)])
                     seen.add(key)
-                    fresh.append((outcome, rules.new_task_body(task, job.body, now)))
+                    fresh.append((outcome, body_of(task)))
                 except BatchError as error:
                     outcome.error = error
             records = TASKS.insert_many(conn, (job.pk,), [body for _, body in fresh], now)
-            change: counts.Counter[str] = counts.Counter()
+            added: counts.Counter[int] = counts.Counter()  # tasks added, by their requiredSlots
             for (outcome, _), record in zip(fresh, records):
                 outcome.record = record
-                change.update(counts.delta(None, None, "active", None, record.body["requiredSlots"]))
+                added[record.body["requiredSlots"]] += 1
+            change: counts.Counter[str] = counts.Counter()
+            for slots, number in added.items():
+                for name, value in counts.delta(None, None, "active", None, slots).items():
+                    change[name] += value * number
             adjust_counters(conn, job.pk, change)
             if records:
                 self.ctx.wake_after(conn)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Sequence
+from urllib.parse import quote
 
 from starlette.responses import Response
 
 from ...domain import clock, stats
 from ...domain.errors import BatchError, invalid_body
-from ...domain.models import TaskAddCollectionParameter, TaskAddParameter, TaskUpdateParameter
+from ...domain.models import TaskAddCollectionParameter, TaskAddParameter, TaskCollection, TaskUpdateParameter
 from ...store.records import Record
 from ..listing import list_query
 from ..request import ApiRequest, run
@@ -51,10 +53,9 @@ async def add_collection(req: ApiRequest) -> Response:
         raise BatchError("RequestBodyTooLarge", "The task collection is larger than 1 MB.",
                          [("MaxLimit", str(MAX_COLLECTION_BYTES))])
     job_id = req.params["jobId"]
-    collection = req.json(TaskAddCollectionParameter)
-    if any(not isinstance(item, dict) for item in collection.value):
-        raise invalid_body("Every item of value must be a task object.")
-    outcomes = await run(req.services.tasks.add_collection, req.account, job_id, collection.value)
+    outcomes = await run(req.services.tasks.add_collection, req.account, job_id, _collection_items(req))
+    location = req.url("jobs", job_id, "tasks") + "/"
+    stamps: dict[datetime, str] = {}  # the tasks of one call share their lastModified
     results = []
     for outcome in outcomes:
         if outcome.error is not None:
@@ -63,14 +64,30 @@ async def add_collection(req: ApiRequest) -> Response:
             results.append({"status": status, "taskId": outcome.task_id, "error": error.to_wire()})
         else:
             record = outcome.record
+            stamp = stamps.get(record.last_modified)
+            if stamp is None:
+                stamp = stamps[record.last_modified] = clock.to_wire(record.last_modified)
             results.append({
                 "status": "success",
                 "taskId": outcome.task_id,
                 "eTag": record.etag,
-                "lastModified": clock.to_wire(record.last_modified),
-                "location": _task_url(req, job_id, outcome.task_id),
+                "lastModified": stamp,
+                "location": location + quote(outcome.task_id, safe=""),
             })
     return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#taskaddresult", "value": results})
+
+
+def _collection_items(req: ApiRequest) -> Sequence[TaskAddParameter | Json]:
+    """The body's tasks: all typed in one pass when every item is a well-formed task, else the raw
+    items (each bad one then gets its own clienterror result)."""
+    try:
+        return req.json(TaskCollection).value
+    except BatchError:
+        pass
+    collection = req.json(TaskAddCollectionParameter)
+    if any(not isinstance(item, dict) for item in collection.value):
+        raise invalid_body("Every item of value must be a task object.")
+    return collection.value
 
 
 @operation("Task_List")
