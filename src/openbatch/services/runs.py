@@ -69,12 +69,14 @@ class RunService:
 
         Reports are applied in the order they came; a run of consecutive task reports is
         applied as one batch (:meth:`_tasks`). The pools where task slots came free get a
-        scheduling round in the same transaction; the scheduler is woken for the rest.
+        scheduling round in the same transaction; the scheduler is woken only for what
+        that round may not have covered (other reports, a round that left room).
         """
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
             tasks: list[Json] = []
             freed: set[tuple[str, str]] = set()
+            wake = False
             for result in results:
                 run_id = str(result.get("id", ""))
                 if run_id[:1] == "t":
@@ -85,10 +87,13 @@ class RunService:
                 handler = {"p": self._preparation, "r": self._release, "s": self._start}.get(run_id[:1])
                 if handler is not None:
                     handler(conn, agent_id, run_id, result, now)
+                    wake = True
             freed |= self._tasks(conn, agent_id, tasks, now)
             for account, pool_key in sorted(freed):
-                self.scheduling.schedule_pool_in(conn, account, pool_key)
-            self.ctx.wake_after(conn)
+                placed, free_after = self.scheduling.schedule_pool_in(conn, account, pool_key)
+                wake = wake or (placed > 0 and free_after > 0)
+            if wake or not freed:
+                self.ctx.wake_after(conn)
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -137,8 +142,8 @@ class RunService:
         for node in transitions.vacate_nodes(conn, departures, now):
             transitions.after_vacated(self.ctx, conn, node, now)
             freed.add((node.row["account"], node.row["pool_id_key"]))
-        for job_pk in sorted({change.job_pk for change in changes}):
-            self.jobs.after_tasks_changed(conn, JOBS.get_by_pk(conn, job_pk) or jobs[job_pk])
+        for job_pk in sorted({change.job_pk for change in changes}):   # only their counters changed
+            self.jobs.after_tasks_changed(conn, jobs[job_pk])
         for result in one_by_one:
             self._task(conn, agent_id, str(result["id"]), result, now)
         return freed

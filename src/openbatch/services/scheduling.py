@@ -88,7 +88,7 @@ class SchedulingService:
         if free <= 0:
             return 0, 0
         jobs = self._jobs(conn, account, pool_key)
-        self._mark_preparation(conn, list(jobs), nodes)
+        self._mark_preparation(conn, [pk for pk, job in jobs.items() if "jobPreparationTask" in job.body], nodes)
         tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD)
         if not tasks:
             return 0, free
@@ -154,6 +154,7 @@ class SchedulingService:
         return None if limit in (None, -1) else max(0, limit - int(job.row["task_running"]))
 
     def _mark_preparation(self, conn: Connection, job_pks: list[int], nodes: dict[int, NodeCapacity]) -> None:
+        """Where the preparation tasks of ``job_pks`` ran, run or failed (placement's view of the nodes)."""
         if not job_pks or not nodes:
             return
         r = schema.prep_release
