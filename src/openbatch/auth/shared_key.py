@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qs, unquote, unquote_plus, urlparse
@@ -50,6 +51,8 @@ _RFC1123 = re.compile(
     r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) (\d{2}):(\d{2}):(\d{2}) (?:GMT|UTC)"
 )
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+#: Dates and query strings up to this long are memoized (clients repeat them); longer ones are not kept.
+_CACHED_CHARS = 512
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,15 @@ def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
 
 def parse_http_date(value: str) -> datetime | None:
     """Parse an RFC 1123 date (``Sat, 21 Nov 2026 10:31:56 GMT``); None if malformed."""
+    return _parse_date_cached(value) if len(value) <= _CACHED_CHARS else _parse_date(value)
+
+
+@lru_cache(maxsize=256)  # a client sends the same date for a whole second
+def _parse_date_cached(value: str) -> datetime | None:
+    return _parse_date(value)
+
+
+def _parse_date(value: str) -> datetime | None:
     m = _RFC1123.fullmatch(value.strip())
     if m is None:
         return None
@@ -174,6 +186,20 @@ def _ocp_block(
     return "".join(f"{name}:{value}\n" for name, value in lines)
 
 
+def _docs_query(raw_query: str) -> str:
+    """The docs' canonicalized query of a raw query string."""
+    return _docs_query_cached(raw_query) if len(raw_query) <= _CACHED_CHARS else _docs_query_of(raw_query)
+
+
+@lru_cache(maxsize=1024)  # clients repeat their queries (api-version, the same filters)
+def _docs_query_cached(raw_query: str) -> str:
+    return _docs_query_of(raw_query)
+
+
+def _docs_query_of(raw_query: str) -> str:
+    return _query_form(_query_pairs(raw_query, unquote_plus), lower=True, skip_blank=False, join_all=True)
+
+
 def _unique(items: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
@@ -205,9 +231,7 @@ def _iter_variants(request: SignedRequest, account: str, hmap: Mapping[str, list
         return head + "\n".join(slots) + "\n"
 
     docs_headers = _ocp_block(hmap, prefix_only=True, skip_empty=False, docs=True)
-    docs_pairs = _query_pairs(request.raw_query, unquote_plus)
-    docs_query = _query_form(docs_pairs, lower=True, skip_blank=False, join_all=True)
-    canonical = fixed(cl_sent, date_rule) + docs_headers + resource + docs_query
+    canonical = fixed(cl_sent, date_rule) + docs_headers + resource + _docs_query(request.raw_query)
     yield canonical
 
     # Alternatives, dimension by dimension (innermost varies fastest).
@@ -231,7 +255,7 @@ def _iter_variants(request: SignedRequest, account: str, hmap: Mapping[str, list
         decoders.append(unquote)  # a literal '+' that the client did not treat as a space
     queries: list[str] = []
     for decode in decoders:
-        pairs = docs_pairs if decode is unquote_plus else _query_pairs(request.raw_query, decode)
+        pairs = _query_pairs(request.raw_query, decode)
         queries += [
             _query_form(pairs, lower=True, skip_blank=False, join_all=True),  # docs
             _query_form(pairs, lower=False, skip_blank=True, join_all=False),  # azure-batch
