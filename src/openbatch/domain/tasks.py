@@ -59,26 +59,39 @@ def check_constraints(constraints: TaskConstraints | None, prefix: str = "constr
 
 def validate_new_task(task: TaskAddParameter, job: Json) -> None:
     """Everything about a new task that can be checked without the other tasks."""
-    check_id(task.id)
-    reserved = _reserved_ids(job).get(task.id.lower())
-    if reserved:
-        raise BatchError(reserved, "The task id is the same as that of the job's preparation or release task.",
-                         [("TaskId", task.id)])
-    check_display_name(task.displayName)
-    check_task_common(task, "")
-    check_constraints(task.constraints)
-    if task.requiredSlots is not None and not 1 <= task.requiredSlots <= MAX_SLOTS:
-        raise invalid_property("requiredSlots", task.requiredSlots, f"requiredSlots must be between 1 and {MAX_SLOTS}.")
-    if task.multiInstanceSettings is not None:
-        if task.requiredSlots not in (None, 1):
-            raise invalid_property("requiredSlots", task.requiredSlots, "A multi-instance task must use exactly 1 slot.")
-        count = task.multiInstanceSettings.numberOfInstances
-        if count is not None and count < 1:
-            raise invalid_property("multiInstanceSettings/numberOfInstances", count, "Must be at least 1.")
-    if task.dependsOn is not None:
-        _check_dependencies(task, job)
-    if task.exitConditions is not None:
-        _check_exit_conditions(task, job)
+    new_task_validator(job)(task)
+
+
+def new_task_validator(job: Json) -> Callable[[TaskAddParameter], None]:
+    """:func:`validate_new_task` for many tasks of ``job``: what they share is looked up once."""
+    reserved_ids = _reserved_ids(job)
+
+    def validate(task: TaskAddParameter) -> None:
+        check_id(task.id)
+        reserved = reserved_ids.get(task.id.lower()) if reserved_ids else None
+        if reserved:
+            raise BatchError(reserved, "The task id is the same as that of the job's preparation or release task.",
+                             [("TaskId", task.id)])
+        check_display_name(task.displayName)
+        if task.resourceFiles or task.environmentSettings:
+            check_task_common(task, "")
+        check_constraints(task.constraints)
+        if task.requiredSlots is not None and not 1 <= task.requiredSlots <= MAX_SLOTS:
+            raise invalid_property("requiredSlots", task.requiredSlots,
+                                   f"requiredSlots must be between 1 and {MAX_SLOTS}.")
+        if task.multiInstanceSettings is not None:
+            if task.requiredSlots not in (None, 1):
+                raise invalid_property("requiredSlots", task.requiredSlots,
+                                       "A multi-instance task must use exactly 1 slot.")
+            count = task.multiInstanceSettings.numberOfInstances
+            if count is not None and count < 1:
+                raise invalid_property("multiInstanceSettings/numberOfInstances", count, "Must be at least 1.")
+        if task.dependsOn is not None:
+            _check_dependencies(task, job)
+        if task.exitConditions is not None:
+            _check_exit_conditions(task, job)
+
+    return validate
 
 
 def _reserved_ids(job: Json) -> dict[str, str]:

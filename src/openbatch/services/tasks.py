@@ -77,10 +77,11 @@ class TaskService:
             fresh: list[tuple[TaskAddOutcome, Json]] = []
             seen: set[str] = set()
             existing = TASKS.existing_keys(conn, (job.pk,), [t.id for t in tasks if isinstance(t.id, str)])
+            validate = rules.new_task_validator(job.body)
             body_of = rules.new_task_bodies(job.body, now)
             for outcome, task in zip(outcomes, tasks):
                 try:
-                    rules.validate_new_task(task, job.body)
+                    validate(task)
                     key = task.id.lower()
                     if key in existing or key in seen:
                         raise BatchError("TaskExists", "The specified task already exists.", [("TaskId", task.id)])
