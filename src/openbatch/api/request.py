@@ -128,7 +128,9 @@ async def run_point_read(req: ApiRequest, fn: Callable[..., R], *args: Any) -> R
 
     In WAL mode a SQLite reader never waits for the writer, and a point read costs less
     CPU than the hop to a worker thread (which needs the GIL all the same); a server
-    database is a network round trip, which must not hold up the event loop.
+    database is a network round trip, which must not hold up the event loop. (With every
+    pooled connection taken, the read waits for one; worker threads hold them and never
+    wait on the loop.)
     """
     if req.services.ctx.store.is_sqlite:
         return fn(*args)
