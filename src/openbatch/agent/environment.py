@@ -43,9 +43,9 @@ def task_paths(spec: RunSpec) -> tuple[str, str, str]:
     return root, task_dir, os.path.join(task_dir, "wd")
 
 
-def task_environment(spec: RunSpec) -> dict[str, str]:
-    """The complete environment of the process ``spec`` describes."""
-    root, task_dir, working_dir = task_paths(spec)
+def task_environment(spec: RunSpec, paths: tuple[str, str, str] | None = None) -> dict[str, str]:
+    """The complete environment of the process ``spec`` describes (``paths``: its :func:`task_paths`, if known)."""
+    root, task_dir, working_dir = paths or task_paths(spec)
     env: dict[str, str] = {"PATH": os.environ.get("PATH") or DEFAULT_PATH, "HOME": working_dir}
     for name in _INHERITED:
         value = os.environ.get(name)

@@ -217,7 +217,7 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
     loop = asyncio.get_running_loop()
     begin = _now()
     deadline = None if spec.max_wall_clock is None else loop.time() + spec.max_wall_clock
-    root, task_dir, working_dir = task_paths(spec)
+    paths = root, task_dir, working_dir = task_paths(spec)
 
     try:
         _make_directories(root, task_dir, working_dir)
@@ -241,7 +241,7 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
         argv = split_command_line(spec.command_line)
     except CommandLineError as exc:
         return _launch_failed(begin, "CommandLaunchFailed", str(exc))
-    env = task_environment(spec)
+    env = task_environment(spec, paths)
 
     try:
         out, err = _open_outputs(task_dir)
