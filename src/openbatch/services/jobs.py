@@ -56,7 +56,7 @@ class JobService:
 
     def task_counts(self, account: str, job_id: str) -> Json:
         """Exact and O(1): the counters move in the same transaction as every task transition."""
-        with self.ctx.store.read() as conn:
+        with self.ctx.store.read_statement() as conn:
             row = counters_by_id(conn, account, job_id)
         if row is None:
             raise not_found("JobNotFound", "job", job_id)

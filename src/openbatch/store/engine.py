@@ -1,7 +1,9 @@
 """Engine and transactions for SQLite (the embedded default) and PostgreSQL.
 
 SQLite runs in WAL mode; write transactions start with ``BEGIN IMMEDIATE`` so two
-writers queue on the lock instead of failing when one upgrades a read lock.
+writers queue on the lock instead of failing when one upgrades a read lock. Within the
+server process they queue on a :class:`threading.Lock` first: SQLite's own busy handler
+waits by sleeping (1, 2, 5 ms ...), which would leave the CPU idle while writers wait.
 
 PostgreSQL write transactions take one transaction-scoped advisory lock first, so
 writers run one at a time there too (across every API server sharing the database).
@@ -13,7 +15,8 @@ code stays correct if this lock is ever narrowed (say, per pool).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -51,13 +54,16 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("sqlite_single_statement"):
+            return  # the statement runs in SQLite's own implicit transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
 
 
 _AFTER_COMMIT = "openbatch.after_commit"
 #: The advisory lock key serializing PostgreSQL writers ("open" in ASCII).
 WRITER_LOCK = 0x6F70656E
+_PG_WRITER_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
@@ -72,6 +78,7 @@ class Store:
         self.url = url
         self.engine = create_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._writer = threading.Lock() if self.is_sqlite else nullcontext()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -84,9 +91,9 @@ class Store:
                 conn = conn.execution_options(sqlite_immediate=True)
             conn.info.pop(_AFTER_COMMIT, None)
             try:
-                with conn.begin():
+                with self._writer, conn.begin():
                     if not self.is_sqlite:
-                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK})
+                        conn.execute(_PG_WRITER_LOCK, {"key": WRITER_LOCK})
                     yield conn
                 callbacks = conn.info.pop(_AFTER_COMMIT, [])
             finally:
@@ -97,6 +104,15 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read_statement(self) -> Iterator[Connection]:
+        """A connection for one SELECT (consistent by itself): on SQLite no BEGIN/COMMIT around it."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = conn.execution_options(sqlite_single_statement=True)
             with conn.begin():
                 yield conn
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -43,7 +44,13 @@ def _wire_time(body: Json, *path: str) -> datetime | None:
         if not isinstance(value, dict) or key not in value:
             return None
         value = value[key]
-    return clock.naive(clock.from_wire(value)) if value else None
+    return _stored_time(value) if value else None
+
+
+@lru_cache(maxsize=1024)
+def _stored_time(wire: str) -> datetime:
+    """A wire timestamp as stored (naive UTC); the bodies of one batch share their few stamps."""
+    return clock.naive(clock.from_wire(wire))
 
 
 def _key(value: str | None) -> str | None:
@@ -133,11 +140,14 @@ class Collection:
 
     def existing_keys(self, conn: Connection, scope: Sequence[Any], keys: Iterable[str]) -> set[str]:
         column = self.table.c[self.key[-1]]
+        query = self._statement(("existing_keys",), lambda: sa.select(column).where(
+            *[self.table.c[n] == sa.bindparam(f"b_{n}") for n in self.scope],
+            column.in_(sa.bindparam("b_keys", expanding=True))))
+        params: dict[str, Any] = {f"b_{n}": v for n, v in zip(self.scope, scope, strict=True)}
         wanted = list({k.lower() for k in keys})
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
-            query = sa.select(column).where(*self._scoped(scope), column.in_(wanted[start : start + 500]))
-            found.update(conn.execute(query).scalars())
+            found.update(conn.execute(query, {**params, "b_keys": wanted[start : start + 500]}).scalars())
         return found
 
     def count(self, conn: Connection, scope: Sequence[Any]) -> int:
