@@ -237,7 +237,9 @@ async def _read_response(reader: asyncio.StreamReader, head: bytes) -> tuple[Res
             chunked = b"chunked" in value.lower()
         elif name == b"connection":
             keep = keep and b"close" not in value.lower()
-    if chunked:
+    if status in (204, 304) or 100 <= status < 200:  # never a body
+        content = b""
+    elif chunked:
         content = await _read_chunked(reader)
     elif length is not None:
         content = await reader.readexactly(length)

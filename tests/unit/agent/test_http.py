@@ -76,6 +76,8 @@ def test_chunked_and_close_delimited_bodies() -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3;x=y\r\n:1}\r\n0\r\n\r\n")
         await read_request(reader)
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await read_request(reader)
         writer.write(b"HTTP/1.0 503 Busy\r\n\r\nlater")
         await writer.drain()
 
@@ -83,6 +85,7 @@ def test_chunked_and_close_delimited_bodies() -> None:
         server, url, connections = await serve(handler)
         c = client(url)
         assert (await c.post("/x", {})).json() == {"a": 1}
+        assert (await c.post("/empty", {})).content == b""
         busy = await c.post("/y", {})
         assert (busy.status_code, busy.text) == (503, "later")
         assert (await c.post("/z", {})).json() == {"a": 1}  # on a new connection: the last one was closed
