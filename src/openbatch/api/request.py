@@ -115,7 +115,16 @@ class ApiRequest:
     # -- urls -------------------------------------------------------------------------------
 
     def url(self, *segments: str) -> str:
-        return self.base_url + "".join("/" + quote(s, safe="") for s in segments)
+        return self.base_url + "".join("/" + segment(s) for s in segments)
+
+
+#: What ``quote(s, safe="")`` leaves as it is: such segments (most ids) need no quoting.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def segment(value: str) -> str:
+    """A path segment percent-encoded as by ``quote(value, safe="")`` (listed items call this per URL)."""
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
 
 
 async def run(fn: Callable[..., R], *args: Any) -> R:

@@ -13,7 +13,7 @@ from ...domain.errors import BatchError, invalid_body
 from ...domain.models import TaskAddCollectionParameter, TaskAddParameter, TaskCollection, TaskUpdateParameter
 from ...store.records import Record
 from ..listing import list_query
-from ..request import ApiRequest, run
+from ..request import ApiRequest, run, segment
 from ..router import operation
 from ..wire import changed, check_expand, created, empty, entity, json_response, listing, represent
 
@@ -27,17 +27,33 @@ def _task_url(req: ApiRequest, job_id: str, task_id: str) -> str:
 
 
 def _render(req: ApiRequest, job_id: str, record: Record, with_stats: bool) -> Json:
-    url = _task_url(req, job_id, record.body["id"])
-    extra: Json = {}
-    node_info = record.body.get("nodeInfo")
-    if node_info:
-        node_url = req.url("pools", node_info["poolId"], "nodes", node_info["nodeId"])
-        extra["nodeInfo"] = {**node_info, "nodeUrl": node_url}
-        if "taskRootDirectory" in node_info:
-            extra["nodeInfo"]["taskRootDirectoryUrl"] = f"{node_url}/files/{node_info['taskRootDirectory']}"
-    if with_stats:
-        extra["stats"] = stats.task_stats(url, record.body["creationTime"], clock.to_wire(clock.utcnow()))
-    return represent(record, url, extra)
+    return _Renderer(req, job_id, with_stats)(record)
+
+
+class _Renderer:
+    """CloudTask bodies of one job as the API shows them; URL prefixes are built once per response."""
+
+    def __init__(self, req: ApiRequest, job_id: str, with_stats: bool) -> None:
+        self.req = req
+        self.tasks_url = req.url("jobs", job_id, "tasks")
+        self.with_stats = with_stats
+        self.node_urls: dict[tuple[str, str], str] = {}
+
+    def __call__(self, record: Record) -> Json:
+        url = f"{self.tasks_url}/{segment(record.body['id'])}"
+        extra: Json = {}
+        node_info = record.body.get("nodeInfo")
+        if node_info:
+            node = (node_info["poolId"], node_info["nodeId"])
+            node_url = self.node_urls.get(node)
+            if node_url is None:
+                node_url = self.node_urls[node] = self.req.url("pools", node[0], "nodes", node[1])
+            extra["nodeInfo"] = {**node_info, "nodeUrl": node_url}
+            if "taskRootDirectory" in node_info:
+                extra["nodeInfo"]["taskRootDirectoryUrl"] = f"{node_url}/files/{node_info['taskRootDirectory']}"
+        if self.with_stats:
+            extra["stats"] = stats.task_stats(url, record.body["creationTime"], clock.to_wire(clock.utcnow()))
+        return represent(record, url, extra)
 
 
 @operation("Task_Add")
@@ -95,7 +111,8 @@ async def list_tasks(req: ApiRequest) -> Response:
     expand = check_expand(req)
     job_id = req.params["jobId"]
     page = await run(req.services.tasks.list, req.account, job_id, list_query(req, "Task_List"))
-    return listing(req, "tasks", (_render(req, job_id, r, expand) for r in page.records), page.next_after)
+    render = _Renderer(req, job_id, expand)
+    return listing(req, "tasks", map(render, page.records), page.next_after)
 
 
 @operation("Task_Get")
