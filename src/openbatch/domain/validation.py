@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from .errors import BatchError, invalid_property
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DURATION_RE = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
@@ -18,7 +18,7 @@ SEVEN_DAYS = "P7D"
 
 
 def check_id(value: str, prop: str = "id") -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise invalid_property(
             prop,
             value,
@@ -39,7 +39,7 @@ def check_range(value: int | None, prop: str, low: int, high: int) -> None:
 
 def parse_duration(value: str, prop: str) -> timedelta:
     """Parse an ISO 8601 duration (days, hours, minutes, seconds) as the Batch API uses them."""
-    match = _DURATION_RE.match(value) if isinstance(value, str) and value not in ("P", "PT") else None
+    match = _DURATION_RE.fullmatch(value) if isinstance(value, str) and value not in ("P", "PT") else None
     if match is None or value.endswith("T"):
         raise invalid_property(prop, value, "The value is not a valid ISO 8601 duration.")
     parts = {k: float(v) for k, v in match.groupdict().items() if v}

@@ -14,7 +14,7 @@ def test_valid_ids(good: str) -> None:
     assert check_id(good) == good
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 65, "a b", "a/b", "é", "a.b"])
+@pytest.mark.parametrize("bad", ["", "x" * 65, "a b", "a/b", "é", "a.b", "abc\n", "\nabc"])
 def test_invalid_ids(bad: str) -> None:
     with pytest.raises(BatchError) as caught:
         check_id(bad)
@@ -34,7 +34,7 @@ def test_unlimited_duration_parses() -> None:
     assert parse_duration(UNLIMITED_DURATION, "x") > timedelta(days=10_000_000)
 
 
-@pytest.mark.parametrize("bad", ["", "P", "PT", "15M", "PT-1M", "P1Y", "garbage", "P1DT"])
+@pytest.mark.parametrize("bad", ["", "P", "PT", "15M", "PT-1M", "P1Y", "garbage", "P1DT", "PT1M\n"])
 def test_bad_durations(bad: str) -> None:
     with pytest.raises(BatchError):
         parse_duration(bad, "x")
