@@ -13,7 +13,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
     head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-    fields = dict(line.split(": ", 1) for line in head[1:] if line)
+    fields = {name.lower(): value for name, value in (line.split(": ", 1) for line in head[1:] if line)}
     body = await reader.readexactly(int(fields.get("content-length", "0")))
     return head[0], fields, body
 
@@ -90,6 +90,7 @@ def test_chunked_and_close_delimited_bodies() -> None:
         assert (busy.status_code, busy.text) == (503, "later")
         assert (await c.post("/z", {})).json() == {"a": 1}  # on a new connection: the last one was closed
         assert len(connections) == 2
+        await c.aclose()
         server.close()
 
     asyncio.run(main())
@@ -107,6 +108,7 @@ def test_a_kept_alive_connection_the_server_dropped_is_replaced() -> None:
         for _ in range(3):
             assert (await c.post("/x", {})).status_code == 200
         assert len(connections) == 3
+        await c.aclose()
         server.close()
 
     asyncio.run(main())
@@ -127,31 +129,26 @@ def test_failures_raise_transport_error() -> None:
     async def main() -> None:
         for handler, timeout in ((silent, 0.2), (garbage, 5.0), (cut, 5.0)):
             server, url, _ = await serve(handler)
+            c = client(url, timeout)
             with pytest.raises(TransportError):
-                await client(url, timeout).post("/x", {})
+                await c.post("/x", {})
+            await c.aclose()
             server.close()
         server, url, _ = await serve(silent)
         server.close()
         await server.wait_closed()
+        c = client(url)
         with pytest.raises(TransportError):
-            await client(url).post("/x", {})
+            await c.post("/x", {})
+        await c.aclose()
 
     asyncio.run(main())
 
 
-def test_url_and_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url() -> None:
     assert Client("http://h:81/p/", timeout=1, connect_timeout=1).url("/a", {"q": "1 2"}) == "http://h:81/p/a?q=1+2"
     with pytest.raises(ValueError):
         Client("ftp://h", timeout=1, connect_timeout=1)
-    monkeypatch.setenv("HTTP_PROXY", "http://u:p%40ss@proxy:3128")
-    monkeypatch.setenv("NO_PROXY", "direct.example")
-    proxy = http._environment_proxy("http", "server.example")
-    assert proxy == http._Proxy("proxy", 3128, "Basic dTpwQHNz")
-    assert http._environment_proxy("http", "direct.example") is None
-    assert http._environment_proxy("https", "server.example") is None
-    monkeypatch.setenv("ALL_PROXY", "socks5://proxy:1080")
-    with pytest.raises(ValueError):
-        http._environment_proxy("https", "server.example")
 
 
 def test_requests_through_an_http_proxy_use_the_absolute_form(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,10 +163,27 @@ def test_requests_through_an_http_proxy_use_the_absolute_form(monkeypatch: pytes
         monkeypatch.setenv("HTTP_PROXY", url.replace("http://", "http://me:pw@"))
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        assert (await client("http://batch.example:8080").post("/x", [])).status_code == 200
+        c = client("http://batch.example:8080")
+        assert (await c.post("/x", [])).status_code == 200
+        await c.aclose()
         server.close()
 
     asyncio.run(main())
+    (line, fields, body), = seen
+    assert line == "POST http://batch.example:8080/x HTTP/1.1" and body == b"[]"
+    assert fields["proxy-authorization"] == "Basic bWU6cHc="
     line, fields, _ = seen[0]
     assert line == "POST http://batch.example:8080/x HTTP/1.1"
     assert fields["host"] == "batch.example:8080" and fields["proxy-authorization"] == "Basic bWU6cHc="
+
+
+def test_the_environment_is_read_only_when_a_proxy_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
+                 "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert not http._proxy_applies("http", "server.example")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example")
+    assert http._proxy_applies("http", "server.example")
+    assert not http._proxy_applies("http", "direct.example")
+    assert not http._proxy_applies("https", "server.example")
