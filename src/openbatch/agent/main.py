@@ -236,18 +236,25 @@ class Agent:
             await self.flush()
 
     async def flush(self) -> None:
-        """Send everything reported so far in one request (retried until the server takes it)."""
+        """Send everything reported so far in one request (retried until the server takes it).
+
+        The answer carries the commands the server has for this agent by then (the runs
+        its report made room for), so they need not wait for the long-poll's turn.
+        """
         self.outbox_ready.clear()
         if not self.outbox:
             return
         batch, self.outbox = self.outbox, []
         while True:
             try:
-                response = await self.http.post(f"{PREFIX}/events", json={"events": batch},
+                response = await self.http.post(f"{PREFIX}/events", json={"events": batch, "takeCommands": True},
                                                 headers={"authorization": self.auth})
                 if response.status_code < 500:
+                    if response.status_code == 200 and not self.done.is_set():
+                        for command in response.json().get("commands", []):
+                            self.handle(command)
                     return
-            except TransportError as error:
+            except (TransportError, ValueError) as error:
                 log.warning("reporting to the server failed (%s); retrying", error)
             await asyncio.sleep(RETRY_SECONDS)
 

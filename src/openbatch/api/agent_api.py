@@ -67,9 +67,12 @@ class AgentApi:
                 return _json({})
             if path == "/events" and request.method == "POST":
                 self.hub.touch(agent.agent_id)
-                events = msgspec.json.decode(await request.body()).get("events", [])
-                await self._events(agent, events)
-                return _json({})
+                body = msgspec.json.decode(await request.body())
+                await self._events(agent, body.get("events", []))
+                # An agent that asks takes its pending commands here: those its own report just
+                # queued (the next runs on the slots it freed) need no long-poll round trip.
+                commands = await self.hub.take(agent.agent_id, 0) if body.get("takeCommands") else []
+                return _json({"commands": commands})
             raise BatchError("InvalidUri", "Unknown agent endpoint.")
         except BatchError as error:
             return _json(error.to_wire(), error.status)

@@ -49,15 +49,19 @@ class AgentHub:
                 event.clear()
         if not pending and wait > 0:
             self._polling[agent_id] = self._polling.get(agent_id, 0) + 1
+            deadline = time.monotonic() + wait
             try:
-                await asyncio.wait_for(event.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+                # Another request of the agent (its event report) may take what woke us: wait on.
+                while not pending and (left := deadline - time.monotonic()) > 0:
+                    try:
+                        await asyncio.wait_for(event.wait(), left)
+                    except asyncio.TimeoutError:
+                        pass
+                    with self._lock:
+                        pending = self._queues.pop(agent_id, [])
+                        event.clear()
             finally:
                 self._polling[agent_id] -= 1
-            with self._lock:
-                pending = self._queues.pop(agent_id, [])
-                event.clear()
         self.touch(agent_id)
         return pending
 

@@ -111,8 +111,11 @@ class SchedulingService:
         return {job.pk: job for job in jobs if self._job_room(job) != 0}
 
     def _candidates(self, conn: Connection, jobs: dict[int, Record], nodes: dict[int, NodeCapacity],
-                    limit: int) -> dict[int, tuple[Candidate, Record]]:
-        """Up to ``limit`` placeable tasks in scheduling order (by task pk), with the locked task records.
+                    limit: int) -> dict[int, tuple[Candidate, Any]]:
+        """Up to ``limit`` placeable tasks in scheduling order (by task pk), with their locked rows.
+
+        A body is decoded here only when it names dependencies or an affinity (the rest
+        of a candidate is in columns); the apply step decodes the tasks it places.
 
         What cannot be placed this round is no candidate, so that however much of it
         comes first it never holds back what is behind: jobs whose preparation task
@@ -121,7 +124,7 @@ class SchedulingService:
         enough candidates are found or the job has no more).
         """
         widest = max(n.free for n in nodes.values())
-        candidates: dict[int, tuple[Candidate, Record]] = {}
+        candidates: dict[int, tuple[Candidate, Any]] = {}
         for job in jobs.values():
             prep = job.body.get("jobPreparationTask")
             mode = "none" if prep is None else ("wait" if prep.get("waitForSuccess", True) else "nowait")
@@ -133,13 +136,15 @@ class SchedulingService:
                 page = max(limit - len(candidates), DEPENDENCY_PAGE) if waits else limit - len(candidates)
                 tasks = conn.execute(_ACTIVE_TASKS, {"b_job": job.pk, "b_after": after, "b_slots": widest,
                                                      "b_limit": page}).all()
-                for task_row in tasks:
-                    task = TASKS.record(task_row)
-                    after = task.pk
-                    if "dependsOn" in task.body and unmet_dependencies(conn, job.pk, task.body["dependsOn"]):
-                        continue
-                    affinity = task.body.get("affinityInfo", {}).get("affinityId")
-                    candidates[task.pk] = (Candidate(task.pk, job.pk, task.body["requiredSlots"], mode, affinity), task)
+                for row in tasks:
+                    after = row.pk
+                    affinity = None
+                    if '"dependsOn"' in row.body or '"affinityInfo"' in row.body:
+                        body = TASKS.decode(row.body)
+                        if "dependsOn" in body and unmet_dependencies(conn, job.pk, body["dependsOn"]):
+                            continue
+                        affinity = body.get("affinityInfo", {}).get("affinityId")
+                    candidates[row.pk] = (Candidate(row.pk, job.pk, row.required_slots, mode, affinity), row)
                     if len(candidates) >= limit:
                         break
                 if len(tasks) < page or not waits:
@@ -190,9 +195,12 @@ class SchedulingService:
         changes: list[transitions.TaskChange] = []
         out: dict[str, list[Json]] = defaultdict(list)
         for step in plan:
-            task, job = snapshot.tasks.get(step.task_pk), snapshot.jobs.get(step.job_pk)
+            task_row, job = snapshot.tasks.get(step.task_pk), snapshot.jobs.get(step.job_pk)
             row = snapshot.nodes.get(step.node_pk)
-            if task is None or job is None or row is None or task.body["state"] != "active":
+            if task_row is None or job is None or row is None:
+                continue
+            task = TASKS.record(task_row)
+            if task.body["state"] != "active":
                 continue
             slots = task.body["requiredSlots"]
             used, count = taken.get(row.pk, (0, 0))
@@ -247,5 +255,5 @@ class Snapshot:
 
     pool: Record
     jobs: dict[int, Record]
-    tasks: dict[int, Record]
+    tasks: dict[int, Any]   # task rows by pk
     nodes: dict[int, Any]   # node rows by pk
