@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,7 +48,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path,
                         help="where to write the JSON (default bench/results/<timestamp>.json)")
     parser.add_argument("--profile", action="store_true", help="run the servers under bench.sampler")
+    parser.add_argument("--data-root", type=Path, default=default_data_root(),
+                        help="where the servers' data directories (SQLite file, node roots) go "
+                             "(default: /dev/shm when it exists, else the system temp directory)")
     return parser.parse_args(argv)
+
+
+def default_data_root() -> Path:
+    """tmpfs when there is one: on a disk, creating the tasks' files can cost far more right after
+    a large delete (ext4 without a journal here), so figure 1 would depend on what ran before."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
 
 
 def selected(only: list[str] | None) -> list[ModuleType]:
@@ -71,7 +82,7 @@ def run_store(store: str, figures: list[ModuleType], args: argparse.Namespace, c
     """The figures on one store: (rows, peers, profiles, seconds, CPU per server)."""
     progress = make_progress(console)
     databases = Databases(store)
-    suite = Suite(store, args.quick, console, progress, databases, args.peers, profile_dir)
+    suite = Suite(store, args.quick, console, progress, databases, args.peers, profile_dir, args.data_root)
     rows: list[Row] = []
     began = time.monotonic()
     try:
@@ -124,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         profile_dir.mkdir(parents=True, exist_ok=True)
     start = machine()
     console.print(f"openbatch bench: {'quick' if args.quick else 'default'} suite on {', '.join(stores)}; "
-                  f"{start['cpus']} cores, load average {start['load_average'][0]:.2f}")
+                  f"{start['cpus']} cores, load average {start['load_average'][0]:.2f}; data in {args.data_root}")
     began = time.monotonic()
     runs: dict[str, list[Row]] = {}
     peers: list[Peer] = []
@@ -153,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(report.profile_table(f"{store}/{name}", data))
     console.print(f"wall time {wall:.0f}s ({', '.join(f'{s} {d:.0f}s' for s, d in durations.items())}); "
                   f"machine busy {after['machine_busy_percent']}% of {after['cpus']} cores during the run "
-                  f"(load average {after['load_average_start'][0]:.2f} → {after['load_average_end'][0]:.2f})")
+                  f"(load average {after['load_average_start'][0]:.2f} → {after['load_average_end'][0]:.2f}); "
+                  f"servers' data in {args.data_root}")
     document = {
         "started": stamp, "wall_seconds": round(wall, 1), "seconds_per_store": durations,
         "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
-        "quick": args.quick, "machine": after,
+        "quick": args.quick, "machine": after, "data_root": str(args.data_root),
         "stores": {s: [r.to_json() for r in rows] for s, rows in runs.items()},
         "peers": [vars(p) for p in peers], "cpu": cpu, "profiles": profile_data,
     }

@@ -257,12 +257,12 @@ def _stop(server: Server) -> None:
 @contextmanager
 def start_server(database_url: str | None, *, nodes_per_agent: int | None = None,
                  node_provider: str = "local", timeout: float = 60.0,
-                 profile: Path | None = None) -> Iterator[Server]:
+                 profile: Path | None = None, data_root: Path | None = None) -> Iterator[Server]:
     """A fresh server (own port, own data dir); stopped with SIGINT (it stops its agents) on exit.
 
     With ``profile`` the server runs under :mod:`bench.sampler`, which writes its samples there.
     """
-    data_dir = Path(tempfile.mkdtemp(prefix="openbatch-bench-"))
+    data_dir = Path(tempfile.mkdtemp(prefix="openbatch-bench-", dir=data_root))
     port = free_port()
     key = new_key()
     db_url = database_url or f"sqlite:///{data_dir / 'openbatch.db'}"

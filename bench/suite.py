@@ -47,6 +47,8 @@ class Suite:
     databases: Databases
     peers: bool = False
     profile_dir: Path | None = None
+    #: Where the servers' data directories go (see ``--data-root``); None: the system temp directory.
+    data_root: Path | None = None
     #: Values shared by figures (the million-task job), closed when no later figure needs them.
     fixtures: dict[str, Any] = field(default_factory=dict)
     closers: dict[str, ExitStack] = field(default_factory=dict)
@@ -83,7 +85,7 @@ class Suite:
         started = time.monotonic()  # CPU seconds include the server's start (imports, migrations)
         try:
             with self.step(f"starting server for {name} ({self.store})"):
-                context = start_server(url, profile=profile, **options)
+                context = start_server(url, profile=profile, data_root=self.data_root, **options)
                 server = context.__enter__()
             try:
                 yield server
