@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 
 UTC = timezone.utc
 
@@ -14,8 +15,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@lru_cache(maxsize=1024)
 def to_wire(value: datetime) -> str:
-    """ISO 8601 as the service writes it: ``2024-07-01T10:11:12.123456Z``."""
+    """ISO 8601 as the service writes it: ``2024-07-01T10:11:12.123456Z`` (memoized: the
+    transitions of one transaction stamp many bodies with the same time)."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

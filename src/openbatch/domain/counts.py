@@ -9,6 +9,9 @@ so a read is exact and O(1). ``preparing`` counts as running; ``succeeded`` and
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Mapping
 
 COUNTER_NAMES = ("active", "running", "completed", "succeeded", "failed")
 
@@ -28,13 +31,15 @@ def buckets(state: str | None, result: str | None) -> tuple[str, ...]:
     return ("completed",)
 
 
+@lru_cache(maxsize=1024)
 def delta(
     old_state: str | None, old_result: str | None, new_state: str | None, new_result: str | None, slots: int
-) -> Counter[str]:
+) -> Mapping[str, int]:
     """Counter changes for one task moving from (old_state, old_result) to (new_state, new_result).
 
     Keys are ``task_<bucket>`` and ``slot_<bucket>``; ``None`` as a state means the
-    task does not exist (before add, after delete).
+    task does not exist (before add, after delete). The answer is read-only (and
+    shared: a transition of a batch costs a dictionary lookup).
     """
     change: Counter[str] = Counter()
     for bucket in buckets(old_state, old_result):
@@ -43,7 +48,7 @@ def delta(
     for bucket in buckets(new_state, new_result):
         change[f"task_{bucket}"] += 1
         change[f"slot_{bucket}"] += slots
-    return Counter({k: v for k, v in change.items() if v})
+    return MappingProxyType({k: v for k, v in change.items() if v})
 
 
 def to_wire(row: dict[str, int]) -> dict:

@@ -19,6 +19,7 @@ from ..domain.exit_conditions import options_for
 from ..domain.nodes import NodeState
 from ..domain.states import TaskState, with_state
 from ..store import schema
+from ..store.prepared import Prepared
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from . import transitions
 from .context import ServiceContext
@@ -52,10 +53,10 @@ def _retry_info(info: Json, now: datetime) -> Json:
             "lastRetryTime": stamp}
 
 
-_TASKS_BY_RUN = (sa.select(schema.tasks).where(schema.tasks.c.run_id.in_(sa.bindparam("b_runs", expanding=True)))
-                 .order_by(schema.tasks.c.pk).with_for_update())
-_JOBS_BY_PK = (sa.select(schema.jobs).where(schema.jobs.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
-               .order_by(schema.jobs.c.pk).with_for_update())
+_TASKS_BY_RUN = Prepared(sa.select(schema.tasks).where(schema.tasks.c.run_id.in_(sa.bindparam("b_runs", expanding=True)))
+                         .order_by(schema.tasks.c.pk).with_for_update())
+_JOBS_BY_PK = Prepared(sa.select(schema.jobs).where(schema.jobs.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
+                       .order_by(schema.jobs.c.pk).with_for_update())
 
 
 class RunService:
@@ -110,12 +111,12 @@ class RunService:
         by_run: dict[str, Any] = {}
         run_ids = list(dict.fromkeys(str(result["id"]) for result in results))
         for start in range(0, len(run_ids), 500):
-            rows = conn.execute(_TASKS_BY_RUN, {"b_runs": run_ids[start:start + 500]}).all()
+            rows = _TASKS_BY_RUN.rows(conn, {"b_runs": run_ids[start:start + 500]})
             by_run.update((row.run_id, row) for row in rows)
         if not by_run:
             return set()
         job_pks = sorted({row.job_pk for row in by_run.values()})
-        jobs = {row.pk: JOBS.record(row) for row in conn.execute(_JOBS_BY_PK, {"b_pks": job_pks})}
+        jobs = {row.pk: JOBS.record(row) for row in _JOBS_BY_PK.rows(conn, {"b_pks": job_pks})}
         changes: list[transitions.TaskChange] = []
         departures: dict[int, transitions.Departures] = defaultdict(transitions.Departures)
         one_by_one: list[Json] = []

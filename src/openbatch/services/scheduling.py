@@ -21,6 +21,7 @@ from ..domain import clock, commands, execution
 from ..domain.nodes import SCHEDULABLE
 from ..scheduler.placement import Candidate, NodeCapacity, Placement, place
 from ..store import schema
+from ..store.prepared import Prepared
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from . import transitions
 from .context import ServiceContext
@@ -38,16 +39,18 @@ _n, _j, _t = schema.nodes, schema.jobs, schema.tasks
 _OPEN = (_n.c.state.in_(SCHEDULABLE), _n.c.scheduling_state == "enabled", _n.c.used_slots < _n.c.slots,
          _n.c.pending_restart.is_(None))
 #: The statements of a round, built once (SQLAlchemy reuses their compiled form).
-_POOLS_WITH_ROOM = sa.select(_n.c.account, _n.c.pool_id_key).distinct().where(*_OPEN)
-_OPEN_NODES = (sa.select(_n).where(_n.c.account == sa.bindparam("b_account"),
-                                   _n.c.pool_id_key == sa.bindparam("b_pool"), *_OPEN)
-               .order_by(_n.c.pk).with_for_update())
-_ACTIVE_JOBS = (sa.select(_j).where(_j.c.account == sa.bindparam("b_account"), _j.c.pool_id_key == sa.bindparam("b_pool"),
-                                    _j.c.state == "active", _j.c.task_active > 0)
-                .order_by(_j.c.priority.desc(), _j.c.pk).with_for_update())
-_ACTIVE_TASKS = (sa.select(_t).where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == "active",
-                                     _t.c.pk > sa.bindparam("b_after"), _t.c.required_slots <= sa.bindparam("b_slots"))
-                 .order_by(_t.c.pk).limit(sa.bindparam("b_limit")).with_for_update())
+_POOLS_WITH_ROOM = Prepared(sa.select(_n.c.account, _n.c.pool_id_key).distinct().where(*_OPEN))
+_OPEN_NODES = Prepared(sa.select(_n).where(_n.c.account == sa.bindparam("b_account"),
+                                           _n.c.pool_id_key == sa.bindparam("b_pool"), *_OPEN)
+                       .order_by(_n.c.pk).with_for_update())
+_ACTIVE_JOBS = Prepared(sa.select(_j).where(_j.c.account == sa.bindparam("b_account"),
+                                            _j.c.pool_id_key == sa.bindparam("b_pool"),
+                                            _j.c.state == "active", _j.c.task_active > 0)
+                        .order_by(_j.c.priority.desc(), _j.c.pk).with_for_update())
+_ACTIVE_TASKS = Prepared(sa.select(_t).where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == "active",
+                                             _t.c.pk > sa.bindparam("b_after"),
+                                             _t.c.required_slots <= sa.bindparam("b_slots"))
+                         .order_by(_t.c.pk).limit(sa.bindparam("b_limit")).with_for_update())
 
 
 class SchedulingService:
@@ -65,7 +68,7 @@ class SchedulingService:
 
     def _pools_with_room(self) -> list[tuple[str, str]]:
         with self.ctx.store.read() as conn:
-            rows = conn.execute(_POOLS_WITH_ROOM).all()
+            rows = _POOLS_WITH_ROOM.rows(conn)
         return [(r.account, r.pool_id_key) for r in rows]
 
     def _schedule_pool(self, account: str, pool_key: str) -> tuple[int, int]:
@@ -101,12 +104,12 @@ class SchedulingService:
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
         """The pool's nodes that can take a task now (rows, locked; bodies decoded only when used)."""
-        rows = conn.execute(_OPEN_NODES, {"b_account": account, "b_pool": pool_key}).all()
+        rows = _OPEN_NODES.rows(conn, {"b_account": account, "b_pool": pool_key})
         return {row.pk: row for row in rows}
 
     def _jobs(self, conn: Connection, account: str, pool_key: str) -> dict[int, Record]:
         """The pool's active jobs with active tasks and room to run more, in scheduling order."""
-        rows = conn.execute(_ACTIVE_JOBS, {"b_account": account, "b_pool": pool_key}).all()
+        rows = _ACTIVE_JOBS.rows(conn, {"b_account": account, "b_pool": pool_key})
         jobs = (JOBS.record(row) for row in rows)
         return {job.pk: job for job in jobs if self._job_room(job) != 0}
 
@@ -134,8 +137,8 @@ class SchedulingService:
             after = 0
             while len(candidates) < limit:
                 page = max(limit - len(candidates), DEPENDENCY_PAGE) if waits else limit - len(candidates)
-                tasks = conn.execute(_ACTIVE_TASKS, {"b_job": job.pk, "b_after": after, "b_slots": widest,
-                                                     "b_limit": page}).all()
+                tasks = _ACTIVE_TASKS.rows(conn, {"b_job": job.pk, "b_after": after, "b_slots": widest,
+                                                  "b_limit": page})
                 for row in tasks:
                     after = row.pk
                     affinity = None

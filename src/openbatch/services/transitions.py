@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from ..domain import counts, nodes
 from ..store import schema
+from ..store.prepared import Prepared
 from ..store.records import NODES, TASKS, Record, adjust_counters
 
 Json = dict[str, Any]
@@ -99,12 +100,12 @@ def vacate_nodes(conn: Connection, departures: Mapping[int, Departures], now: da
     """:func:`vacate_node` for a batch: the nodes are read in one statement, then updated one each."""
     if not departures:
         return []
-    rows = conn.execute(_NODES_BY_PK, {"b_pks": sorted(departures)}).all()
+    rows = _NODES_BY_PK.rows(conn, {"b_pks": sorted(departures)})
     return [_vacate(conn, NODES.record(row), departures[row.pk], now) for row in rows]
 
 
-_NODES_BY_PK = (sa.select(schema.nodes).where(schema.nodes.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
-                .order_by(schema.nodes.c.pk).with_for_update())
+_NODES_BY_PK = Prepared(sa.select(schema.nodes).where(schema.nodes.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
+                        .order_by(schema.nodes.c.pk).with_for_update())
 
 
 def _vacate(conn: Connection, node: Record, gone: Departures, now: datetime) -> Record:

@@ -22,6 +22,7 @@ from ..domain import clock
 from ..domain.errors import BatchError
 from ..domain.validation import UNLIMITED_DURATION, parse_duration
 from . import schema
+from .prepared import Prepared
 
 Json = dict[str, Any]
 
@@ -101,11 +102,11 @@ class Collection:
         def build() -> sa.Select:
             names = self.scope + self.key
             query = sa.select(self.table).where(*[self.table.c[n] == sa.bindparam(f"b_{n}") for n in names])
-            return query.with_for_update() if for_update else query
+            return Prepared(query.with_for_update() if for_update else query)
 
         params = {f"b_{n}": v for n, v in zip(self.scope, scope, strict=True)}
         params.update((f"b_{n}", v.lower()) for n, v in zip(self.key, key, strict=True))
-        row = conn.execute(self._statement(("get", for_update), build), params).first()
+        row = self._statement(("get", for_update), build).first(conn, params)
         return self.record(row) if row else None
 
     @staticmethod
@@ -115,9 +116,9 @@ class Collection:
     def get_by_pk(self, conn: Connection, pk: int, *, for_update: bool = False) -> Record | None:
         def build() -> sa.Select:
             query = sa.select(self.table).where(self.table.c.pk == sa.bindparam("b_pk"))
-            return query.with_for_update() if for_update else query
+            return Prepared(query.with_for_update() if for_update else query)
 
-        row = conn.execute(self._statement(("get_by_pk", for_update), build), {"b_pk": pk}).first()
+        row = self._statement(("get_by_pk", for_update), build).first(conn, {"b_pk": pk})
         return self.record(row) if row else None
 
     def page(
@@ -140,14 +141,14 @@ class Collection:
 
     def existing_keys(self, conn: Connection, scope: Sequence[Any], keys: Iterable[str]) -> set[str]:
         column = self.table.c[self.key[-1]]
-        query = self._statement(("existing_keys",), lambda: sa.select(column).where(
+        query = self._statement(("existing_keys",), lambda: Prepared(sa.select(column).where(
             *[self.table.c[n] == sa.bindparam(f"b_{n}") for n in self.scope],
-            column.in_(sa.bindparam("b_keys", expanding=True))))
+            column.in_(sa.bindparam("b_keys", expanding=True)))))
         params: dict[str, Any] = {f"b_{n}": v for n, v in zip(self.scope, scope, strict=True)}
         wanted = list({k.lower() for k in keys})
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
-            found.update(conn.execute(query, {**params, "b_keys": wanted[start : start + 500]}).scalars())
+            found.update(row[0] for row in query.rows(conn, {**params, "b_keys": wanted[start : start + 500]}))
         return found
 
     def count(self, conn: Connection, scope: Sequence[Any]) -> int:
@@ -175,7 +176,10 @@ class Collection:
         scoped = dict(zip(self.scope, scope, strict=True))
         rows = [{**scoped, **self._values(body, now)} for body in bodies]
         if rows:
-            conn.execute(self.table.insert(), rows)
+            names = tuple(rows[0])
+            statement = self._statement(("insert", names), lambda: Prepared(
+                self.table.insert().values({name: sa.bindparam(name) for name in names})))
+            statement.run_many(conn, rows)
         return [Record(0, body, row.get("etag", ""), now, row) for body, row in zip(bodies, rows)]
 
     def update(
@@ -202,19 +206,19 @@ class Collection:
             params.append({"b_pk": record.pk, **{f"b_{name}": value for name, value in values.items()}})
             records.append(Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values}))
         names = tuple(name[2:] for name in params[0] if name != "b_pk")
-        conn.execute(self._update_statement(names), params)
+        self._update_statement(names).run_many(conn, params)
         return records
 
-    def _update_statement(self, names: tuple[str, ...]) -> sa.Update:
+    def _update_statement(self, names: tuple[str, ...]) -> Prepared:
         """UPDATE of ``names`` by pk, parameters ``b_pk`` and ``b_<name>``."""
-        return self._statement(("update", names), lambda: self.table.update().where(
-            self.table.c.pk == sa.bindparam("b_pk")).values({name: sa.bindparam(f"b_{name}") for name in names}))
+        return self._statement(("update", names), lambda: Prepared(self.table.update().where(
+            self.table.c.pk == sa.bindparam("b_pk")).values({name: sa.bindparam(f"b_{name}") for name in names})))
 
     def set_columns(self, conn: Connection, pk: int, **values: Any) -> None:
         """Change non-body columns only (counters, assignments): no new ETag."""
         params = {f"b_{name}": value for name, value in values.items()}
         params["b_pk"] = pk
-        conn.execute(self._update_statement(tuple(values)), params)
+        self._update_statement(tuple(values)).run(conn, params)
 
     def delete(self, conn: Connection, pk: int) -> None:
         conn.execute(self.table.delete().where(self.table.c.pk == pk))
@@ -336,27 +340,29 @@ def adjust_counters(conn: Connection, job_pk: int, change: Counter[str]) -> None
     statement = _COUNTER_UPDATES.get(names)
     if statement is None:
         table = schema.jobs
-        statement = _COUNTER_UPDATES[names] = table.update().where(table.c.pk == sa.bindparam("b_pk")).values(
-            {name: table.c[name] + sa.bindparam(f"d_{name}") for name in names})
+        statement = _COUNTER_UPDATES[names] = Prepared(table.update().where(
+            table.c.pk == sa.bindparam("b_pk")).values({name: table.c[name] + sa.bindparam(f"d_{name}") for name in names}))
     params = {f"d_{name}": change[name] for name in names}
     params["b_pk"] = job_pk
-    conn.execute(statement, params)
+    statement.run(conn, params)
 
 
-_COUNTER_UPDATES: dict[tuple[str, ...], sa.Update] = {}
+_COUNTER_UPDATES: dict[tuple[str, ...], Prepared] = {}
 _COUNTERS = schema.jobs
-_COUNTERS_BY_ID = (sa.select(*[_COUNTERS.c[n] for n in schema.COUNTER_COLUMNS])
-                   .where(_COUNTERS.c.account == sa.bindparam("b_account"), _COUNTERS.c.id_key == sa.bindparam("b_id")))
-_COUNTERS_BY_PK = (sa.select(*[_COUNTERS.c[n] for n in schema.COUNTER_COLUMNS])
-                   .where(_COUNTERS.c.pk == sa.bindparam("b_pk")))
+_COUNTERS_BY_ID = Prepared(sa.select(*[_COUNTERS.c[n] for n in schema.COUNTER_COLUMNS])
+                           .where(_COUNTERS.c.account == sa.bindparam("b_account"),
+                                  _COUNTERS.c.id_key == sa.bindparam("b_id")))
+_COUNTERS_BY_PK = Prepared(sa.select(*[_COUNTERS.c[n] for n in schema.COUNTER_COLUMNS])
+                           .where(_COUNTERS.c.pk == sa.bindparam("b_pk")))
 
 
 def counters_by_id(conn: Connection, account: str, job_id: str) -> dict[str, int] | None:
     """The job's counters by its id, in one indexed read of just those columns (None: no such job)."""
-    row = conn.execute(_COUNTERS_BY_ID, {"b_account": account, "b_id": job_id.lower()}).first()
-    return dict(row._mapping) if row is not None else None
+    row = _COUNTERS_BY_ID.first(conn, {"b_account": account, "b_id": job_id.lower()})
+    return row._mapping if row is not None else None
 
 
 def read_counters(conn: Connection, job_pk: int) -> dict[str, int]:
-    row = conn.execute(_COUNTERS_BY_PK, {"b_pk": job_pk}).one()
-    return dict(row._mapping)
+    row = _COUNTERS_BY_PK.first(conn, {"b_pk": job_pk})
+    assert row is not None, f"job {job_pk} is gone"
+    return row._mapping
