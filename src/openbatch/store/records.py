@@ -66,9 +66,12 @@ class Collection:
         scope: Sequence[str],
         order: Sequence[str] = ("id_key",),
         key: Sequence[str] = ("id_key",),
+        fixed: Sequence[str] = (),
     ) -> None:
         self.table = table
         self.project = project
+        #: Projected columns that never change after the insert: updates leave them (and their indexes) alone.
+        self.fixed = tuple(fixed)
         self.scope = tuple(scope)
         self.order = tuple(order)
         self.key = tuple(key)
@@ -156,8 +159,11 @@ class Collection:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def _values(self, body: Json, now: datetime) -> dict[str, Any]:
+    def _values(self, body: Json, now: datetime, *, update: bool = False) -> dict[str, Any]:
         values = self.project(body)
+        if update:
+            for name in self.fixed:
+                del values[name]
         values["body"] = _encode(body).decode()
         if self._has_etag:
             values["etag"] = clock.new_etag()
@@ -185,7 +191,7 @@ class Collection:
     def update(
         self, conn: Connection, record: Record, body: Json, now: datetime, extra: Mapping[str, Any] | None = None
     ) -> Record:
-        values = {**self._values(body, now), **(extra or {})}
+        values = {**self._values(body, now, update=True), **(extra or {})}
         self.set_columns(conn, record.pk, **values)
         return Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values})
 
@@ -202,7 +208,7 @@ class Collection:
         params: list[dict[str, Any]] = []
         records: list[Record] = []
         for record, body, extra in changes:
-            values = {**self._values(body, now), **extra}
+            values = {**self._values(body, now, update=True), **extra}
             params.append({"b_pk": record.pk, **{f"b_{name}": value for name, value in values.items()}})
             records.append(Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values}))
         names = tuple(name[2:] for name in params[0] if name != "b_pk")
@@ -319,10 +325,11 @@ def _prep_release_columns(body: Json) -> dict[str, Any]:
     }
 
 
-POOLS = Collection(schema.pools, _pool_columns, scope=("account",))
-JOBS = Collection(schema.jobs, _job_columns, scope=("account",))
-TASKS = Collection(schema.tasks, _task_columns, scope=("job_pk",))
-NODES = Collection(schema.nodes, _node_columns, scope=("account", "pool_id_key"))
+POOLS = Collection(schema.pools, _pool_columns, scope=("account",), fixed=("id", "id_key", "creation_time", "vm_size"))
+JOBS = Collection(schema.jobs, _job_columns, scope=("account",), fixed=("id", "id_key", "creation_time"))
+TASKS = Collection(schema.tasks, _task_columns, scope=("job_pk",),
+                   fixed=("id", "id_key", "creation_time", "required_slots"))
+NODES = Collection(schema.nodes, _node_columns, scope=("account", "pool_id_key"), fixed=("id", "id_key"))
 PREP_RELEASE = Collection(
     schema.prep_release,
     _prep_release_columns,
