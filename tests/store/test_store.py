@@ -174,3 +174,29 @@ def test_concurrent_writers_queue_instead_of_failing(store: Store) -> None:
     assert errors == []
     with store.read() as conn:
         assert read_counters(conn, job.pk)["task_active"] == 150 == TASKS.count(conn, (job.pk,))
+
+
+def test_single_reads_see_every_commit_from_any_thread(store: Store) -> None:
+    """read_statement (on SQLite a kept, per-thread autocommit connection) sees each commit at once."""
+    from openbatch.store.records import counters_by_id
+
+    with store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("j"), NOW)
+    seen: list[int] = []
+
+    def read() -> None:
+        with store.read_statement() as conn:
+            row = counters_by_id(conn, "acct", "J")
+        assert row is not None
+        seen.append(row["task_active"])
+
+    for _ in range(3):
+        with store.write() as conn:
+            adjust_counters(conn, job.pk, Counter({"task_active": 1}))
+        read()
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+    assert seen == [1, 1, 2, 2, 3, 3]
+    with store.read_statement() as conn:
+        assert counters_by_id(conn, "acct", "missing") is None

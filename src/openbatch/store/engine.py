@@ -79,6 +79,8 @@ class Store:
         self.engine = create_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._writer = threading.Lock() if self.is_sqlite else nullcontext()
+        self._readers = threading.local()
+        self._reader_connections: list[Connection] = []
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -109,12 +111,26 @@ class Store:
 
     @contextmanager
     def read_statement(self) -> Iterator[Connection]:
-        """A connection for one SELECT (consistent by itself): on SQLite no BEGIN/COMMIT around it."""
+        """A connection for one SELECT (consistent by itself).
+
+        On SQLite it is this thread's own connection, kept open in autocommit: no pool
+        checkout, no BEGIN/COMMIT (~100 µs of SQLAlchemy per read, more than the read).
+        Run :class:`~openbatch.store.prepared.Prepared` statements on it.
+        """
+        if self.is_sqlite:
+            yield self._thread_reader()
+            return
         with self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = conn.execution_options(sqlite_single_statement=True)
             with conn.begin():
                 yield conn
+
+    def _thread_reader(self) -> Connection:
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self.engine.connect().execution_options(sqlite_single_statement=True)
+            self._readers.conn = conn
+            self._reader_connections.append(conn)
+        return conn
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic)."""
@@ -123,6 +139,10 @@ class Store:
         upgrade(self.engine)
 
     def dispose(self) -> None:
+        for conn in self._reader_connections:
+            conn.close()
+        self._reader_connections.clear()
+        self._readers = threading.local()
         self.engine.dispose()
 
 
