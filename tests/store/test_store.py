@@ -200,3 +200,37 @@ def test_single_reads_see_every_commit_from_any_thread(store: Store) -> None:
     assert seen == [1, 1, 2, 2, 3, 3]
     with store.read_statement() as conn:
         assert counters_by_id(conn, "acct", "missing") is None
+
+
+def test_in_place_gives_up_only_at_its_first_write_and_only_on_sqlite(store: Store) -> None:
+    from openbatch.store.engine import WriterBusy
+
+    with store.in_place():  # the writer is free: the transaction runs here
+        with store.write() as conn:
+            JOBS.insert(conn, ("acct",), job_body("first"), NOW)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.write():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(10)
+    try:
+        if store.is_sqlite:
+            with pytest.raises(WriterBusy), store.in_place():
+                with store.write() as conn:
+                    JOBS.insert(conn, ("acct",), job_body("never"), NOW)
+    finally:
+        release.set()
+        holder.join()
+    with store.in_place():  # a second write of the same block waits for the writer like any other
+        with store.write() as conn:
+            JOBS.insert(conn, ("acct",), job_body("second"), NOW)
+        with store.write() as conn:
+            JOBS.insert(conn, ("acct",), job_body("third"), NOW)
+    with store.read() as conn:
+        assert JOBS.get(conn, ("acct",), ("never",)) is None
+        assert all(JOBS.get(conn, ("acct",), (name,)) for name in ("first", "second", "third"))

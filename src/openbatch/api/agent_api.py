@@ -22,7 +22,7 @@ from ..domain.errors import BatchError, invalid_body
 from ..scheduler.hub import AgentHub
 from ..services import Services
 from ..services.agents import AgentIdentity
-from .request import run
+from .request import run, run_write
 
 log = logging.getLogger("openbatch.agents")
 
@@ -133,9 +133,10 @@ class AgentApi:
         exits = [e for e in events if e.get("type") == "exited"]
         for event in events:
             if event.get("type") == "nodeReady":
-                await run(self.services.agents.node_ready, agent, str(event.get("nodeId", "")))
+                await run_write(self.services.ctx.store, self.services.agents.node_ready, agent,
+                                str(event.get("nodeId", "")))
         if exits:
-            await run(self.services.runs.report, agent.agent_id, exits)
+            await run_write(self.services.ctx.store, self.services.runs.report, agent.agent_id, exits)
 
 
 async def _disconnected(request: Request) -> None:

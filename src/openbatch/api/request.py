@@ -14,6 +14,7 @@ from ..domain import clock
 from ..domain.conditions import Conditions
 from ..domain.errors import invalid_body, invalid_header, invalid_query, out_of_range_query
 from ..domain.models import Model, decode
+from ..store.engine import Store, WriterBusy
 
 T = TypeVar("T", bound=Model)
 R = TypeVar("R")
@@ -130,6 +131,25 @@ def segment(value: str) -> str:
 async def run(fn: Callable[..., R], *args: Any) -> R:
     """Run blocking service code off the event loop."""
     return await anyio.to_thread.run_sync(fn, *args)
+
+
+async def run_write(store: Store, fn: Callable[..., R], *args: Any) -> R:
+    """Run a bounded use case that starts with its write transaction: on SQLite in place when
+    the writer lock is free, else like :func:`run`.
+
+    The hop to a worker thread costs ~85 µs of CPU, more than a small write; on SQLite the
+    writer is one lock anyway. When another thread holds it, the use case gives up before
+    writing anything (:class:`~openbatch.store.engine.WriterBusy`) and goes to a worker
+    thread, so the event loop never waits for someone else's transaction. Only for work
+    bounded in size (one task, one collection of 100, one agent report): it holds the loop.
+    """
+    if store.is_sqlite:
+        try:
+            with store.in_place():
+                return fn(*args)
+        except WriterBusy:
+            pass
+    return await run(fn, *args)
 
 
 async def run_point_read(req: ApiRequest, fn: Callable[..., R], *args: Any) -> R:

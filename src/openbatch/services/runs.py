@@ -53,7 +53,10 @@ def _retry_info(info: Json, now: datetime) -> Json:
             "lastRetryTime": stamp}
 
 
-_TASKS_BY_RUN = Prepared(sa.select(schema.tasks).where(schema.tasks.c.run_id.in_(sa.bindparam("b_runs", expanding=True)))
+_t = schema.tasks
+#: What an exit report needs of a task (not its timestamps): fewer columns to read and convert.
+_TASKS_BY_RUN = Prepared(sa.select(_t.c.pk, _t.c.job_pk, _t.c.state, _t.c.required_slots, _t.c.node_pk, _t.c.run_id,
+                                   _t.c.body).where(schema.tasks.c.run_id.in_(sa.bindparam("b_runs", expanding=True)))
                          .order_by(schema.tasks.c.pk).with_for_update())
 _JOBS_BY_PK = Prepared(sa.select(schema.jobs).where(schema.jobs.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
                        .order_by(schema.jobs.c.pk).with_for_update())

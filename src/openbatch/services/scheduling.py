@@ -29,7 +29,7 @@ from .dependencies import unmet_dependencies
 
 Json = dict[str, Any]
 
-#: Tasks looked at per free slot: enough to skip some that cannot run (dependencies, caps).
+#: Tasks looked at per free slot when some may be turned away (maxParallelTasks, failed preparations).
 LOOKAHEAD = 4
 #: Active tasks read at a time from a job whose tasks may wait for dependencies.
 DEPENDENCY_PAGE = 200
@@ -47,7 +47,9 @@ _ACTIVE_JOBS = Prepared(sa.select(_j).where(_j.c.account == sa.bindparam("b_acco
                                             _j.c.pool_id_key == sa.bindparam("b_pool"),
                                             _j.c.state == "active", _j.c.task_active > 0)
                         .order_by(_j.c.priority.desc(), _j.c.pk).with_for_update())
-_ACTIVE_TASKS = Prepared(sa.select(_t).where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == "active",
+#: What a round needs of a candidate task (not its timestamps): fewer columns to read and convert.
+_CANDIDATE_COLUMNS = (_t.c.pk, _t.c.job_pk, _t.c.state, _t.c.required_slots, _t.c.body)
+_ACTIVE_TASKS = Prepared(sa.select(*_CANDIDATE_COLUMNS).where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == "active",
                                              _t.c.pk > sa.bindparam("b_after"),
                                              _t.c.required_slots <= sa.bindparam("b_slots"))
                          .order_by(_t.c.pk).limit(sa.bindparam("b_limit")).with_for_update())
@@ -91,11 +93,16 @@ class SchedulingService:
         if free <= 0:
             return 0, 0
         jobs = self._jobs(conn, account, pool_key)
-        self._mark_preparation(conn, [pk for pk, job in jobs.items() if "jobPreparationTask" in job.body], nodes)
-        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD)
+        prepared = [pk for pk, job in jobs.items() if "jobPreparationTask" in job.body]
+        self._mark_preparation(conn, prepared, nodes)
+        room = {pk: self._job_room(job) for pk, job in jobs.items()}
+        # Only a job's maxParallelTasks or a node that failed its preparation can turn a candidate
+        # away (dependencies are checked while reading, and no candidate needs more slots than
+        # the widest node has free): otherwise as many candidates as free slots will all be placed.
+        limited = prepared or any(limit is not None for limit in room.values())
+        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD if limited else free)
         if not tasks:
             return 0, free
-        room = {pk: self._job_room(job) for pk, job in jobs.items()}
         fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
         plan = place([candidate for candidate, _ in tasks.values()], list(nodes.values()), fill, room)
         snapshot = Snapshot(pool, jobs, {pk: task for pk, (_, task) in tasks.items()}, node_rows)

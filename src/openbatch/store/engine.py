@@ -16,7 +16,8 @@ code stays correct if this lock is ever narrowed (say, per pool).
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -71,6 +72,14 @@ def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
     conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+class WriterBusy(Exception):
+    """Within :meth:`Store.in_place`: the first write transaction found the SQLite writer lock taken."""
+
+
+#: Set by :meth:`Store.in_place` until the first write transaction starts.
+_IN_PLACE: ContextVar[bool] = ContextVar("openbatch_store_in_place", default=False)
+
+
 class Store:
     """The database: one engine, write and read transactions, schema setup."""
 
@@ -78,7 +87,7 @@ class Store:
         self.url = url
         self.engine = create_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._writer = threading.Lock() if self.is_sqlite else nullcontext()
+        self._writer = threading.Lock()
         self._readers = threading.local()
         self._reader_connections: list[Connection] = []
 
@@ -88,20 +97,48 @@ class Store:
 
         Callbacks registered with :func:`after_commit` run once the commit succeeded.
         """
-        with self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = conn.execution_options(sqlite_immediate=True)
-            conn.info.pop(_AFTER_COMMIT, None)
-            try:
-                with self._writer, conn.begin():
-                    if not self.is_sqlite:
-                        conn.execute(_PG_WRITER_LOCK, {"key": WRITER_LOCK})
-                    yield conn
-                callbacks = conn.info.pop(_AFTER_COMMIT, [])
-            finally:
+        if self.is_sqlite:
+            self._take_writer()
+        try:
+            with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    conn = conn.execution_options(sqlite_immediate=True)
                 conn.info.pop(_AFTER_COMMIT, None)
-            for callback in callbacks:
-                callback()
+                try:
+                    with conn.begin():
+                        if not self.is_sqlite:
+                            conn.execute(_PG_WRITER_LOCK, {"key": WRITER_LOCK})
+                        yield conn
+                    callbacks = conn.info.pop(_AFTER_COMMIT, [])
+                finally:
+                    conn.info.pop(_AFTER_COMMIT, None)
+        finally:
+            if self.is_sqlite:
+                self._writer.release()
+        for callback in callbacks:
+            callback()
+
+    def _take_writer(self) -> None:
+        if _IN_PLACE.get():
+            _IN_PLACE.set(False)  # only the first write transaction of the block may give up
+            if not self._writer.acquire(blocking=False):
+                raise WriterBusy()
+        else:
+            self._writer.acquire()
+
+    @contextmanager
+    def in_place(self) -> Iterator[None]:
+        """Run a use case on this thread only if the SQLite writer is free when it starts writing.
+
+        Its first write transaction raises :class:`WriterBusy` (before anything is written)
+        when another thread holds the writer lock, instead of waiting for it: the event loop
+        can then hand the use case to a worker thread rather than stall.
+        """
+        token = _IN_PLACE.set(True)
+        try:
+            yield
+        finally:
+            _IN_PLACE.reset(token)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -150,4 +187,4 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'openbatch.db').resolve()}"
 
 
-__all__ = ["Store", "after_commit", "create_engine", "sqlite_url", "metadata"]
+__all__ = ["Store", "WriterBusy", "after_commit", "create_engine", "sqlite_url", "metadata"]
