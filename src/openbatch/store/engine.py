@@ -90,6 +90,7 @@ class Store:
         self._writer = threading.Lock()
         self._readers = threading.local()
         self._reader_connections: list[Connection] = []
+        self._writer_connection: Connection | None = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -99,24 +100,38 @@ class Store:
         """
         if self.is_sqlite:
             self._take_writer()
-        try:
-            with self.engine.connect() as conn:
-                if self.is_sqlite:
-                    conn = conn.execution_options(sqlite_immediate=True)
-                conn.info.pop(_AFTER_COMMIT, None)
-                try:
-                    with conn.begin():
-                        if not self.is_sqlite:
-                            conn.execute(_PG_WRITER_LOCK, {"key": WRITER_LOCK})
-                        yield conn
-                    callbacks = conn.info.pop(_AFTER_COMMIT, [])
-                finally:
-                    conn.info.pop(_AFTER_COMMIT, None)
-        finally:
-            if self.is_sqlite:
+            try:
+                callbacks = yield from self._transaction(self._sqlite_writer())
+            finally:
                 self._writer.release()
+        else:
+            with self.engine.connect() as conn:
+                callbacks = yield from self._transaction(conn)
         for callback in callbacks:
             callback()
+
+    def _transaction(self, conn: Connection) -> Iterator[Connection]:
+        conn.info.pop(_AFTER_COMMIT, None)
+        try:
+            with conn.begin():
+                if not self.is_sqlite:
+                    conn.execute(_PG_WRITER_LOCK, {"key": WRITER_LOCK})
+                yield conn
+            return conn.info.pop(_AFTER_COMMIT, [])
+        finally:
+            conn.info.pop(_AFTER_COMMIT, None)
+
+    def _sqlite_writer(self) -> Connection:
+        """The one connection SQLite writes go through (the caller holds the writer lock).
+
+        Kept open so its page cache stays warm: SQLite drops a connection's cache whenever
+        another connection has written, so writes rotating through a pool read every page
+        they touch from the file again.
+        """
+        conn = self._writer_connection
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._writer_connection = self.engine.connect().execution_options(sqlite_immediate=True)
+        return conn
 
     def _take_writer(self) -> None:
         if _IN_PLACE.get():
@@ -176,6 +191,9 @@ class Store:
         upgrade(self.engine)
 
     def dispose(self) -> None:
+        if self._writer_connection is not None:
+            self._writer_connection.close()
+            self._writer_connection = None
         for conn in self._reader_connections:
             conn.close()
         self._reader_connections.clear()
