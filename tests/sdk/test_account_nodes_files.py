@@ -6,17 +6,15 @@ NodeNotFound, and task files are 409 TaskFilesUnavailable until a task has run.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 import httpx
 import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
-from azure.core.exceptions import HttpResponseError
 
 from tests.sdk.conftest import API_VERSION, uid
-from tests.sdk.conftest import batch_error as _error, error_values as _values
+from tests.sdk.conftest import error_values as _values
 from tests.sdk.conftest import expect_failure as _fails, expect_rest_failure as _rest_fails
 
 Q = {"api-version": API_VERSION}

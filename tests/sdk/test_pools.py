@@ -7,7 +7,6 @@ with no nodes and, when its target was above zero, a resizeError AllocationFaile
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Any, Callable
 
 import httpx
@@ -15,10 +14,10 @@ import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 
 from tests.sdk.conftest import API_VERSION, uid
-from tests.sdk.conftest import batch_error as _error, error_values as _values
+from tests.sdk.conftest import error_values as _values
 from tests.sdk.conftest import expect_failure as _fails, expect_rest_failure as _rest_fails
 
 VM_SIZE = "STANDARD_D2S_V3"

@@ -41,8 +41,9 @@ def from_http(text: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=1024)
 def naive(value: datetime) -> datetime:
-    """The naive-UTC form the store keeps in DateTime columns."""
+    """The naive-UTC form the store keeps in DateTime columns (memoized like :func:`to_wire`)."""
     return value.astimezone(UTC).replace(tzinfo=None)
 
 

@@ -13,7 +13,6 @@ from typing import Any, Callable
 
 from openbatch.odata.fields import (
     BoundAnd,
-    BoundComparison,
     BoundExpr,
     BoundNot,
     BoundOr,

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Literal, Mapping, NoReturn, Union
 
 from openbatch.domain.errors import invalid_query
-from openbatch.odata.filter import And, Comparison, Expr, LiteralValue, Not, Or, StartsWith, parse
+from openbatch.odata.filter import And, Comparison, Expr, LiteralValue, Or, StartsWith, parse
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -48,16 +47,18 @@ def apply_many(conn: Connection, changes: Sequence[TaskChange], now: datetime) -
 
     Every change must name the same ``columns``; a task appears at most once.
     """
-    per_job: dict[int, Counter[str]] = {}
+    per_job: dict[int, dict[str, int]] = {}
     for change in changes:
         old, new = change.task.body, change.body
-        per_job.setdefault(change.job_pk, Counter()).update(counts.delta(
+        total = per_job.setdefault(change.job_pk, {})
+        for name, step in counts.delta(
             old["state"], old.get("executionInfo", {}).get("result"),
             new["state"], new.get("executionInfo", {}).get("result"),
             old["requiredSlots"],
-        ))
-    for job_pk, delta in per_job.items():
-        adjust_counters(conn, job_pk, Counter({k: v for k, v in delta.items() if v}))
+        ).items():
+            total[name] = total.get(name, 0) + step
+    for job_pk, total in per_job.items():
+        adjust_counters(conn, job_pk, {name: step for name, step in total.items() if step})
     return TASKS.update_many(conn, [(c.task, c.body, c.columns) for c in changes], now)
 
 

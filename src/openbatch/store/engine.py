@@ -58,7 +58,9 @@ def _configure_sqlite(engine: Engine) -> None:
         options = conn.get_execution_options()
         if options.get("sqlite_single_statement"):
             return  # the statement runs in SQLite's own implicit transaction
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
+        # Straight on the DBAPI connection: through SQLAlchemy a BEGIN costs ~60 µs of Python.
+        conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
 
 
 _AFTER_COMMIT = "openbatch.after_commit"

@@ -26,7 +26,6 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from openbatch.odata.fields import (
     BoundAnd,
-    BoundComparison,
     BoundExpr,
     BoundNot,
     BoundOr,

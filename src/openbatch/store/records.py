@@ -8,7 +8,6 @@ transaction from :class:`openbatch.store.engine.Store`.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
@@ -339,7 +338,7 @@ PREP_RELEASE = Collection(
 )
 
 
-def adjust_counters(conn: Connection, job_pk: int, change: Counter[str]) -> None:
+def adjust_counters(conn: Connection, job_pk: int, change: Mapping[str, int]) -> None:
     """Apply task-count deltas to the job row (same transaction as the task change)."""
     if not change:
         return
