@@ -32,15 +32,11 @@ _INHERITED = ("LANG", "LC_ALL")
 DEFAULT_USER_IDENTITY = "PoolNonAdmin"
 
 
-def _absolute(path: os.PathLike[str] | str) -> str:
-    return os.path.abspath(path)
-
-
 def task_paths(spec: RunSpec) -> tuple[str, str, str]:
     """``(node_root, task_dir, working_dir)`` as absolute, normalised paths."""
-    root = _absolute(spec.node_root)
-    task_dir = os.path.normpath(os.path.join(root, spec.task_dir))
-    return root, task_dir, os.path.join(task_dir, "wd")
+    root = os.path.abspath(spec.node_root)  # normalised: no trailing separator, so f"{root}/x" is a join
+    task_dir = os.path.normpath(f"{root}/{spec.task_dir}")
+    return root, task_dir, f"{task_dir}/wd"
 
 
 def task_environment(spec: RunSpec, paths: tuple[str, str, str] | None = None) -> dict[str, str]:
@@ -52,16 +48,16 @@ def task_environment(spec: RunSpec, paths: tuple[str, str, str] | None = None) -
         if value is not None:
             env[name] = value
     env["AZ_BATCH_NODE_ROOT_DIR"] = root
-    env["AZ_BATCH_NODE_SHARED_DIR"] = os.path.join(root, "shared")
-    env["AZ_BATCH_NODE_STARTUP_DIR"] = os.path.join(root, "startup")
-    env["AZ_BATCH_NODE_MOUNTS_DIR"] = os.path.join(root, "fsmounts")
+    env["AZ_BATCH_NODE_SHARED_DIR"] = f"{root}/shared"
+    env["AZ_BATCH_NODE_STARTUP_DIR"] = f"{root}/startup"
+    env["AZ_BATCH_NODE_MOUNTS_DIR"] = f"{root}/fsmounts"
     env["AZ_BATCH_TASK_DIR"] = task_dir
     env["AZ_BATCH_TASK_WORKING_DIR"] = working_dir
-    env["AZ_BATCH_CERTIFICATES_DIR"] = os.path.join(task_dir, "certs")
+    env["AZ_BATCH_CERTIFICATES_DIR"] = f"{task_dir}/certs"
     if spec.job_prep_dir is not None:
-        prep_dir = os.path.normpath(os.path.join(root, spec.job_prep_dir))
+        prep_dir = os.path.normpath(f"{root}/{spec.job_prep_dir}")
         env["AZ_BATCH_JOB_PREP_DIR"] = prep_dir
-        env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = os.path.join(prep_dir, "wd")
+        env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = f"{prep_dir}/wd"
     env["AZ_BATCH_NODE_IS_DEDICATED"] = "true"
     env["AZ_BATCH_TASK_USER_IDENTITY"] = DEFAULT_USER_IDENTITY
     env.update(spec.environment)

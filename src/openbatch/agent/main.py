@@ -96,7 +96,7 @@ class Agent:
         answer = response.json()
         self.auth = f"OpenBatchAgent {answer['agentId']}:{answer['credential']}"
         for item in answer["nodes"]:
-            root = Path(item["rootDir"]) if item.get("rootDir") else self.root / item["id"]
+            root = (Path(item["rootDir"]) if item.get("rootDir") else self.root / item["id"]).absolute()
             self.nodes[item["id"]] = Node(item["id"], root)
         log.info("registered as %s with %d node(s)", answer["agentId"], len(self.nodes))
 

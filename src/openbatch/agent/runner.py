@@ -190,12 +190,26 @@ async def _terminate(child: _Child) -> int:
     return await child.wait()
 
 
+#: Node roots whose ``shared`` and ``startup`` directories this process has made sure of.
+_NODE_DIRS_READY: set[str] = set()
+
+
 def _make_directories(root: str, task_dir: str, working_dir: str) -> None:
+    """The task's directory and ``wd/`` (and the node's ``shared``/``startup``, once per process).
+
+    The common case (the job's directory exists, the task's does not) costs two mkdir calls.
+    """
     if not task_dir.startswith(root + os.sep):
         raise OSError(f"the task directory '{task_dir}' is not inside the node root directory '{root}'")
-    for path in (os.path.join(root, "shared"), os.path.join(root, "startup"), working_dir):
-        if not os.path.isdir(path):  # one stat when it exists (the common case)
-            os.makedirs(path, exist_ok=True)
+    if root not in _NODE_DIRS_READY:
+        for name in ("shared", "startup"):
+            os.makedirs(os.path.join(root, name), exist_ok=True)
+        _NODE_DIRS_READY.add(root)
+    try:
+        os.mkdir(task_dir)
+        os.mkdir(working_dir)
+    except OSError:  # a parent is missing (the job's first task here), or a rerun finds them
+        os.makedirs(working_dir, exist_ok=True)
 
 
 def _open_outputs(task_dir: str) -> tuple[int, int]:
