@@ -25,7 +25,8 @@ when nobody awaits any more, so no zombie remains). ``asyncio.create_subprocess_
 is not used on purpose: on Python 3.11 its default child watcher starts one
 thread per process, and its pipes/transport machinery is unused work here
 (output goes to files). Where pidfds are unavailable (non-Linux), a waiter
-thread per process is the fallback.
+thread per process is the fallback. Processes start through :func:`.spawn.spawn`
+(``posix_spawn``: half the agent's CPU of ``subprocess.Popen`` per process).
 
 Timing: ``maxWallClockTime`` counts from the start of the attempt (Azure's
 "running" state includes the resource file downloads), so a download that eats
@@ -38,7 +39,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -47,6 +47,7 @@ from typing import Any, Awaitable, Callable, Literal, Mapping, Sequence
 
 from .commandline import CommandLineError, split_command_line
 from .environment import task_environment, task_paths
+from .spawn import spawn
 
 __all__ = ["KILL_GRACE_SECONDS", "RunResult", "RunSpec", "run"]
 
@@ -122,27 +123,27 @@ def _wall_clock_expired() -> dict[str, Any]:
 class _Child:
     """A started process group and the wait for its leader's exit."""
 
-    __slots__ = ("proc", "returncode", "_event", "_loop", "_pidfd")
+    __slots__ = ("pid", "returncode", "_event", "_loop", "_pidfd")
 
-    def __init__(self, proc: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop) -> None:
-        self.proc = proc
+    def __init__(self, pid: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.pid = pid
         self.returncode: int | None = None
         self._event = asyncio.Event()
         self._loop = loop
         try:
-            self._pidfd = os.pidfd_open(proc.pid)
+            self._pidfd = os.pidfd_open(pid)
         except (AttributeError, OSError):  # no pidfd (non-Linux, old kernel): one waiter thread
             self._pidfd = -1
-            waiter = threading.Thread(target=self._wait_in_thread, name=f"wait-{proc.pid}", daemon=True)
+            waiter = threading.Thread(target=self._wait_in_thread, name=f"wait-{pid}", daemon=True)
             waiter.start()
         else:
             loop.add_reader(self._pidfd, self._on_readable)
 
     def _on_readable(self) -> None:
         try:
-            pid, status = os.waitpid(self.proc.pid, os.WNOHANG)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:  # reaped by someone else: the status is lost
-            pid, code = self.proc.pid, 255
+            pid, code = self.pid, 255
         else:
             if pid == 0:
                 return
@@ -153,14 +154,13 @@ class _Child:
         self._exited(code)
 
     def _wait_in_thread(self) -> None:
-        code = self.proc.wait()
+        code = _reap(self.pid)
         try:
             self._loop.call_soon_threadsafe(self._exited, code)
         except RuntimeError:  # the loop is closed; the process is reaped anyway
             pass
 
     def _exited(self, code: int) -> None:
-        self.proc.returncode = code
         self.returncode = code
         self._event.set()
 
@@ -172,9 +172,17 @@ class _Child:
 
     def signal_group(self, sig: int) -> None:
         try:
-            os.killpg(self.proc.pid, sig)
+            os.killpg(self.pid, sig)
         except (ProcessLookupError, PermissionError):  # the whole group is gone already
             pass
+
+
+def _reap(pid: int) -> int:
+    """Wait for ``pid`` and return its exit code (negative: killed by that signal)."""
+    try:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    except ChildProcessError:  # reaped by someone else: the status is lost
+        return 255
 
 
 async def _terminate(child: _Child) -> int:
@@ -184,7 +192,7 @@ async def _terminate(child: _Child) -> int:
         async with asyncio.timeout(KILL_GRACE_SECONDS):
             await child.wait()
     except TimeoutError:
-        log.info("process group %d outlived SIGTERM by %.1f s: SIGKILL", child.proc.pid, KILL_GRACE_SECONDS)
+        log.info("process group %d outlived SIGTERM by %.1f s: SIGKILL", child.pid, KILL_GRACE_SECONDS)
     finally:
         child.signal_group(signal.SIGKILL)  # also whatever of the group outlived its leader
     return await child.wait()
@@ -262,8 +270,7 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
     except OSError as exc:
         return _setup_failed(begin, "The task's output files could not be created", exc, task_dir)
     try:
-        proc = subprocess.Popen(argv, cwd=working_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err, start_new_session=True)
+        pid = spawn(argv, working_dir, env, out, err)
     except FileNotFoundError as exc:
         return _launch_failed(begin, "CommandProgramNotFound", f"{argv[0]}: {exc.strerror}")
     except (OSError, ValueError) as exc:  # not executable, exec format error, NUL in the environment, ...
@@ -275,10 +282,10 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
         os.close(err)
     start = _now()
     try:
-        child = _Child(proc, loop)
+        child = _Child(pid, loop)
     except BaseException:  # could not watch it: do not leave it running unobserved
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        os.killpg(pid, signal.SIGKILL)
+        _reap(pid)
         raise
 
     timed_out = False
