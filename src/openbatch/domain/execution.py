@@ -18,7 +18,7 @@ Json = dict[str, Any]
 
 def assigned(body: Json, node_info: Json, now: datetime, *, preparing: bool) -> Json:
     """A node took the task: ``preparing`` while the job preparation task must finish first."""
-    if body["state"] != TaskState.ACTIVE.value:
+    if body["state"] != TaskState.ACTIVE:
         raise BatchError("OperationInvalidForCurrentState", "Only an active task can be assigned to a node.",
                          [("TaskId", body["id"]), ("TaskState", body["state"])])
     new = with_state(body, TaskState.PREPARING if preparing else TaskState.RUNNING, now)
@@ -30,9 +30,9 @@ def assigned(body: Json, node_info: Json, now: datetime, *, preparing: bool) -> 
 
 def running(body: Json, now: datetime) -> Json:
     """Preparation done (or not needed): the task's own process starts."""
-    if body["state"] == TaskState.RUNNING.value:
+    if body["state"] == TaskState.RUNNING:
         return body
-    if body["state"] != TaskState.PREPARING.value:
+    if body["state"] != TaskState.PREPARING:
         raise BatchError("OperationInvalidForCurrentState", "Only a preparing task can start running.",
                          [("TaskId", body["id"]), ("TaskState", body["state"])])
     new = with_state(body, TaskState.RUNNING, now)
@@ -42,7 +42,7 @@ def running(body: Json, now: datetime) -> Json:
 
 def exited(body: Json, exit_code: int, now: datetime) -> Json:
     """The task's process ended: completed, or back to active for a retry (maxTaskRetryCount)."""
-    if body["state"] != TaskState.RUNNING.value:
+    if body["state"] != TaskState.RUNNING:
         raise BatchError("OperationInvalidForCurrentState", "Only a running task can exit.",
                          [("TaskId", body["id"]), ("TaskState", body["state"])])
     info = dict(body.get("executionInfo", {}))
@@ -93,7 +93,7 @@ def from_result(body: Json, result: Json, now: datetime) -> Json:
     if result.get("exitCode") is None or result.get("preProcessingError"):
         return failed_to_start(body, failure or {"category": "servererror", "code": "Unknown"}, now)
     new = exited(body, int(result["exitCode"]), now)
-    if failure and new["state"] == TaskState.COMPLETED.value and new["executionInfo"].get("result") == "failure":
+    if failure and new["state"] == TaskState.COMPLETED and new["executionInfo"].get("result") == "failure":
         new["executionInfo"]["failureInfo"] = failure
     return new
 

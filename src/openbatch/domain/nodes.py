@@ -63,20 +63,24 @@ def new_node_body(pool: Json, node_id: str, now: datetime) -> Json:
 
 
 def with_state(body: Json, state: NodeState, now: datetime) -> Json:
-    if body.get("state") == state.value:
+    value = state._value_  # the plain str (``.value`` is a slow descriptor on 3.11 enums)
+    if body.get("state") == value:
         return body
     new = dict(body)
-    new["state"] = state.value
+    new["state"] = value
     new["stateTransitionTime"] = clock.to_wire(now)
     if state in (NodeState.STARTING,):
         new["lastBootTime"] = clock.to_wire(now)
     return new
 
 
+_BUSY_STATES = frozenset({NodeState.IDLE.value, NodeState.RUNNING.value, NodeState.OFFLINE.value})
+
+
 def busy_state(body: Json, running_tasks: int) -> NodeState | None:
     """idle <-> running as tasks come and go (other states are left alone); None if no change."""
     state = body["state"]
-    if state not in (NodeState.IDLE.value, NodeState.RUNNING.value, NodeState.OFFLINE.value):
+    if state not in _BUSY_STATES:
         return None
     if running_tasks > 0:
         wanted = NodeState.RUNNING
@@ -84,7 +88,7 @@ def busy_state(body: Json, running_tasks: int) -> NodeState | None:
         wanted = NodeState.OFFLINE
     else:
         wanted = NodeState.IDLE
-    return None if wanted.value == state else wanted
+    return None if wanted == state else wanted
 
 
 def ready_state(body: Json) -> NodeState:

@@ -78,11 +78,12 @@ def check_job_action(action: str, state: JobState) -> None:
 
 def with_state(body: dict[str, Any], state: StrEnum, now: datetime) -> dict[str, Any]:
     """A job or task body after a state change, keeping previousState and both transition times."""
-    if body.get("state") == state.value:
+    value = state._value_  # the plain str (``.value`` is a slow descriptor on 3.11 enums)
+    if body.get("state") == value:
         return body
     new = dict(body)
     new["previousState"] = body["state"]
     new["previousStateTransitionTime"] = body["stateTransitionTime"]
-    new["state"] = state.value
+    new["state"] = value
     new["stateTransitionTime"] = clock.to_wire(now)
     return new

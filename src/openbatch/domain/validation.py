@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 from .errors import BatchError, invalid_property
 
@@ -39,6 +40,17 @@ def check_range(value: int | None, prop: str, low: int, high: int) -> None:
 
 def parse_duration(value: str, prop: str) -> timedelta:
     """Parse an ISO 8601 duration (days, hours, minutes, seconds) as the Batch API uses them."""
+    if isinstance(value, str) and len(value) <= 64:
+        return _parse_duration_cached(value, prop)  # tasks repeat a few durations (retention, wall clock)
+    return _parse_duration(value, prop)
+
+
+@lru_cache(maxsize=256)
+def _parse_duration_cached(value: str, prop: str) -> timedelta:
+    return _parse_duration(value, prop)
+
+
+def _parse_duration(value: str, prop: str) -> timedelta:
     match = _DURATION_RE.fullmatch(value) if isinstance(value, str) and value not in ("P", "PT") else None
     if match is None or value.endswith("T"):
         raise invalid_property(prop, value, "The value is not a valid ISO 8601 duration.")

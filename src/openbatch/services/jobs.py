@@ -155,11 +155,11 @@ class JobService:
         Called in the transaction of every change that may complete the last task.
         """
         body = record.body
-        if body["state"] == JobState.ACTIVE.value and body.get("onAllTasksComplete") == "terminatejob":
+        if body["state"] == JobState.ACTIVE and body.get("onAllTasksComplete") == "terminatejob":
             row = read_counters(conn, record.pk)
             if row["task_active"] == 0 and row["task_running"] == 0:
                 return self.terminate_in(conn, record, "AllTasksComplete")
-        if body["state"] == JobState.DISABLING.value:
+        if body["state"] == JobState.DISABLING:
             return self._settle(conn, record)
         return record
 

@@ -132,10 +132,10 @@ class RunService:
                 one_by_one.append(result)
                 continue
             task = TASKS.record(row)
-            if task.body["state"] != TaskState.RUNNING.value:
+            if task.body["state"] != TaskState.RUNNING:
                 continue
             body = execution.from_result(task.body, result, now)
-            completed = body["state"] == TaskState.COMPLETED.value
+            completed = body["state"] == TaskState.COMPLETED
             changes.append(transitions.TaskChange(job.pk, task, body,
                                                   {"run_id": None, "node_pk": row.node_pk if completed else None}))
             if row.node_pk is not None:
@@ -158,7 +158,7 @@ class RunService:
             return
         task = TASKS.record(row)
         job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
-        if job is None or task.body["state"] != TaskState.RUNNING.value:
+        if job is None or task.body["state"] != TaskState.RUNNING:
             return
         body = execution.from_result(task.body, result, now)
         task = transitions.apply(conn, job, task, body, now)

@@ -143,7 +143,7 @@ def after_vacated(ctx: "ServiceContext", conn: Connection, node: Record, now: da
     """What waited for a node's last task (taskcompletion/retaineddata): leaving its pool, or a restart."""
     if node.row["running_tasks"]:
         return
-    if node.body["state"] == nodes.NodeState.LEAVING_POOL.value:
+    if node.body["state"] == nodes.NodeState.LEAVING_POOL:
         from .allocation import Allocation  # builds on this module
 
         Allocation(ctx).remove(conn, node.row["account"], node, "requeue", now)

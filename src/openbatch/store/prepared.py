@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
-from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -131,11 +130,16 @@ def _picker(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ..
 def _memoized(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A bind processor with a cache: the rows of a batch share their few timestamps (SQLite's
     DATETIME processor formats each with ``strftime``, ~3 µs)."""
-    cached = lru_cache(maxsize=512)(process)
+    cache: dict[Any, Any] = {}
 
     def bind(value: Any) -> Any:
         try:
-            return cached(value)
+            return cache[value]
+        except KeyError:
+            if len(cache) >= 1024:
+                cache.clear()
+            bound = cache[value] = process(value)
+            return bound
         except TypeError:  # unhashable
             return process(value)
 
