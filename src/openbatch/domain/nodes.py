@@ -79,12 +79,16 @@ _BUSY_STATES = frozenset({NodeState.IDLE.value, NodeState.RUNNING.value, NodeSta
 
 def busy_state(body: Json, running_tasks: int) -> NodeState | None:
     """idle <-> running as tasks come and go (other states are left alone); None if no change."""
-    state = body["state"]
+    return busy_state_of(body["state"], body.get("schedulingState", "enabled"), running_tasks)
+
+
+def busy_state_of(state: str, scheduling_state: str, running_tasks: int) -> NodeState | None:
+    """:func:`busy_state` from a node's state and schedulingState alone."""
     if state not in _BUSY_STATES:
         return None
     if running_tasks > 0:
         wanted = NodeState.RUNNING
-    elif body.get("schedulingState") == "disabled":
+    elif scheduling_state == "disabled":
         wanted = NodeState.OFFLINE
     else:
         wanted = NodeState.IDLE

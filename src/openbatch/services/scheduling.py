@@ -219,8 +219,8 @@ class SchedulingService:
             node = nodes.get(row.pk) or NODES.record(row)
             nodes[row.pk] = node
             taken[row.pk] = (used + slots, count + 1)
-            who = commands.Identity(account, url, pool_id, node.body["id"])
-            node_info = {"affinityId": node.body["affinityId"], "poolId": pool_id, "nodeId": node.body["id"],
+            who = commands.Identity(account, url, pool_id, row.id)
+            node_info = {"affinityId": f"TVM:{row.id}", "poolId": pool_id, "nodeId": row.id,  # as new_node_body
                          "taskRootDirectory": commands.task_dir(job.body["id"], task.body["id"])}
             if step.start_preparation:
                 out[row.agent_id].append(self._start_preparation(conn, job, node, who, now))

@@ -66,11 +66,16 @@ def occupy_node(conn: Connection, node: Record, slots: int, now: datetime, *, ta
     """``tasks`` tasks took ``slots`` slots in all on ``node`` (the caller holds the node row)."""
     running = int(node.row["running_tasks"]) + tasks
     values = {"used_slots": int(node.row["used_slots"]) + slots, "running_tasks": running}
-    state = nodes.busy_state(node.body, running)
+    return _set_usage(conn, node, values, now)
+
+
+def _set_usage(conn: Connection, node: Record, values: dict[str, Any], now: datetime) -> Record:
+    """Store a node's new slot usage (and idle <-> running when that changes; the body only then)."""
+    state = nodes.busy_state_of(node.row["state"], node.row["scheduling_state"], values["running_tasks"])
     if state is not None:
         return NODES.update(conn, node, nodes.with_state(node.body, state, now), now, extra=values)
     NODES.set_columns(conn, node.pk, **values)
-    return Record(node.pk, node.body, node.etag, node.last_modified, {**node.row, **values})
+    return node.with_columns(values)
 
 
 def vacate_node(conn: Connection, node_pk: int, slots: int, now: datetime, *, ran: bool, succeeded: bool) -> Record | None:
@@ -117,11 +122,7 @@ def _vacate(conn: Connection, node: Record, gone: Departures, now: datetime) -> 
         "total_tasks_run": int(node.row["total_tasks_run"]) + gone.ran,
         "total_tasks_succeeded": int(node.row["total_tasks_succeeded"]) + gone.succeeded,
     }
-    state = nodes.busy_state(node.body, running)
-    if state is not None:
-        return NODES.update(conn, node, nodes.with_state(node.body, state, now), now, extra=values)
-    NODES.set_columns(conn, node.pk, **values)
-    return Record(node.pk, node.body, node.etag, node.last_modified, {**node.row, **values})
+    return _set_usage(conn, node, values, now)
 
 
 def stop_on_node(ctx: "ServiceContext", conn: Connection, job: Record, task: Record, body: Json, now: datetime) -> Record:
@@ -143,7 +144,7 @@ def after_vacated(ctx: "ServiceContext", conn: Connection, node: Record, now: da
     """What waited for a node's last task (taskcompletion/retaineddata): leaving its pool, or a restart."""
     if node.row["running_tasks"]:
         return
-    if node.body["state"] == nodes.NodeState.LEAVING_POOL:
+    if node.row["state"] == nodes.NodeState.LEAVING_POOL:
         from .allocation import Allocation  # builds on this module
 
         Allocation(ctx).remove(conn, node.row["account"], node, "requeue", now)

@@ -8,7 +8,6 @@ transaction from :class:`openbatch.store.engine.Store`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -29,13 +28,43 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
-@dataclass(slots=True)
 class Record:
-    pk: int
-    body: Json
-    etag: str
-    last_modified: datetime
-    row: Mapping[str, Any]
+    """A stored resource: its primary key, wire body, ETag, Last-Modified and the row's columns.
+
+    A record read from the database decodes its body on first use: a scheduling round
+    or an exit report reads rows whose bodies it mostly never looks at.
+    """
+
+    __slots__ = ("pk", "_body", "_encoded", "etag", "_last_modified", "row")
+
+    def __init__(self, pk: int, body: Json | None, etag: str, last_modified: datetime | None,
+                 row: Mapping[str, Any], *, encoded: str | bytes | None = None) -> None:
+        self.pk = pk
+        self._body = body
+        self._encoded = encoded
+        self.etag = etag
+        self._last_modified = last_modified
+        self.row = row
+
+    @property
+    def body(self) -> Json:
+        body = self._body
+        if body is None:
+            body = self._body = _decode(self._encoded)  # type: ignore[arg-type]
+            self._encoded = None
+        return body
+
+    @property
+    def last_modified(self) -> datetime:
+        return clock.aware(self._last_modified)  # type: ignore[return-value]
+
+    def with_columns(self, values: Mapping[str, Any]) -> "Record":
+        """The same resource after a change of non-body columns (its body still undecoded if it was)."""
+        return Record(self.pk, self._body, self.etag, self._last_modified, {**self.row, **values},
+                      encoded=self._encoded)
+
+    def __repr__(self) -> str:
+        return f"Record(pk={self.pk!r}, etag={self.etag!r}, body={self.body!r})"
 
 
 def _wire_time(body: Json, *path: str) -> datetime | None:
@@ -66,11 +95,14 @@ class Collection:
         order: Sequence[str] = ("id_key",),
         key: Sequence[str] = ("id_key",),
         fixed: Sequence[str] = (),
+        project_changes: Callable[[Json], dict[str, Any]] | None = None,
     ) -> None:
         self.table = table
         self.project = project
         #: Projected columns that never change after the insert: updates leave them (and their indexes) alone.
         self.fixed = tuple(fixed)
+        #: The projection of an update (``project`` without ``fixed``), when the table has a cheaper one.
+        self._project_changes = project_changes
         self.scope = tuple(scope)
         self.order = tuple(order)
         self.key = tuple(key)
@@ -86,13 +118,8 @@ class Collection:
     def record(self, row: Any) -> Record:
         """A Record from a row of this table (for callers that ran their own select)."""
         mapping = row._mapping
-        return Record(
-            pk=mapping["pk"],
-            body=_decode(mapping["body"]),
-            etag=mapping.get("etag", ""),
-            last_modified=clock.aware(mapping.get("last_modified")),  # type: ignore[arg-type]
-            row=mapping,
-        )
+        return Record(mapping["pk"], None, mapping.get("etag", ""), mapping.get("last_modified"), mapping,
+                      encoded=mapping["body"])
 
     def _statement(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
         statement = self._statements.get(key)
@@ -159,10 +186,13 @@ class Collection:
     # -- writes ----------------------------------------------------------------------------
 
     def _values(self, body: Json, now: datetime, *, update: bool = False) -> dict[str, Any]:
-        values = self.project(body)
-        if update:
-            for name in self.fixed:
-                del values[name]
+        if update and self._project_changes is not None:
+            values = self._project_changes(body)
+        else:
+            values = self.project(body)
+            if update:
+                for name in self.fixed:
+                    del values[name]
         values["body"] = _encode(body).decode()
         if self._has_etag:
             values["etag"] = clock.new_etag()
@@ -274,16 +304,23 @@ def _retain_until(body: Json, end: datetime | None) -> datetime | None:
 
 
 def _task_columns(body: Json) -> dict[str, Any]:
-    info = body.get("executionInfo", {})
-    end = _wire_time(info, "endTime")
     return {
         "id": body["id"],
         "id_key": body["id"].lower(),
+        "required_slots": body.get("requiredSlots", 1),
+        "creation_time": _wire_time(body, "creationTime"),
+        **_task_changes(body),
+    }
+
+
+def _task_changes(body: Json) -> dict[str, Any]:
+    """The task columns an update can change (a task's id, requiredSlots and creationTime never do)."""
+    info = body.get("executionInfo", {})
+    end = _wire_time(info, "endTime")
+    return {
         "state": body["state"],
         "result": info.get("result"),
         "exit_code": info.get("exitCode"),
-        "required_slots": body.get("requiredSlots", 1),
-        "creation_time": _wire_time(body, "creationTime"),
         "state_transition_time": _wire_time(body, "stateTransitionTime"),
         "start_time": _wire_time(info, "startTime"),
         "end_time": end,
@@ -327,7 +364,7 @@ def _prep_release_columns(body: Json) -> dict[str, Any]:
 POOLS = Collection(schema.pools, _pool_columns, scope=("account",), fixed=("id", "id_key", "creation_time", "vm_size"))
 JOBS = Collection(schema.jobs, _job_columns, scope=("account",), fixed=("id", "id_key", "creation_time"))
 TASKS = Collection(schema.tasks, _task_columns, scope=("job_pk",),
-                   fixed=("id", "id_key", "creation_time", "required_slots"))
+                   fixed=("id", "id_key", "creation_time", "required_slots"), project_changes=_task_changes)
 NODES = Collection(schema.nodes, _node_columns, scope=("account", "pool_id_key"), fixed=("id", "id_key"))
 PREP_RELEASE = Collection(
     schema.prep_release,
