@@ -49,9 +49,10 @@ _ACTIVE_JOBS = Prepared(sa.select(_j).where(_j.c.account == sa.bindparam("b_acco
                         .order_by(_j.c.priority.desc(), _j.c.pk).with_for_update())
 #: What a round needs of a candidate task (not its timestamps): fewer columns to read and convert.
 _CANDIDATE_COLUMNS = (_t.c.pk, _t.c.job_pk, _t.c.state, _t.c.required_slots, _t.c.body)
-_ACTIVE_TASKS = Prepared(sa.select(*_CANDIDATE_COLUMNS).where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == "active",
-                                             _t.c.pk > sa.bindparam("b_after"),
-                                             _t.c.required_slots <= sa.bindparam("b_slots"))
+#: ``state = 'active'`` written out (not bound) so that the partial index ix_tasks_active serves it.
+_ACTIVE_TASKS = Prepared(sa.select(*_CANDIDATE_COLUMNS)
+                         .where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == sa.literal_column("'active'"),
+                                _t.c.pk > sa.bindparam("b_after"), _t.c.required_slots <= sa.bindparam("b_slots"))
                          .order_by(_t.c.pk).limit(sa.bindparam("b_limit")).with_for_update())
 
 

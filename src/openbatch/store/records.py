@@ -227,21 +227,24 @@ class Collection:
     def update_many(
         self, conn: Connection, changes: Sequence[tuple[Record, Json, Mapping[str, Any]]], now: datetime
     ) -> list[Record]:
-        """Store many new bodies in one executemany (``extra`` columns must name the same keys in every change).
+        """Store many new bodies, one executemany per set of columns (usually one for the batch).
 
-        The statement is built once per set of columns and reused, so a batch costs one
-        round of parameter binding instead of one statement per row.
+        ``extra`` sets columns outside the body; a column whose new value equals the one
+        the record was read with is left out (an unchanged indexed column costs nothing), so
+        records must be current (read in this transaction and not changed since).
+        Statements are built once per set of columns and reused.
         """
-        if not changes:
-            return []
-        params: list[dict[str, Any]] = []
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         records: list[Record] = []
         for record, body, extra in changes:
             values = {**self._values(body, now, update=True), **extra}
-            params.append({"b_pk": record.pk, **{f"b_{name}": value for name, value in values.items()}})
-            records.append(Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values}))
-        names = tuple(name[2:] for name in params[0] if name != "b_pk")
-        self._update_statement(names).run_many(conn, params)
+            row = record.row
+            params = {f"b_{name}": value for name, value in values.items() if name not in row or row[name] != value}
+            groups.setdefault(tuple(params), []).append(params)
+            params["b_pk"] = record.pk
+            records.append(Record(record.pk, body, values.get("etag", ""), now, {**row, **values}))
+        for names, params_list in groups.items():
+            self._update_statement(tuple(name[2:] for name in names)).run_many(conn, params_list)
         return records
 
     def _update_statement(self, names: tuple[str, ...]) -> Prepared:
