@@ -108,12 +108,16 @@ def apply_select(body: Json, select: frozenset[str] | None) -> Json:
     return {k: v for k, v in body.items() if k in tops}
 
 
-def represent(record: Record, url: str, extra: Mapping[str, Any] | None = None) -> Json:
-    """A resource as Get returns it: the stored body plus url, eTag and lastModified."""
-    body = dict(record.body)
+def represent(record: Record, url: str, extra: Mapping[str, Any] | None = None, *, owned: bool = False) -> Json:
+    """A resource as Get returns it: the stored body plus url, eTag and lastModified.
+
+    ``owned``: the record is the response's alone (a list page just read), so its body is
+    completed in place instead of copied.
+    """
+    body = record.body if owned else dict(record.body)
     body["url"] = url
     body["eTag"] = record.etag
-    body["lastModified"] = clock.to_wire(record.last_modified)
+    body["lastModified"] = record.last_modified_wire
     if extra:
         body.update(extra)
     return body

@@ -58,6 +58,11 @@ class Record:
     def last_modified(self) -> datetime:
         return clock.aware(self._last_modified)  # type: ignore[return-value]
 
+    @property
+    def last_modified_wire(self) -> str:
+        """``last_modified`` as the wire writes it."""
+        return clock.to_wire(self._last_modified)  # type: ignore[arg-type]
+
     def with_columns(self, values: Mapping[str, Any]) -> "Record":
         """The same resource after a change of non-body columns (its body still undecoded if it was)."""
         return Record(self.pk, self._body, self.etag, self._last_modified, {**self.row, **values},
@@ -96,6 +101,7 @@ class Collection:
         key: Sequence[str] = ("id_key",),
         fixed: Sequence[str] = (),
         project_changes: Callable[[Json], dict[str, Any]] | None = None,
+        listed: Sequence[str] | None = None,
     ) -> None:
         self.table = table
         self.project = project
@@ -103,6 +109,8 @@ class Collection:
         self.fixed = tuple(fixed)
         #: The projection of an update (``project`` without ``fixed``), when the table has a cheaper one.
         self._project_changes = project_changes
+        #: The columns a list page reads (None: all); the order columns must be among them.
+        self.listed = tuple(listed) if listed is not None else None
         self.scope = tuple(scope)
         self.order = tuple(order)
         self.key = tuple(key)
@@ -165,8 +173,9 @@ class Collection:
             cond.append(where)
         if after:
             cond.append(sa.tuple_(*cols) > sa.tuple_(*after) if len(cols) > 1 else cols[0] > after[0])
-        query = sa.select(self.table).where(*cond).order_by(*cols).limit(limit)
-        return [self.record(row) for row in conn.execute(query)]
+        listed = self.table.c if self.listed is None else [self.table.c[name] for name in self.listed]
+        query = sa.select(*listed).where(*cond).order_by(*cols).limit(limit)
+        return [self.record(row) for row in conn.execute(query).all()]
 
     def existing_keys(self, conn: Connection, scope: Sequence[Any], keys: Iterable[str]) -> set[str]:
         column = self.table.c[self.key[-1]]
@@ -367,7 +376,8 @@ def _prep_release_columns(body: Json) -> dict[str, Any]:
 POOLS = Collection(schema.pools, _pool_columns, scope=("account",), fixed=("id", "id_key", "creation_time", "vm_size"))
 JOBS = Collection(schema.jobs, _job_columns, scope=("account",), fixed=("id", "id_key", "creation_time"))
 TASKS = Collection(schema.tasks, _task_columns, scope=("job_pk",),
-                   fixed=("id", "id_key", "creation_time", "required_slots"), project_changes=_task_changes)
+                   fixed=("id", "id_key", "creation_time", "required_slots"), project_changes=_task_changes,
+                   listed=("pk", "id_key", "etag", "last_modified", "body"))
 NODES = Collection(schema.nodes, _node_columns, scope=("account", "pool_id_key"), fixed=("id", "id_key"))
 PREP_RELEASE = Collection(
     schema.prep_release,

@@ -33,10 +33,11 @@ def _render(req: ApiRequest, job_id: str, record: Record, with_stats: bool) -> J
 class _Renderer:
     """CloudTask bodies of one job as the API shows them; URL prefixes are built once per response."""
 
-    def __init__(self, req: ApiRequest, job_id: str, with_stats: bool) -> None:
+    def __init__(self, req: ApiRequest, job_id: str, with_stats: bool, *, owned: bool = False) -> None:
         self.req = req
         self.tasks_url = req.url("jobs", job_id, "tasks")
         self.with_stats = with_stats
+        self.owned = owned  # the records are this response's alone (see wire.represent)
         self.node_urls: dict[tuple[str, str], str] = {}
 
     def __call__(self, record: Record) -> Json:
@@ -53,7 +54,7 @@ class _Renderer:
                 extra["nodeInfo"]["taskRootDirectoryUrl"] = f"{node_url}/files/{node_info['taskRootDirectory']}"
         if self.with_stats:
             extra["stats"] = stats.task_stats(url, record.body["creationTime"], clock.to_wire(clock.utcnow()))
-        return represent(record, url, extra)
+        return represent(record, url, extra, owned=self.owned)
 
 
 @operation("Task_Add")
@@ -113,7 +114,7 @@ async def list_tasks(req: ApiRequest) -> Response:
     expand = check_expand(req)
     job_id = req.params["jobId"]
     page = await run(req.services.tasks.list, req.account, job_id, list_query(req, "Task_List"))
-    render = _Renderer(req, job_id, expand)
+    render = _Renderer(req, job_id, expand, owned=True)
     return listing(req, "tasks", map(render, page.records), page.next_after)
 
 
