@@ -63,8 +63,13 @@ _last_tick = 0
 
 def new_etag() -> str:
     """A new opaque ETag, strictly increasing within this process (Azure's look: ``0x8D...``)."""
+    return new_etags(1)[0]
+
+
+def new_etags(count: int) -> list[str]:
+    """``count`` new ETags at once (one lock for a batch of inserts)."""
     global _last_tick
     with _etag_lock:
-        tick = max(_last_tick + 1, time.time_ns() // 100 + 0x8D000000000000)
-        _last_tick = tick
-    return f"0x{tick:X}"
+        first = max(_last_tick + 1, time.time_ns() // 100 + 0x8D000000000000)
+        _last_tick = first + count - 1
+    return [f"0x{tick:X}" for tick in range(first, first + count)]

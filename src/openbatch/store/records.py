@@ -218,7 +218,17 @@ class Collection:
 
     def insert_many(self, conn: Connection, scope: Sequence[Any], bodies: Sequence[Json], now: datetime) -> list[Record]:
         scoped = dict(zip(self.scope, scope, strict=True))
-        rows = [{**scoped, **self._values(body, now)} for body in bodies]
+        rows = []
+        etags = clock.new_etags(len(bodies)) if self._has_etag else None
+        stamp = clock.naive(now)
+        for i, body in enumerate(bodies):
+            row = self.project(body)
+            row.update(scoped)
+            row["body"] = _encode(body).decode()
+            if etags is not None:
+                row["etag"] = etags[i]
+                row["last_modified"] = stamp
+            rows.append(row)
         if rows:
             names = tuple(rows[0])
             statement = self._statement(("insert", names), lambda: Prepared(
