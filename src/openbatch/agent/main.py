@@ -268,7 +268,8 @@ async def _stop_runs(node: Node) -> None:
 
 
 def _wire(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """An aware UTC time as the wire writes it (isoformat is several times faster than strftime)."""
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _exited(run_id: str, result: RunResult) -> Json:
