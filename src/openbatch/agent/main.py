@@ -31,6 +31,9 @@ log = logging.getLogger("openbatch.agent")
 
 PREFIX = "/_openbatch/agent/v1"
 POLL_SECONDS = 20.0
+#: Event reports on their way at once (see :meth:`Agent.send_events`): with two, an 8-slot
+#: pool ran 10,000 /bin/true tasks ~10% faster than with one (bench figure 1, 6 runs each).
+REPORTS_IN_FLIGHT = 2
 RETRY_SECONDS = 0.5
 
 Json = dict[str, Any]
@@ -58,6 +61,7 @@ class Agent:
         self.nodes: dict[str, Node] = {}
         self.outbox: list[Json] = []
         self.outbox_ready = asyncio.Event()
+        self.sending: set[asyncio.Task] = set()
         self.done = asyncio.Event()
         self.http = Client(self.server, timeout=POLL_SECONDS + 15, connect_timeout=10)
         self.auth = ""
@@ -231,20 +235,41 @@ class Agent:
         self.outbox_ready.set()
 
     async def send_events(self) -> None:
+        """Send what was reported, in batches, up to :data:`REPORTS_IN_FLIGHT` at a time.
+
+        A batch leaves as soon as there is one and a report slot is free: while the server
+        applies one report, the agent starts the processes of the previous answer and the
+        next report is already on its way, so neither side waits for the other.
+        """
+        slots = asyncio.Semaphore(REPORTS_IN_FLIGHT)
         while True:
             await self.outbox_ready.wait()
-            await self.flush()
+            await slots.acquire()
+            self.outbox_ready.clear()
+            if not self.outbox:
+                slots.release()
+                continue
+            batch, self.outbox = self.outbox, []
+            sending = asyncio.create_task(self._send(batch))
+            self.sending.add(sending)
+            sending.add_done_callback(lambda done: (self.sending.discard(done), slots.release()))
 
     async def flush(self) -> None:
-        """Send everything reported so far in one request (retried until the server takes it).
+        """Wait for the reports in flight, then send whatever is left (at the agent's end)."""
+        while self.sending or self.outbox:
+            if self.sending:
+                await asyncio.gather(*self.sending, return_exceptions=True)
+                continue
+            self.outbox_ready.clear()
+            batch, self.outbox = self.outbox, []
+            await self._send(batch)
+
+    async def _send(self, batch: list[Json]) -> None:
+        """One report, retried until the server takes it (reports are idempotent by run id).
 
         The answer carries the commands the server has for this agent by then (the runs
         its report made room for), so they need not wait for the long-poll's turn.
         """
-        self.outbox_ready.clear()
-        if not self.outbox:
-            return
-        batch, self.outbox = self.outbox, []
         while True:
             try:
                 response = await self.http.post(f"{PREFIX}/events", json={"events": batch, "takeCommands": True},

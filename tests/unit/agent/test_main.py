@@ -1,0 +1,108 @@
+"""The agent's event reports: batched, at most REPORTS_IN_FLIGHT at once, every event delivered, retried."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from openbatch.agent import main
+from openbatch.agent.http import Response, TransportError
+from openbatch.agent.main import Agent
+
+
+class ScriptedServer:
+    """Takes event reports; each answer waits until the test releases it."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.reports: list[list[dict[str, Any]]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.release = asyncio.Event()
+        self.fail_first = fail_first
+
+    def url(self, path: str, params: Any = None) -> str:
+        return "http://server" + path
+
+    async def post(self, path: str, json: Any = None, **_: Any) -> Response:
+        if self.fail_first:
+            self.fail_first -= 1
+            raise TransportError("connection refused")
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.release.wait()
+        finally:
+            self.in_flight -= 1
+        self.reports.append(json["events"])
+        return Response(200, b'{"commands": [{"type": "kill", "id": "nothing-runs-here"}]}')
+
+    async def aclose(self) -> None:
+        pass
+
+
+def make_agent(tmp_path: Path, server: ScriptedServer) -> Agent:
+    agent = Agent("http://server", "pool", join_token="token", root=tmp_path)
+    agent.http = server  # type: ignore[assignment]
+    return agent
+
+
+def exited(run_id: str) -> dict[str, Any]:
+    return {"type": "exited", "id": run_id, "exitCode": 0}
+
+
+def test_reports_overlap_up_to_the_limit_and_lose_nothing(tmp_path: Path) -> None:
+    asyncio.run(_overlap(tmp_path))
+
+
+async def _overlap(tmp_path: Path) -> None:
+    server = ScriptedServer()
+    agent = make_agent(tmp_path, server)
+    sender = asyncio.create_task(agent.send_events())
+    for i in range(10):  # reported one by one while the answers are held back
+        agent.report(exited(f"t-{i}"))
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    assert server.in_flight == main.REPORTS_IN_FLIGHT == 2
+    server.release.set()
+    await agent.flush()
+    sender.cancel()
+    sent = [event["id"] for report in server.reports for event in report]
+    assert sorted(sent) == sorted(f"t-{i}" for i in range(10)) and len(sent) == 10
+    assert server.most_in_flight == 2
+    assert len(server.reports) <= 4  # what waited for a free slot left as one batch
+
+
+def test_flush_sends_the_rest_and_waits_for_reports_in_flight(tmp_path: Path) -> None:
+    asyncio.run(_flush(tmp_path))
+
+
+async def _flush(tmp_path: Path) -> None:
+    server = ScriptedServer()
+    agent = make_agent(tmp_path, server)
+    sender = asyncio.create_task(agent.send_events())
+    agent.report(exited("t-1"))
+    await asyncio.sleep(0.01)
+    agent.report(exited("t-2"))
+    flushing = asyncio.create_task(agent.flush())
+    await asyncio.sleep(0.01)
+    assert not flushing.done()
+    server.release.set()
+    await flushing
+    sender.cancel()
+    assert sorted(event["id"] for report in server.reports for event in report) == ["t-1", "t-2"]
+    assert not agent.sending
+
+
+def test_a_failed_report_is_sent_again(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(main, "RETRY_SECONDS", 0.001)
+    asyncio.run(_retried(tmp_path))
+
+
+async def _retried(tmp_path: Path) -> None:
+    server = ScriptedServer(fail_first=2)
+    server.release.set()
+    agent = make_agent(tmp_path, server)
+    agent.report(exited("t-1"))
+    await agent.flush()
+    assert server.reports == [[exited("t-1")]]
