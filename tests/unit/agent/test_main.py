@@ -59,18 +59,19 @@ async def _overlap(tmp_path: Path) -> None:
     server = ScriptedServer()
     agent = make_agent(tmp_path, server)
     sender = asyncio.create_task(agent.send_events())
+    limit = main.REPORTS_IN_FLIGHT
     for i in range(10):  # reported one by one while the answers are held back
         agent.report(exited(f"t-{i}"))
         await asyncio.sleep(0)
     await asyncio.sleep(0.01)
-    assert server.in_flight == main.REPORTS_IN_FLIGHT == 2
+    assert server.in_flight == limit > 1
     server.release.set()
     await agent.flush()
     sender.cancel()
     sent = [event["id"] for report in server.reports for event in report]
     assert sorted(sent) == sorted(f"t-{i}" for i in range(10)) and len(sent) == 10
-    assert server.most_in_flight == 2
-    assert len(server.reports) <= 4  # what waited for a free slot left as one batch
+    assert server.most_in_flight == limit
+    assert len(server.reports) <= limit + 2  # what waited for a free slot left as one batch
 
 
 def test_flush_sends_the_rest_and_waits_for_reports_in_flight(tmp_path: Path) -> None:
@@ -106,3 +107,44 @@ async def _retried(tmp_path: Path) -> None:
     agent.report(exited("t-1"))
     await agent.flush()
     assert server.reports == [[exited("t-1")]]
+
+
+def test_a_report_waits_briefly_for_the_exits_of_runs_still_going(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(main, "REPORT_HOLD_SECONDS", 0.05)
+    asyncio.run(_held(tmp_path))
+
+
+async def _held(tmp_path: Path) -> None:
+    server = ScriptedServer()
+    server.release.set()
+    agent = make_agent(tmp_path, server)
+    node = main.Node("node-1", tmp_path / "node-1")
+    agent.nodes[node.id] = node
+    going = asyncio.create_task(asyncio.sleep(10))
+    node.runs["t-2"] = going
+    sender = asyncio.create_task(agent.send_events())
+    agent.report(exited("t-1"))
+    await asyncio.sleep(0.01)
+    assert server.reports == []  # held: t-2 still runs
+    del node.runs["t-2"]
+    agent.report(exited("t-2"))
+    await asyncio.sleep(0.1)
+    assert server.reports == [[exited("t-1"), exited("t-2")]]
+    going.cancel()
+    sender.cancel()
+
+
+def test_an_exit_with_nothing_else_running_leaves_at_once(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(main, "REPORT_HOLD_SECONDS", 10.0)
+    asyncio.run(_at_once(tmp_path))
+
+
+async def _at_once(tmp_path: Path) -> None:
+    server = ScriptedServer()
+    server.release.set()
+    agent = make_agent(tmp_path, server)
+    sender = asyncio.create_task(agent.send_events())
+    agent.report(exited("t-1"))
+    await asyncio.sleep(0.01)
+    assert server.reports == [[exited("t-1")]]
+    sender.cancel()
