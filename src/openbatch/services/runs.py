@@ -80,31 +80,38 @@ class RunService:
         with self.ctx.store.write() as conn:
             tasks: list[Json] = []
             freed: set[tuple[str, str]] = set()
+            emptied: set[int] = set()   # nodes whose last task left: settled after the rounds
             wake = False
             for result in results:
                 run_id = str(result.get("id", ""))
                 if run_id[:1] == "t":
                     tasks.append(result)
                     continue
-                freed |= self._tasks(conn, agent_id, tasks, now)
+                freed |= self._tasks(conn, agent_id, tasks, now, emptied)
+                transitions.settle_nodes(conn, emptied, now)
+                emptied.clear()
                 tasks = []
                 handler = {"p": self._preparation, "r": self._release, "s": self._start}.get(run_id[:1])
                 if handler is not None:
                     handler(conn, agent_id, run_id, result, now)
                     wake = True
-            freed |= self._tasks(conn, agent_id, tasks, now)
+            freed |= self._tasks(conn, agent_id, tasks, now, emptied)
             for account, pool_key in sorted(freed):
                 placed, free_after = self.scheduling.schedule_pool_in(conn, account, pool_key)
                 wake = wake or (placed > 0 and free_after > 0)
+            transitions.settle_nodes(conn, emptied, now)
             if wake or not freed:
                 self.ctx.wake_after(conn)
 
     # -- tasks -----------------------------------------------------------------------------
 
-    def _tasks(self, conn: Connection, agent_id: str, results: list[Json], now: datetime) -> set[tuple[str, str]]:
+    def _tasks(self, conn: Connection, agent_id: str, results: list[Json], now: datetime,
+               emptied: set[int]) -> set[tuple[str, str]]:
         """Finished task runs as a batch: one read of the tasks and of their jobs, batched writes.
 
-        Returns the (account, pool key) of the nodes whose slots came free.
+        Returns the (account, pool key) of the nodes whose slots came free; the nodes left
+        without a task go into ``emptied``, their state for the caller to settle
+        (:func:`transitions.settle_nodes`) after its scheduling rounds.
 
         Jobs whose failed tasks may end or disable the job (onTaskFailure=
         performexitoptionsjobaction) take their reports one by one, in order (:meth:`_task`).
@@ -143,7 +150,7 @@ class RunService:
                                             succeeded=body["executionInfo"].get("result") == "success")
         transitions.apply_many(conn, changes, now)
         freed = set()
-        for node in transitions.vacate_nodes(conn, departures, now):
+        for node in transitions.vacate_nodes(conn, departures, now, emptied):
             transitions.after_vacated(self.ctx, conn, node, now)
             freed.add((node.row["account"], node.row["pool_id_key"]))
         for job_pk in sorted({change.job_pk for change in changes}):   # only their counters changed

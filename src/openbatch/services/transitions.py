@@ -102,19 +102,38 @@ class Departures:
         self.succeeded += int(ran and succeeded)
 
 
-def vacate_nodes(conn: Connection, departures: Mapping[int, Departures], now: datetime) -> list[Record]:
-    """:func:`vacate_node` for a batch: the nodes are read in one statement, then updated one each."""
+def vacate_nodes(conn: Connection, departures: Mapping[int, Departures], now: datetime,
+                 settle_later: set[int] | None = None) -> list[Record]:
+    """:func:`vacate_node` for a batch: the nodes are read in one statement, then updated one each.
+
+    With ``settle_later``, a node whose last task left keeps its state for now and its pk
+    goes into the set: the caller's scheduling round in the same transaction usually fills
+    it again, and :func:`settle_nodes` then finds nothing to change (instead of rewriting
+    the node's body to idle and back to running).
+    """
     if not departures:
         return []
     rows = _NODES_BY_PK.rows(conn, {"b_pks": sorted(departures)})
-    return [_vacate(conn, NODES.record(row), departures[row.pk], now) for row in rows]
+    return [_vacate(conn, NODES.record(row), departures[row.pk], now, settle_later) for row in rows]
+
+
+def settle_nodes(conn: Connection, node_pks: set[int], now: datetime) -> None:
+    """The state the nodes of ``node_pks`` owe their usage (idle, offline) after :func:`vacate_nodes`."""
+    if not node_pks:
+        return
+    for row in _NODES_BY_PK.rows(conn, {"b_pks": sorted(node_pks)}):
+        state = nodes.busy_state_of(row.state, row.scheduling_state, int(row.running_tasks))
+        if state is not None:
+            node = NODES.record(row)
+            NODES.update(conn, node, nodes.with_state(node.body, state, now), now)
 
 
 _NODES_BY_PK = Prepared(sa.select(schema.nodes).where(schema.nodes.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
                         .order_by(schema.nodes.c.pk).with_for_update())
 
 
-def _vacate(conn: Connection, node: Record, gone: Departures, now: datetime) -> Record:
+def _vacate(conn: Connection, node: Record, gone: Departures, now: datetime,
+            settle_later: set[int] | None = None) -> Record:
     running = max(0, int(node.row["running_tasks"]) - gone.tasks)
     values = {
         "used_slots": max(0, int(node.row["used_slots"]) - gone.slots),
@@ -122,6 +141,10 @@ def _vacate(conn: Connection, node: Record, gone: Departures, now: datetime) -> 
         "total_tasks_run": int(node.row["total_tasks_run"]) + gone.ran,
         "total_tasks_succeeded": int(node.row["total_tasks_succeeded"]) + gone.succeeded,
     }
+    if settle_later is not None and running == 0:
+        settle_later.add(node.pk)
+        NODES.set_columns(conn, node.pk, **values)
+        return node.with_columns(values)
     return _set_usage(conn, node, values, now)
 
 
