@@ -7,6 +7,7 @@ the identity variables come from here.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,8 +28,14 @@ class Identity:
     node_id: str
 
 
+_RUN_SOURCE = secrets.token_hex(6)   # this process's own: ids stay unique across restarts and servers
+_run_numbers = itertools.count(1)
+
+
 def new_run_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(6)}"
+    """A run id never used before (``prefix`` names the kind: t, p, r, s); a counter after a random
+    per-process part, as a random id per run costs a getrandom call."""
+    return f"{prefix}-{_RUN_SOURCE}{next(_run_numbers):x}"
 
 
 def task_dir(job_id: str, task_id: str) -> str:
