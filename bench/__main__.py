@@ -109,17 +109,35 @@ def run_store(store: str, figures: list[ModuleType], args: argparse.Namespace, c
     return rows, suite.fixtures.get("peers", []), suite.profiles, time.monotonic() - began, suite.cpu
 
 
+def reference_ms() -> float:
+    """A fixed pure-Python workload's time, best of 3: how fast this machine runs Python right now.
+
+    Shared virtual machines vary by tens of percent from hour to hour; runs are comparable
+    only next to this figure (the fork/exec floor plays that part for figure 1).
+    """
+    best = float("inf")
+    for _ in range(3):
+        began, total = time.perf_counter(), 0
+        for i in range(1_000_000):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - began)
+    return round(best * 1e3, 1)
+
+
 def machine(start: dict[str, Any] | None = None) -> dict[str, Any]:
     now = {"cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
-           "cpu_times": psutil.cpu_times()._asdict()}
+           "cpu_times": psutil.cpu_times()._asdict(), "reference_ms": reference_ms()}
     if start is None:
         return now
-    busy = lambda t: sum(v for k, v in t.items() if k not in ("idle", "iowait"))  # noqa: E731
+    busy = lambda t: sum(v for k, v in t.items() if k not in ("idle", "iowait", "steal"))  # noqa: E731
     used = busy(now["cpu_times"]) - busy(start["cpu_times"])
     total = sum(now["cpu_times"].values()) - sum(start["cpu_times"].values())
+    steal = now["cpu_times"].get("steal", 0.0) - start["cpu_times"].get("steal", 0.0)
     return {"cpus": now["cpus"], "load_average_start": start["load_average"],
             "load_average_end": now["load_average"],
-            "machine_busy_percent": round(100 * used / total, 1) if total else None}
+            "machine_busy_percent": round(100 * used / total, 1) if total else None,
+            "steal_percent": round(100 * steal / total, 1) if total else None,
+            "reference_ms_start": start["reference_ms"], "reference_ms_end": now["reference_ms"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         profile_dir.mkdir(parents=True, exist_ok=True)
     start = machine()
     console.print(f"openbatch bench: {'quick' if args.quick else 'default'} suite on {', '.join(stores)}; "
-                  f"{start['cpus']} cores, load average {start['load_average'][0]:.2f}; data in {args.data_root}")
+                  f"{start['cpus']} cores, load average {start['load_average'][0]:.2f}, reference loop "
+                  f"{start['reference_ms']:.0f} ms; data in {args.data_root}")
     began = time.monotonic()
     runs: dict[str, list[Row]] = {}
     peers: list[Peer] = []
@@ -164,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(report.profile_table(f"{store}/{name}", data))
     console.print(f"wall time {wall:.0f}s ({', '.join(f'{s} {d:.0f}s' for s, d in durations.items())}); "
                   f"machine busy {after['machine_busy_percent']}% of {after['cpus']} cores during the run "
-                  f"(load average {after['load_average_start'][0]:.2f} → {after['load_average_end'][0]:.2f}); "
+                  f"(load average {after['load_average_start'][0]:.2f} → {after['load_average_end'][0]:.2f}, "
+                  f"stolen by the hypervisor {after['steal_percent']}%); reference loop {after['reference_ms_start']:.0f}"
+                  f" → {after['reference_ms_end']:.0f} ms (a fixed Python workload: compare runs by it); "
                   f"servers' data in {args.data_root}")
     document = {
         "started": stamp, "wall_seconds": round(wall, 1), "seconds_per_store": durations,
