@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Sequence
-from urllib.parse import quote
 
 from starlette.responses import Response
 
@@ -91,7 +90,7 @@ async def add_collection(req: ApiRequest) -> Response:
                 "taskId": outcome.task_id,
                 "eTag": record.etag,
                 "lastModified": stamp,
-                "location": location + quote(outcome.task_id, safe=""),
+                "location": location + outcome.task_id,  # an added task's id is [A-Za-z0-9_-]: nothing to quote
             })
     return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#taskaddresult", "value": results})
 
