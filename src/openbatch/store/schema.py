@@ -92,6 +92,7 @@ jobs = Table(
     Index("ix_jobs_account_state", "account", "state"),
 )
 
+
 def _where(predicate: str) -> dict[str, sa.TextClause]:
     """A partial index's predicate, the same on SQLite and PostgreSQL."""
     return {"sqlite_where": sa.text(predicate), "postgresql_where": sa.text(predicate)}

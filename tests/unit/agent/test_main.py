@@ -14,11 +14,13 @@ from openbatch.agent.main import Agent
 class ScriptedServer:
     """Takes event reports; each answer waits until the test releases it."""
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, *, released: bool = False) -> None:
         self.reports: list[list[dict[str, Any]]] = []
         self.in_flight = 0
         self.most_in_flight = 0
         self.release = asyncio.Event()
+        if released:  # answers at once
+            self.release.set()
         self.fail_first = fail_first
 
     def url(self, path: str, params: Any = None) -> str:
@@ -101,8 +103,7 @@ def test_a_failed_report_is_sent_again(tmp_path: Path, monkeypatch: Any) -> None
 
 
 async def _retried(tmp_path: Path) -> None:
-    server = ScriptedServer(fail_first=2)
-    server.release.set()
+    server = ScriptedServer(fail_first=2, released=True)
     agent = make_agent(tmp_path, server)
     agent.report(exited("t-1"))
     await agent.flush()
@@ -115,8 +116,7 @@ def test_a_report_waits_briefly_for_the_exits_of_runs_still_going(tmp_path: Path
 
 
 async def _held(tmp_path: Path) -> None:
-    server = ScriptedServer()
-    server.release.set()
+    server = ScriptedServer(released=True)
     agent = make_agent(tmp_path, server)
     node = main.Node("node-1", tmp_path / "node-1")
     agent.nodes[node.id] = node
@@ -140,8 +140,7 @@ def test_an_exit_with_nothing_else_running_leaves_at_once(tmp_path: Path, monkey
 
 
 async def _at_once(tmp_path: Path) -> None:
-    server = ScriptedServer()
-    server.release.set()
+    server = ScriptedServer(released=True)
     agent = make_agent(tmp_path, server)
     sender = asyncio.create_task(agent.send_events())
     agent.report(exited("t-1"))

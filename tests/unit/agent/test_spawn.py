@@ -27,6 +27,12 @@ def run(tmp_path: Path, argv: list[str], env: dict[str, str] | None = None, cwd:
     return code, out_path.read_text(), err_path.read_text()
 
 
+def write_script(path: Path, text: str, mode: int = 0o755) -> Path:
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
 def test_cwd_env_outputs_and_own_session(tmp_path: Path) -> None:
     work = tmp_path / "wd"
     work.mkdir()
@@ -64,9 +70,7 @@ def test_sigpipe_is_default_in_the_child(tmp_path: Path) -> None:
 def test_commands_are_found_on_the_tasks_path_not_the_agents(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    tool = bin_dir / "mytool"
-    tool.write_text("#!/bin/sh\necho found me\n")
-    tool.chmod(0o755)
+    write_script(bin_dir / "mytool", "#!/bin/sh\necho found me\n")
     code, out, _ = run(tmp_path, ["mytool"], env={"PATH": f"/nonexistent:{bin_dir}"})
     assert (code, out) == (0, "found me\n")
     with pytest.raises(FileNotFoundError):
@@ -76,19 +80,13 @@ def test_commands_are_found_on_the_tasks_path_not_the_agents(tmp_path: Path) -> 
 def test_relative_programs_resolve_in_the_working_directory(tmp_path: Path) -> None:
     work = tmp_path / "wd"
     work.mkdir()
-    script = work / "run.sh"
-    script.write_text("#!/bin/sh\necho relative\n")
-    script.chmod(0o755)
+    write_script(work / "run.sh", "#!/bin/sh\necho relative\n")
     assert run(tmp_path, ["./run.sh"], cwd=work)[:2] == (0, "relative\n")
 
 
 def test_launch_errors(tmp_path: Path) -> None:
-    not_executable = tmp_path / "data.sh"
-    not_executable.write_text("#!/bin/sh\n")
-    not_executable.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    no_shebang = tmp_path / "plain"
-    no_shebang.write_text("echo hi\n")
-    no_shebang.chmod(0o755)
+    write_script(tmp_path / "data.sh", "#!/bin/sh\n", stat.S_IRUSR | stat.S_IWUSR)
+    no_shebang = write_script(tmp_path / "plain", "echo hi\n")
     with pytest.raises(FileNotFoundError):
         run(tmp_path, ["/no/such/program"])
     with pytest.raises(FileNotFoundError):
