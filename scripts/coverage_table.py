@@ -19,6 +19,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from openbatch.api import handlers  # noqa: E402,F401  (registers handlers)
 from openbatch.api.router import HANDLERS, OPERATIONS  # noqa: E402
+from openbatch.domain import support  # noqa: E402
 from tests.support.swagger import load_spec  # noqa: E402
 
 TARGET = ROOT / "docs" / "coverage.md"
@@ -73,7 +74,56 @@ def render() -> str:
         "| operation | request | implemented | tested through |",
         "|---|---|---|---|",
     ]
-    return "\n".join(header + rows) + "\n"
+    return "\n".join(header + rows + properties()) + "\n"
+
+
+def properties() -> list[str]:
+    """The property part: what is refused (openbatch.domain.support) and what is accepted without effect."""
+    from openbatch.domain.models import PoolPatchParameter
+
+    patchable = tuple(r for r in support.REFUSED_POOL if r.path.split("/")[0] in PoolPatchParameter.__struct_fields__)
+    refused: dict[tuple[str, str, str], list[str]] = {}
+    for where, rules in (("Pool_Add", support.REFUSED_POOL), ("Pool_Patch", patchable),
+                         ("Pool_UpdateProperties", support.REFUSED_POOL_PROPERTIES),
+                         ("Pool_Resize", support.REFUSED_RESIZE),
+                         ("Job_Add", support.REFUSED_JOB),
+                         ("Job_Patch, Job_Update", support.REFUSED_JOB_CHANGE),
+                         ("Task_Add, Task_AddCollection", support.REFUSED_TASK)):
+        for rule in rules:
+            refused.setdefault((rule.path, rule.what, rule.until), []).append(where)
+    lines = [
+        "",
+        "## Properties",
+        "",
+        "openbatch never answers success for what it will not do. A request that asks for a property",
+        "listed here is refused with **400 `UnsupportedProperty`** naming it (`PropertyName`, and a `Reason`",
+        "saying what is missing and where it comes) and changes nothing; in AddTaskCollection only that task",
+        "gets the error. An empty list asks for nothing and is accepted. Generated from",
+        "`src/openbatch/domain/support.py`.",
+        "",
+        "| property | what it asks for | refused in | status |",
+        "|---|---|---|---|",
+    ]
+    for (path, what, until), where in refused.items():
+        condition = " (when true)" if path == "enableAutoScale" else " (when above 0)" if path.startswith("target") \
+            else ""
+        lines.append(f"| `{path}`{condition} | {what} | {'; '.join(dict.fromkeys(where))} | {until} |")
+    lines += [
+        "",
+        "Accepted, stored and returned, with no effect here (most place or shape an Azure VM, which a local",
+        "node is not):",
+        "",
+        "| property | why |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {why} |" for name, why in support.ACCEPTED_WITHOUT_LOCAL_MEANING]
+    lines += [
+        "",
+        "Secrets (user account passwords and SSH keys, mount keys, container registry passwords, VM extension",
+        "protected settings) are stored for use and never returned: left out, or an empty string where the",
+        "Swagger makes the property required.",
+    ]
+    return lines
 
 
 def main() -> None:

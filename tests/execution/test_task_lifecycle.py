@@ -36,10 +36,11 @@ def _image() -> m.VirtualMachineConfiguration:
         node_agent_sku_id="batch.node.ubuntu 22.04")
 
 
-def make_pool(batch: BatchClient, nodes: int, slots: int, fill: str | None = None) -> str:
+def make_pool(batch: BatchClient, nodes: int, slots: int, fill: str | None = None, order: str | None = None) -> str:
     """A pool of ``nodes`` idle nodes with ``slots`` task slots each."""
     pool_id = uid("pool")
-    policy = m.BatchTaskSchedulingPolicy(node_fill_type=fill) if fill else None
+    policy = m.BatchTaskSchedulingPolicy(node_fill_type=fill or "spread", job_default_order=order) \
+        if fill or order else None
     batch.create_pool(m.BatchPoolCreateOptions(
         id=pool_id, vm_size="standard_d2s_v3", virtual_machine_configuration=_image(),
         target_dedicated_nodes=nodes, task_slots_per_node=slots, task_scheduling_policy=policy))
@@ -147,8 +148,8 @@ def shared_pool(live_nodes: LiveServer) -> Iterator[str]:
 def pool_factory(batch: BatchClient) -> Iterator:
     made: list[str] = []
 
-    def make(nodes: int, slots: int, fill: str | None = None) -> str:
-        pool_id = make_pool(batch, nodes, slots, fill)
+    def make(nodes: int, slots: int, fill: str | None = None, order: str | None = None) -> str:
+        pool_id = make_pool(batch, nodes, slots, fill, order)
         made.append(pool_id)
         return pool_id
 
@@ -460,6 +461,27 @@ def test_higher_priority_job_runs_first(batch: BatchClient, pool_factory, tmp_pa
     first_low_start = min(interval(t)[0] for t in low_tasks)
     assert last_high_end <= first_low_start, (
         sorted((interval(t)[0], t.id) for t in high_tasks + low_tasks))
+
+
+@pytest.mark.parametrize("order", ["none", "creationtime"])
+def test_job_default_order_among_equal_priority_jobs(batch: BatchClient, pool_factory, tmp_path: Path,
+                                                      order: str) -> None:
+    """jobDefaultOrder none: equal-priority jobs take the slots in turn; creationtime: the older job first."""
+    pool_id = pool_factory(1, 1, order=order)
+    gate = tmp_path / "go"
+    blocker_job = make_job(batch, pool_id)
+    add_tasks(batch, blocker_job, task("blocker", f"while [ ! -e {gate} ]; do sleep 0.05; done"))
+    wait_for(lambda: batch.get_task(blocker_job, "blocker").state == "running", message="the blocker running")
+    first, second = make_job(batch, pool_id), make_job(batch, pool_id)
+    add_tasks(batch, first, *[task(f"a{i}", "true") for i in range(3)])
+    add_tasks(batch, second, *[task(f"b{i}", "true") for i in range(3)])
+    gate.touch()
+    ran = wait_all_completed(batch, first, 3) + wait_all_completed(batch, second, 3)
+    started = [t.id for t in sorted(ran, key=lambda t: interval(t)[0])]
+    if order == "none":
+        assert started == ["a0", "b0", "a1", "b1", "a2", "b2"], started
+    else:
+        assert started == ["a0", "a1", "a2", "b0", "b1", "b2"], started
 
 
 def test_job_that_cannot_run_on_the_node_does_not_hold_back_others(batch: BatchClient, pool_factory) -> None:

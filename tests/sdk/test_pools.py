@@ -96,7 +96,6 @@ def test_add_full_pool_get_echoes_every_field(batch: BatchClient, rest: httpx.Cl
     vm = _vm_config()
     vm.data_disks = [m.DataDisk(logical_unit_number=0, disk_size_gb=64, caching="readwrite")]
     vm.node_placement_configuration = m.BatchNodePlacementConfiguration(policy="regional")
-    vm.container_configuration = m.BatchContainerConfiguration(type="dockerCompatible", container_image_names=["busybox"])
     batch.create_pool(m.BatchPoolCreateOptions(
         id=pool_id,
         display_name="Full pool",
@@ -104,11 +103,13 @@ def test_add_full_pool_get_echoes_every_field(batch: BatchClient, rest: httpx.Cl
         virtual_machine_configuration=vm,
         resize_timeout=datetime.timedelta(minutes=10),
         target_dedicated_nodes=2,
-        target_low_priority_nodes=1,
+        target_low_priority_nodes=0,
         enable_inter_node_communication=True,
         start_task=start_task,
         task_slots_per_node=4,
-        task_scheduling_policy=m.BatchTaskSchedulingPolicy(node_fill_type=m.BatchNodeFillType.PACK),
+        task_scheduling_policy=m.BatchTaskSchedulingPolicy(node_fill_type=m.BatchNodeFillType.PACK,
+                                                           job_default_order="creationtime"),
+        user_accounts=[m.UserAccount(name="render", password="s3cret!pw")],
         metadata=[m.BatchMetadataItem(name="team", value="render"), m.BatchMetadataItem(name="cost", value="42")],
     ))
 
@@ -125,13 +126,14 @@ def test_add_full_pool_get_echoes_every_field(batch: BatchClient, rest: httpx.Cl
     disk = pool.virtual_machine_configuration.data_disks[0]
     assert (disk.logical_unit_number, disk.disk_size_gb, disk.caching) == (0, 64, "readwrite")
     assert pool.virtual_machine_configuration.node_placement_configuration.policy == "regional"
-    assert pool.virtual_machine_configuration.container_configuration.container_image_names == ["busybox"]
     assert pool.resize_timeout == datetime.timedelta(minutes=10)
-    assert (pool.target_dedicated_nodes, pool.target_low_priority_nodes) == (2, 1)
+    assert (pool.target_dedicated_nodes, pool.target_low_priority_nodes) == (2, 0)
     assert pool.enable_auto_scale is False
     assert pool.enable_inter_node_communication is True
     assert pool.task_slots_per_node == 4
     assert pool.task_scheduling_policy.node_fill_type == "pack"
+    assert pool.task_scheduling_policy.job_default_order == "creationtime"
+    assert [(u.name, u.password, u.elevation_level) for u in pool.user_accounts] == [("render", "", "nonadmin")]
     assert [(i.name, i.value) for i in pool.metadata] == [("team", "render"), ("cost", "42")]
     st = pool.start_task
     assert st.command_line == "/bin/sh -c 'echo start'"
@@ -151,7 +153,10 @@ def test_add_full_pool_get_echoes_every_field(batch: BatchClient, rest: httpx.Cl
     # The wire form, exactly.
     wire = rest.get(f"/pools/{pool_id}", params=Q).json()
     assert wire["resizeTimeout"] in ("PT10M", "PT10M00S"), wire["resizeTimeout"]  # the SDK sends PT10M00S
-    assert wire["taskSchedulingPolicy"] == {"nodeFillType": "pack"}
+    assert wire["taskSchedulingPolicy"] == {"nodeFillType": "pack"}  # jobDefaultOrder is 2025-06-01's
+    assert wire["userAccounts"] == [{"name": "render", "password": "", "elevationLevel": "nonadmin"}]  # never the secret
+    disk = wire["virtualMachineConfiguration"]["dataDisks"][0]
+    assert (disk["caching"], disk["storageAccountType"]) == ("readwrite", "standard_lrs")  # the documented default
     assert wire["state"] == "active" and wire["allocationState"] == "steady"
     assert wire["metadata"] == [{"name": "team", "value": "render"}, {"name": "cost", "value": "42"}]
     assert wire["odata.metadata"].endswith("/$metadata#pools/@Element")
@@ -217,7 +222,6 @@ def test_target_as_json_string_is_accepted(rest: httpx.Client, batch: BatchClien
         ({"targetLowPriorityNodes": -2}, "InvalidPropertyValue", "targetLowPriorityNodes"),
         ({"taskSchedulingPolicy": {"nodeFillType": "diagonal"}}, "InvalidPropertyValue", None),
         ({"targetDedicatedNodes": "two"}, "InvalidPropertyValue", "targetDedicatedNodes"),
-        ({"targetDedicatedNodes": None}, "MissingRequiredProperty", "targetDedicatedNodes"),
         ({"enableAutoScale": True, "autoScaleFormula": "$TargetDedicatedNodes = 1;"}, "InvalidPropertyValue",
          "targetDedicatedNodes"),
         ({"startTask": {"commandLine": "/bin/true", "maxTaskRetryCount": -2}}, "InvalidPropertyValue",
@@ -226,7 +230,7 @@ def test_target_as_json_string_is_accepted(rest: httpx.Client, batch: BatchClien
     ],
     ids=["bad-id", "long-id", "no-vmSize", "no-vmConfig", "resizeTimeout-PT1M", "resizeTimeout-garbage",
          "slots-0", "slots-257", "negative-dedicated", "negative-lowpri", "bad-fill-type", "target-not-a-number",
-         "no-targets", "targets-with-autoscale", "starttask-retries", "empty-metadata-name"],
+         "targets-with-autoscale", "starttask-retries", "empty-metadata-name"],
 )
 def test_add_invalid_pool_400(rest: httpx.Client, change: dict, code: str, prop: str | None) -> None:
     body = _wire_pool(uid("bad"))
@@ -237,6 +241,15 @@ def test_add_invalid_pool_400(rest: httpx.Client, change: dict, code: str, prop:
         assert _values(error).get("PropertyName") == prop, error
     if "id" in change:
         assert rest.head(f"/pools/{body['id']}", params=Q).status_code in (400, 404)
+
+
+def test_add_pool_without_targets_has_target_zero(rest: httpx.Client) -> None:
+    """Azure accepts a pool with neither target nor autoscale: its target is 0."""
+    body = _wire_pool(uid("notarget"))
+    del body["targetDedicatedNodes"]
+    assert rest.post("/pools", params=Q, json=body).status_code == 201
+    pool = rest.get(f"/pools/{body['id']}", params=Q).json()
+    assert (pool["targetDedicatedNodes"], pool["targetLowPriorityNodes"]) == (0, 0)
 
 
 def test_add_invalid_pool_400_through_sdk(batch: BatchClient) -> None:
@@ -262,13 +275,14 @@ def test_add_with_unknown_application_package_409(rest: httpx.Client, batch: Bat
     assert not batch.get_pool(pool_id).application_package_references
 
 
-def test_add_autoscale_pool_501(batch: BatchClient) -> None:
+def test_add_autoscale_pool_refused(batch: BatchClient) -> None:
     pool_id = uid("auto")
     options = m.BatchPoolCreateOptions(
         id=pool_id, vm_size=VM_SIZE, virtual_machine_configuration=_vm_config(),
         enable_auto_scale=True, auto_scale_formula="$TargetDedicatedNodes = 1;",
     )
-    _fails(lambda: batch.create_pool(options), 501, "NotImplemented")
+    error = _fails(lambda: batch.create_pool(options), 400, "UnsupportedProperty")
+    assert _values(error)["PropertyName"] == "enableAutoScale"
     assert _exists(batch, pool_id) is False
 
 
@@ -470,12 +484,12 @@ def test_update_properties_missing_required_400(rest: httpx.Client, batch: Batch
 def test_resize_changes_targets_and_settles(batch: BatchClient) -> None:
     pool_id = _create(batch, "rsz")
     poller = batch.begin_resize_pool(pool_id, m.BatchPoolResizeOptions(
-        target_dedicated_nodes=3, target_low_priority_nodes=1, resize_timeout=datetime.timedelta(minutes=20),
+        target_dedicated_nodes=3, target_low_priority_nodes=0, resize_timeout=datetime.timedelta(minutes=20),
     ), polling_interval=0)
     poller.result(timeout=30)
     assert poller.done()
     pool = batch.get_pool(pool_id)
-    assert (pool.target_dedicated_nodes, pool.target_low_priority_nodes) == (3, 1)
+    assert (pool.target_dedicated_nodes, pool.target_low_priority_nodes) == (3, 0)
     assert pool.resize_timeout == datetime.timedelta(minutes=20)
     assert pool.allocation_state == m.AllocationState.STEADY
     assert (pool.current_dedicated_nodes, pool.current_low_priority_nodes) == (0, 0)

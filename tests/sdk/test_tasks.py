@@ -557,10 +557,6 @@ def test_list_subtasks_of_a_task_is_empty(batch: BatchClient) -> None:
     job_id = new_job(batch)
     batch.create_task(job_id, task("t"))
     assert list(batch.list_subtasks(job_id, "t")) == []
-    batch.create_task(job_id, task("mi", multi_instance_settings=m.MultiInstanceSettings(
-        coordination_command_line="/bin/true", number_of_instances=2)))
-    assert list(batch.list_subtasks(job_id, "mi")) == []
-    assert batch.get_task(job_id, "mi").multi_instance_settings.number_of_instances == 2
 
 
 def test_every_operation_on_a_missing_task_is_404_task_not_found(batch: BatchClient) -> None:

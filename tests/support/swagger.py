@@ -34,6 +34,9 @@ SPEC_URI = "urn:openbatch:azure-batch-swagger"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 # Keys that strict mode never reports (OData envelope annotations the real service adds).
 STRICT_IGNORED_KEYS = frozenset({"odata.metadata"})
+# Properties api-version 2025-06-01 (azure-batch 15.1) added to definitions of the stored spec:
+# echoed to the clients that sent them, never reported.
+ADDED_IN_2025_06_01: dict[str, frozenset[str]] = {"TaskSchedulingPolicy": frozenset({"jobDefaultOrder"})}
 # Schemas here are Swagger 2.0; these keywords have no JSON-Schema meaning and are dropped.
 _SWAGGER_ONLY_KEYWORDS = frozenset({"readOnly", "discriminator", "example", "externalDocs", "xml"})
 
@@ -421,7 +424,8 @@ class Spec:
                 elif addl:
                     for sub in addl:
                         out.extend(self.unknown_keys(sub, value, path + (key,)))
-                elif props and key not in STRICT_IGNORED_KEYS:
+                elif props and key not in STRICT_IGNORED_KEYS and not (
+                        names and key in ADDED_IN_2025_06_01.get(names[0], ())):
                     where = f" in {names[0]}" if names else ""
                     hint = difflib.get_close_matches(key, list(props), n=1)
                     hint_text = f"; did you mean {hint[0]!r}?" if hint else ""

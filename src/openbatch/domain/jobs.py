@@ -22,6 +22,7 @@ from .models import (
     to_json,
 )
 from .states import JobState, with_state
+from .support import REFUSED_JOB, REFUSED_JOB_CHANGE, check_supported
 from .tasks import check_task_common
 from .validation import (
     UNLIMITED_DURATION,
@@ -67,6 +68,7 @@ def _check_pool_info(job: JobAddParameter | JobUpdateParameter | JobPatchParamet
         raise invalid_property("poolInfo", "", "Only one of poolId and autoPoolSpecification may be specified.")
     if info.poolId:
         check_id(info.poolId, "poolInfo/poolId")
+    check_supported(job, REFUSED_JOB_CHANGE)
 
 
 def _check_preparation(task: JobPreparationTask) -> None:
@@ -106,11 +108,7 @@ def validate_new_job(job: JobAddParameter) -> None:
     if job.jobManagerTask is not None:
         check_id(job.jobManagerTask.id, "jobManagerTask/id")
         check_task_common(job.jobManagerTask, "jobManagerTask")
-        raise BatchError(
-            "NotImplemented",
-            "Job Manager Tasks are not supported by this openbatch server yet.",
-            [("PropertyName", "jobManagerTask")],
-        )
+    check_supported(job, REFUSED_JOB)
 
 
 def new_job_body(job: JobAddParameter, now: datetime) -> Json:

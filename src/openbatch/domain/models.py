@@ -276,6 +276,8 @@ class StartTask(_TaskCommon, kw_only=True):
 
 class TaskSchedulingPolicy(Model, kw_only=True):
     nodeFillType: Literal["spread", "pack"]
+    #: From api-version 2025-06-01: how tasks of equal-priority jobs share the pool's slots.
+    jobDefaultOrder: Literal["none", "creationtime"] | None = None
 
 
 class PoolAddParameter(Model, kw_only=True):

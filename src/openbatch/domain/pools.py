@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Collection
+from typing import Any
 
 from . import clock
 from .errors import BatchError, invalid_property, missing_property
@@ -17,7 +17,15 @@ from .models import (
 )
 from .states import AllocationState, PoolState
 from .tasks import check_task_common
-from .validation import check_display_name, check_duration, check_id, check_metadata
+from .secrets import POOL_SECRETS, redacted
+from .support import REFUSED_POOL, REFUSED_POOL_PROPERTIES, REFUSED_RESIZE, check_supported
+from .validation import (  # noqa: F401  (check_application_packages: re-exported for the services)
+    check_application_packages,
+    check_display_name,
+    check_duration,
+    check_id,
+    check_metadata,
+)
 
 Json = dict[str, Any]
 
@@ -27,6 +35,8 @@ MAX_SLOTS_PER_NODE = 256
 #: The first api-version without certificates: its UpdateProperties body has no
 #: certificateReferences (azure-batch 15's BatchPoolReplaceOptions cannot send one).
 NO_CERTIFICATES_API_VERSION = "2025-06-01"
+#: The first api-version whose taskSchedulingPolicy has jobDefaultOrder.
+JOB_DEFAULT_ORDER_API_VERSION = "2025-06-01"
 
 
 class PoolReplacePropertiesParameter(PoolUpdatePropertiesParameter, kw_only=True):
@@ -58,27 +68,10 @@ def _start_task_body(body: Json) -> None:
         body["startTask"].setdefault("waitForSuccess", True)
 
 
-def check_application_packages(references: list[Json] | None, available: Collection[str]) -> None:
-    """Every referenced application must exist in the account (409 InvalidApplicationPackageReferences)."""
-    unknown = [str(ref.get("applicationId", "")) for ref in references or ()
-               if ref.get("applicationId") not in available]
-    if unknown:
-        raise BatchError(
-            "InvalidApplicationPackageReferences",
-            "One or more of the specified application package references are invalid.",
-            [("ApplicationId", app) for app in unknown],
-        )
-
-
 def _check_targets(dedicated: int | None, low_priority: int | None) -> None:
     for name, value in (("targetDedicatedNodes", dedicated), ("targetLowPriorityNodes", low_priority)):
         if value is not None and value < 0:
             raise invalid_property(name, value, "The target node count must not be negative.")
-
-
-def _autoscale_unsupported() -> BatchError:
-    return BatchError("NotImplemented", "Autoscale is not supported by this openbatch server yet.",
-                      [("PropertyName", "enableAutoScale")])
 
 
 def validate_new_pool(pool: PoolAddParameter) -> None:
@@ -94,15 +87,13 @@ def validate_new_pool(pool: PoolAddParameter) -> None:
                                    "Target node counts may not be given when enableAutoScale is true.")
         if not pool.autoScaleFormula:
             raise missing_property("autoScaleFormula")
-        raise _autoscale_unsupported()
-    if pool.targetDedicatedNodes is None and pool.targetLowPriorityNodes is None:
-        raise missing_property("targetDedicatedNodes")
     if pool.taskSlotsPerNode is not None and not 1 <= pool.taskSlotsPerNode <= MAX_SLOTS_PER_NODE:
         raise invalid_property("taskSlotsPerNode", pool.taskSlotsPerNode, f"Must be between 1 and {MAX_SLOTS_PER_NODE}.")
     _check_start_task(pool.startTask)
     check_metadata(pool.metadata)
     if pool.applicationPackageReferences and len(pool.applicationPackageReferences) > 10:
         raise invalid_property("applicationPackageReferences", len(pool.applicationPackageReferences), "At most 10.")
+    check_supported(pool, REFUSED_POOL)
 
 
 def new_pool_body(pool: PoolAddParameter, now: datetime) -> Json:
@@ -116,6 +107,7 @@ def new_pool_body(pool: PoolAddParameter, now: datetime) -> Json:
     body.setdefault("taskSchedulingPolicy", {"nodeFillType": "spread"})
     body.setdefault("targetNodeCommunicationMode", "default")
     _start_task_body(body)
+    _with_documented_defaults(body)
     stamp = clock.to_wire(now)
     body.update(
         creationTime=stamp,
@@ -129,6 +121,36 @@ def new_pool_body(pool: PoolAddParameter, now: datetime) -> Json:
     return body
 
 
+def _with_documented_defaults(body: Json) -> None:
+    """Fill what Azure shows on Get for properties the client left out (docs: "the default is ...")."""
+    config = body.get("virtualMachineConfiguration")
+    if config:
+        config = body["virtualMachineConfiguration"] = {**config}
+        image = config.get("imageReference")
+        if image and image.get("publisher") and not any(
+                image.get(key) for key in ("virtualMachineImageId", "sharedGalleryImageId", "communityGalleryImageId")):
+            config["imageReference"] = {**image, "version": image.get("version") or "latest"}
+        if config.get("dataDisks"):
+            config["dataDisks"] = [{"caching": "none", "storageAccountType": "standard_lrs", **disk}
+                                   for disk in config["dataDisks"]]
+    if body.get("userAccounts"):
+        body["userAccounts"] = [{"elevationLevel": "nonadmin", **user} for user in body["userAccounts"]]
+
+
+def public_body(body: Json, api_version: str) -> Json:
+    """The pool as Get answers ``api_version``: without secrets, and without what that version lacks."""
+    body = redacted(body, POOL_SECRETS)
+    policy = body.get("taskSchedulingPolicy")
+    if policy and "jobDefaultOrder" in policy and api_version < JOB_DEFAULT_ORDER_API_VERSION:
+        body = {**body, "taskSchedulingPolicy": {k: v for k, v in policy.items() if k != "jobDefaultOrder"}}
+    return body
+
+
+def job_default_order(body: Json) -> str:
+    """How equal-priority jobs share the pool: ``none`` (uniformly, the default) or ``creationtime``."""
+    return body.get("taskSchedulingPolicy", {}).get("jobDefaultOrder") or "none"
+
+
 def check_not_deleting(body: Json) -> None:
     if body["state"] == PoolState.DELETING.value:
         raise BatchError("PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.",
@@ -138,6 +160,7 @@ def check_not_deleting(body: Json) -> None:
 def patched_body(body: Json, patch: PoolPatchParameter) -> Json:
     check_not_deleting(body)
     _check_start_task(patch.startTask)
+    check_supported(patch, REFUSED_POOL)
     check_metadata(patch.metadata)
     check_display_name(patch.displayName)
     if patch.taskSlotsPerNode is not None and not 1 <= patch.taskSlotsPerNode <= MAX_SLOTS_PER_NODE:
@@ -145,6 +168,7 @@ def patched_body(body: Json, patch: PoolPatchParameter) -> Json:
     new = dict(body)
     new.update(to_json(patch))
     _start_task_body(new)
+    _with_documented_defaults(new)
     return new
 
 
@@ -153,6 +177,7 @@ def updated_properties_body(body: Json, update: PoolUpdatePropertiesParameter) -
     check_not_deleting(body)
     _check_start_task(update.startTask)
     check_metadata(update.metadata)
+    check_supported(update, REFUSED_POOL_PROPERTIES)
     changes = to_json(update)
     new = dict(body)
     for key in ("startTask", "targetNodeCommunicationMode"):
@@ -166,6 +191,7 @@ def resize_requested(body: Json, resize: PoolResizeParameter, now: datetime) -> 
     check_not_deleting(body)
     check_duration(resize.resizeTimeout, "resizeTimeout", minimum=MIN_RESIZE_TIMEOUT)
     _check_targets(resize.targetDedicatedNodes, resize.targetLowPriorityNodes)
+    check_supported(resize, REFUSED_RESIZE)
     if body.get("enableAutoScale"):
         raise BatchError("OperationInvalidForCurrentState", "A pool with autoscale enabled cannot be resized manually.")
     if body["allocationState"] != AllocationState.STEADY.value:

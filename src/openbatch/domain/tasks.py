@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Callable
 
 from . import clock
 from .errors import BatchError, invalid_property
 from .models import TaskAddParameter, TaskConstraints, to_json
 from .states import TaskState, with_state
+from .support import REFUSED_TASK, check_supported
 from .validation import (
     SEVEN_DAYS,
     UNLIMITED_DURATION,
+    check_application_packages,
     check_display_name,
     check_duration,
     check_id,
@@ -22,6 +25,12 @@ Json = dict[str, Any]
 #: Docs: the taskIds list of a task's dependencies may be at most 64,000 characters in all.
 MAX_DEPENDENCY_IDS_LENGTH = 64000
 MAX_SLOTS = 256
+
+#: The top-level properties a refused property of a task sits under: a task that sets none of
+#: them (nearly every task) skips the walk of :data:`REFUSED_TASK`.
+_REFUSABLE = attrgetter(*sorted({rule.path.split("/")[0].removesuffix("[]") for rule in REFUSED_TASK}))
+#: Applications cannot be uploaded to this server (Application_List is empty): no reference is valid.
+NO_APPLICATIONS: frozenset[str] = frozenset()
 
 
 def check_task_common(task: Any, prefix: str) -> None:
@@ -75,6 +84,10 @@ def new_task_validator(job: Json) -> Callable[[TaskAddParameter], None]:
         check_display_name(task.displayName)
         if task.resourceFiles or task.environmentSettings:
             check_task_common(task, "")
+        if any(_REFUSABLE(task)):
+            check_supported(task, REFUSED_TASK)
+        if task.applicationPackageReferences:
+            check_application_packages(task.applicationPackageReferences, NO_APPLICATIONS)
         check_constraints(task.constraints)
         if task.requiredSlots is not None and not 1 <= task.requiredSlots <= MAX_SLOTS:
             raise invalid_property("requiredSlots", task.requiredSlots,

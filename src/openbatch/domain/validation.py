@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from functools import lru_cache
+from typing import Any, Collection
 
 from .errors import BatchError, invalid_property
 
@@ -79,3 +80,15 @@ def check_metadata(items: list | None, prop: str = "metadata") -> None:
     for item in items or ():
         if not item.name:
             raise BatchError("EmptyMetadataKey", "A metadata item name must not be empty.", [("PropertyName", prop)])
+
+
+def check_application_packages(references: list[dict[str, Any]] | None, available: Collection[str]) -> None:
+    """Every referenced application must exist in the account (409 InvalidApplicationPackageReferences)."""
+    unknown = [str(ref.get("applicationId", "")) for ref in references or ()
+               if ref.get("applicationId") not in available]
+    if unknown:
+        raise BatchError(
+            "InvalidApplicationPackageReferences",
+            "One or more of the specified application package references are invalid.",
+            [("ApplicationId", app) for app in unknown],
+        )

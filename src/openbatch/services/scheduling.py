@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..domain import clock, commands, execution
+from ..domain import clock, commands, execution, pools as pool_rules
 from ..domain.nodes import SCHEDULABLE
 from ..scheduler.placement import Candidate, NodeCapacity, Placement, place
 from ..store import schema
@@ -47,6 +48,8 @@ _ACTIVE_JOBS = Prepared(sa.select(_j).where(_j.c.account == sa.bindparam("b_acco
                                             _j.c.pool_id_key == sa.bindparam("b_pool"),
                                             _j.c.state == "active", _j.c.task_active > 0)
                         .order_by(_j.c.priority.desc(), _j.c.pk).with_for_update())
+_SERVED = Prepared(_j.update().where(_j.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
+                   .values(last_served=sa.bindparam("b_now")))
 #: What a round needs of a candidate task (not its timestamps): fewer columns to read and convert.
 _CANDIDATE_COLUMNS = (_t.c.pk, _t.c.job_pk, _t.c.state, _t.c.required_slots, _t.c.body)
 #: ``state = 'active'`` written out (not bound) so that the partial index ix_tasks_active serves it.
@@ -101,13 +104,18 @@ class SchedulingService:
         # away (dependencies are checked while reading, and no candidate needs more slots than
         # the widest node has free): otherwise as many candidates as free slots will all be placed.
         limited = prepared or any(limit is not None for limit in room.values())
-        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD if limited else free)
+        order = pool_rules.job_default_order(pool.body)
+        shared: set[int] = set()   # jobs served beside others of their priority: their turn is recorded
+        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD if limited else free, order, shared)
         if not tasks:
             return 0, free
         fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
         plan = place([candidate for candidate, _ in tasks.values()], list(nodes.values()), fill, room)
         snapshot = Snapshot(pool, jobs, {pk: task for pk, (_, task) in tasks.items()}, node_rows)
         placed, slots = self._apply(conn, account, snapshot, plan)
+        served = sorted(shared.intersection(step.job_pk for step in plan))
+        if served:
+            _SERVED.run(conn, {"b_pks": served, "b_now": clock.naive(self.ctx.now())})
         return placed, free - slots
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
@@ -122,44 +130,43 @@ class SchedulingService:
         return {job.pk: job for job in jobs if self._job_room(job) != 0}
 
     def _candidates(self, conn: Connection, jobs: dict[int, Record], nodes: dict[int, NodeCapacity],
-                    limit: int) -> dict[int, tuple[Candidate, Any]]:
-        """Up to ``limit`` placeable tasks in scheduling order (by task pk), with their locked rows.
+                    limit: int, order: str, shared: set[int]) -> dict[int, tuple[Candidate, Any]]:
+        """Up to ``limit`` placeable tasks in scheduling order, with their locked rows.
 
-        A body is decoded here only when it names dependencies or an affinity (the rest
-        of a candidate is in columns); the apply step decodes the tasks it places.
+        Jobs of higher priority come first. Among jobs of equal priority, the pool's
+        jobDefaultOrder decides: ``creationtime`` serves the oldest job's tasks first;
+        ``none`` (the default) serves them uniformly, one task of each job in turn, the
+        jobs served least recently first (so rounds of one free slot, as exit reports make,
+        take the jobs in turn). Within a job, the oldest task first.
 
         What cannot be placed this round is no candidate, so that however much of it
         comes first it never holds back what is behind: jobs whose preparation task
         failed on every node with free slots, tasks needing more slots than any node
-        has free, and tasks whose dependencies are unmet (read page by page until
-        enough candidates are found or the job has no more).
+        has free, and tasks whose dependencies are unmet.
         """
         widest = max(n.free for n in nodes.values())
-        candidates: dict[int, tuple[Candidate, Any]] = {}
+        streams: list[_JobTasks] = []
         for job in jobs.values():
             prep = job.body.get("jobPreparationTask")
             mode = "none" if prep is None else ("wait" if prep.get("waitForSuccess", True) else "nowait")
             if mode == "wait" and all(job.pk in node.excluded for node in nodes.values()):
                 continue
-            waits = bool(job.body.get("usesTaskDependencies"))
-            after = 0
-            while len(candidates) < limit:
-                page = max(limit - len(candidates), DEPENDENCY_PAGE) if waits else limit - len(candidates)
-                tasks = _ACTIVE_TASKS.rows(conn, {"b_job": job.pk, "b_after": after, "b_slots": widest,
-                                                  "b_limit": page})
-                for row in tasks:
-                    after = row.pk
-                    affinity = None
-                    if '"dependsOn"' in row.body or '"affinityInfo"' in row.body:
-                        body = TASKS.decode(row.body)
-                        if "dependsOn" in body and unmet_dependencies(conn, job.pk, body["dependsOn"]):
-                            continue
-                        affinity = body.get("affinityInfo", {}).get("affinityId")
-                    candidates[row.pk] = (Candidate(row.pk, job.pk, row.required_slots, mode, affinity), row)
+            streams.append(_JobTasks(conn, job, mode, widest))
+        candidates: dict[int, tuple[Candidate, Any]] = {}
+        for group in _equal_priority_groups(streams, order):
+            if len(group) > 1:
+                shared.update(stream.job.pk for stream in group)
+            while group and len(candidates) < limit:
+                room = limit - len(candidates)
+                share = -(-room // len(group))   # ceil: each job's part of the room
+                serving, waiting = (group[:room], group[room:]) if share == 1 else (group, [])
+                taken = [stream.take(share) for stream in serving]
+                for item in _interleaved(taken):
+                    candidates[item[0].task_pk] = item
                     if len(candidates) >= limit:
                         break
-                if len(tasks) < page or not waits:
-                    break
+                # the jobs not served this pass go first in the next; a job with no more leaves
+                group = waiting + [stream for stream, got in zip(serving, taken) if len(got) == share]
             if len(candidates) >= limit:
                 break
         return candidates
@@ -249,6 +256,72 @@ class SchedulingService:
             PREP_RELEASE.update(conn, current, {**current.body, "jobPreparationTaskExecutionInfo": info}, now,
                                 extra={"node_pk": node.pk, "prep_run_id": run_id, "prep_stale": False})
         return commands.preparation_command(run_id, who, job.body, 0)
+
+
+class _JobTasks:
+    """One job's placeable active tasks in task order, read from the store a page at a time.
+
+    A body is decoded here only when it names dependencies or an affinity (the rest of a
+    candidate is in columns); tasks with unmet dependencies are skipped.
+    """
+
+    def __init__(self, conn: Connection, job: Record, mode: Any, widest: int) -> None:
+        self.conn = conn
+        self.job = job
+        self.mode = mode
+        self.widest = widest
+        self.waits = bool(job.body.get("usesTaskDependencies"))
+        self.after = 0
+        self.done = False
+        self.buffer: list[tuple[Candidate, Any]] = []
+
+    def take(self, count: int) -> list[tuple[Candidate, Any]]:
+        """Up to ``count`` more candidates (fewer only when the job has no more)."""
+        while len(self.buffer) < count and not self.done:
+            page = max(count - len(self.buffer), DEPENDENCY_PAGE) if self.waits else count - len(self.buffer)
+            rows = _ACTIVE_TASKS.rows(self.conn, {"b_job": self.job.pk, "b_after": self.after,
+                                                  "b_slots": self.widest, "b_limit": page})
+            self.done = len(rows) < page
+            for row in rows:
+                self.after = row.pk
+                affinity = None
+                if '"dependsOn"' in row.body or '"affinityInfo"' in row.body:
+                    body = TASKS.decode(row.body)
+                    if "dependsOn" in body and unmet_dependencies(self.conn, self.job.pk, body["dependsOn"]):
+                        continue
+                    affinity = body.get("affinityInfo", {}).get("affinityId")
+                self.buffer.append((Candidate(row.pk, self.job.pk, row.required_slots, self.mode, affinity), row))
+        taken, self.buffer = self.buffer[:count], self.buffer[count:]
+        return taken
+
+
+_NEVER = datetime.min
+
+
+def _equal_priority_groups(streams: list[_JobTasks], order: str) -> list[list[_JobTasks]]:
+    """The jobs (in priority order) as groups served together: each job alone for ``creationtime``;
+    the jobs of one priority, least recently served first, for ``none``."""
+    if order == "creationtime":
+        return [[stream] for stream in streams]
+    groups: list[list[_JobTasks]] = []
+    for stream in streams:
+        if groups and groups[-1][0].job.row["priority"] == stream.job.row["priority"]:
+            groups[-1].append(stream)
+        else:
+            groups.append([stream])
+    for group in groups:
+        group.sort(key=lambda stream: (stream.job.row["last_served"] or _NEVER, stream.job.pk))
+    return groups
+
+
+def _interleaved(lists: list[list[Any]]) -> list[Any]:
+    """One item of each list in turn: [a0, b0, a1, b1, ...]."""
+    if len(lists) == 1:
+        return lists[0]
+    merged = []
+    for index in range(max(map(len, lists), default=0)):
+        merged.extend(items[index] for items in lists if index < len(items))
+    return merged
 
 
 @dataclass(slots=True)

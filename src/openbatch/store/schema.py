@@ -86,6 +86,9 @@ jobs = Table(
     Column("state_transition_time", DateTime, nullable=False),
     Column("end_time", DateTime, nullable=True),
     Column("has_preparation", Boolean, nullable=False),
+    #: When the scheduler last placed a task of this job beside other jobs of its priority
+    #: (jobDefaultOrder none serves the least recently served first).
+    Column("last_served", DateTime, nullable=True),
     *_resource_columns(),
     *[Column(name, BigInteger, nullable=False, server_default="0") for name in COUNTER_COLUMNS],
     UniqueConstraint("account", "id_key", name="uq_jobs_account_id"),
@@ -120,6 +123,8 @@ tasks = Table(
     #: When the completed task's directory is removed from its node (endTime + retentionTime).
     Column("retain_until", DateTime, nullable=True),
     Column("files_removed", Boolean, nullable=False, server_default=sa.false()),
+    #: How often the task's node was lost while it ran (NULL: never).
+    Column("recoveries", Integer, nullable=True),
     UniqueConstraint("job_pk", "id_key", name="uq_tasks_job_id"),
     Index("ix_tasks_job_state_id", "job_pk", "state", "id_key"),
     # Partial indexes: only the rows their queries look for. A task added costs no entry in

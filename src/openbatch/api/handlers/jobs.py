@@ -7,6 +7,7 @@ from typing import Any
 from starlette.responses import Response
 
 from ...domain import clock, stats
+from ...domain.secrets import JOB_SECRETS, redacted
 from ...domain.models import (
     JobAddParameter,
     JobDisableParameter,
@@ -37,7 +38,7 @@ def _render(req: ApiRequest, record: Record, with_stats: bool) -> Json:
                 int(record.row["task_succeeded"]), int(record.row["task_failed"]),
             )
         }
-    return represent(record, url, extra)
+    return redacted(represent(record, url, extra), JOB_SECRETS)
 
 
 @operation("Job_Add")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ...domain import nodes as node_rules
+from ...domain.secrets import NODE_SECRETS, redacted
 from ...domain.models import NodeDisableSchedulingParameter, NodeRebootParameter, NodeReimageParameter
 from ...store.records import Record
 from ..listing import list_query
@@ -15,7 +16,8 @@ from ..wire import changed, entity, listing
 
 def _render(req: ApiRequest, pool_id: str, record: Record, recent: list[dict]) -> dict:
     """ComputeNode has no eTag/lastModified; its counters live in columns."""
-    body = {**node_rules.render(record.body, record.row), "url": req.url("pools", pool_id, "nodes", record.body["id"])}
+    body = {**redacted(node_rules.render(record.body, record.row), NODE_SECRETS),
+            "url": req.url("pools", pool_id, "nodes", record.body["id"])}
     if recent:
         body["recentTasks"] = [{**item, "taskUrl": req.url("jobs", item["jobId"], "tasks", item["taskId"])}
                                for item in recent]

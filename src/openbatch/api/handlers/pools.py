@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ...domain import clock, stats
-from ...domain.pools import update_properties_model
+from ...domain.pools import public_body, update_properties_model
 from ...domain.models import (
     NodeRemoveParameter,
     PoolAddParameter,
@@ -28,7 +28,7 @@ def _render(req: ApiRequest, record: Record, with_stats: bool) -> dict:
     extra = None
     if with_stats:
         extra = {"stats": stats.pool_stats(url + "/stats", record.body["creationTime"], clock.to_wire(clock.utcnow()))}
-    return represent(record, url, extra)
+    return public_body(represent(record, url, extra), req.api_version)
 
 
 @operation("Pool_Add")

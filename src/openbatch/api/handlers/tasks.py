@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from starlette.responses import Response
 
 from ...domain import clock, stats
+from ...domain.secrets import TASK_SECRETS, redacted
 from ...domain.errors import BatchError, invalid_body
 from ...domain.models import TaskAddCollectionParameter, TaskAddParameter, TaskCollection, TaskUpdateParameter
 from ...store.records import Record
@@ -53,7 +54,8 @@ class _Renderer:
                 extra["nodeInfo"]["taskRootDirectoryUrl"] = f"{node_url}/files/{node_info['taskRootDirectory']}"
         if self.with_stats:
             extra["stats"] = stats.task_stats(url, record.body["creationTime"], clock.to_wire(clock.utcnow()))
-        return represent(record, url, extra, owned=self.owned)
+        body = represent(record, url, extra, owned=self.owned)
+        return redacted(body, TASK_SECRETS) if "containerSettings" in body else body
 
 
 @operation("Task_Add")
