@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import Settings, default_data_dir, parse_accounts
+from .domain.quotas import Quotas
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -17,7 +18,8 @@ def _env(name: str, default: str | None = None) -> str | None:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="openbatch", description="A self-hosted Azure Batch compatible service.")
     commands = root.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the API server with its embedded defaults")
+    serve = commands.add_parser("serve", help="run the API server with its embedded defaults",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (OPENBATCH_HOST)")
     serve.add_argument("--port", type=int, default=int(_env("PORT", "8080")), help="port (OPENBATCH_PORT)")
     serve.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR") or default_data_dir()),
@@ -33,6 +35,21 @@ def parser() -> argparse.ArgumentParser:
                        help="local: pools get nodes run on this host (default); none: no nodes (OPENBATCH_NODE_PROVIDER)")
     serve.add_argument("--nodes-per-agent", type=int, default=int(_env("NODES_PER_AGENT", "8")),
                        help="local nodes hosted by one agent process (OPENBATCH_NODES_PER_AGENT)")
+    serve.add_argument("--node-lost-after", type=float, default=float(_env("NODE_LOST_AFTER", "10")),
+                       help="seconds without a call before an agent's nodes are unusable and their tasks run "
+                            "elsewhere (OPENBATCH_NODE_LOST_AFTER)")
+    quotas = Quotas()
+    serve.add_argument("--quota-dedicated-cores", type=int,
+                       default=int(_env("QUOTA_DEDICATED_CORES", str(quotas.dedicated_cores))),
+                       help="each account's dedicated core quota, counted from the pools' vmSize as Azure does; a "
+                            "resize past it allocates up to it and reports AccountCoreQuotaReached "
+                            "(OPENBATCH_QUOTA_DEDICATED_CORES)")
+    serve.add_argument("--quota-pools", type=int, default=int(_env("QUOTA_POOLS", str(quotas.pools))),
+                       help="each account's pool quota (PoolQuotaReached past it) (OPENBATCH_QUOTA_POOLS)")
+    serve.add_argument("--quota-active-jobs", type=int,
+                       default=int(_env("QUOTA_ACTIVE_JOBS", str(quotas.active_jobs))),
+                       help="each account's quota of jobs not completed (ActiveJobAndScheduleQuotaReached past it) "
+                            "(OPENBATCH_QUOTA_ACTIVE_JOBS)")
     agent = commands.add_parser("agent", help="host compute nodes of a pool and run their tasks")
     agent.add_argument("--server", required=True, help="the openbatch server URL")
     agent.add_argument("--pool", required=True, help="the pool the nodes join")
@@ -60,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 extra_accounts=parse_accounts(args.extra_accounts or ""),
                 node_provider=args.node_provider,
                 nodes_per_agent=args.nodes_per_agent,
+                node_lost_after=args.node_lost_after,
+                quota_dedicated_cores=args.quota_dedicated_cores,
+                quota_pools=args.quota_pools,
+                quota_active_jobs=args.quota_active_jobs,
             )
         )
     elif args.command == "agent":

@@ -8,8 +8,11 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .domain.quotas import Quotas
+
 DEFAULT_ACCOUNT = "openbatch"
 KEY_FILE = "account.key"
+_DEFAULT_QUOTAS = Quotas()
 
 
 def default_data_dir() -> Path:
@@ -31,6 +34,13 @@ class Settings:
     nodes_per_agent: int = 8
     #: Seconds without a call from an agent before its nodes become unusable.
     node_lost_after: float = 10.0
+    #: Every account's quotas (Azure's account quotas): dedicated cores, pools, active jobs.
+    quota_dedicated_cores: int = _DEFAULT_QUOTAS.dedicated_cores
+    quota_pools: int = _DEFAULT_QUOTAS.pools
+    quota_active_jobs: int = _DEFAULT_QUOTAS.active_jobs
+
+    def quotas(self) -> Quotas:
+        return Quotas(self.quota_dedicated_cores, self.quota_pools, self.quota_active_jobs)
 
     def server_url(self) -> str:
         """How local agents reach this server."""

@@ -8,6 +8,7 @@ slot wakes the scheduler.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,6 +23,8 @@ from .services import Services
 from .services.agents import node_agent, restart_recovery
 from .services.context import Notifier
 
+log = logging.getLogger("openbatch.runtime")
+
 
 class Runtime(Notifier):
     def __init__(self, services: Services, accounts: Mapping[str, bytes], data_dir: Path, server_url: str, *,
@@ -29,11 +32,14 @@ class Runtime(Notifier):
         self.services = services
         self.server_url = server_url
         self.hub = AgentHub()
-        self.scheduler = Scheduler(services, self.hub, node_lost_after)
+        self.node_lost_after = node_lost_after
+        self.scheduler = Scheduler(services, self.hub, node_lost_after, self.agent_silent)
         join_token = secrets.token_urlsafe(32)
         self.supervisor = LocalSupervisor(services, data_dir, lambda: self.server_url, join_token, nodes_per_agent)
+        self.supervisor.on_agents_gone = lambda agent_ids: [self.agent_gone(agent_id) for agent_id in agent_ids]
         self.agent_api = AgentApi(services, self.hub, accounts, join_token,
-                                  node_root=lambda account, pool, node: self.supervisor.node_root(node))
+                                  node_root=lambda account, pool, node: self.supervisor.node_root(node),
+                                  node_lost_after=node_lost_after)
         services.ctx.notifier = self
         services.ctx.account_url = lambda account: self.server_url
         self.file_requests = AgentFileRequests(self.hub.push, lambda where: node_agent(services.ctx, where.node_id)[0])
@@ -51,6 +57,24 @@ class Runtime(Notifier):
     def nodes_changed(self) -> None:
         self.supervisor.nodes_changed()
 
+    def agent_gone(self, agent_id: str) -> None:
+        """Thread-safe: the agent's credential ended; it is forgotten (queued commands, cached identity)."""
+        self.hub.forget(agent_id)
+        self.agent_api.forget(agent_id)
+
+    async def agent_silent(self, agent_id: str) -> None:
+        """An agent stopped calling for ``node_lost_after`` seconds. A local one is killed (its
+        processes too) and then recovered by the supervisor; a remote one's nodes are lost now."""
+        self.hub.forget(agent_id)
+        local = await asyncio.to_thread(self.services.agents.is_local, agent_id)
+        if local:
+            node_ids = await asyncio.to_thread(self.services.agents.node_ids_of, agent_id)
+            if self.supervisor.kill_agent(node_ids):
+                return
+        log.warning("agent %s stopped calling for %.0f s: its nodes are unusable and their tasks go back to "
+                    "the queue", agent_id, self.node_lost_after)
+        await asyncio.to_thread(self.services.agents.agent_lost, agent_id)
+
     async def start(self) -> None:
         self.hub.bind(asyncio.get_running_loop())
         remote = await asyncio.to_thread(restart_recovery, self.services.ctx)
@@ -59,5 +83,6 @@ class Runtime(Notifier):
         self.supervisor.start()
 
     async def stop(self) -> None:
+        self.hub.close()
         await self.scheduler.stop()
         await self.supervisor.stop()

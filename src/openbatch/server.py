@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
 
@@ -10,28 +11,42 @@ from .api.app import BatchApp
 from .config import Settings
 from .services import Services
 from .store.engine import Store
+from .store.lease import Holder, Lease, LeaseHeld
 
 
 def build(settings: Settings) -> tuple[BatchApp, Store]:
+    """The app on its store, migrated; raises :class:`LeaseHeld` if another server uses the database."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.resolved_database_url())
-    store.migrate()
+    url = settings.resolved_database_url()
+    lease = Lease(url)
+    lease.acquire(Holder(url=settings.server_url()))
+    try:
+        store = Store(url)
+        store.migrate()
+        lease.announce()
+    except BaseException:
+        lease.release()
+        raise
     accounts = settings.accounts()
     local = settings.node_provider == "local"
-    services = Services.create(store, node_provider=local)
+    services = Services.create(store, node_provider=local, quotas=settings.quotas())
     runtime = None
     if local:
         from .runtime import Runtime
 
         runtime = Runtime(services, accounts, settings.data_dir, settings.server_url(),
                           nodes_per_agent=settings.nodes_per_agent, node_lost_after=settings.node_lost_after)
-    app = BatchApp(services, accounts, runtime=runtime)
+    app = BatchApp(services, accounts, runtime=runtime, lease=lease)
     return app, store
 
 
 def serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app, store = build(settings)
+    try:
+        app, store = build(settings)
+    except LeaseHeld as held:
+        print(f"openbatch: {held}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     endpoint = f"http://{settings.host}:{settings.port}"
     print(f"openbatch listening on {endpoint}", flush=True)
     print(f"  account: {settings.account}", flush=True)
@@ -42,4 +57,5 @@ def serve(settings: Settings) -> None:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                     lifespan="on", timeout_graceful_shutdown=2)
     finally:
+        app.lease.release()
         store.dispose()

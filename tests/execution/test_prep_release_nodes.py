@@ -346,8 +346,11 @@ def _runs(log: Path) -> list[tuple[str, str, str, float]]:
     return out
 
 
-def test_lost_agent_requeues_its_task_which_completes_elsewhere(
+def test_lost_agent_requeues_its_task_and_its_node_comes_back(
         batch: BatchClient, pools: Pools, live_nodes: LiveServer, tmp_path: Path) -> None:
+    """kill -9 of a local agent mid-run: its processes die with it, its task runs again (requeued,
+    not retried: maxTaskRetryCount stays untouched), never beside the killed run, and its node
+    comes back through a new agent to idle."""
     pool_id, nodes = pools.add(2)
     log = tmp_path / "runs.log"
     job_id = add_job(batch, pool_id)
@@ -360,43 +363,40 @@ def test_lost_agent_requeues_its_task_which_completes_elsewhere(
     assert set(on_node) == set(nodes)
     lost_node, other_node = nodes
     lost_task = on_node[lost_node]
+    booted = batch.get_node(pool_id, lost_node).last_boot_time
     supervisor = live_nodes.app.runtime.supervisor
     pid = supervisor.pid_of(lost_node)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    killed = time.monotonic()
 
-    wait_for(lambda: batch.get_node(pool_id, lost_node).state == "unusable", 10,
-             message="the node of the killed agent to become unusable")
-    assert time.monotonic() - killed < 8
+    wait_for(lambda: batch.get_task(job_id, lost_task).execution_info.requeue_count == 1, 10,
+             message="the task of the killed agent requeued")
     task = batch.get_task(job_id, lost_task)
-    assert task.state in ("active", "running")
-    assert (task.execution_info.requeue_count, task.execution_info.retry_count) == (1, 0)
-    assert task.execution_info.last_requeue_time is not None
+    assert task.execution_info.retry_count == 0 and task.execution_info.last_requeue_time is not None
 
-    # From now on one node is left: the counts are exact at every moment, never two running.
-    allowed = {(1, 1, 0), (1, 0, 1), (0, 1, 1), (0, 0, 2)}
     sampled = []
 
     def done() -> bool:
         active, running, completed, succeeded, failed = counts(batch, job_id)
         sampled.append((active, running, completed))
-        assert (active, running, completed) in allowed and (succeeded, failed) == (completed, 0), sampled
+        assert active + running + completed == 2 and (succeeded, failed) == (completed, 0), sampled
         return completed == 2
 
     wait_for(done, 30, message="both tasks completed")
     assert counts(batch, job_id) == (0, 0, 2, 2, 0)
     task = batch.get_task(job_id, lost_task)
-    assert task.node_info.node_id == other_node
     assert (task.execution_info.requeue_count, task.execution_info.retry_count) == (1, 0)
     assert task.execution_info.result == "success"
     runs = _runs(log)
-    # The run on the lost node never went on beside the run that replaced it.
-    assert not [r for r in runs if r[0] == "end" and r[2] == lost_node], runs
+    # The killed run never went on: it has no end, and its replacement started after it was killed.
+    assert not [r for r in runs if r[0] == "end" and r[1] == lost_task and r[3] < max(
+        s[3] for s in runs if s[0] == "start" and s[1] == lost_task)], runs
     starts = sorted(r[3] for r in runs if r[0] == "start" and r[1] == lost_task)
     ends = [r[3] for r in runs if r[0] == "end" and r[1] == lost_task]
     assert len(starts) == 2 and len(ends) == 1 and ends[0] > starts[1], runs
-    assert batch.get_node(pool_id, other_node).state == "idle"
+    wait_for(lambda: [n.state for n in batch.list_nodes(pool_id)] == ["idle", "idle"], 30,
+             message="both nodes idle again")
+    assert batch.get_node(pool_id, lost_node).last_boot_time > booted
 
 
 # -- 8. pools and nodes ------------------------------------------------------------------------------------

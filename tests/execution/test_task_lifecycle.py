@@ -55,7 +55,7 @@ def make_pool(batch: BatchClient, nodes: int, slots: int, fill: str | None = Non
 
 def drop_pool(batch: BatchClient, pool_id: str) -> None:
     try:
-        batch.delete_pool(pool_id)
+        batch.begin_delete_pool(pool_id, polling_interval=0)
     except Exception:  # noqa: BLE001 - cleanup only: stopping the agents early
         pass
 

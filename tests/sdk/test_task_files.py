@@ -114,3 +114,60 @@ def test_paths_cannot_escape_the_task_directory(rest: httpx.Client, ran_task) ->
     for path in ("..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "wd%2F..%2F..%2Ft2%2Fstdout.txt"):
         response = rest.get(f"/jobs/{job_id}/tasks/{task_id}/files/{path}", params={"api-version": API_VERSION})
         assert response.status_code == 404, path
+
+
+# -- what a hostile task can leave in its directory ----------------------------------------------
+
+
+def test_a_fifo_is_refused_at_once_and_blocks_nothing(batch: BatchClient, rest: httpx.Client, ran_task) -> None:  # type: ignore[no-untyped-def]
+    job_id, task_id, task_dir = ran_task
+    os.mkfifo(task_dir / "wd" / "pipe")
+    q = {"api-version": API_VERSION}
+    for _ in range(12):   # more than the file threads: none of them may hang
+        response = rest.get(f"/jobs/{job_id}/tasks/{task_id}/files/wd/pipe", params=q, timeout=10)
+        assert response.status_code == 409 and response.json()["code"] == "OperationInvalidForCurrentState"
+    assert rest.get("/jobs", params=q, timeout=10).status_code == 200
+    names = {f.name for f in batch.list_task_files(job_id, task_id, recursive=True)}
+    assert "wd/pipe" in names   # listed (it exists), just not readable
+    head = rest.head(f"/jobs/{job_id}/tasks/{task_id}/files/wd/pipe", params=q, timeout=10)
+    assert head.status_code == 200
+
+
+def test_dangling_links_and_undecodable_names_are_left_out(batch: BatchClient, rest: httpx.Client,
+                                                           ran_task) -> None:  # type: ignore[no-untyped-def]
+    job_id, task_id, task_dir = ran_task
+    (task_dir / "wd" / "dangling").symlink_to(task_dir / "nowhere")
+    (task_dir / "wd" / "outside").symlink_to("/etc/hostname")
+    (task_dir / "wd" / "loop").symlink_to(task_dir / "wd" / "loop")
+    (task_dir / "wd" / "inside").symlink_to(task_dir / "wd" / "out.txt")
+    os.close(os.open(os.fsencode(str(task_dir / "wd")) + b"/bad-\xff-name", os.O_CREAT | os.O_WRONLY, 0o644))
+    q = {"api-version": API_VERSION}
+    for recursive in ("true", "false"):
+        response = rest.get(f"/jobs/{job_id}/tasks/{task_id}/files", params={**q, "recursive": recursive})
+        assert response.status_code == 200, response.text
+    names = {f.name for f in batch.list_task_files(job_id, task_id, recursive=True)}
+    assert "wd/inside" in names
+    assert not names & {"wd/dangling", "wd/outside", "wd/loop"} and not [n for n in names if "bad-" in n]
+    for name in ("dangling", "outside", "loop"):
+        assert rest.head(f"/jobs/{job_id}/tasks/{task_id}/files/wd/{name}", params=q).status_code == 404
+        assert rest.get(f"/jobs/{job_id}/tasks/{task_id}/files/wd/{name}", params=q).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["a%0Ab", "a%0Db", "a%00b", "%0A", "wd%2F%0D%0AX-Injected:%201"])
+def test_control_characters_in_a_file_name_are_400(rest: httpx.Client, ran_task, name: str) -> None:  # type: ignore[no-untyped-def]
+    job_id, task_id, _ = ran_task
+    q = {"api-version": API_VERSION}
+    for method in ("GET", "HEAD", "DELETE"):
+        response = rest.request(method, f"/jobs/{job_id}/tasks/{task_id}/files/{name}", params=q)
+        assert response.status_code == 400, (method, response.status_code, response.text)
+        if method != "HEAD":
+            assert response.json()["code"] == "InvalidUri"
+
+
+@pytest.mark.parametrize("name", ["%2e", ".", "wd/..", "wd%2F..", "./", "wd/sub/../.."])
+def test_the_task_directory_itself_cannot_be_deleted(rest: httpx.Client, ran_task, name: str) -> None:  # type: ignore[no-untyped-def]
+    job_id, task_id, task_dir = ran_task
+    response = rest.delete(f"/jobs/{job_id}/tasks/{task_id}/files/{name}",
+                           params={"api-version": API_VERSION, "recursive": "true"})
+    assert response.status_code in (400, 404, 405), response.text   # 405: the client normalized it to the list
+    assert (task_dir / "stdout.txt").exists() and (task_dir / "wd").is_dir()

@@ -132,6 +132,9 @@ def start_server(data_dir: Path, database_url: str | None, store_name: str, spec
                  *, node_provider: str = "none", port: int | None = None, **options: Any) -> LiveServer:
     """A server on a free port; ``node_provider="local"`` gives pools real nodes (agent processes)."""
     port = port or free_port()
+    # the session's servers are shared by hundreds of tests: quotas as large as the tests need
+    options.setdefault("quota_pools", 10_000)
+    options.setdefault("quota_active_jobs", 100_000)
     settings = Settings(
         port=port,
         data_dir=data_dir,

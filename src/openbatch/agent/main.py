@@ -4,6 +4,12 @@ The whole life of an agent reads top to bottom in :meth:`Agent.serve`: register,
 bring the nodes up, then two loops until the last node leaves: one long-polls for
 commands, one sends finished runs back in batches. Every connection is opened by the
 agent (outbound only); a lost connection is retried until the server answers again.
+
+When the agent stops (its last node left, SIGTERM, or the server no longer knows it),
+nothing it started keeps running. An agent on another host that cannot reach the server
+for :data:`FENCE_SHARE` of the server's node-lost timeout kills its runs: by the time the
+server gives them to other nodes they are gone, so no task ever runs twice at once; when
+it reaches the server again it asks to be reconciled.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import shutil
 import signal
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -24,13 +30,16 @@ from typing import Any
 import msgspec
 
 from ..auth.shared_key import sign
+from ..protocol import PREFIX
 from .http import Client, TransportError
-from .runner import RunResult, RunSpec, run
+from .runner import RUN_GROUPS, RunResult, RunSpec, run
 
 log = logging.getLogger("openbatch.agent")
 
-PREFIX = "/_openbatch/agent/v1"
 POLL_SECONDS = 20.0
+#: Of the server's node-lost timeout, how long an agent on another host goes without an answer
+#: before it kills its runs (the rest is the margin for the kill and the network).
+FENCE_SHARE = 0.6
 #: Event reports on their way at once (see :meth:`Agent.send_events`).
 REPORTS_IN_FLIGHT = 3
 #: How long a report waits for more exits while other runs of this agent are still going.
@@ -71,6 +80,15 @@ class Agent:
         self.auth = ""
         #: A local agent (started by the server with a join token) lives only as long as its server process.
         self.parent = os.getppid() if join_token else None
+        #: How long a long-poll waits (shorter than the server's node-lost timeout, so an idle agent calls often).
+        self.poll_seconds = POLL_SECONDS
+        #: Seconds without an answer after which an agent on another host kills its runs (None: never).
+        self.fence_after: float | None = None
+        self.last_answer = 0.0   # the event loop's time of the server's last answer
+        self.fenced = False
+        #: Runs whose exit was reported but not yet taken by the server (they count as "had" in a reconcile).
+        self.unacknowledged: set[str] = set()
+        self.wipe_on_exit = False
 
     # -- the life of an agent --------------------------------------------------------------
 
@@ -80,13 +98,51 @@ class Agent:
             for sub in ("shared", "startup", "workitems"):
                 (node.root / sub).mkdir(parents=True, exist_ok=True)
             self.report({"type": "nodeReady", "nodeId": node.id})
+        self.last_answer = asyncio.get_running_loop().time()
         sender = asyncio.create_task(self.send_events())
         poller = asyncio.create_task(self.poll_commands())
+        watchdog = asyncio.create_task(self.fence()) if self.fence_after else None
         await self.done.wait()
         poller.cancel()
-        await self.flush()
+        if watchdog is not None:
+            watchdog.cancel()
+        for node in list(self.nodes.values()):   # nothing this agent started outlives it
+            await _stop_runs(node)
+        if self.wipe_on_exit:
+            for node in self.nodes.values():
+                await asyncio.to_thread(shutil.rmtree, node.root, True)
+        else:
+            await self.flush()
         sender.cancel()
         await self.http.aclose()
+
+    def answered(self, status: int) -> bool:
+        """The server answered: it is alive. False if it no longer knows this agent (which then stops,
+        its nodes gone: their runs are killed and, on another host, their directories removed; a
+        local node's directory belongs to the server, which may give the node a new agent)."""
+        self.last_answer = asyncio.get_running_loop().time()
+        if status in (401, 403):
+            if not self.done.is_set():
+                log.error("the server no longer knows this agent (%s); stopping", status)
+            self.wipe_on_exit = not self.join_token
+            self.done.set()
+            return False
+        return True
+
+    async def fence(self) -> None:
+        """Kill every run when the server has not answered for ``fence_after`` seconds (it will soon find
+        this agent lost and run the tasks elsewhere); the next call then asks to be reconciled."""
+        assert self.fence_after is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.fence_after / 4))
+            silent = loop.time() - self.last_answer
+            if silent > self.fence_after and self._runs_going():
+                log.error("no answer from the server for %.1f s: stopping every run (the server will run "
+                          "them elsewhere)", silent)
+                self.fenced = True
+                for node in self.nodes.values():
+                    _kill_runs_now(node)
 
     async def register(self) -> None:
         body = msgspec.json.encode({"account": self.account, "pool": self.pool, "hostname": socket.gethostname(),
@@ -103,6 +159,11 @@ class Agent:
             raise SystemExit(f"openbatch agent: registration refused: {response.status_code} {response.text}")
         answer = response.json()
         self.auth = f"OpenBatchAgent {answer['agentId']}:{answer['credential']}"
+        lost_after = answer.get("nodeLostAfter")
+        if lost_after:
+            self.poll_seconds = max(0.5, min(POLL_SECONDS, lost_after / 3))
+            if not self.join_token:   # a local agent dies with its server; one elsewhere must fence itself
+                self.fence_after = lost_after * FENCE_SHARE
         for item in answer["nodes"]:
             root = (Path(item["rootDir"]) if item.get("rootDir") else self.root / item["id"]).absolute()
             self.nodes[item["id"]] = Node(item["id"], root)
@@ -116,14 +177,17 @@ class Agent:
                 return
             try:
                 runs = [run_id for node in self.nodes.values() for run_id in node.runs]
-                response = await self.http.post(f"{PREFIX}/work", params={"wait": POLL_SECONDS},
-                                                json={"runs": runs}, headers={"authorization": self.auth})
-                if response.status_code in (401, 403):
-                    log.error("the server no longer knows this agent (%s); stopping", response.status_code)
-                    self.done.set()
+                runs += sorted(self.unacknowledged)
+                reconcile = self.fenced
+                response = await self.http.post(f"{PREFIX}/work", params={"wait": self.poll_seconds},
+                                                json={"runs": runs, "reconcile": reconcile},
+                                                headers={"authorization": self.auth})
+                if not self.answered(response.status_code):
                     return
                 if not 200 <= response.status_code < 300:
                     raise TransportError(f"the server answered {response.status_code}")
+                if reconcile:
+                    self.fenced = False
                 for command in response.json()["commands"]:
                     self.handle(command)
             except (TransportError, ValueError) as error:
@@ -166,12 +230,13 @@ class Agent:
         try:
             result = await run(spec)
         except asyncio.CancelledError:
-            return  # killed on the server's word: the server already knows
+            return  # killed on the server's word (it already knows), or fenced (it will reconcile)
         except Exception as error:  # noqa: BLE001 - a bug in one run must not take the agent down
             log.exception("run %s failed", spec.id)
             result = _internal_failure(error)
         finally:
             node.runs.pop(command["id"], None)
+        self.unacknowledged.add(spec.id)
         self.report(_exited(spec.id, result))
 
     async def remove_node(self, node_id: str) -> None:
@@ -231,6 +296,9 @@ class Agent:
             raise BatchError("InvalidInput", f"Unknown file operation {op}.")
         except BatchError as error:
             return {"error": {"code": error.code, "message": error.message, "values": error.values}}
+        except (OSError, ValueError, KeyError, TypeError) as error:   # never leave the server waiting
+            return {"error": {"code": "OperationInvalidForCurrentState", "message": f"The file operation failed: "
+                              f"{error}", "values": []}}
 
     # -- events ----------------------------------------------------------------------------
 
@@ -282,9 +350,13 @@ class Agent:
         """
         while True:
             try:
-                response = await self.http.post(f"{PREFIX}/events", json={"events": batch, "takeCommands": True},
-                                                headers={"authorization": self.auth})
+                response = await self.http.post(f"{PREFIX}/events", json={
+                    "events": batch, "takeCommands": True, "sentAt": _wire(datetime.now(timezone.utc))},
+                    headers={"authorization": self.auth})
+                if not self.answered(response.status_code):
+                    return
                 if response.status_code < 500:
+                    self.unacknowledged.difference_update(e["id"] for e in batch if e.get("type") == "exited")
                     if response.status_code == 200 and not self.done.is_set():
                         for command in response.json().get("commands", []):
                             self.handle(command)
@@ -302,6 +374,18 @@ async def _stop_runs(node: Node) -> None:
     await asyncio.gather(*runs, return_exceptions=True)
 
 
+def _kill_runs_now(node: Node) -> None:
+    """SIGKILL every run of the node at once (no grace period: the server is about to run them elsewhere)."""
+    for run_id, task in list(node.runs.items()):
+        pgid = RUN_GROUPS.get(run_id)
+        if pgid is not None:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        task.cancel()
+
+
 def _wire(value: datetime) -> str:
     """An aware UTC time as the wire writes it (isoformat is several times faster than strftime)."""
     return value.isoformat(timespec="microseconds")[:-6] + "Z"
@@ -314,8 +398,6 @@ def _exited(run_id: str, result: RunResult) -> Json:
 
 
 def _internal_failure(error: Exception) -> RunResult:
-    from datetime import timezone
-
     now = datetime.now(timezone.utc)
     return RunResult(start_time=now, end_time=now, exit_code=None, result="failure", pre_processing_error=True,
                      failure={"category": "servererror", "code": "Unknown", "message": str(error)[:500]})

@@ -49,7 +49,7 @@ from .commandline import CommandLineError, split_command_line
 from .environment import task_environment, task_paths
 from .spawn import spawn
 
-__all__ = ["KILL_GRACE_SECONDS", "RunResult", "RunSpec", "run"]
+__all__ = ["KILL_GRACE_SECONDS", "RUN_GROUPS", "RunResult", "RunSpec", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 KILL_GRACE_SECONDS = 5.0
 
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+#: Run id -> the process group of its process, while it runs (for a kill without grace).
+RUN_GROUPS: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,7 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
         raise
 
     timed_out = False
+    RUN_GROUPS[spec.id] = pid
     try:
         if started is not None:
             await started(start)
@@ -304,6 +308,8 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
     except BaseException:  # cancelled (task/job terminated, node removed) or `started` failed
         await _terminate(child)
         raise
+    finally:
+        RUN_GROUPS.pop(spec.id, None)
     end = _now()
 
     exit_code = 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell reports it

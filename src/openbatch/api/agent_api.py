@@ -3,6 +3,9 @@
 Not part of the Batch API: agents call these, users never do. Authentication:
 register with the account's Shared Key (an agent on another host) or the server's
 join token (local agents it starts itself); afterwards the credential it was given.
+Every request is authenticated from its headers before its body is read (with a size
+limit), and decoded into the typed messages of :mod:`openbatch.protocol`: anything
+malformed is a 400 BatchError.
 """
 
 from __future__ import annotations
@@ -13,12 +16,22 @@ import logging
 from typing import Any, Mapping
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ..auth import SignedRequest, verify
 from ..domain import clock
 from ..domain.errors import BatchError, invalid_body
+from ..protocol import (
+    PREFIX,
+    CommandsAnswer,
+    EventsRequest,
+    FileAnswer,
+    RegisterAnswer,
+    RegisteredNode,
+    RegisterRequest,
+    WorkRequest,
+)
 from ..scheduler.hub import AgentHub
 from ..services import Services
 from ..services.agents import AgentIdentity
@@ -26,29 +39,37 @@ from .request import run, run_write
 
 log = logging.getLogger("openbatch.agents")
 
-PREFIX = "/_openbatch/agent/v1"
+__all__ = ["PREFIX", "AgentApi"]
+
 MAX_WAIT = 30.0
+#: The largest body an agent sends: an event report, a registration.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+#: A file answer carries up to 64 MiB of a file, base64-encoded.
+MAX_FILE_ANSWER_BYTES = 90 * 1024 * 1024
 
-
-class RegisterRequest(msgspec.Struct, kw_only=True):
-    account: str | None = None
-    pool: str
-    hostname: str = "unknown"
-    nodes: list[str] = []
-    nodeCount: int = 0
+_REGISTER = msgspec.json.Decoder(RegisterRequest)
+_WORK = msgspec.json.Decoder(WorkRequest)
+_EVENTS = msgspec.json.Decoder(EventsRequest)
+_FILE_ANSWER = msgspec.json.Decoder(FileAnswer)
+_encode = msgspec.json.Encoder().encode
 
 
 class AgentApi:
     def __init__(self, services: Services, hub: AgentHub, accounts: Mapping[str, bytes], join_token: str,
-                 node_root: Any) -> None:
+                 node_root: Any, node_lost_after: float = 10.0) -> None:
         self.services = services
         self.hub = hub
         self.accounts = accounts
         self.join_token = join_token
         self.node_root = node_root  # (account, pool_id, node_id) -> local root dir
+        self.node_lost_after = node_lost_after
         self._identities: dict[str, tuple[str, AgentIdentity]] = {}
         #: Resolves a tunnelled file request with the agent's answer (set by the runtime).
         self.file_answer: Any = None
+
+    def forget(self, agent_id: str) -> None:
+        """The agent's credential ended: it is not accepted any more, even from the cache."""
+        self._identities.pop(agent_id, None)
 
     async def handle(self, request: Request, path: str) -> Response:
         try:
@@ -56,34 +77,49 @@ class AgentApi:
                 return await self._register(request)
             agent = await self._authenticate(request)
             if path == "/work" and request.method in ("GET", "POST"):
-                wait = min(float(request.query_params.get("wait", "0") or 0), MAX_WAIT)
-                if self.hub.first_contact(agent.agent_id):
-                    body = msgspec.json.decode(await request.body() or b"{}")
-                    await run(self.services.agents.reconcile, agent, set(body.get("runs", [])))
-                return _json({"commands": await self._take_unless_gone(request, agent.agent_id, wait)})
+                return await self._work(request, agent)
             if path.startswith("/files/") and request.method == "POST" and self.file_answer is not None:
                 self.hub.touch(agent.agent_id)
-                self.file_answer(path.removeprefix("/files/"), msgspec.json.decode(await request.body()))
+                answer = _FILE_ANSWER.decode(await _body(request, MAX_FILE_ANSWER_BYTES) or b"{}")
+                self.file_answer(path.removeprefix("/files/"), msgspec.to_builtins(answer))
                 return _json({})
             if path == "/events" and request.method == "POST":
                 self.hub.touch(agent.agent_id)
-                body = msgspec.json.decode(await request.body())
-                await self._events(agent, body.get("events", []))
+                report = _EVENTS.decode(await _body(request, MAX_BODY_BYTES) or b"{}")
+                await self._events(agent, report)
                 # An agent that asks takes its pending commands here: those its own report just
                 # queued (the next runs on the slots it freed) need no long-poll round trip.
-                commands = await self.hub.take(agent.agent_id, 0) if body.get("takeCommands") else []
-                return _json({"commands": commands})
+                commands = await self.hub.take(agent.agent_id, 0) if report.takeCommands else []
+                return Response(_encode(CommandsAnswer(commands=commands)), media_type="application/json")
             raise BatchError("InvalidUri", "Unknown agent endpoint.")
         except BatchError as error:
             return _json(error.to_wire(), error.status)
-        except (msgspec.DecodeError, ValueError, TypeError) as error:
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
             return _json(invalid_body(str(error)).to_wire(), 400)
+        except ClientDisconnect:
+            return Response(status_code=499)
+
+    async def _work(self, request: Request, agent: AgentIdentity) -> Response:
+        try:
+            wait = min(float(request.query_params.get("wait", "0") or 0), MAX_WAIT)
+        except ValueError:
+            raise BatchError("InvalidQueryParameterValue", "wait must be a number of seconds.") from None
+        body = await _body(request, MAX_BODY_BYTES)
+        work = _WORK.decode(body) if body.strip() else WorkRequest()
+        if self.hub.first_contact(agent.agent_id) or work.reconcile:
+            await run(self.services.agents.reconcile, agent, set(work.runs))
+        return _json({"commands": await self._take_unless_gone(request, agent.agent_id, max(0.0, wait))})
 
     async def _take_unless_gone(self, request: Request, agent_id: str, wait: float) -> list:
         """Long-poll for commands, but stop waiting if the agent hangs up (a dead agent is not 'calling')."""
         take = asyncio.ensure_future(self.hub.take(agent_id, wait))
         gone = asyncio.ensure_future(_disconnected(request))
-        await asyncio.wait({take, gone}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({take, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server stops: the agent calls again later
+            take.cancel()
+            gone.cancel()
+            return []
         gone.cancel()
         if not take.done():
             take.cancel()
@@ -91,33 +127,37 @@ class AgentApi:
         return take.result()
 
     async def _register(self, request: Request) -> Response:
-        body = await request.body()
-        params = msgspec.json.decode(body, type=RegisterRequest)
         auth = request.headers.get("authorization", "")
+        scope = request.scope
         if auth.startswith("OpenBatchJoin "):
             if not hmac.compare_digest(auth.removeprefix("OpenBatchJoin ").encode(), self.join_token.encode()):
                 raise BatchError("AuthenticationFailed", "The join token is not valid.")
-            account = params.account or ""
-        else:
-            scope = request.scope
-            signed = SignedRequest(method="POST", raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
-                                   raw_query=scope.get("query_string", b"").decode("latin-1"),
-                                   headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
-                                   body_length=len(body))
+            account = None
+        else:  # Shared Key over the headers (content-length stands for the body): checked before reading it
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            length = _content_length(request)
+            signed = SignedRequest(method="POST", raw_path=(scope.get("raw_path") or scope["path"].encode())
+                                   .decode("latin-1"), raw_query=scope.get("query_string", b"").decode("latin-1"),
+                                   headers=headers, body_length=length)
             account = verify(signed, self.accounts, clock.utcnow())
+            if length > MAX_BODY_BYTES:
+                raise BatchError("RequestBodyTooLarge", "The request body is too large.",
+                                 [("MaxLimit", str(MAX_BODY_BYTES))])
+        params = _REGISTER.decode(await _body(request, MAX_BODY_BYTES))
+        if account is None:
+            account = params.account or ""
         agent_id, credential, nodes = await run(
             lambda: self.services.agents.register(account, params.pool, params.hostname,
                                                   node_ids=params.nodes, new_nodes=params.nodeCount))
         local = bool(params.nodes)
         self.hub.touch(agent_id)
         self.hub.first_contact(agent_id)  # a new agent has nothing to reconcile
-        return _json({
-            "agentId": agent_id,
-            "credential": credential,
-            "nodes": [{"id": n.body["id"], "slots": n.row["slots"],
-                       "rootDir": str(self.node_root(account, params.pool, n.body["id"])) if local else None}
-                      for n in nodes],
-        })
+        answer = RegisterAnswer(
+            agentId=agent_id, credential=credential, nodeLostAfter=self.node_lost_after,
+            nodes=[RegisteredNode(id=n.body["id"], slots=n.row["slots"],
+                                  rootDir=str(self.node_root(account, params.pool, n.body["id"])) if local else None)
+                   for n in nodes])
+        return Response(_encode(answer), media_type="application/json")
 
     async def _authenticate(self, request: Request) -> AgentIdentity:
         auth = request.headers.get("authorization", "")
@@ -129,14 +169,36 @@ class AgentApi:
         self._identities[agent_id] = (credential, identity)
         return identity
 
-    async def _events(self, agent: AgentIdentity, events: list[dict]) -> None:
-        exits = [e for e in events if e.get("type") == "exited"]
-        for event in events:
-            if event.get("type") == "nodeReady":
-                await run_write(self.services.ctx.store, self.services.agents.node_ready, agent,
-                                str(event.get("nodeId", "")))
+    async def _events(self, agent: AgentIdentity, report: EventsRequest) -> None:
+        exits = []
+        for event in report.events:
+            if event.type == "nodeReady" and event.nodeId:
+                await run_write(self.services.ctx.store, self.services.agents.node_ready, agent, event.nodeId)
+            elif event.type == "exited" and event.id:
+                exits.append(msgspec.to_builtins(event))
         if exits:
-            await run_write(self.services.ctx.store, self.services.runs.report, agent.agent_id, exits)
+            await run_write(self.services.ctx.store, self.services.runs.report, agent.agent_id, exits, report.sentAt)
+
+
+def _content_length(request: Request) -> int:
+    raw = request.headers.get("content-length", "0") or "0"
+    try:
+        length = int(raw)
+    except ValueError:
+        raise BatchError("InvalidHeaderValue", "Content-Length is not a number.") from None
+    return length
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, read only up to ``limit`` bytes (413 past it)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BatchError("RequestBodyTooLarge", "The request body is too large.", [("MaxLimit", str(limit))])
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _disconnected(request: Request) -> None:
@@ -145,4 +207,4 @@ async def _disconnected(request: Request) -> None:
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
+    return Response(_encode(body), status_code=status, media_type="application/json")

@@ -45,17 +45,19 @@ class BatchApp:
 
     def __init__(
         self, services: Services, accounts: Mapping[str, bytes], now: Callable[[], datetime] = clock.utcnow,
-        runtime: Any = None,
+        runtime: Any = None, lease: Any = None,
     ) -> None:
         self.services = services
         self.accounts = dict(accounts)
         self.now = now
         #: The execution runtime (openbatch.runtime.Runtime), started and stopped with the server.
         self.runtime = runtime
+        #: The server's lease on its database (openbatch.store.lease), released when it stops.
+        self.lease = lease
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send, self.runtime)
+            await _lifespan(receive, send, self.runtime, self.lease)
             return
         if scope["type"] != "http":
             return
@@ -140,7 +142,7 @@ async def _read_body(receive: Receive) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _lifespan(receive: Receive, send: Send, runtime: Any) -> None:
+async def _lifespan(receive: Receive, send: Send, runtime: Any, lease: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -148,7 +150,11 @@ async def _lifespan(receive: Receive, send: Send, runtime: Any) -> None:
                 await runtime.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            if runtime is not None:
-                await runtime.stop()
+            try:
+                if runtime is not None:
+                    await runtime.stop()
+            finally:
+                if lease is not None:
+                    lease.release()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -55,7 +55,8 @@ _register(
     UpgradePoolVersionConflict JobPreparationTaskNotSpecified JobReleaseTaskNotSpecified
     TaskIdSameAsJobPreparationTask TaskIdSameAsJobReleaseTask JobWithSameIdExists
     JobScheduleWithSameIdExists NodeAlreadyInTargetSchedulingState OperationNotValidOnNode
-    OperationNotValidOnPool InvalidApplicationPackageReferences PoolNotEligibleForOperation""",
+    OperationNotValidOnPool InvalidApplicationPackageReferences PoolNotEligibleForOperation
+    AccountCoreQuotaReached""",
 )
 
 #: ConditionNotMet is 304 on reads and 412 on writes; callers pass the status.

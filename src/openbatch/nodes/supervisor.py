@@ -6,11 +6,15 @@ directory under ``<data-dir>/nodes/<node id>``. Agents exit by themselves when t
 last node is removed; the supervisor stops the rest when the server stops.
 
 An agent that dies (killed, crashed) cannot stop the task processes it started: each
-runs in its own session, so it outlives the agent. The server makes the agent's nodes
-``unusable`` and requeues their tasks after ``node_lost_after`` seconds; so that a
-requeued task never runs twice at once, the supervisor kills, as soon as an agent
-process exits, every process still running for one of its nodes (found by the
-``AZ_BATCH_NODE_ROOT_DIR`` in its environment). On a real node, the machine is gone.
+runs in its own session, so it outlives the agent. As soon as an agent process exits
+without being asked to, the supervisor kills every process still running for one of
+its nodes (found by the ``AZ_BATCH_NODE_ROOT_DIR`` in its environment), then reports the
+agent lost: its nodes turn ``unusable``, what ran there goes back to the queue (never
+twice at once: its processes are gone first), and a new agent is started for the
+nodes, which come back through ``starting`` (and their start task) to ``idle``. An agent
+that hangs (alive but silent for ``node_lost_after`` seconds) is killed, then handled
+the same way. Agents that keep dying are restarted with a growing delay (up to
+:data:`MAX_RESTART_DELAY` seconds). On a real node, the machine is gone.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +35,9 @@ from ..services import Services
 from ..services.agents import unhosted_local_nodes
 
 log = logging.getLogger("openbatch.supervisor")
+
+#: The longest wait before an agent that keeps dying is started again (seconds).
+MAX_RESTART_DELAY = 30.0
 
 
 class LocalSupervisor:
@@ -45,6 +54,11 @@ class LocalSupervisor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
         self._watchers: set[asyncio.Task] = set()
+        self._stopping = False
+        #: node id -> (failures in a row, monotonic time before which it is not restarted)
+        self._backoff: dict[str, tuple[int, float]] = {}
+        #: Called (on the event loop) with the ids of agents that are gone for good.
+        self.on_agents_gone: Callable[[list[str]], None] = lambda agent_ids: None
 
     def node_root(self, node_id: str) -> Path:
         return self.data_dir / "nodes" / node_id
@@ -80,9 +94,20 @@ class LocalSupervisor:
     async def _reconcile(self) -> None:
         waiting = await anyio.to_thread.run_sync(unhosted_local_nodes, self.services.ctx)
         groups: dict[tuple[str, str], list[str]] = {}
-        for account, pool_id, node_id in waiting:
-            if node_id not in self._spawned:
-                groups.setdefault((account, pool_id), []).append(node_id)
+        now = time.monotonic()
+        for account, pool_id, node_id, state in waiting:
+            if self.pid_of(node_id) is not None:
+                continue
+            if state not in ("rebooting", "reimaging") and self._backoff.get(node_id, (0, 0.0))[1] > now:
+                continue   # its agents keep dying: wait (a reboot or reimage asked for now goes ahead)
+            if state == "reimaging":  # a reimage starts from an empty disk
+                await anyio.to_thread.run_sync(shutil.rmtree, self.node_root(node_id), True)
+            groups.setdefault((account, pool_id), []).append(node_id)
+        if groups:   # whatever an agent of an earlier server left running on these nodes dies first
+            roots = {os.path.abspath(self.node_root(n)) for ids in groups.values() for n in ids}
+            killed = await anyio.to_thread.run_sync(kill_left_behind, roots)
+            if killed:
+                log.warning("killed %d process(es) left running on nodes about to get a new agent", killed)
         for (account, pool_id), node_ids in groups.items():
             for start in range(0, len(node_ids), self.nodes_per_agent):
                 await self._spawn(account, pool_id, node_ids[start:start + self.nodes_per_agent])
@@ -103,17 +128,55 @@ class LocalSupervisor:
         self._watchers.add(asyncio.create_task(self._watch(process, node_ids)))
 
     async def _watch(self, process: asyncio.subprocess.Process, node_ids: list[str]) -> None:
-        """When the agent exits, nothing it started for its nodes may keep running."""
+        """When the agent exits, nothing it started for its nodes may keep running; if it was not
+        asked to stop, its nodes are lost and get a new agent."""
+        started = time.monotonic()
         try:
-            await process.wait()
+            code = await process.wait()
             roots = {os.path.abspath(self.node_root(node_id)) for node_id in node_ids}
             killed = await anyio.to_thread.run_sync(kill_left_behind, roots)
             if killed:
                 log.warning("agent pid %s exited; killed %d process(es) it left running", process.pid, killed)
+            if self._stopping:
+                return
+            agents = await anyio.to_thread.run_sync(self.services.agents.local_agents_of, node_ids)
+            for agent_id in agents:
+                log.warning("agent %s (pid %s) exited with code %s: its nodes are unusable until a new agent "
+                            "brings them back", agent_id, process.pid, code)
+                await anyio.to_thread.run_sync(self.services.agents.agent_lost, agent_id)
+            if agents:
+                self.on_agents_gone(agents)
+            if agents or code != 0:
+                self._note_exit(node_ids, time.monotonic() - started)
+            self._wake.set()
+        except Exception:  # noqa: BLE001 - a failed recovery is retried by the next reconcile
+            log.exception("recovering the nodes of agent pid %s failed", process.pid)
         finally:
             self._watchers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
+    def _note_exit(self, node_ids: list[str], lived: float) -> None:
+        """An agent that lived less than a minute delays its nodes' next agent (1, 2, 4 ... seconds)."""
+        for node_id in node_ids:
+            failures = self._backoff.get(node_id, (0, 0.0))[0] + 1 if lived < 60 else 0
+            delay = min(MAX_RESTART_DELAY, 2.0 ** (failures - 1)) if failures else 0.0
+            self._backoff[node_id] = (failures, time.monotonic() + delay)
+            if failures > 1:
+                log.warning("node %s: its agent died %d times in a row; next start in %.0f s", node_id, failures,
+                            delay)
+
+    def kill_agent(self, node_ids: list[str]) -> bool:
+        """SIGKILL the local agent process hosting ``node_ids`` (it hangs): its watcher recovers the
+        nodes. False if no such process runs."""
+        for node_id in node_ids:
+            process = self._spawned.get(node_id)
+            if process is not None and process.returncode is None:
+                log.warning("agent pid %s stopped calling; killing it", process.pid)
+                process.kill()
+                return True
+        return False
+
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
         for process in self._processes:

@@ -24,6 +24,7 @@ class AgentHub:
         self._polling: dict[str, int] = {}
         self._greeted: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -52,17 +53,21 @@ class AgentHub:
             deadline = time.monotonic() + wait
             try:
                 # Another request of the agent (its event report) may take what woke us: wait on.
-                while not pending and (left := deadline - time.monotonic()) > 0:
+                while not pending and not self._closing and (left := deadline - time.monotonic()) > 0:
                     try:
                         await asyncio.wait_for(event.wait(), left)
                     except asyncio.TimeoutError:
                         pass
                     with self._lock:
+                        if self._events.get(agent_id) is not event:
+                            return []  # forgotten meanwhile
                         pending = self._queues.pop(agent_id, [])
                         event.clear()
             finally:
-                self._polling[agent_id] -= 1
-        self.touch(agent_id)
+                if agent_id in self._polling:
+                    self._polling[agent_id] -= 1
+        if self._events.get(agent_id) is event:
+            self.touch(agent_id)
         return pending
 
     def expect(self, agent_ids: list[str]) -> None:
@@ -88,8 +93,21 @@ class AgentHub:
                 if seen < cutoff and not self._polling.get(agent)]
 
     def forget(self, agent_id: str) -> None:
+        """The agent is lost or gone: its queued commands are dropped, and should it call again it
+        reconciles as on first contact."""
         with self._lock:
             self._queues.pop(agent_id, None)
-            self._events.pop(agent_id, None)
+            event = self._events.pop(agent_id, None)
             self._last_seen.pop(agent_id, None)
             self._polling.pop(agent_id, None)
+            self._greeted.discard(agent_id)
+        if event is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(event.set)  # a long-poll still waiting ends (empty)
+
+    def close(self) -> None:
+        """The server stops: every waiting long-poll answers now (with no commands)."""
+        self._closing = True
+        with self._lock:
+            events = list(self._events.values())
+        for event in events:
+            event.set()

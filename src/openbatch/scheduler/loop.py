@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Awaitable, Callable
 
 import anyio.to_thread
 
@@ -21,10 +22,13 @@ SWEEP_SECONDS = 1.0
 
 
 class Scheduler:
-    def __init__(self, services: Services, hub: AgentHub, node_lost_after: float) -> None:
+    def __init__(self, services: Services, hub: AgentHub, node_lost_after: float,
+                 on_silent: Callable[[str], Awaitable[None]]) -> None:
         self.services = services
         self.hub = hub
         self.node_lost_after = node_lost_after
+        #: What to do about an agent that stopped calling (the runtime knows local from remote).
+        self.on_silent = on_silent
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
@@ -69,8 +73,6 @@ class Scheduler:
     async def _sweep(self) -> None:
         """Once a second: agents that went silent, jobs past their maxWallClockTime, expired task directories."""
         for agent_id in self.hub.silent(self.node_lost_after):
-            log.warning("agent %s stopped calling; its nodes are unusable", agent_id)
-            self.hub.forget(agent_id)
-            await anyio.to_thread.run_sync(self.services.agents.agent_lost, agent_id)
+            await self.on_silent(agent_id)
         await anyio.to_thread.run_sync(self.services.job_limits.expire_overdue)
         await anyio.to_thread.run_sync(self.services.retention.remove_expired)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..domain.quotas import Quotas
 from ..store.engine import Store
 from .account import AccountService
 from .agents import AgentService
@@ -42,9 +43,9 @@ class Services:
     retention: Retention
 
     @classmethod
-    def create(cls, store: Store, *, node_provider: bool = False) -> "Services":
+    def create(cls, store: Store, *, node_provider: bool = False, quotas: Quotas | None = None) -> "Services":
         """``node_provider``: pools get compute nodes (run by agents); otherwise pools allocate none."""
-        ctx = ServiceContext(store)
+        ctx = ServiceContext(store, quotas=quotas or Quotas())
         jobs = JobService(ctx)
         nodes = NodeService(ctx)
         allocation = Allocation(ctx)

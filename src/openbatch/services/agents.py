@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +13,7 @@ from typing import Any, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..domain import clock, commands, execution, nodes as node_rules
+from ..domain import clock, commands, execution, nodes as node_rules, quotas as quota_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
 from ..store import schema
@@ -21,8 +22,12 @@ from . import transitions
 from .allocation import tasks_on_node
 from .context import ServiceContext, require_pool
 from .jobs import JobService
+from .node_ops import NodeOperations, stale_preparations
+from .pools import cores_in_use
 
 Json = dict[str, Any]
+
+log = logging.getLogger("openbatch.agents")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ class AgentService:
                 if node is None or node.row["agent_id"] is not None:
                     raise not_found("NodeNotFound", "node", node_id)
                 hosted.append(node)
+            if new_nodes:
+                self._check_core_quota(conn, account, pool, new_nodes)
             for _ in range(new_nodes):
                 body = node_rules.new_node_body(pool.body, node_rules.new_node_id(), now)
                 hosted.append(NODES.insert(conn, (account, key), body, now,
@@ -76,6 +83,16 @@ class AgentService:
             if new_nodes:
                 self._count_pool_nodes(conn, account, pool, now)
         return agent_id, credential, result
+
+    def _check_core_quota(self, conn: Connection, account: str, pool: Record, new_nodes: int) -> None:
+        """An agent's nodes count against the account's dedicated core quota like any others."""
+        quota = self.ctx.quotas.dedicated_cores
+        vm_size = pool.body["vmSize"]
+        here = NODES.count(conn, (account, pool.row["id_key"])) * quota_rules.cores_of(vm_size)
+        if quota_rules.nodes_within(quota, cores_in_use(conn, account, pool.row["id_key"]) + here, vm_size,
+                                    new_nodes) < new_nodes:
+            raise BatchError("AccountCoreQuotaReached", f"{new_nodes} more {vm_size} nodes would pass the account's "
+                             f"dedicated core quota ({quota} cores).", [("CoreQuota", str(quota))])
 
     def _count_pool_nodes(self, conn: Connection, account: str, pool: Record, now: datetime) -> None:
         from ..store.records import POOLS
@@ -125,53 +142,122 @@ class AgentService:
 
     # -- agents lost -----------------------------------------------------------------------
 
-    def agent_lost(self, agent_id: str) -> None:
-        """An agent stopped calling: its nodes become unusable and their work goes back to the queue."""
+    def agent_lost(self, agent_id: str) -> bool:
+        """An agent stopped calling, or its process ended: its nodes become ``unusable`` and what ran
+        on them goes back to the queue (a task that ran is run again elsewhere, counted as a recovery,
+        not a retry; one that waited for its job preparation task simply waits again). A local
+        agent is gone for good: its nodes wait for a new one (the supervisor starts it); a remote
+        agent keeps its nodes, which restart if it calls again. False if the agent is unknown."""
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
-            self._release_nodes(conn, agent_id, now, NodeState.UNUSABLE)
+            row = conn.execute(sa.select(schema.agents.c.local).where(schema.agents.c.id == agent_id)).first()
+            if row is None:
+                return False
+            self._release_nodes(conn, agent_id, now, NodeState.UNUSABLE, lost=True)
+            if row.local:
+                self._drop_agent(conn, agent_id)
             self.ctx.wake_after(conn)
+        return True
 
-    def _release_nodes(self, conn: Connection, agent_id: str, now: datetime, state: NodeState) -> None:
-        """The agent's nodes lose what ran on them (tasks requeued, preparation/release failed) and take ``state``."""
+    def local_agents_of(self, node_ids: Sequence[str]) -> list[str]:
+        """The local agents hosting any of ``node_ids``."""
+        n, a = schema.nodes, schema.agents
+        with self.ctx.store.read() as conn:
+            rows = conn.execute(sa.select(n.c.agent_id).distinct().join(a, a.c.id == n.c.agent_id)
+                                .where(n.c.id_key.in_([i.lower() for i in node_ids]), a.c.local.is_(True))).all()
+        return [r.agent_id for r in rows]
+
+    def node_ids_of(self, agent_id: str) -> list[str]:
+        n = schema.nodes
+        with self.ctx.store.read() as conn:
+            return list(conn.execute(sa.select(n.c.id).where(n.c.agent_id == agent_id)).scalars())
+
+    def is_local(self, agent_id: str) -> bool | None:
+        """Whether the agent is one the server started (None: no such agent)."""
+        with self.ctx.store.read() as conn:
+            row = conn.execute(sa.select(schema.agents.c.local).where(schema.agents.c.id == agent_id)).first()
+        return None if row is None else bool(row.local)
+
+    def _drop_agent(self, conn: Connection, agent_id: str) -> None:
+        """The agent's credential ends; its nodes (if any are left) wait for a new agent."""
+        n = schema.nodes
+        conn.execute(n.update().where(n.c.agent_id == agent_id).values(agent_id=None))
+        conn.execute(schema.agents.delete().where(schema.agents.c.id == agent_id))
+        self.ctx.agent_gone_after(conn, agent_id)
+        self.ctx.nodes_changed_after(conn)
+
+    def _release_nodes(self, conn: Connection, agent_id: str, now: datetime, state: NodeState, *,
+                       lost: bool) -> None:
+        """The agent's nodes lose what ran on them and take ``state``: tasks back to the queue (``lost``:
+        counted as a recovery), preparation/release runs failed, preparations to run again."""
         table = schema.nodes
         rows = conn.execute(sa.select(table).where(table.c.agent_id == agent_id).with_for_update()).all()
         for row in rows:
             node = NODES.record(row)
-            self._requeue_node_tasks(conn, node, set(), now)
+            self._requeue_node_tasks(conn, node, set(), now, lost=lost)
             self._fail_running_prep_release(conn, node, now)
+            stale_preparations(conn, node, reimage=False)
             body = node_rules.with_state(node.body, state, now)
-            NODES.update(conn, node, body, now, extra={"used_slots": 0, "running_tasks": 0, "start_run_id": None})
+            NODES.update(conn, node, body, now, extra={"used_slots": 0, "running_tasks": 0, "start_run_id": None,
+                                                       "pending_restart": None})
 
-    def _requeue_node_tasks(self, conn: Connection, node: Record, keep: set[str], now: datetime) -> int:
-        """Requeue the node's tasks whose run is not in ``keep`` (requeueCount, never retryCount);
-        their jobs are re-checked (a job disabling with ``wait`` may now be disabled)."""
+    def _requeue_node_tasks(self, conn: Connection, node: Record, keep: set[str], now: datetime, *,
+                            lost: bool) -> int:
+        """Send the node's tasks whose run is not in ``keep`` back to the queue; their jobs are
+        re-checked (a job disabling with ``wait`` may now be disabled). A task that waited for the
+        job preparation task never started: it just waits again. One that ran is requeued
+        (requeueCount + 1, never retryCount); with ``lost`` (its node was lost) that counts as a
+        recovery, and a task lost too often fails (:func:`execution.recovered`)."""
         jobs: set[int] = set()
         for task in tasks_on_node(conn, node.pk):
             if task.row["run_id"] and task.row["run_id"] in keep:
                 continue
             job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
-            transitions.apply(conn, job, task, execution.requeued(task.body, now), now)
-            TASKS.set_columns(conn, task.pk, node_pk=None, run_id=None)
+            extra: Json = {"node_pk": None, "run_id": None}
+            if task.body["state"] == "preparing":
+                body = execution.unassigned(task.body, now)
+            elif lost:
+                recoveries = int(task.row.get("recoveries") or 0) + 1
+                body = execution.recovered(task.body, now, recoveries)
+                extra["recoveries"] = recoveries
+                if body["state"] == "completed":
+                    extra["node_pk"] = node.pk
+                    log.warning("task %s of job %s failed: its node %s was lost %d times", task.body["id"],
+                                job.body["id"], node.body["id"], recoveries)
+            else:
+                body = execution.requeued(task.body, now)
+            transitions.apply(conn, job, task, body, now)
+            TASKS.set_columns(conn, task.pk, **extra)
             transitions.vacate_node(conn, node.pk, task.body["requiredSlots"], now, ran=False, succeeded=False)
             jobs.add(job.pk)
         for job_pk in jobs:
             job = JOBS.get_by_pk(conn, job_pk, for_update=True)
             if job is not None:
                 self.jobs.after_tasks_changed(conn, job)
+                self.jobs.settle_in(conn, job)
         return len(jobs)
 
     def reconcile(self, agent: AgentIdentity, active_runs: set[str]) -> None:
-        """An agent called for the first time since this server started: tasks the server believes run
-        on its nodes but the agent does not have (their command was lost) go back to the queue."""
+        """An agent calls for the first time since this server started, or since it was found lost.
+
+        Its nodes that were made ``unusable`` meanwhile restart (their work went elsewhere); on
+        the others, tasks the server believes run there but the agent does not have (their
+        command was lost) go back to the queue. Runs the agent has that are no longer current
+        (requeued, terminated or moved elsewhere while it was away) are killed.
+        """
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
             table = schema.nodes
             rows = conn.execute(sa.select(table).where(table.c.agent_id == agent.agent_id).with_for_update()).all()
+            restarts = NodeOperations(self.ctx)
             for row in rows:
                 node = NODES.record(row)
-                if self._requeue_node_tasks(conn, node, active_runs, now):
+                if node.body["state"] == NodeState.UNUSABLE.value:
+                    restarts.restart_in(conn, node, False, now)
+                elif self._requeue_node_tasks(conn, node, active_runs, now, lost=False):
                     self.ctx.wake_after(conn)
+            stale = active_runs - current_runs(conn, active_runs)
+            self.ctx.send(conn, agent.agent_id, [commands.kill_command(run_id) for run_id in sorted(stale)])
 
     def _fail_running_prep_release(self, conn: Connection, node: Record, now: datetime) -> None:
         table = schema.prep_release
@@ -188,18 +274,45 @@ class AgentService:
                                  "failureInfo": failure}
             if body != record.body:
                 PREP_RELEASE.update(conn, record, body, now, extra={"prep_run_id": None, "release_run_id": None})
+                job = JOBS.get_by_pk(conn, row.job_pk, for_update=True)
+                if job is not None:
+                    self.jobs.settle_in(conn, job)
 
 
-def unhosted_local_nodes(ctx: ServiceContext) -> list[tuple[str, str, str]]:
-    """(account, pool id, node id) of nodes that wait for a local agent to host them."""
+def current_runs(conn: Connection, run_ids: set[str]) -> set[str]:
+    """Which of ``run_ids`` the server still expects to finish (a task's, a preparation or release
+    task's, or a start task's current run)."""
+    if not run_ids:
+        return set()
+    wanted = sorted(run_ids)
+    t, r, n = schema.tasks, schema.prep_release, schema.nodes
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found.update(conn.execute(sa.select(t.c.run_id).where(t.c.run_id.in_(chunk))).scalars())
+        found.update(conn.execute(sa.select(r.c.prep_run_id).where(r.c.prep_run_id.in_(chunk))).scalars())
+        found.update(conn.execute(sa.select(r.c.release_run_id).where(r.c.release_run_id.in_(chunk))).scalars())
+        found.update(conn.execute(sa.select(n.c.start_run_id).where(n.c.start_run_id.in_(chunk))).scalars())
+    return found
+
+
+#: Node states in which a local node waits for an agent to host it.
+_WAITING_FOR_AGENT = (NodeState.CREATING.value, NodeState.UNUSABLE.value, NodeState.REBOOTING.value,
+                      NodeState.REIMAGING.value)
+
+
+def unhosted_local_nodes(ctx: ServiceContext) -> list[tuple[str, str, str, str]]:
+    """(account, pool id, node id, state) of nodes that wait for a local agent to host them: new
+    ones, and those whose agent was lost (``unusable``, or rebooted/reimaged since)."""
     n, p = schema.nodes, schema.pools
     with ctx.store.read() as conn:
         rows = conn.execute(
-            sa.select(n.c.account, p.c.id, n.c.id).join(p, sa.and_(p.c.account == n.c.account, p.c.id_key == n.c.pool_id_key))
-            .where(n.c.agent_id.is_(None), n.c.state == NodeState.CREATING.value, p.c.state == "active")
+            sa.select(n.c.account, p.c.id, n.c.id, n.c.state)
+            .join(p, sa.and_(p.c.account == n.c.account, p.c.id_key == n.c.pool_id_key))
+            .where(n.c.agent_id.is_(None), n.c.state.in_(_WAITING_FOR_AGENT), p.c.state == "active")
             .order_by(n.c.pk)
         ).all()
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 def node_agent(ctx: ServiceContext, node_id: str) -> tuple[str | None, bool]:
@@ -215,16 +328,16 @@ def node_agent(ctx: ServiceContext, node_id: str) -> tuple[str | None, bool]:
 
 def restart_recovery(ctx: ServiceContext) -> list[str]:
     """At server start: local nodes come back as after a reboot (their agents stopped with the
-    old server); returns the remote agents, which must call again to keep their nodes."""
+    old server, and what ran there counts as lost); returns the remote agents, which must call
+    again to keep their nodes."""
     now = ctx.now()
-    a, n = schema.agents, schema.nodes
+    a = schema.agents
+    service = AgentService(ctx)
     with ctx.store.write() as conn:
         local = [r.id for r in conn.execute(sa.select(a.c.id).where(a.c.local.is_(True)))]
         remote = [r.id for r in conn.execute(sa.select(a.c.id).where(a.c.local.is_(False)))]
-        service = AgentService(ctx)
         for agent_id in local:
-            service._release_nodes(conn, agent_id, now, NodeState.CREATING)
-            conn.execute(n.update().where(n.c.agent_id == agent_id).values(agent_id=None))
-            conn.execute(a.delete().where(a.c.id == agent_id))
+            service._release_nodes(conn, agent_id, now, NodeState.CREATING, lost=True)
+            service._drop_agent(conn, agent_id)
         ctx.nodes_changed_after(conn)
     return remote

@@ -90,6 +90,8 @@ class Allocation:
                 self.jobs.after_tasks_changed(conn, job)
         self.ctx.send(conn, node.row["agent_id"], kills + [{"type": "removeNode", "nodeId": node.body["id"]}])
         NODES.delete(conn, node.pk)
+        if node.row["agent_id"] is not None:
+            retire_agent_without_nodes(self.ctx, conn, node.row["agent_id"])
         self.ctx.nodes_changed_after(conn)
         if node.body["state"] == NodeState.LEAVING_POOL.value:
             self._left(conn, account, node.row["pool_id_key"], now)
@@ -113,6 +115,14 @@ class Allocation:
         if resizing and not self.leaving(conn, account, pool_key):
             body = pool_rules.with_allocation_state(body, AllocationState.STEADY, now)
         POOLS.update(conn, pool, body, now)
+
+
+def retire_agent_without_nodes(ctx: ServiceContext, conn: Connection, agent_id: str) -> None:
+    """An agent whose last node left the pool has nothing more to do: its credential ends."""
+    n, a = schema.nodes, schema.agents
+    if conn.execute(sa.select(n.c.pk).where(n.c.agent_id == agent_id).limit(1)).first() is None:
+        conn.execute(a.delete().where(a.c.id == agent_id))
+        ctx.agent_gone_after(conn, agent_id)
 
 
 def tasks_on_node(conn: Connection, node_pk: int) -> list[Record]:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from ..domain import clock
 from ..domain.errors import not_found
+from ..domain.quotas import Quotas
 from ..store.engine import Store, after_commit
 from ..store.records import JOBS, POOLS, TASKS, Record
 
@@ -43,6 +44,9 @@ class Notifier:
     def nodes_changed(self) -> None:
         """Nodes were added or removed: local agents may need starting or stopping."""
 
+    def agent_gone(self, agent_id: str) -> None:
+        """An agent's credential ended (its nodes left, or it was lost for good): forget it."""
+
 
 @dataclass
 class ServiceContext:
@@ -51,6 +55,8 @@ class ServiceContext:
     notifier: Notifier = field(default_factory=Notifier)
     #: AZ_BATCH_ACCOUNT_URL for an account (the server's public URL).
     account_url: Callable[[str], str] = field(default=lambda account: "")
+    #: Every account's quotas (server settings).
+    quotas: Quotas = field(default_factory=Quotas)
 
     def send(self, conn: Connection, agent_id: str | None, commands: list[dict[str, Any]]) -> None:
         """Send commands to an agent once this transaction has committed."""
@@ -62,6 +68,9 @@ class ServiceContext:
 
     def nodes_changed_after(self, conn: Connection) -> None:
         after_commit(conn, self.notifier.nodes_changed)
+
+    def agent_gone_after(self, conn: Connection, agent_id: str) -> None:
+        after_commit(conn, lambda: self.notifier.agent_gone(agent_id))
 
 
 def page_of(records: list[Record], limit: int, key: Callable[[Record], Sequence[str]]) -> Page:

@@ -13,14 +13,21 @@ from ..store import schema
 
 Json = dict[str, Any]
 
-#: A range larger than this is checked by scanning the job's unfinished tasks instead of by id.
+#: Ranges holding more ids than this in all are checked by scanning the job's tasks instead of id by
+#: id: no dependency list makes the server build a list in proportion to the numbers in it.
 _RANGE_BY_ID_LIMIT = 5_000
+
+
+def _by_id(depends_on: Json) -> bool:
+    """Whether the ranges are small enough to look their ids up one by one."""
+    ranges = depends_on.get("taskIdRanges") or ()
+    return sum(rng["end"] - rng["start"] + 1 for rng in ranges) <= _RANGE_BY_ID_LIMIT
 
 
 def _ids(depends_on: Json) -> Iterable[str]:
     yield from (i.lower() for i in depends_on.get("taskIds") or ())
-    for rng in depends_on.get("taskIdRanges") or ():
-        if rng["end"] - rng["start"] < _RANGE_BY_ID_LIMIT:
+    if _by_id(depends_on):
+        for rng in depends_on.get("taskIdRanges") or ():
             yield from (str(i) for i in range(rng["start"], rng["end"] + 1))
 
 
@@ -42,17 +49,32 @@ def unmet_dependencies(conn: Connection, job_pk: int, depends_on: Json) -> bool:
                 return True
     if len(found) < len(wanted):
         return True
-    for rng in depends_on.get("taskIdRanges") or ():
-        if rng["end"] - rng["start"] >= _RANGE_BY_ID_LIMIT and _open_in_range(conn, job_pk, rng["start"], rng["end"]):
-            return True
-    return False
+    ranges = depends_on.get("taskIdRanges") or ()
+    return bool(ranges) and not _by_id(depends_on) and _open_in_ranges(conn, job_pk, ranges)
 
 
-def _open_in_range(conn: Connection, job_pk: int, start: int, end: int) -> bool:
+def _open_in_ranges(conn: Connection, job_pk: int, ranges: Iterable[Json]) -> bool:
+    """Whether a task of the job whose numeric id falls in a range has not completed to satisfy it
+    (or an id of a range has no task at all: then it is unmet too)."""
+    spans = [(rng["start"], rng["end"]) for rng in ranges]
     t = schema.tasks
     rows = conn.execute(sa.select(t.c.id_key, t.c.state, t.c.body).where(t.c.job_pk == job_pk))
+    seen = 0
     for row in rows:
-        if row.id_key.isdigit() and start <= int(row.id_key) <= end:
+        number = int(row.id_key) if row.id_key.isdigit() else -1
+        if str(number) == row.id_key and any(start <= number <= end for start, end in spans):
             if row.state != "completed" or not satisfies_dependents(msgspec.json.decode(row.body)):
                 return True
-    return False
+            seen += 1
+    # Ids with leading zeros never match a range (Azure: ranges name the ids "1".."9", not "01").
+    return seen < sum(end - start + 1 for start, end in _merged(spans))
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from ..domain import clock, commands, counts, execution, jobs as rules, tasks as task_rules
 from ..domain.conditions import NONE, Conditions, check
 from ..domain.errors import BatchError, not_found
+from ..domain.quotas import check_job_quota
 from ..domain.models import (
     JobAddParameter,
     JobDisableParameter,
@@ -40,6 +41,7 @@ class JobService:
         with self.ctx.store.write() as conn:
             if JOBS.get(conn, (account,), (job.id,)) is not None:
                 raise BatchError("JobExists", "The specified job already exists.", [("JobId", job.id)])
+            check_job_quota(self.ctx.quotas, active_jobs(conn, account))
             record = JOBS.insert(conn, (account,), body, now)
             return self.after_tasks_changed(conn, record)
 
@@ -229,3 +231,10 @@ class JobService:
     def settle_in(self, conn: Connection, record: Record) -> Record:
         """Re-check a job's transitional state inside the caller's transaction."""
         return self._settle(conn, record)
+
+
+def active_jobs(conn: Connection, account: str) -> int:
+    """The account's jobs that count against its quota: every job not yet completed."""
+    j = schema.jobs
+    return conn.execute(sa.select(sa.func.count()).select_from(j).where(
+        j.c.account == account, j.c.state.not_in(["completed", "deleting"]))).scalar_one()

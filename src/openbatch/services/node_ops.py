@@ -4,6 +4,10 @@ A reboot or reimage ends what runs on the node by the chosen option (``requeue``
 active, ``terminate`` as failed) and restarts the node through ``rebooting``/``reimaging``
 and ``starting`` (its start task runs again). Job preparation tasks rerun before that
 job's next task there when rerunOnNodeRebootAfterSuccess is true (always after a reimage).
+
+An ``unusable`` node (its agent was lost) can be rebooted or reimaged too: a local node
+whose agent is gone is brought up by a new agent (the supervisor starts one for nodes
+without an agent); a remote node restarts when its agent calls again.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ _BUSY = {
     NodeState.CREATING.value: "NodeBeingCreated",
     NodeState.STARTING.value: "NodeBeingStarted",
     NodeState.WAITING_FOR_START_TASK.value: "NodeBeingStarted",
-    NodeState.UNUSABLE.value: "NodeStateUnusable",
 }
 
 
@@ -73,7 +76,7 @@ class NodeOperations:
             node = self._node(conn, account, pool_id, node_id)
             code = _BUSY.get(node.body["state"])
             if code or node.body["state"] not in (NodeState.IDLE.value, NodeState.RUNNING.value, NodeState.OFFLINE.value,
-                                                  NodeState.START_TASK_FAILED.value):
+                                                  NodeState.START_TASK_FAILED.value, NodeState.UNUSABLE.value):
                 raise BatchError(code or "OperationNotValidOnNode", "The node cannot be rebooted in its current state.",
                                  [("NodeState", node.body["state"])])
             if option in ("taskcompletion", "retaineddata") and int(node.row["running_tasks"]) > 0:
@@ -86,22 +89,30 @@ class NodeOperations:
 
     def restart_in(self, conn: Connection, node: Record, reimage: bool, now: datetime) -> Record:
         """The node restarts (in the caller's transaction): its agent kills what runs there and
-        brings it up again; preparation tasks rerun as rerunOnNodeRebootAfterSuccess says."""
-        self._stale_preparations(conn, node, reimage)
+        brings it up again; preparation tasks rerun as rerunOnNodeRebootAfterSuccess says.
+        A node without an agent (a local node whose agent was lost) gets a new one."""
+        stale_preparations(conn, node, reimage)
         state = NodeState.REIMAGING if reimage else NodeState.REBOOTING
         record = NODES.update(conn, node, node_rules.with_state(node.body, state, now), now,
                               extra={"start_run_id": None, "used_slots": 0, "running_tasks": 0,
                                      "pending_restart": None})
-        self.ctx.send(conn, node.row["agent_id"], [{"type": "rebootNode", "nodeId": node.body["id"], "reimage": reimage}])
+        if node.row["agent_id"] is None:
+            self.ctx.nodes_changed_after(conn)
+        else:
+            self.ctx.send(conn, node.row["agent_id"],
+                          [{"type": "rebootNode", "nodeId": node.body["id"], "reimage": reimage}])
         return record
 
-    def _stale_preparations(self, conn: Connection, node: Record, reimage: bool) -> None:
-        r = schema.prep_release
-        rows = conn.execute(sa.select(r).where(r.c.node_pk == node.pk).with_for_update()).all()
-        for row in rows:
-            record = PREP_RELEASE.record(row)
-            job = JOBS.get_by_pk(conn, row.job_pk)
-            prep = (job.body.get("jobPreparationTask") if job else None) or {}
-            completed_ok = row.prep_result == "success"
-            if reimage or not completed_ok or prep.get("rerunOnNodeRebootAfterSuccess", True):
-                PREP_RELEASE.set_columns(conn, record.pk, prep_stale=True)
+
+def stale_preparations(conn: Connection, node: Record, reimage: bool) -> None:
+    """The node restarts: its job preparation tasks run again before their job's next task there
+    (after a reimage always; after a reboot if they failed or rerunOnNodeRebootAfterSuccess)."""
+    r = schema.prep_release
+    rows = conn.execute(sa.select(r).where(r.c.node_pk == node.pk).with_for_update()).all()
+    for row in rows:
+        record = PREP_RELEASE.record(row)
+        job = JOBS.get_by_pk(conn, row.job_pk)
+        prep = (job.body.get("jobPreparationTask") if job else None) or {}
+        completed_ok = row.prep_result == "success"
+        if reimage or not completed_ok or prep.get("rerunOnNodeRebootAfterSuccess", True):
+            PREP_RELEASE.set_columns(conn, record.pk, prep_stale=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..domain import pools as rules
 from ..domain.conditions import NONE, Conditions, check
 from ..domain.errors import BatchError, not_found
+from ..domain import quotas as quota_rules
 from ..domain.models import (
     NodeRemoveParameter,
     PoolAddParameter,
@@ -23,6 +25,7 @@ from ..domain.models import (
     PoolUpdatePropertiesParameter,
 )
 from ..domain.states import AllocationState, PoolState
+from ..store import schema
 from ..store.records import NODES, POOLS, Record
 from .allocation import Allocation
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_pool
@@ -49,6 +52,7 @@ class PoolService:
         with self.ctx.store.write() as conn:
             if POOLS.get(conn, (account,), (pool.id,)) is not None:
                 raise BatchError("PoolExists", "The specified pool already exists.", [("PoolId", pool.id)])
+            quota_rules.check_pool_quota(self.ctx.quotas, POOLS.count(conn, (account,)))
             record = POOLS.insert(conn, (account,), rules.new_pool_body(pool, now), now)
             return self._settle_allocation(conn, account, record)
 
@@ -159,12 +163,17 @@ class PoolService:
         assert self.allocation is not None
         body = record.body
         key = record.row["id_key"]
+        errors: list[Json] = []
         if body["allocationState"] == AllocationState.RESIZING.value:
-            # Low-priority nodes are local nodes too: the host has no spot market to lose them to.
-            target = body["targetDedicatedNodes"] + body["targetLowPriorityNodes"]
+            target = body["targetDedicatedNodes"]   # low-priority nodes are refused (domain/support.py)
             current = NODES.count(conn, (account, key))
             if target > current:
-                self.allocation.grow(conn, account, record, target - current, now)
+                quota = self.ctx.quotas.dedicated_cores
+                allowed = current + quota_rules.nodes_within(quota, cores_in_use(conn, account, key),
+                                                             body["vmSize"], target - current)
+                if allowed < target:
+                    errors.append(quota_rules.core_quota_error(quota, body["vmSize"], target, allowed))
+                self.allocation.grow(conn, account, record, allowed - current, now)
             elif target < current:
                 self.allocation.shrink(conn, account, record, current - target, option, now)
         # A resize down with taskcompletion/retaineddata ends when the nodes waiting for their tasks have left.
@@ -172,5 +181,19 @@ class PoolService:
                     and self.allocation.leaving(conn, account, key))
         new = rules.with_allocation_state(body, AllocationState.RESIZING if resizing else AllocationState.STEADY, now)
         new["currentDedicatedNodes"] = NODES.count(conn, (account, key))
-        new.pop("resizeErrors", None)
+        if errors:
+            new["resizeErrors"] = errors
+        else:
+            new.pop("resizeErrors", None)
         return POOLS.update(conn, record, new, now)
+
+
+def cores_in_use(conn: Connection, account: str, pool_key: str) -> int:
+    """The account's dedicated cores outside the pool ``pool_key``: its nodes, each counted by its
+    pool's vmSize."""
+    p, n = schema.pools, schema.nodes
+    rows = conn.execute(sa.select(p.c.id_key, p.c.vm_size, sa.func.count(n.c.pk))
+                        .join(n, sa.and_(n.c.account == p.c.account, n.c.pool_id_key == p.c.id_key))
+                        .where(p.c.account == account, p.c.id_key != pool_key)
+                        .group_by(p.c.id_key, p.c.vm_size)).all()
+    return sum(count * quota_rules.cores_of(vm_size) for _, vm_size, count in rows)

@@ -30,8 +30,12 @@ Json = dict[str, Any]
 
 
 def _finished_info(info: Json, result: Json, now: datetime) -> Json:
-    """Execution info of a preparation/release/start task whose run completed."""
-    done = {**info, "state": "completed", "endTime": clock.to_wire(now)}
+    """Execution info of a preparation/release/start task whose run completed (at the node's times)."""
+    start = result.get("startTime")
+    if start and start > info.get("startTime", ""):
+        info = {**info, "startTime": start}
+    end = max(result.get("endTime") or clock.to_wire(now), info.get("startTime", ""))
+    done = {**info, "state": "completed", "endTime": end}
     code = result.get("exitCode")
     if code is not None:
         done["exitCode"] = code
@@ -68,8 +72,10 @@ class RunService:
         self.jobs = jobs
         self.scheduling = scheduling
 
-    def report(self, agent_id: str, results: Sequence[Json]) -> None:
-        """Apply finished runs ({id, exitCode, failure?, preProcessingError?}) in one transaction.
+    def report(self, agent_id: str, results: Sequence[Json], sent_at: str | None = None) -> None:
+        """Apply finished runs ({id, exitCode, failure?, preProcessingError?, startTime, endTime}) in one
+        transaction. The times are the node's, put on the server's clock (``sent_at``: the node's clock
+        when it sent the report; see :func:`execution.node_times`).
 
         Reports are applied in the order they came; a run of consecutive task reports is
         applied as one batch (:meth:`_tasks`). The pools where task slots came free get a
@@ -77,6 +83,9 @@ class RunService:
         that round may not have covered (other reports, a round that left room).
         """
         now = self.ctx.now()
+        offset = execution.clock_offset(sent_at, now)
+        for result in results:
+            result["startTime"], result["endTime"] = execution.node_times(result, now, offset)
         with self.ctx.store.write() as conn:
             tasks: list[Json] = []
             freed: set[tuple[str, str]] = set()

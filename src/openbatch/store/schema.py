@@ -207,3 +207,12 @@ prep_release = Table(
     Column("prep_stale", Boolean, nullable=False, server_default=sa.false()),
     UniqueConstraint("job_pk", "pool_id_key", "node_id_key", name="uq_prep_release_job_node"),
 )
+
+
+#: Which server holds the database (store/lease.py; PostgreSQL writes its holder here).
+server_lease = Table(
+    "server_lease",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("holder", Text, nullable=False),
+)

@@ -1,10 +1,18 @@
-"""File operations on task directories and node file systems."""
+"""File operations on task directories and node file systems.
+
+File operations run on their own few worker threads (:data:`FILE_THREADS`), so however
+slow a node's disk or an agent's answer, they never take the threads every other
+request needs.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Awaitable, Callable
+from functools import partial
+from typing import Any, Awaitable, Callable, TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from starlette.responses import Response
 
 from ...domain import clock
@@ -17,7 +25,29 @@ from ..router import operation
 from ..wire import base_headers, decode_token, empty, listing
 
 Json = dict[str, Any]
+R = TypeVar("R")
 _RANGE_RE = re.compile(r"^bytes=(\d+)-(\d*)$")
+#: A control character (CR, LF, NUL, ...) in a file path: no file name the API serves has one.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+#: Worker threads file operations may take at once.
+FILE_THREADS = 8
+_file_threads: CapacityLimiter | None = None
+
+
+def run_file_operation(fn: Callable[..., R], *args: Any) -> Awaitable[R]:
+    """Run a blocking file operation on the file operations' own threads."""
+    global _file_threads
+    if _file_threads is None:
+        _file_threads = CapacityLimiter(FILE_THREADS)
+    return anyio.to_thread.run_sync(partial(fn, *args), limiter=_file_threads)
+
+
+def _file_path(req: ApiRequest) -> str:
+    path = req.params["filePath"]
+    if _CONTROL_RE.search(path):
+        raise BatchError("InvalidUri", "The file path contains a control character (such as CR or LF).",
+                         [("FilePath", _CONTROL_RE.sub("?", path))])
+    return path
 
 
 def _task_location(req: ApiRequest) -> Awaitable[FileLocation]:
@@ -82,7 +112,7 @@ async def _list(req: ApiRequest, operation_id: str, where: FileLocation, url: Ca
     bound = parse_filter(text, FILTERS[operation_id]) if text.strip() else None
     token = req.query.get("$skiptoken")
     after = decode_token(token, req)[0] if token else None
-    files = await run(req.services.files.list, where, recursive)
+    files = await run_file_operation(req.services.files.list, where, recursive)
     chosen = [f for f in sorted(files, key=lambda f: f.name)
               if (after is None or f.name > after) and (bound is None or matches(bound, lambda _p, f=f: f.name))]
     page, rest = chosen[:limit], chosen[limit:]
@@ -90,8 +120,8 @@ async def _list(req: ApiRequest, operation_id: str, where: FileLocation, url: Ca
 
 
 async def _get(req: ApiRequest, where: FileLocation, url: str, *, content: bool) -> Response:
-    path = req.params["filePath"]
-    info = await run(req.services.files.stat, where, path)
+    path = _file_path(req)
+    info = await run_file_operation(req.services.files.stat, where, path)
     conditions = req.conditions()
     check(conditions, "", info.last_modified, read=True)
     headers = {**base_headers(req), **_file_headers(info, url)}
@@ -99,12 +129,13 @@ async def _get(req: ApiRequest, where: FileLocation, url: str, *, content: bool)
         headers["Content-Length"] = str(info.content_length)
         return Response(status_code=200, headers=headers)
     start, end = _byte_range(req)
-    data = await run(req.services.files.read, where, path, start, end)
+    data = await run_file_operation(req.services.files.read, where, path, start, end)
     return Response(data, status_code=200, headers=headers, media_type=info.content_type)
 
 
 async def _delete(req: ApiRequest, where: FileLocation) -> Response:
-    await run(req.services.files.delete, where, req.params["filePath"], req.bool_query("recursive"))
+    path = _file_path(req)
+    await run_file_operation(req.services.files.delete, where, path, req.bool_query("recursive"))
     return empty(req, 200)
 
 
@@ -116,13 +147,13 @@ async def list_from_task(req: ApiRequest) -> Response:
 @operation("File_GetFromTask")
 async def get_from_task(req: ApiRequest) -> Response:
     where = await _task_location(req)
-    return await _get(req, where, _task_file_url(req, req.params["filePath"]), content=True)
+    return await _get(req, where, _task_file_url(req, _file_path(req)), content=True)
 
 
 @operation("File_GetPropertiesFromTask")
 async def properties_from_task(req: ApiRequest) -> Response:
     where = await _task_location(req)
-    return await _get(req, where, _task_file_url(req, req.params["filePath"]), content=False)
+    return await _get(req, where, _task_file_url(req, _file_path(req)), content=False)
 
 
 @operation("File_DeleteFromTask")
@@ -138,13 +169,13 @@ async def list_from_node(req: ApiRequest) -> Response:
 @operation("File_GetFromComputeNode")
 async def get_from_node(req: ApiRequest) -> Response:
     where = await _node_location(req)
-    return await _get(req, where, _node_file_url(req, req.params["filePath"]), content=True)
+    return await _get(req, where, _node_file_url(req, _file_path(req)), content=True)
 
 
 @operation("File_GetPropertiesFromComputeNode")
 async def properties_from_node(req: ApiRequest) -> Response:
     where = await _node_location(req)
-    return await _get(req, where, _node_file_url(req, req.params["filePath"]), content=False)
+    return await _get(req, where, _node_file_url(req, _file_path(req)), content=False)
 
 
 @operation("File_DeleteFromComputeNode")

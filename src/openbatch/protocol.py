@@ -1,0 +1,76 @@
+"""The agent protocol's messages (docs/execution.md), typed: the server decodes what agents send with
+these, so a malformed message is a 400 BatchError, never a 500. Imports nothing of openbatch: the
+agent and the server both use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+PREFIX = "/_openbatch/agent/v1"
+
+
+class Message(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
+    pass
+
+
+class RegisterRequest(Message, kw_only=True):
+    account: str | None = None
+    pool: str
+    hostname: str = "unknown"
+    nodes: list[str] = []
+    nodeCount: int = 0
+
+
+class RegisteredNode(Message, kw_only=True):
+    id: str
+    slots: int
+    rootDir: str | None = None
+
+
+class RegisterAnswer(Message, kw_only=True):
+    agentId: str
+    credential: str
+    nodes: list[RegisteredNode]
+    #: Seconds without a call after which the server finds the agent lost; an agent on another host
+    #: stops its runs well before that when it cannot reach the server (so they never run twice).
+    nodeLostAfter: float | None = None
+
+
+class WorkRequest(Message, kw_only=True):
+    #: The runs the agent has: running, or ended with their exit not yet acknowledged.
+    runs: list[str] = []
+    #: The agent lost the server for a while and stopped its runs: the server reconciles it.
+    reconcile: bool = False
+
+
+class Event(Message, kw_only=True):
+    """``exited`` (a run ended: id, exitCode or failure, the node's start and end time) or
+    ``nodeReady`` (nodeId)."""
+
+    type: str
+    id: str | None = None
+    nodeId: str | None = None
+    exitCode: int | None = None
+    failure: dict[str, Any] | None = None
+    preProcessingError: bool | None = None
+    startTime: str | None = None
+    endTime: str | None = None
+
+
+class EventsRequest(Message, kw_only=True):
+    events: list[Event] = []
+    takeCommands: bool = False
+    #: The agent's clock when it sent the report (the server corrects the events' times by the offset).
+    sentAt: str | None = None
+
+
+class FileAnswer(Message, kw_only=True):
+    ok: Any = None
+    error: dict[str, Any] | None = None
+
+
+class CommandsAnswer(msgspec.Struct, kw_only=True):
+    commands: list[dict[str, Any]] = []
