@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the test dependencies and run the whole test suite.
-#  1. .venv        : openbatch + azure-batch 15.1 (unit, store, REST and SDK 15 end-to-end tests)
+#  1. .venv        : openbatch + azure-batch 15.1 + schemathesis (unit, store, REST, SDK 15 end-to-end and fuzz tests)
 #  2. .venv-sdk14  : openbatch + azure-batch 14.2 (the same server driven by the msrest-based SDK)
 #  3. the coverage table (docs/coverage.md) regenerated from both runs must equal the committed one
 set -euo pipefail
@@ -13,7 +13,7 @@ setup() {  # setup VENV PACKAGES...
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@"
 }
 
-setup .venv -e ".[test,sdk15]"
+setup .venv -e ".[test,sdk15,fuzz]"
 setup .venv-sdk14 -e ".[test]" "azure-batch==14.2.0"
 
 rm -rf build/coverage-hits
