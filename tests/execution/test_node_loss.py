@@ -97,6 +97,26 @@ def test_killed_local_agent_every_queued_task_runs_exactly_once(
     wait_for(lambda: batch.get_node(pool_id, node_id).state == "idle", message="the node idle again")
 
 
+def test_hung_local_agent_is_killed_and_its_node_recovered(
+        batch: BatchClient, pools: Pools, live_nodes: LiveServer, tmp_path: Path) -> None:
+    """A local agent that stops calling (SIGSTOP) is killed with what it ran, after node_lost_after
+    seconds (3 in the tests); its task runs again on the node's new agent."""
+    pool_id, (node_id,) = pools.add(1)
+    job_id = add_job(batch, pool_id)
+    task, pid_file = _pid_file_task(tmp_path, job_id)
+    batch.create_task(job_id, task)
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), message="the first run started")
+    run_pid = int(pid_file.read_text())
+    agent_pid = live_nodes.app.runtime.supervisor.pid_of(node_id)
+    os.kill(agent_pid, signal.SIGSTOP)
+    wait_for(lambda: batch.get_task(job_id, "t").state == "completed", 30, message="the task completed")
+    assert not alive(run_pid) and not alive(agent_pid)
+    info = batch.get_task(job_id, "t").execution_info
+    assert (info.exit_code, info.requeue_count, info.retry_count) == (0, 1, 0)
+    wait_for(lambda: batch.get_node(pool_id, node_id).state == "idle", message="the node idle again")
+    assert live_nodes.app.runtime.supervisor.pid_of(node_id) not in (None, agent_pid)
+
+
 def test_unusable_local_node_can_be_rebooted_and_reimaged(
         batch: BatchClient, pools: Pools, live_nodes: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     supervisor = live_nodes.app.runtime.supervisor

@@ -478,6 +478,8 @@ def test_pool_delete_stops_its_agents(batch: BatchClient, pools: Pools, live_nod
     with pytest.raises(ResourceNotFoundError):
         batch.get_pool(pool_id)
     wait_for(lambda: all(supervisor.pid_of(n) is None for n in nodes), 15, message="the pool's agents to exit")
+    wait_for(lambda: not any(supervisor.node_root(n).exists() for n in nodes), 15,
+             message="the nodes' directories removed")
     task = batch.get_task(job_id, "long")
     assert task.state == "active" and task.execution_info.requeue_count == 1
     assert counts(batch, job_id) == (1, 0, 0, 0, 0)

@@ -139,6 +139,9 @@ class LocalSupervisor:
                 log.warning("agent pid %s exited; killed %d process(es) it left running", process.pid, killed)
             if self._stopping:
                 return
+            for node_id in await anyio.to_thread.run_sync(self.services.agents.missing_nodes, node_ids):
+                # removed from its pool (its agent was retired before it could clean up): its disk goes
+                await anyio.to_thread.run_sync(shutil.rmtree, self.node_root(node_id), True)
             agents = await anyio.to_thread.run_sync(self.services.agents.local_agents_of, node_ids)
             for agent_id in agents:
                 log.warning("agent %s (pid %s) exited with code %s: its nodes are unusable until a new agent "

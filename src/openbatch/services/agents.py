@@ -167,6 +167,14 @@ class AgentService:
                                 .where(n.c.id_key.in_([i.lower() for i in node_ids]), a.c.local.is_(True))).all()
         return [r.agent_id for r in rows]
 
+    def missing_nodes(self, node_ids: Sequence[str]) -> list[str]:
+        """Which of ``node_ids`` no longer exist (removed from their pool, or the pool deleted)."""
+        n = schema.nodes
+        with self.ctx.store.read() as conn:
+            present = set(conn.execute(sa.select(n.c.id_key).where(
+                n.c.id_key.in_([i.lower() for i in node_ids]))).scalars())
+        return [node_id for node_id in node_ids if node_id.lower() not in present]
+
     def node_ids_of(self, agent_id: str) -> list[str]:
         n = schema.nodes
         with self.ctx.store.read() as conn:
