@@ -3,6 +3,7 @@
 #  1. .venv        : openbatch + azure-batch 15.1 + schemathesis (unit, store, REST, SDK 15 end-to-end and fuzz tests)
 #  2. .venv-sdk14  : openbatch + azure-batch 14.2 (the same server driven by the msrest-based SDK)
 #  3. the coverage table (docs/coverage.md) regenerated from both runs must equal the committed one
+#  4. the import rules of the layers (import-linter contracts in pyproject.toml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -22,5 +23,6 @@ OPENBATCH_HITS_NAME=sdk15 .venv/bin/python -m pytest -q "$@" || status=$?
 OPENBATCH_HITS_NAME=sdk14 .venv-sdk14/bin/python -m pytest -q tests/sdk14 "$@" || status=$?
 if [ $# -eq 0 ]; then
   .venv/bin/python scripts/coverage_table.py --check || status=$?
+  .venv/bin/lint-imports || status=$?
 fi
 exit $status

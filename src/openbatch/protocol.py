@@ -5,6 +5,8 @@ agent and the server both use it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -74,3 +76,58 @@ class FileAnswer(Message, kw_only=True):
 
 class CommandsAnswer(msgspec.Struct, kw_only=True):
     commands: list[dict[str, Any]] = []
+
+
+# -- files of a node (the Files API of a node on another host goes through its agent) ------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileLocation:
+    """Where a file tree lives: a node, and the directory on it (relative to the node root)."""
+
+    pool_id: str
+    node_id: str
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """One file or directory, its path relative to the task directory or node root."""
+
+    name: str
+    is_directory: bool
+    last_modified: datetime
+    content_length: int
+    creation_time: datetime | None = None
+    content_type: str = "application/octet-stream"
+    file_mode: str | None = None
+
+
+class FileInfoMessage(Message, kw_only=True):
+    name: str
+    isDirectory: bool
+    lastModified: datetime
+    contentLength: int
+    contentType: str = "application/octet-stream"
+    fileMode: str | None = None
+    creationTime: datetime | None = None
+
+
+def info_to_wire(info: FileInfo) -> dict[str, Any]:
+    return msgspec.to_builtins(FileInfoMessage(
+        name=info.name, isDirectory=info.is_directory, lastModified=info.last_modified,
+        contentLength=info.content_length, contentType=info.content_type, fileMode=info.file_mode,
+        creationTime=info.creation_time))
+
+
+def info_from_wire(data: Any) -> FileInfo:
+    message = msgspec.convert(data, FileInfoMessage)
+    return FileInfo(name=message.name, is_directory=message.isDirectory, last_modified=_aware(message.lastModified),
+                    content_length=message.contentLength, creation_time=_aware(message.creationTime),
+                    content_type=message.contentType, file_mode=message.fileMode)
+
+
+def _aware(value: datetime | None) -> Any:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from .api.agent_api import AgentApi
 from .nodes.agent_files import AgentFileRequests
-from .nodes.local_files import LocalNodeFiles
+from .agent.files import NodeFiles
 from .nodes.supervisor import LocalSupervisor
 from .scheduler.hub import AgentHub
 from .scheduler.loop import Scheduler
@@ -43,7 +43,7 @@ class Runtime(Notifier):
         services.ctx.notifier = self
         services.ctx.account_url = lambda account: self.server_url
         self.file_requests = AgentFileRequests(self.hub.push, lambda where: node_agent(services.ctx, where.node_id)[0])
-        local_files = LocalNodeFiles(lambda pool, node: self.supervisor.node_root(node))
+        local_files = NodeFiles(lambda pool, node: self.supervisor.node_root(node))
         services.files.source_for = lambda where: (
             local_files if node_agent(services.ctx, where.node_id)[1] else self.file_requests)
         self.agent_api.file_answer = self.file_requests.answer

@@ -11,7 +11,7 @@ import pytest
 from azure.batch import BatchClient, models as m
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from openbatch.nodes.local_files import LocalNodeFiles
+from openbatch.agent.files import NodeFiles
 from tests.sdk.conftest import API_VERSION, uid
 from tests.support.live import LiveServer
 
@@ -21,7 +21,7 @@ def ran_task(batch: BatchClient, live: LiveServer, tmp_path: Path) -> Iterator[t
     """A task that ran on node ``node-f`` of pool ``pool-f``: its directory holds stdout, stderr and wd/."""
     files = live.services.files
     previous = files.source_for
-    source = LocalNodeFiles(lambda pool, node: tmp_path / pool / node)
+    source = NodeFiles(lambda pool, node: tmp_path / pool / node)
     files.source_for = lambda where: source
     job_id = uid("job")
     batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id="pool-f")))

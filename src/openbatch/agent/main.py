@@ -30,7 +30,9 @@ from typing import Any
 import msgspec
 
 from ..auth.shared_key import sign
-from ..protocol import PREFIX
+from ..domain.errors import BatchError
+from ..protocol import PREFIX, FileLocation, info_to_wire
+from .files import NodeFiles
 from .http import Client, TransportError
 from .runner import RUN_GROUPS, RunResult, RunSpec, run
 
@@ -271,13 +273,8 @@ class Agent:
             log.warning("answering a file request failed (%s)", error)
 
     def _file_operation(self, command: Json) -> Json:
-        from ..domain.errors import BatchError
-        from ..nodes.agent_files import info_to_wire
-        from ..nodes.local_files import LocalNodeFiles
-        from ..services.files import FileLocation
-
         node = self.nodes.get(command.get("nodeId", ""))
-        files = LocalNodeFiles(lambda pool, node_id: self.nodes[node_id].root)
+        files = NodeFiles(lambda pool, node_id: self.nodes[node_id].root)
         where = FileLocation("", command.get("nodeId", ""), command.get("root", ""))
         try:
             if node is None:

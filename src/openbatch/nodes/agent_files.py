@@ -13,27 +13,13 @@ import threading
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import Any, Callable
 
-from ..domain import clock
 from ..domain.errors import BatchError
-from ..services.files import FileInfo, FileLocation
+from ..protocol import FileInfo, FileLocation, info_from_wire
 
 Json = dict[str, Any]
 
 #: How long a file request may wait for the agent's answer.
 ANSWER_SECONDS = 30.0
-
-
-def info_to_wire(info: FileInfo) -> Json:
-    return {"name": info.name, "isDirectory": info.is_directory, "lastModified": clock.to_wire(info.last_modified),
-            "contentLength": info.content_length, "contentType": info.content_type, "fileMode": info.file_mode,
-            "creationTime": clock.to_wire(info.creation_time) if info.creation_time else None}
-
-
-def info_from_wire(data: Json) -> FileInfo:
-    return FileInfo(name=data["name"], is_directory=data["isDirectory"],
-                    last_modified=clock.from_wire(data["lastModified"]), content_length=data["contentLength"],
-                    creation_time=clock.from_wire(data["creationTime"]) if data.get("creationTime") else None,
-                    content_type=data.get("contentType") or "application/octet-stream", file_mode=data.get("fileMode"))
 
 
 class AgentFileRequests:

@@ -7,36 +7,15 @@ Until a task has run on a node there are no files: 409 ``TaskFilesUnavailable``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Callable, Protocol
 
 from ..domain.errors import BatchError, not_found
+from ..protocol import FileInfo, FileLocation
 from ..store.records import Record
+
+__all__ = ["FileInfo", "FileLocation", "FileService", "NodeFileSource"]
 from .context import ServiceContext, require_job, require_task
 from .nodes import NodeService
-
-
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    """One file or directory, its path relative to the task directory or node root."""
-
-    name: str
-    is_directory: bool
-    last_modified: datetime
-    content_length: int
-    creation_time: datetime | None = None
-    content_type: str = "application/octet-stream"
-    file_mode: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FileLocation:
-    """Where a file tree lives: a node, and the directory on it (relative to the node root)."""
-
-    pool_id: str
-    node_id: str
-    root: str
 
 
 class NodeFileSource(Protocol):

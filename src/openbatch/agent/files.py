@@ -1,6 +1,8 @@
-"""Files of local compute nodes: each node's root directory is a folder on this host.
+"""A node's files: its root directory is a folder on the host that runs it.
 
-Implements :class:`openbatch.services.files.NodeFileSource`. Paths from clients are
+The agent serves its nodes' files with this (the Files API of a node on another host), and
+the server reads its local nodes' folders with it directly (it implements
+:class:`openbatch.services.files.NodeFileSource`). Paths from clients are
 resolved inside the node root (or the task directory within it); anything that
 would escape it is refused as not found. What a task leaves in its directory can be
 hostile, so:
@@ -26,13 +28,13 @@ from pathlib import Path
 from typing import Callable
 
 from ..domain.errors import BatchError, not_found
-from ..services.files import FileInfo, FileLocation
+from ..protocol import FileInfo, FileLocation
 
 #: The documented maximum a single Get File returns is the whole file; we cap reads to keep memory bounded.
 MAX_READ_BYTES = 64 * 1024 * 1024
 
 
-class LocalNodeFiles:
+class NodeFiles:
     def __init__(self, node_root: Callable[[str, str], Path]) -> None:
         """``node_root(pool_id, node_id)`` is the folder holding that node's file system."""
         self.node_root = node_root
