@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from openbatch.odata import FILTERS, parse_filter
 from openbatch.store import schema
 from openbatch.store.engine import Store
 from openbatch.store.records import JOBS, PREP_RELEASE, TASKS, adjust_counters, read_counters
@@ -113,7 +114,7 @@ def test_keyset_pages_cover_everything_once(store: Store) -> None:
             if len(page) < 1000:
                 break
             after = (page[-1].row["id_key"],)
-        filtered = TASKS.page(conn, (job.pk,), schema.tasks.c.id_key >= "t2300", None, 1000)
+        filtered = TASKS.page(conn, (job.pk,), parse_filter("id ge 't2300'", FILTERS["Task_List"]), None, 1000)
     assert seen == [f"t{i:04d}" for i in range(2_345)]
     assert [r.body["id"] for r in filtered] == [f"t{i:04d}" for i in range(2_300, 2_345)]
 

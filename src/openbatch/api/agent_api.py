@@ -35,7 +35,7 @@ from ..protocol import (
 from ..scheduler.hub import AgentHub
 from ..services import Services
 from ..services.agents import AgentIdentity
-from .request import run, run_write
+from .request import run
 
 log = logging.getLogger("openbatch.agents")
 
@@ -173,11 +173,11 @@ class AgentApi:
         exits = []
         for event in report.events:
             if event.type == "nodeReady" and event.nodeId:
-                await run_write(self.services.ctx.store, self.services.agents.node_ready, agent, event.nodeId)
+                await run(self.services.agents.node_ready, agent, event.nodeId)
             elif event.type == "exited" and event.id:
                 exits.append(msgspec.to_builtins(event))
         if exits:
-            await run_write(self.services.ctx.store, self.services.runs.report, agent.agent_id, exits, report.sentAt)
+            await run(self.services.runs.report, agent.agent_id, exits, report.sentAt)
 
 
 def _content_length(request: Request) -> int:

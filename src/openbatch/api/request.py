@@ -8,13 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 from urllib.parse import parse_qsl, quote
 
-import anyio.to_thread
-
 from ..domain import clock
 from ..domain.conditions import Conditions
 from ..domain.errors import invalid_body, invalid_header, invalid_query, out_of_range_query
 from ..domain.models import Model, decode
-from ..store.engine import Store, WriterBusy
+from ..services.calls import call
 
 T = TypeVar("T", bound=Model)
 R = TypeVar("R")
@@ -128,39 +126,5 @@ def segment(value: str) -> str:
     return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
 
 
-async def run(fn: Callable[..., R], *args: Any) -> R:
-    """Run blocking service code off the event loop."""
-    return await anyio.to_thread.run_sync(fn, *args)
-
-
-async def run_write(store: Store, fn: Callable[..., R], *args: Any) -> R:
-    """Run a bounded use case that starts with its write transaction: on SQLite in place when
-    the writer lock is free, else like :func:`run`.
-
-    The hop to a worker thread costs ~85 µs of CPU, more than a small write; on SQLite the
-    writer is one lock anyway. When another thread holds it, the use case gives up before
-    writing anything (:class:`~openbatch.store.engine.WriterBusy`) and goes to a worker
-    thread, so the event loop never waits for someone else's transaction. Only for work
-    bounded in size (one task, one collection of 100, one agent report): it holds the loop.
-    """
-    if store.is_sqlite:
-        try:
-            with store.in_place():
-                return fn(*args)
-        except WriterBusy:
-            pass
-    return await run(fn, *args)
-
-
-async def run_point_read(req: ApiRequest, fn: Callable[..., R], *args: Any) -> R:
-    """Run a read of one indexed row: on SQLite in place, elsewhere like :func:`run`.
-
-    In WAL mode a SQLite reader never waits for the writer, and a point read costs less
-    CPU than the hop to a worker thread (which needs the GIL all the same); a server
-    database is a network round trip, which must not hold up the event loop. (With every
-    pooled connection taken, the read waits for one; worker threads hold them and never
-    wait on the loop.)
-    """
-    if req.services.ctx.store.is_sqlite:
-        return fn(*args)
-    return await run(fn, *args)
+#: Calls a use case as it was declared to run (services/calls.py): in a worker thread, or in place.
+run = call

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from ..domain import clock
 from ..domain.errors import BatchError, invalid_query
-from ..store.records import Record
+from ..services import Record
 from .request import ApiRequest
 
 Json = dict[str, Any]

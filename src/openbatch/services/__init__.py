@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..domain.quotas import Quotas
 from ..store.engine import Store
+from ..store.records import Record
 from .account import AccountService
 from .agents import AgentService
 from .allocation import Allocation
@@ -22,6 +23,9 @@ from .retention import Retention
 from .runs import RunService
 from .scheduling import SchedulingService
 from .tasks import TaskService
+
+
+__all__ = ["Record", "Services"]
 
 
 @dataclass

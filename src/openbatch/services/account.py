@@ -52,7 +52,7 @@ class AccountService:
     def pool_node_counts(self, account: str, query: ListQuery) -> tuple[list[Json], tuple[str, ...] | None]:
         """NodeCounts per pool (dedicated and low-priority) from the node rows, one page of pools."""
         with self.ctx.store.read() as conn:
-            page: Page = page_of(POOLS.page(conn, (account,), query.where, query.after, query.limit + 1), query.limit, id_key)
+            page: Page = page_of(POOLS.page(conn, (account,), query.filter, query.after, query.limit + 1), query.limit, id_key)
             keys = [r.row["id_key"] for r in page.records]
             table = schema.nodes
             rows = conn.execute(

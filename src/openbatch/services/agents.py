@@ -20,6 +20,7 @@ from ..store import schema
 from ..store.records import JOBS, NODES, PREP_RELEASE, TASKS, Record
 from . import transitions
 from .allocation import tasks_on_node
+from .calls import bounded_write
 from .context import ServiceContext, require_pool
 from .jobs import JobService
 from .node_ops import NodeOperations, stale_preparations
@@ -109,6 +110,7 @@ class AgentService:
 
     # -- nodes coming up -------------------------------------------------------------------
 
+    @bounded_write
     def node_ready(self, agent: AgentIdentity, node_id: str) -> None:
         now = self.ctx.now()
         with self.ctx.store.write() as conn:

@@ -25,9 +25,10 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
-    """A list request after parsing: a SQL-ready filter, the keyset position, the page size."""
+    """A list request after parsing: the bound ``$filter`` tree (the store compiles it), the keyset
+    position, the page size."""
 
-    where: Any = None
+    filter: Any = None
     after: tuple[str, ...] | None = None
     limit: int = 1000
 

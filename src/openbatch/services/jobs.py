@@ -23,6 +23,7 @@ from ..domain.states import JobState, check_job_action
 from ..store import schema
 from ..store.records import JOBS, PREP_RELEASE, TASKS, Record, counters_by_id, read_counters
 from . import transitions
+from .calls import point_read
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
 
 Json = dict[str, Any]
@@ -53,9 +54,10 @@ class JobService:
 
     def list(self, account: str, query: ListQuery) -> Page:
         with self.ctx.store.read() as conn:
-            records = JOBS.page(conn, (account,), query.where, query.after, query.limit + 1)
+            records = JOBS.page(conn, (account,), query.filter, query.after, query.limit + 1)
         return page_of(records, query.limit, id_key)
 
+    @point_read
     def task_counts(self, account: str, job_id: str) -> Json:
         """Exact and O(1): the counters move in the same transaction as every task transition."""
         with self.ctx.store.read_statement() as conn:

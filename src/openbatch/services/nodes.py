@@ -45,7 +45,7 @@ class NodeService:
     def list(self, account: str, pool_id: str, query: ListQuery) -> tuple[Page, dict[int, list[Json]]]:
         with self.ctx.store.read() as conn:
             pool = require_pool(conn, account, pool_id)
-            records = NODES.page(conn, (account, pool.row["id_key"]), query.where, query.after, query.limit + 1)
+            records = NODES.page(conn, (account, pool.row["id_key"]), query.filter, query.after, query.limit + 1)
             page = page_of(records, query.limit, id_key)
             return page, recent_tasks(conn, [r.pk for r in page.records])
 

@@ -64,7 +64,7 @@ class PoolService:
 
     def list(self, account: str, query: ListQuery) -> Page:
         with self.ctx.store.read() as conn:
-            records = POOLS.page(conn, (account,), query.where, query.after, query.limit + 1)
+            records = POOLS.page(conn, (account,), query.filter, query.after, query.limit + 1)
         return page_of(records, query.limit, id_key)
 
     def delete(self, account: str, pool_id: str, conditions: Conditions = NONE) -> None:

@@ -35,7 +35,7 @@ class PrepReleaseService:
                     "The specified job does not have a Job Preparation or Job Release Task.",
                     [("JobId", job.body["id"])],
                 )
-            records = PREP_RELEASE.page(conn, (job.pk,), query.where, query.after, query.limit + 1)
+            records = PREP_RELEASE.page(conn, (job.pk,), query.filter, query.after, query.limit + 1)
         return page_of(records, query.limit, _position)
 
     def record(self, account: str, job_id: str, pool_id: str, node_id: str, kind: Kind, info: Json) -> Record:

@@ -22,6 +22,7 @@ from ..store import schema
 from ..store.prepared import Prepared
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from . import transitions
+from .calls import bounded_write
 from .context import ServiceContext
 from .jobs import JobService
 from .scheduling import SchedulingService
@@ -72,6 +73,7 @@ class RunService:
         self.jobs = jobs
         self.scheduling = scheduling
 
+    @bounded_write
     def report(self, agent_id: str, results: Sequence[Json], sent_at: str | None = None) -> None:
         """Apply finished runs ({id, exitCode, failure?, preProcessingError?, startTime, endTime}) in one
         transaction. The times are the node's, put on the server's clock (``sent_at``: the node's clock

@@ -15,6 +15,7 @@ from ..domain.states import JobState, check_job_action
 from ..store.records import TASKS, Record, adjust_counters
 from . import transitions
 from .retention import remove_task_directory
+from .calls import bounded_write, point_read
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_task
 from .jobs import JobService
 
@@ -37,6 +38,7 @@ class TaskService:
 
     # -- create ----------------------------------------------------------------------------
 
+    @bounded_write
     def add(self, account: str, job_id: str, task: TaskAddParameter) -> Record:
         outcome = self._add_many(account, job_id, [task])[0]
         if outcome.error is not None:
@@ -44,6 +46,7 @@ class TaskService:
         assert outcome.record is not None
         return outcome.record
 
+    @bounded_write
     def add_collection(
         self, account: str, job_id: str, items: Sequence[TaskAddParameter | Json]
     ) -> list[TaskAddOutcome]:
@@ -105,6 +108,7 @@ class TaskService:
 
     # -- read ------------------------------------------------------------------------------
 
+    @point_read
     def get(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.read() as conn:
             job = require_job(conn, account, job_id)
@@ -115,7 +119,7 @@ class TaskService:
     def list(self, account: str, job_id: str, query: ListQuery) -> Page:
         with self.ctx.store.read() as conn:
             job = require_job(conn, account, job_id)
-            records = TASKS.page(conn, (job.pk,), query.where, query.after, query.limit + 1)
+            records = TASKS.page(conn, (job.pk,), query.filter, query.after, query.limit + 1)
         return page_of(records, query.limit, id_key)
 
     def list_subtasks(self, account: str, job_id: str, task_id: str) -> list[Json]:

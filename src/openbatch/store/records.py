@@ -20,6 +20,8 @@ from ..domain import clock
 from ..domain.errors import BatchError
 from ..domain.validation import UNLIMITED_DURATION, parse_duration
 from . import schema
+from .filter_columns import FILTER_COLUMNS
+from .filters import compile_filter
 from .prepared import Prepared
 
 Json = dict[str, Any]
@@ -102,8 +104,11 @@ class Collection:
         fixed: Sequence[str] = (),
         project_changes: Callable[[Json], dict[str, Any]] | None = None,
         listed: Sequence[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
     ) -> None:
         self.table = table
+        #: The column answering each property a list's ``$filter`` may name (store/filter_columns.py).
+        self.filters = dict(filters or {})
         self.project = project
         #: Projected columns that never change after the insert: updates leave them (and their indexes) alone.
         self.fixed = tuple(fixed)
@@ -165,15 +170,16 @@ class Collection:
         self,
         conn: Connection,
         scope: Sequence[Any],
-        where: sa.ColumnElement[bool] | None,
+        bound_filter: Any,
         after: Sequence[str] | None,
         limit: int,
     ) -> list[Record]:
-        """Up to ``limit`` records ordered by the key, after the keyset position ``after``."""
+        """Up to ``limit`` records ordered by the key, after the keyset position ``after``, that match
+        ``bound_filter`` (a bound OData ``$filter`` tree, compiled here to SQL on indexed columns)."""
         cols = [self.table.c[name] for name in self.order]
         cond = self._scoped(scope)
-        if where is not None:
-            cond.append(where)
+        if bound_filter is not None:
+            cond.append(compile_filter(bound_filter, self.filters))
         if after:
             cond.append(sa.tuple_(*cols) > sa.tuple_(*after) if len(cols) > 1 else cols[0] > after[0])
         listed = self.table.c if self.listed is None else [self.table.c[name] for name in self.listed]
@@ -410,18 +416,22 @@ def _prep_release_columns(body: Json) -> dict[str, Any]:
     }
 
 
-POOLS = Collection(schema.pools, _pool_columns, scope=("account",), fixed=("id", "id_key", "creation_time", "vm_size"))
-JOBS = Collection(schema.jobs, _job_columns, scope=("account",), fixed=("id", "id_key", "creation_time"))
+POOLS = Collection(schema.pools, _pool_columns, scope=("account",), fixed=("id", "id_key", "creation_time", "vm_size"),
+                   filters={**FILTER_COLUMNS["Pool_List"], **FILTER_COLUMNS["Account_ListPoolNodeCounts"]})
+JOBS = Collection(schema.jobs, _job_columns, scope=("account",), fixed=("id", "id_key", "creation_time"),
+                  filters=FILTER_COLUMNS["Job_List"])
 TASKS = Collection(schema.tasks, _task_columns, scope=("job_pk",),
                    fixed=("id", "id_key", "creation_time", "required_slots"), project_changes=_task_changes,
-                   listed=("pk", "id_key", "etag", "last_modified", "body"))
-NODES = Collection(schema.nodes, _node_columns, scope=("account", "pool_id_key"), fixed=("id", "id_key"))
+                   listed=("pk", "id_key", "etag", "last_modified", "body"), filters=FILTER_COLUMNS["Task_List"])
+NODES = Collection(schema.nodes, _node_columns, scope=("account", "pool_id_key"), fixed=("id", "id_key"),
+                   filters=FILTER_COLUMNS["ComputeNode_List"])
 PREP_RELEASE = Collection(
     schema.prep_release,
     _prep_release_columns,
     scope=("job_pk",),
     order=("pool_id_key", "node_id_key"),
     key=("pool_id_key", "node_id_key"),
+    filters=FILTER_COLUMNS["Job_ListPreparationAndReleaseTaskStatus"],
 )
 
 

@@ -15,9 +15,9 @@ from ...domain.models import (
     JobTerminateParameter,
     JobUpdateParameter,
 )
-from ...store.records import Record
+from ...services import Record
 from ..listing import list_query
-from ..request import ApiRequest, run, run_point_read
+from ..request import ApiRequest, run
 from ..router import operation
 from ..wire import changed, check_expand, created, entity, json_response, listing, represent
 
@@ -105,7 +105,7 @@ async def terminate(req: ApiRequest) -> Response:
 
 @operation("Job_GetTaskCounts")
 async def task_counts(req: ApiRequest) -> Response:
-    result = await run_point_read(req, req.services.jobs.task_counts, req.account, req.params["jobId"])
+    result = await run(req.services.jobs.task_counts, req.account, req.params["jobId"])
     return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#taskcounts/@Element", **result})
 
 

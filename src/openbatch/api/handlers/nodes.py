@@ -7,7 +7,7 @@ from starlette.responses import Response
 from ...domain import nodes as node_rules
 from ...domain.secrets import NODE_SECRETS, redacted
 from ...domain.models import NodeDisableSchedulingParameter, NodeRebootParameter, NodeReimageParameter
-from ...store.records import Record
+from ...services import Record
 from ..listing import list_query
 from ..request import ApiRequest, run
 from ..router import operation

@@ -12,7 +12,7 @@ from ...domain.models import (
     PoolPatchParameter,
     PoolResizeParameter,
 )
-from ...store.records import Record
+from ...services import Record
 from ..listing import list_query
 from ..request import ApiRequest, run
 from ..router import operation

@@ -11,9 +11,9 @@ from ...domain import clock, stats
 from ...domain.secrets import TASK_SECRETS, redacted
 from ...domain.errors import BatchError, invalid_body
 from ...domain.models import TaskAddCollectionParameter, TaskAddParameter, TaskCollection, TaskUpdateParameter
-from ...store.records import Record
+from ...services import Record
 from ..listing import list_query
-from ..request import ApiRequest, run, run_point_read, run_write, segment
+from ..request import ApiRequest, run, segment
 from ..router import operation
 from ..wire import changed, check_expand, created, empty, entity, json_response, listing, represent
 
@@ -61,8 +61,7 @@ class _Renderer:
 @operation("Task_Add")
 async def add(req: ApiRequest) -> Response:
     job_id = req.params["jobId"]
-    record = await run_write(req.services.ctx.store, req.services.tasks.add, req.account, job_id,
-                             req.json(TaskAddParameter))
+    record = await run(req.services.tasks.add, req.account, job_id, req.json(TaskAddParameter))
     return created(req, _task_url(req, job_id, record.body["id"]), record)
 
 
@@ -72,8 +71,7 @@ async def add_collection(req: ApiRequest) -> Response:
         raise BatchError("RequestBodyTooLarge", "The task collection is larger than 1 MB.",
                          [("MaxLimit", str(MAX_COLLECTION_BYTES))])
     job_id = req.params["jobId"]
-    outcomes = await run_write(req.services.ctx.store, req.services.tasks.add_collection, req.account, job_id,
-                               _collection_items(req))
+    outcomes = await run(req.services.tasks.add_collection, req.account, job_id, _collection_items(req))
     location = req.url("jobs", job_id, "tasks") + "/"
     stamps: dict[datetime, str] = {}  # the tasks of one call share their lastModified
     results = []
@@ -123,7 +121,7 @@ async def list_tasks(req: ApiRequest) -> Response:
 async def get(req: ApiRequest) -> Response:
     expand = check_expand(req)
     job_id = req.params["jobId"]
-    record = await run_point_read(req, req.services.tasks.get, req.account, job_id, req.params["taskId"],
+    record = await run(req.services.tasks.get, req.account, job_id, req.params["taskId"],
                                   req.conditions())
     return entity(req, "tasks/@Element", _render(req, job_id, record, expand), record)
 
