@@ -20,7 +20,7 @@ from .nodes.supervisor import LocalSupervisor
 from .scheduler.hub import AgentHub
 from .scheduler.loop import Scheduler
 from .services import Services
-from .services.agents import node_agent, restart_recovery
+from .services.agents import node_agent
 from .services.context import Notifier
 
 log = logging.getLogger("openbatch.runtime")
@@ -77,7 +77,7 @@ class Runtime(Notifier):
 
     async def start(self) -> None:
         self.hub.bind(asyncio.get_running_loop())
-        remote = await asyncio.to_thread(restart_recovery, self.services.ctx)
+        remote = await asyncio.to_thread(self.services.agents.restart_recovery)
         self.hub.expect(remote)
         self.scheduler.start()
         self.supervisor.start()

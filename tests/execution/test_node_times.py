@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from azure.batch import BatchClient, models as m
+from azure.batch import BatchClient
 from azure.batch.models._models import BatchJobTerminateOptions
 
 from tests.execution.conftest import wait_for

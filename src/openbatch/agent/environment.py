@@ -17,10 +17,8 @@ dotfiles (pip, git, ...) inside the task's own files, like a fresh task user.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover - import cycle only for the type
-    from .runner import RunSpec
+from .spec import RunSpec
 
 __all__ = ["DEFAULT_PATH", "task_environment", "task_paths"]
 

@@ -15,6 +15,7 @@ import anyio.to_thread
 
 from ..services import Services
 from .hub import AgentHub
+from .round import SchedulingRound
 
 log = logging.getLogger("openbatch.scheduler")
 
@@ -29,6 +30,8 @@ class Scheduler:
         self.node_lost_after = node_lost_after
         #: What to do about an agent that stopped calling (the runtime knows local from remote).
         self.on_silent = on_silent
+        self.round = SchedulingRound(services.ctx)
+        services.ctx.schedule_in = self.round.schedule_pool_in   # exit reports run it for the slots they free
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
@@ -65,7 +68,7 @@ class Scheduler:
                     await self._sweep()
                 # Whatever changes during a round (a report, an add) wakes the loop again (the
                 # event was cleared before it); a round that filled every free slot needs no second.
-                while (await anyio.to_thread.run_sync(self.services.scheduling.schedule)).again:
+                while (await anyio.to_thread.run_sync(self.round.schedule)).again:
                     pass
             except Exception:  # noqa: BLE001 - the loop must survive any single failed round
                 log.exception("scheduling round failed")

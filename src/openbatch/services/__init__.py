@@ -21,7 +21,6 @@ from .pools import PoolService
 from .prep_release import PrepReleaseService
 from .retention import Retention
 from .runs import RunService
-from .scheduling import SchedulingService
 from .tasks import TaskService
 
 
@@ -41,7 +40,6 @@ class Services:
     ctx: ServiceContext
     agents: AgentService
     runs: RunService
-    scheduling: SchedulingService
     node_ops: NodeOperations
     job_limits: JobLimits
     retention: Retention
@@ -52,14 +50,14 @@ class Services:
         ctx = ServiceContext(store, quotas=quotas or Quotas())
         jobs = JobService(ctx)
         nodes = NodeService(ctx)
-        allocation = Allocation(ctx)
-        scheduling = SchedulingService(ctx)
+        allocation = Allocation(ctx, jobs)
+        node_ops = NodeOperations(ctx, allocation)
+        ctx.node_vacated = node_ops.node_vacated
         return cls(
             ctx=ctx,
-            agents=AgentService(ctx),
-            runs=RunService(ctx, jobs, scheduling),
-            scheduling=scheduling,
-            node_ops=NodeOperations(ctx),
+            agents=AgentService(ctx, jobs, node_ops),
+            runs=RunService(ctx, jobs),
+            node_ops=node_ops,
             job_limits=JobLimits(ctx, jobs),
             retention=Retention(ctx),
             pools=PoolService(ctx, allocation if node_provider else None),

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import sqlalchemy as sa
-
 from ..domain.errors import not_found
-from ..store import schema
+from ..store.node_queries import node_states_by_pool
 from ..store.records import POOLS
 from .context import ListQuery, Page, ServiceContext, id_key, page_of
 
@@ -54,12 +52,7 @@ class AccountService:
         with self.ctx.store.read() as conn:
             page: Page = page_of(POOLS.page(conn, (account,), query.filter, query.after, query.limit + 1), query.limit, id_key)
             keys = [r.row["id_key"] for r in page.records]
-            table = schema.nodes
-            rows = conn.execute(
-                sa.select(table.c.pool_id_key, table.c.state, sa.func.count())
-                .where(table.c.account == account, table.c.pool_id_key.in_(keys))
-                .group_by(table.c.pool_id_key, table.c.state)
-            ).all() if keys else []
+            rows = node_states_by_pool(conn, account, keys) if keys else []
         per_pool: dict[str, Counter[str]] = {k: Counter() for k in keys}
         for pool_key, state, count in rows:
             per_pool[pool_key][state] += count

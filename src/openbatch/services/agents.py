@@ -10,16 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from ..domain import clock, commands, execution, nodes as node_rules, quotas as quota_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
-from ..store import schema
-from ..store.records import JOBS, NODES, PREP_RELEASE, TASKS, Record
+from ..store import node_queries
+from ..store.engine import Connection
+from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
+from ..store.task_queries import current_runs, prep_rows_of_node, tasks_on_node
 from . import transitions
-from .allocation import tasks_on_node
 from .calls import bounded_write
 from .context import ServiceContext, require_pool
 from .jobs import JobService
@@ -43,9 +41,10 @@ def _hash(credential: str) -> str:
 
 
 class AgentService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, jobs: JobService, node_ops: NodeOperations) -> None:
         self.ctx = ctx
-        self.jobs = JobService(ctx)
+        self.jobs = jobs
+        self.node_ops = node_ops
 
     # -- registration ----------------------------------------------------------------------
 
@@ -62,9 +61,8 @@ class AgentService:
             if pool.body["state"] != "active":
                 raise BatchError("PoolBeingDeleted", "The pool is being deleted.", [("PoolId", pool_id)])
             key = pool.row["id_key"]
-            conn.execute(schema.agents.insert().values(
-                id=agent_id, account=account, pool_id_key=key, credential_hash=_hash(credential),
-                hostname=hostname[:255], local=bool(node_ids), registered=clock.naive(now)))
+            node_queries.insert_agent(conn, agent_id, account, key, _hash(credential), hostname, bool(node_ids),
+                                      clock.naive(now))
             hosted: list[Record] = []
             for node_id in node_ids:
                 node = NODES.get(conn, (account, key), (node_id,), for_update=True)
@@ -96,14 +94,12 @@ class AgentService:
                              f"dedicated core quota ({quota} cores).", [("CoreQuota", str(quota))])
 
     def _count_pool_nodes(self, conn: Connection, account: str, pool: Record, now: datetime) -> None:
-        from ..store.records import POOLS
-
         count = NODES.count(conn, (account, pool.row["id_key"]))
         POOLS.update(conn, pool, {**pool.body, "currentDedicatedNodes": count}, now)
 
     def authenticate(self, agent_id: str, credential: str) -> AgentIdentity:
         with self.ctx.store.read() as conn:
-            row = conn.execute(sa.select(schema.agents).where(schema.agents.c.id == agent_id)).first()
+            row = node_queries.agent(conn, agent_id)
         if row is None or not hmac.compare_digest(row.credential_hash, _hash(credential)):
             raise BatchError("AuthenticationFailed", "The agent credential is not valid.")
         return AgentIdentity(agent_id, row.account, row.pool_id_key)
@@ -152,7 +148,7 @@ class AgentService:
         agent keeps its nodes, which restart if it calls again. False if the agent is unknown."""
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
-            row = conn.execute(sa.select(schema.agents.c.local).where(schema.agents.c.id == agent_id)).first()
+            row = node_queries.agent(conn, agent_id)
             if row is None:
                 return False
             self._release_nodes(conn, agent_id, now, NodeState.UNUSABLE, lost=True)
@@ -163,36 +159,28 @@ class AgentService:
 
     def local_agents_of(self, node_ids: Sequence[str]) -> list[str]:
         """The local agents hosting any of ``node_ids``."""
-        n, a = schema.nodes, schema.agents
         with self.ctx.store.read() as conn:
-            rows = conn.execute(sa.select(n.c.agent_id).distinct().join(a, a.c.id == n.c.agent_id)
-                                .where(n.c.id_key.in_([i.lower() for i in node_ids]), a.c.local.is_(True))).all()
-        return [r.agent_id for r in rows]
+            return node_queries.local_agents_of(conn, node_ids)
 
     def missing_nodes(self, node_ids: Sequence[str]) -> list[str]:
         """Which of ``node_ids`` no longer exist (removed from their pool, or the pool deleted)."""
-        n = schema.nodes
         with self.ctx.store.read() as conn:
-            present = set(conn.execute(sa.select(n.c.id_key).where(
-                n.c.id_key.in_([i.lower() for i in node_ids]))).scalars())
+            present = node_queries.existing_node_keys(conn, node_ids)
         return [node_id for node_id in node_ids if node_id.lower() not in present]
 
     def node_ids_of(self, agent_id: str) -> list[str]:
-        n = schema.nodes
         with self.ctx.store.read() as conn:
-            return list(conn.execute(sa.select(n.c.id).where(n.c.agent_id == agent_id)).scalars())
+            return node_queries.node_ids_of_agent(conn, agent_id)
 
     def is_local(self, agent_id: str) -> bool | None:
         """Whether the agent is one the server started (None: no such agent)."""
         with self.ctx.store.read() as conn:
-            row = conn.execute(sa.select(schema.agents.c.local).where(schema.agents.c.id == agent_id)).first()
+            row = node_queries.agent(conn, agent_id)
         return None if row is None else bool(row.local)
 
     def _drop_agent(self, conn: Connection, agent_id: str) -> None:
         """The agent's credential ends; its nodes (if any are left) wait for a new agent."""
-        n = schema.nodes
-        conn.execute(n.update().where(n.c.agent_id == agent_id).values(agent_id=None))
-        conn.execute(schema.agents.delete().where(schema.agents.c.id == agent_id))
+        node_queries.delete_agent(conn, agent_id)
         self.ctx.agent_gone_after(conn, agent_id)
         self.ctx.nodes_changed_after(conn)
 
@@ -200,10 +188,7 @@ class AgentService:
                        lost: bool) -> None:
         """The agent's nodes lose what ran on them and take ``state``: tasks back to the queue (``lost``:
         counted as a recovery), preparation/release runs failed, preparations to run again."""
-        table = schema.nodes
-        rows = conn.execute(sa.select(table).where(table.c.agent_id == agent_id).with_for_update()).all()
-        for row in rows:
-            node = NODES.record(row)
+        for node in node_queries.nodes_of_agent(conn, agent_id):
             self._requeue_node_tasks(conn, node, set(), now, lost=lost)
             self._fail_running_prep_release(conn, node, now)
             stale_preparations(conn, node, reimage=False)
@@ -247,6 +232,20 @@ class AgentService:
                 self.jobs.settle_in(conn, job)
         return len(jobs)
 
+    def restart_recovery(self) -> list[str]:
+        """At server start: local nodes come back as after a reboot (their agents stopped with the
+        old server, and what ran there counts as lost); returns the remote agents, which must call
+        again to keep their nodes."""
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            local = node_queries.agent_ids(conn, local=True)
+            remote = node_queries.agent_ids(conn, local=False)
+            for agent_id in local:
+                self._release_nodes(conn, agent_id, now, NodeState.CREATING, lost=True)
+                self._drop_agent(conn, agent_id)
+            self.ctx.nodes_changed_after(conn)
+        return remote
+
     def reconcile(self, agent: AgentIdentity, active_runs: set[str]) -> None:
         """An agent calls for the first time since this server started, or since it was found lost.
 
@@ -257,25 +256,18 @@ class AgentService:
         """
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
-            table = schema.nodes
-            rows = conn.execute(sa.select(table).where(table.c.agent_id == agent.agent_id).with_for_update()).all()
-            restarts = NodeOperations(self.ctx)
-            for row in rows:
-                node = NODES.record(row)
+            for node in node_queries.nodes_of_agent(conn, agent.agent_id):
                 if node.body["state"] == NodeState.UNUSABLE.value:
-                    restarts.restart_in(conn, node, False, now)
+                    self.node_ops.restart_in(conn, node, False, now)
                 elif self._requeue_node_tasks(conn, node, active_runs, now, lost=False):
                     self.ctx.wake_after(conn)
-            stale = active_runs - current_runs(conn, active_runs)
+            stale = active_runs - (current_runs(conn, active_runs) if active_runs else set())
             self.ctx.send(conn, agent.agent_id, [commands.kill_command(run_id) for run_id in sorted(stale)])
 
     def _fail_running_prep_release(self, conn: Connection, node: Record, now: datetime) -> None:
-        table = schema.prep_release
-        rows = conn.execute(sa.select(table).where(table.c.node_pk == node.pk).with_for_update()).all()
         failure = {"category": "servererror", "code": "NodeUnusable",
                    "message": "The compute node became unusable while the task ran."}
-        for row in rows:
-            record = PREP_RELEASE.record(row)
+        for record in prep_rows_of_node(conn, node.pk):
             body = dict(record.body)
             for key in ("jobPreparationTaskExecutionInfo", "jobReleaseTaskExecutionInfo"):
                 info = body.get(key)
@@ -284,26 +276,9 @@ class AgentService:
                                  "failureInfo": failure}
             if body != record.body:
                 PREP_RELEASE.update(conn, record, body, now, extra={"prep_run_id": None, "release_run_id": None})
-                job = JOBS.get_by_pk(conn, row.job_pk, for_update=True)
+                job = JOBS.get_by_pk(conn, record.row["job_pk"], for_update=True)
                 if job is not None:
                     self.jobs.settle_in(conn, job)
-
-
-def current_runs(conn: Connection, run_ids: set[str]) -> set[str]:
-    """Which of ``run_ids`` the server still expects to finish (a task's, a preparation or release
-    task's, or a start task's current run)."""
-    if not run_ids:
-        return set()
-    wanted = sorted(run_ids)
-    t, r, n = schema.tasks, schema.prep_release, schema.nodes
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        found.update(conn.execute(sa.select(t.c.run_id).where(t.c.run_id.in_(chunk))).scalars())
-        found.update(conn.execute(sa.select(r.c.prep_run_id).where(r.c.prep_run_id.in_(chunk))).scalars())
-        found.update(conn.execute(sa.select(r.c.release_run_id).where(r.c.release_run_id.in_(chunk))).scalars())
-        found.update(conn.execute(sa.select(n.c.start_run_id).where(n.c.start_run_id.in_(chunk))).scalars())
-    return found
 
 
 #: Node states in which a local node waits for an agent to host it.
@@ -314,40 +289,15 @@ _WAITING_FOR_AGENT = (NodeState.CREATING.value, NodeState.UNUSABLE.value, NodeSt
 def unhosted_local_nodes(ctx: ServiceContext) -> list[tuple[str, str, str, str]]:
     """(account, pool id, node id, state) of nodes that wait for a local agent to host them: new
     ones, and those whose agent was lost (``unusable``, or rebooted/reimaged since)."""
-    n, p = schema.nodes, schema.pools
     with ctx.store.read() as conn:
-        rows = conn.execute(
-            sa.select(n.c.account, p.c.id, n.c.id, n.c.state)
-            .join(p, sa.and_(p.c.account == n.c.account, p.c.id_key == n.c.pool_id_key))
-            .where(n.c.agent_id.is_(None), n.c.state.in_(_WAITING_FOR_AGENT), p.c.state == "active")
-            .order_by(n.c.pk)
-        ).all()
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return node_queries.unhosted_nodes(conn, _WAITING_FOR_AGENT)
 
 
 def node_agent(ctx: ServiceContext, node_id: str) -> tuple[str | None, bool]:
     """(agent id, whether it is a local agent) of the node with ``node_id`` (node ids are unique)."""
-    n, a = schema.nodes, schema.agents
     with ctx.store.read() as conn:
-        row = conn.execute(sa.select(n.c.agent_id, a.c.local).select_from(n.outerjoin(a, a.c.id == n.c.agent_id))
-                           .where(n.c.id_key == node_id.lower()).limit(1)).first()
-    if row is None:
+        found = node_queries.node_agent(conn, node_id)
+    if found is None:
         return None, True
-    return row.agent_id, bool(row.local) if row.agent_id else True
-
-
-def restart_recovery(ctx: ServiceContext) -> list[str]:
-    """At server start: local nodes come back as after a reboot (their agents stopped with the
-    old server, and what ran there counts as lost); returns the remote agents, which must call
-    again to keep their nodes."""
-    now = ctx.now()
-    a = schema.agents
-    service = AgentService(ctx)
-    with ctx.store.write() as conn:
-        local = [r.id for r in conn.execute(sa.select(a.c.id).where(a.c.local.is_(True)))]
-        remote = [r.id for r in conn.execute(sa.select(a.c.id).where(a.c.local.is_(False)))]
-        for agent_id in local:
-            service._release_nodes(conn, agent_id, now, NodeState.CREATING, lost=True)
-            service._drop_agent(conn, agent_id)
-        ctx.nodes_changed_after(conn)
-    return remote
+    agent_id, local = found
+    return agent_id, bool(local) if agent_id else True

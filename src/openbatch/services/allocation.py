@@ -12,34 +12,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from ..domain import commands, execution, nodes as node_rules, pools as pool_rules
 from ..domain.nodes import NodeState
 from ..domain.states import AllocationState
-from ..store import schema
+from ..store import node_queries
+from ..store.engine import Connection
 from ..store.records import JOBS, NODES, POOLS, TASKS, Record
+from ..store.task_queries import tasks_on_node
 from . import transitions
 from .context import ServiceContext
 from .jobs import JobService
 
 Json = dict[str, Any]
 
-_ORDER_TO_REMOVE = sa.case(
-    (schema.nodes.c.state.in_(["creating", "starting", "unusable", "starttaskfailed", "offline"]), 0),
-    (schema.nodes.c.state == "idle", 1),
-    else_=2,
-)
+#: Nodes taken away first when a pool shrinks (then idle ones, then the least busy).
+_FIRST_TO_REMOVE = ("creating", "starting", "unusable", "starttaskfailed", "offline")
 
 
 class Allocation:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, jobs: JobService) -> None:
         self.ctx = ctx
-        self.jobs = JobService(ctx)
+        self.jobs = jobs
 
     def pool_nodes(self, conn: Connection, account: str, pool_key: str) -> list[Record]:
-        return NODES.page(conn, (account, pool_key), None, None, 1_000_000)
+        return node_queries.pool_nodes(conn, account, pool_key)
 
     def grow(self, conn: Connection, account: str, pool: Record, count: int, now: datetime) -> None:
         slots = int(pool.body.get("taskSlotsPerNode", 1))
@@ -51,13 +47,8 @@ class Allocation:
 
     def shrink(self, conn: Connection, account: str, pool: Record, count: int, option: str, now: datetime) -> None:
         """Remove ``count`` nodes, least busy first."""
-        table = schema.nodes
-        rows = conn.execute(
-            sa.select(table.c.id).where(table.c.account == account, table.c.pool_id_key == pool.row["id_key"],
-                                        table.c.state != NodeState.LEAVING_POOL.value)
-            .order_by(_ORDER_TO_REMOVE, table.c.running_tasks, table.c.pk).limit(count)
-        ).scalars().all()
-        for node_id in rows:
+        for node_id in node_queries.nodes_to_remove(conn, account, pool.row["id_key"], count, _FIRST_TO_REMOVE,
+                                                    NodeState.LEAVING_POOL.value):
             node = NODES.get(conn, (account, pool.row["id_key"]), (node_id,), for_update=True)
             if node is not None:
                 self.remove(conn, account, node, option, now)
@@ -99,10 +90,7 @@ class Allocation:
 
     def leaving(self, conn: Connection, account: str, pool_key: str) -> bool:
         """Whether nodes of the pool are still waiting for their tasks before they leave."""
-        table = schema.nodes
-        return conn.execute(sa.select(table.c.pk).where(
-            table.c.account == account, table.c.pool_id_key == pool_key,
-            table.c.state == NodeState.LEAVING_POOL.value).limit(1)).first() is not None
+        return node_queries.pool_has_node_in(conn, account, pool_key, NodeState.LEAVING_POOL.value)
 
     def _left(self, conn: Connection, account: str, pool_key: str, now: datetime) -> None:
         """A node that waited for its tasks left: the pool counts it no more, and its resize ends
@@ -119,15 +107,6 @@ class Allocation:
 
 def retire_agent_without_nodes(ctx: ServiceContext, conn: Connection, agent_id: str) -> None:
     """An agent whose last node left the pool has nothing more to do: its credential ends."""
-    n, a = schema.nodes, schema.agents
-    if conn.execute(sa.select(n.c.pk).where(n.c.agent_id == agent_id).limit(1)).first() is None:
-        conn.execute(a.delete().where(a.c.id == agent_id))
+    if not node_queries.agent_has_nodes(conn, agent_id):
+        node_queries.delete_agent(conn, agent_id)
         ctx.agent_gone_after(conn, agent_id)
-
-
-def tasks_on_node(conn: Connection, node_pk: int) -> list[Record]:
-    """The tasks a node is running (or preparing for)."""
-    table = schema.tasks
-    rows = conn.execute(sa.select(table).where(table.c.node_pk == node_pk,
-                                               table.c.state.in_(["preparing", "running"])))
-    return [TASKS.record(row) for row in rows]

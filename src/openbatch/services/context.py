@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
-from sqlalchemy.engine import Connection
+from ..store.engine import Connection
 
 from ..domain import clock
 from ..domain.errors import not_found
@@ -58,6 +58,14 @@ class ServiceContext:
     account_url: Callable[[str], str] = field(default=lambda account: "")
     #: Every account's quotas (server settings).
     quotas: Quotas = field(default_factory=Quotas)
+    #: A scheduling round for one pool (account, pool key) in the caller's write transaction:
+    #: (tasks placed, free slots after). The scheduler installs its own (scheduler/round.py);
+    #: without one, nothing is placed.
+    schedule_in: Callable[[Connection, str, str], tuple[int, int]] = field(
+        default=lambda conn, account, pool_key: (0, 0))
+    #: A node's last task left it (in the caller's transaction): what waited for that happens (it
+    #: leaves its pool, or restarts). Installed by ``Services.create`` (node_ops.py), which owns it.
+    node_vacated: Callable[[Connection, Record, datetime], None] = field(default=lambda conn, node, now: None)
 
     def send(self, conn: Connection, agent_id: str | None, commands: list[dict[str, Any]]) -> None:
         """Send commands to an agent once this transaction has committed."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import msgspec
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ..domain.exit_conditions import satisfies_dependents
-from ..store import schema
+from ..store.engine import Connection
+from ..store.task_queries import all_tasks_of_job, tasks_by_keys
 
 Json = dict[str, Any]
 
@@ -37,16 +36,12 @@ def unmet_dependencies(conn: Connection, job_pk: int, depends_on: Json) -> bool:
     A dependency that does not exist (yet) is unmet; one that completed with a
     ``block`` dependencyAction keeps the task waiting for good.
     """
-    t = schema.tasks
     wanted = list(dict.fromkeys(_ids(depends_on)))
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        rows = conn.execute(sa.select(t.c.id_key, t.c.state, t.c.body).where(t.c.job_pk == job_pk, t.c.id_key.in_(chunk)))
-        for row in rows:
-            found.add(row.id_key)
-            if row.state != "completed" or not satisfies_dependents(msgspec.json.decode(row.body)):
-                return True
+    for row in tasks_by_keys(conn, job_pk, wanted):
+        found.add(row.id_key)
+        if row.state != "completed" or not satisfies_dependents(msgspec.json.decode(row.body)):
+            return True
     if len(found) < len(wanted):
         return True
     ranges = depends_on.get("taskIdRanges") or ()
@@ -57,10 +52,8 @@ def _open_in_ranges(conn: Connection, job_pk: int, ranges: Iterable[Json]) -> bo
     """Whether a task of the job whose numeric id falls in a range has not completed to satisfy it
     (or an id of a range has no task at all: then it is unmet too)."""
     spans = [(rng["start"], rng["end"]) for rng in ranges]
-    t = schema.tasks
-    rows = conn.execute(sa.select(t.c.id_key, t.c.state, t.c.body).where(t.c.job_pk == job_pk))
     seen = 0
-    for row in rows:
+    for row in all_tasks_of_job(conn, job_pk):
         number = int(row.id_key) if row.id_key.isdigit() else -1
         if str(number) == row.id_key and any(start <= number <= end for start, end in spans):
             if row.state != "completed" or not satisfies_dependents(msgspec.json.decode(row.body)):

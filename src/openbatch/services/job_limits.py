@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-
-import sqlalchemy as sa
-
 from ..domain import clock
 from ..domain.validation import UNLIMITED_DURATION, parse_duration
-from ..store import schema
 from ..store.records import JOBS
+from ..store.task_queries import jobs_with_wall_clock
 from .context import ServiceContext
 from .jobs import JobService
 
@@ -20,12 +17,9 @@ class JobLimits:
 
     def expire_overdue(self) -> int:
         """Terminate active jobs past their maxWallClockTime (reason MaxWallClockTimeExpiry)."""
-        j = schema.jobs
         now = self.ctx.now()
         with self.ctx.store.read() as conn:
-            rows = conn.execute(sa.select(j.c.pk, j.c.creation_time, j.c.body).where(
-                j.c.state.in_(["active", "disabling", "disabled", "enabling"]),
-                j.c.body.contains('"maxWallClockTime"'))).all()
+            rows = jobs_with_wall_clock(conn, ["active", "disabling", "disabled", "enabling"])
         overdue = []
         for row in rows:
             limit = JOBS.decode(row.body).get("constraints", {}).get("maxWallClockTime")

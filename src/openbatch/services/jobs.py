@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ..domain import clock, commands, counts, execution, jobs as rules, tasks as task_rules
 from ..domain.conditions import NONE, Conditions, check
@@ -20,8 +18,9 @@ from ..domain.models import (
     JobUpdateParameter,
 )
 from ..domain.states import JobState, check_job_action
-from ..store import schema
-from ..store.records import JOBS, PREP_RELEASE, TASKS, Record, counters_by_id, read_counters
+from ..store import task_queries
+from ..store.engine import Connection
+from ..store.records import JOBS, PREP_RELEASE, Record, counters_by_id, read_counters
 from . import transitions
 from .calls import point_read
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
@@ -143,10 +142,7 @@ class JobService:
         return self._settle(conn, record)
 
     def _on_nodes(self, conn: Connection, record: Record) -> list[Record]:
-        t = schema.tasks
-        rows = conn.execute(sa.select(t).where(t.c.job_pk == record.pk, t.c.state.in_(["preparing", "running"]))
-                            .with_for_update()).all()
-        return [TASKS.record(row) for row in rows]
+        return task_queries.tasks_of_job_on_nodes(conn, record.pk)
 
     def _stop_running(self, conn: Connection, record: Record, now: datetime) -> None:
         for task in self._on_nodes(conn, record):
@@ -191,20 +187,11 @@ class JobService:
             return JOBS.update(conn, record, rules.completed(record.body, reason, now), now)
         return record
 
-    def _live_prep_rows(self, conn: Connection, record: Record) -> sa.Select:
-        """Rows of nodes (still in their pool, usable) that ran or run the preparation task."""
-        r, n = schema.prep_release, schema.nodes
-        return (sa.select(r, n.c.agent_id).join(n, n.c.pk == r.c.node_pk)
-                .where(r.c.job_pk == record.pk, r.c.prep_state.is_not(None), n.c.state != "unusable"))
-
     def _release_due(self, conn: Connection, record: Record) -> bool:
         """Whether a node that ran the preparation task still owes its release task."""
         if "jobReleaseTask" not in record.body:
             return False
-        r = schema.prep_release
-        query = self._live_prep_rows(conn, record).where(
-            sa.or_(r.c.prep_state == "running", r.c.release_state.is_(None), r.c.release_state == "running"))
-        return conn.execute(query.limit(1)).first() is not None
+        return task_queries.release_due(conn, record.pk)
 
     def _start_releases(self, conn: Connection, record: Record, now: datetime) -> None:
         """Start the release task on each node that completed the preparation and has not released yet.
@@ -213,13 +200,9 @@ class JobService:
         """
         if "jobReleaseTask" not in record.body:
             return
-        r = schema.prep_release
-        rows = conn.execute(self._live_prep_rows(conn, record).where(
-            r.c.prep_state == "completed", r.c.release_state.is_(None)).with_for_update()).all()
         account = record.row["account"]
         release = record.body["jobReleaseTask"]
-        for row in rows:
-            prep_row = PREP_RELEASE.record(row)
+        for prep_row, agent_id in task_queries.releases_to_start(conn, record.pk):
             run_id = commands.new_run_id("r")
             info = commands.execution_info("running", clock.to_wire(now), 0,
                                            commands.task_dir(record.body["id"], release["id"]))
@@ -228,7 +211,7 @@ class JobService:
                                 extra={"release_run_id": run_id})
             who = commands.Identity(account, self.ctx.account_url(account), prep_row.body["poolId"],
                                     prep_row.body["nodeId"])
-            self.ctx.send(conn, row.agent_id, [commands.release_command(run_id, who, record.body)])
+            self.ctx.send(conn, agent_id, [commands.release_command(run_id, who, record.body)])
 
     def settle_in(self, conn: Connection, record: Record) -> Record:
         """Re-check a job's transitional state inside the caller's transaction."""
@@ -237,6 +220,4 @@ class JobService:
 
 def active_jobs(conn: Connection, account: str) -> int:
     """The account's jobs that count against its quota: every job not yet completed."""
-    j = schema.jobs
-    return conn.execute(sa.select(sa.func.count()).select_from(j).where(
-        j.c.account == account, j.c.state.not_in(["completed", "deleting"]))).scalar_one()
+    return task_queries.count_jobs(conn, account, except_states=["completed", "deleting"])

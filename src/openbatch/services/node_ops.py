@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ..domain import execution, nodes as node_rules, tasks as task_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
-from ..store import schema
+from ..store.engine import Connection
 from ..store.records import JOBS, NODES, PREP_RELEASE, Record
+from ..store.task_queries import prep_rows_of_node
 from . import transitions
-from .allocation import tasks_on_node
+from ..store.task_queries import tasks_on_node
+from .allocation import Allocation
 from .context import ServiceContext, require_pool
 
 _BUSY = {
@@ -36,8 +36,17 @@ _BUSY = {
 
 
 class NodeOperations:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, allocation: Allocation) -> None:
         self.ctx = ctx
+        self.allocation = allocation
+
+    def node_vacated(self, conn: Connection, node: Record, now: datetime) -> None:
+        """A node's last task left: what waited for it happens (taskcompletion/retaineddata): the
+        node leaves its pool, or restarts (a reboot or reimage asked for meanwhile)."""
+        if node.row["state"] == NodeState.LEAVING_POOL:
+            self.allocation.remove(conn, node.row["account"], node, "requeue", now)
+        elif node.row.get("pending_restart"):
+            self.restart_in(conn, node, node.row["pending_restart"] == "reimage", now)
 
     def _node(self, conn: Connection, account: str, pool_id: str, node_id: str) -> Record:
         pool = require_pool(conn, account, pool_id)
@@ -107,12 +116,9 @@ class NodeOperations:
 def stale_preparations(conn: Connection, node: Record, reimage: bool) -> None:
     """The node restarts: its job preparation tasks run again before their job's next task there
     (after a reimage always; after a reboot if they failed or rerunOnNodeRebootAfterSuccess)."""
-    r = schema.prep_release
-    rows = conn.execute(sa.select(r).where(r.c.node_pk == node.pk).with_for_update()).all()
-    for row in rows:
-        record = PREP_RELEASE.record(row)
-        job = JOBS.get_by_pk(conn, row.job_pk)
+    for record in prep_rows_of_node(conn, node.pk):
+        job = JOBS.get_by_pk(conn, record.row["job_pk"])
         prep = (job.body.get("jobPreparationTask") if job else None) or {}
-        completed_ok = row.prep_result == "success"
+        completed_ok = record.row["prep_result"] == "success"
         if reimage or not completed_ok or prep.get("rerunOnNodeRebootAfterSuccess", True):
             PREP_RELEASE.set_columns(conn, record.pk, prep_stale=True)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from ..domain.errors import not_found
-from ..store import schema
+from ..store import node_queries
+from ..store.engine import Connection
 from ..store.records import NODES, Record
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_pool
 
@@ -22,14 +20,7 @@ def recent_tasks(conn: Connection, node_pks: list[int]) -> dict[int, list[Json]]
     """node pk -> its most recent tasks as (jobId, taskId, taskState, executionInfo), newest first."""
     if not node_pks:
         return {}
-    t, j = schema.tasks, schema.jobs
-    ranked = (
-        sa.select(t.c.node_pk, j.c.id.label("job_id"), t.c.id, t.c.state, t.c.body,
-                  sa.func.row_number().over(partition_by=t.c.node_pk,
-                                            order_by=(t.c.state_transition_time.desc(), t.c.pk.desc())).label("n"))
-        .join(j, j.c.pk == t.c.job_pk).where(t.c.node_pk.in_(node_pks)).subquery()
-    )
-    rows = conn.execute(sa.select(ranked).where(ranked.c.n <= RECENT_TASKS).order_by(ranked.c.node_pk, ranked.c.n))
+    rows = node_queries.recent_tasks(conn, node_pks, RECENT_TASKS)
     found: dict[int, list[Json]] = {}
     for row in rows:
         body = NODES.decode(row.body)

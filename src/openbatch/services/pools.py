@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ..domain import pools as rules
 from ..domain.conditions import NONE, Conditions, check
@@ -25,7 +23,8 @@ from ..domain.models import (
     PoolUpdatePropertiesParameter,
 )
 from ..domain.states import AllocationState, PoolState
-from ..store import schema
+from ..store.engine import Connection
+from ..store.node_queries import nodes_by_vm_size
 from ..store.records import NODES, POOLS, Record
 from .allocation import Allocation
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_pool
@@ -191,9 +190,4 @@ class PoolService:
 def cores_in_use(conn: Connection, account: str, pool_key: str) -> int:
     """The account's dedicated cores outside the pool ``pool_key``: its nodes, each counted by its
     pool's vmSize."""
-    p, n = schema.pools, schema.nodes
-    rows = conn.execute(sa.select(p.c.id_key, p.c.vm_size, sa.func.count(n.c.pk))
-                        .join(n, sa.and_(n.c.account == p.c.account, n.c.pool_id_key == p.c.id_key))
-                        .where(p.c.account == account, p.c.id_key != pool_key)
-                        .group_by(p.c.id_key, p.c.vm_size)).all()
-    return sum(count * quota_rules.cores_of(vm_size) for _, vm_size, count in rows)
+    return sum(count * quota_rules.cores_of(vm_size) for vm_size, count in nodes_by_vm_size(conn, account, pool_key))

@@ -5,12 +5,10 @@ After that the task's files answer 409 ``TaskFilesCleanedup``.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from ..domain import clock
-from ..store import schema
+from ..store.engine import Connection
 from ..store.records import NODES, TASKS, Record
+from ..store.task_queries import tasks_to_clean
 from .context import ServiceContext
 
 BATCH = 500
@@ -34,11 +32,9 @@ class Retention:
         self.ctx = ctx
 
     def remove_expired(self) -> int:
-        t = schema.tasks
         now = clock.naive(self.ctx.now())
         with self.ctx.store.write() as conn:
-            rows = conn.execute(sa.select(t).where(t.c.retain_until <= now, t.c.files_removed.is_(False),
-                                                   t.c.node_pk.is_not(None)).limit(BATCH).with_for_update()).all()
-            for row in rows:
-                remove_task_directory(self.ctx, conn, TASKS.record(row))
-        return len(rows)
+            due = tasks_to_clean(conn, now, BATCH)
+            for task in due:
+                remove_task_directory(self.ctx, conn, task)
+        return len(due)

@@ -11,21 +11,19 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any, Sequence
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ..domain import clock, commands, execution, nodes as node_rules
 from ..domain.exit_conditions import options_for
 from ..domain.nodes import NodeState
 from ..domain.states import TaskState, with_state
-from ..store import schema
-from ..store.prepared import Prepared
+from ..store import task_queries
+from ..store.engine import Connection
+from ..store.node_queries import node_by_start_run
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from . import transitions
 from .calls import bounded_write
 from .context import ServiceContext
 from .jobs import JobService
-from .scheduling import SchedulingService
 
 Json = dict[str, Any]
 
@@ -58,20 +56,10 @@ def _retry_info(info: Json, now: datetime) -> Json:
             "lastRetryTime": stamp}
 
 
-_t = schema.tasks
-#: What an exit report needs of a task (not its timestamps): fewer columns to read and convert.
-_TASKS_BY_RUN = Prepared(sa.select(_t.c.pk, _t.c.job_pk, _t.c.state, _t.c.required_slots, _t.c.node_pk, _t.c.run_id,
-                                   _t.c.body).where(schema.tasks.c.run_id.in_(sa.bindparam("b_runs", expanding=True)))
-                         .order_by(schema.tasks.c.pk).with_for_update())
-_JOBS_BY_PK = Prepared(sa.select(schema.jobs).where(schema.jobs.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
-                       .order_by(schema.jobs.c.pk).with_for_update())
-
-
 class RunService:
-    def __init__(self, ctx: ServiceContext, jobs: JobService, scheduling: SchedulingService) -> None:
+    def __init__(self, ctx: ServiceContext, jobs: JobService) -> None:
         self.ctx = ctx
         self.jobs = jobs
-        self.scheduling = scheduling
 
     @bounded_write
     def report(self, agent_id: str, results: Sequence[Json], sent_at: str | None = None) -> None:
@@ -108,7 +96,7 @@ class RunService:
                     wake = True
             freed |= self._tasks(conn, agent_id, tasks, now, emptied)
             for account, pool_key in sorted(freed):
-                placed, free_after = self.scheduling.schedule_pool_in(conn, account, pool_key)
+                placed, free_after = self.ctx.schedule_in(conn, account, pool_key)
                 wake = wake or (placed > 0 and free_after > 0)
             transitions.settle_nodes(conn, emptied, now)
             if wake or not freed:
@@ -129,15 +117,11 @@ class RunService:
         """
         if not results:
             return set()
-        by_run: dict[str, Any] = {}
         run_ids = list(dict.fromkeys(str(result["id"]) for result in results))
-        for start in range(0, len(run_ids), 500):
-            rows = _TASKS_BY_RUN.rows(conn, {"b_runs": run_ids[start:start + 500]})
-            by_run.update((row.run_id, row) for row in rows)
+        by_run = task_queries.task_rows_by_run(conn, run_ids)
         if not by_run:
             return set()
-        job_pks = sorted({row.job_pk for row in by_run.values()})
-        jobs = {row.pk: JOBS.record(row) for row in _JOBS_BY_PK.rows(conn, {"b_pks": job_pks})}
+        jobs = task_queries.jobs_by_pk(conn, {row.job_pk for row in by_run.values()})
         changes: list[transitions.TaskChange] = []
         departures: dict[int, transitions.Departures] = defaultdict(transitions.Departures)
         one_by_one: list[Json] = []
@@ -171,18 +155,18 @@ class RunService:
         return freed
 
     def _task(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
-        row = conn.execute(sa.select(schema.tasks).where(schema.tasks.c.run_id == run_id).with_for_update()).first()
-        if row is None:
+        task = task_queries.task_by_run(conn, run_id)
+        if task is None:
             return
-        task = TASKS.record(row)
+        row_node_pk = task.row["node_pk"]
         job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
         if job is None or task.body["state"] != TaskState.RUNNING:
             return
         body = execution.from_result(task.body, result, now)
         task = transitions.apply(conn, job, task, body, now)
-        TASKS.set_columns(conn, task.pk, run_id=None, node_pk=row.node_pk if body["state"] == "completed" else None)
+        TASKS.set_columns(conn, task.pk, run_id=None, node_pk=row_node_pk if body["state"] == "completed" else None)
         succeeded = body["executionInfo"].get("result") == "success"
-        node = transitions.vacate_node(conn, row.node_pk, body["requiredSlots"], now, ran=True, succeeded=succeeded)
+        node = transitions.vacate_node(conn, row_node_pk, body["requiredSlots"], now, ran=True, succeeded=succeeded)
         if node is not None:
             transitions.after_vacated(self.ctx, conn, node, now)
         if body["state"] == TaskState.COMPLETED.value:
@@ -204,13 +188,8 @@ class RunService:
 
     # -- job preparation and release -------------------------------------------------------
 
-    def _prep_row(self, conn: Connection, column: str, run_id: str) -> Record | None:
-        table = schema.prep_release
-        row = conn.execute(sa.select(table).where(table.c[column] == run_id).with_for_update()).first()
-        return PREP_RELEASE.record(row) if row else None
-
     def _preparation(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
-        row = self._prep_row(conn, "prep_run_id", run_id)
+        row = task_queries.prep_row_by_run(conn, "prep", run_id)
         if row is None:
             return
         job = JOBS.get_by_pk(conn, row.row["job_pk"], for_update=True)
@@ -240,12 +219,8 @@ class RunService:
 
     def _after_preparation(self, conn: Connection, job: Record, node: Record, success: bool, now: datetime) -> None:
         """Tasks waiting on this node for the preparation: run them, or send them back to the queue."""
-        t = schema.tasks
-        rows = conn.execute(sa.select(t).where(t.c.job_pk == job.pk, t.c.node_pk == node.pk,
-                                               t.c.state == TaskState.PREPARING.value).with_for_update()).all()
         out = []
-        for row in rows:
-            task = TASKS.record(row)
+        for task in task_queries.tasks_preparing_on(conn, job.pk, node.pk):
             if success and job.body["state"] == "active":
                 run_id = commands.new_run_id("t")
                 task = transitions.apply(conn, job, task, execution.running(task.body, now), now)
@@ -258,7 +233,7 @@ class RunService:
         self.ctx.send(conn, node.row["agent_id"], out)
 
     def _release(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
-        row = self._prep_row(conn, "release_run_id", run_id)
+        row = task_queries.prep_row_by_run(conn, "release", run_id)
         if row is None:
             return
         info = row.body.get("jobReleaseTaskExecutionInfo", {})
@@ -279,10 +254,9 @@ class RunService:
     # -- start tasks -----------------------------------------------------------------------
 
     def _start(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
-        row = conn.execute(sa.select(schema.nodes).where(schema.nodes.c.start_run_id == run_id).with_for_update()).first()
-        if row is None:
+        node = node_by_start_run(conn, run_id)
+        if node is None:
             return
-        node = NODES.record(row)
         start = node.body.get("startTask", {})
         info = node.body.get("startTaskInfo", {})
         done = _finished_info(info, result, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy.engine import Connection
+from ..store.engine import Connection
 
 from ..domain import counts, tasks as rules
 from ..domain.conditions import NONE, Conditions, check

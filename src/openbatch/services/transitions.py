@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import Any, Mapping, Sequence
 
 from ..domain import counts, nodes
-from ..store import schema
-from ..store.prepared import Prepared
+from ..store.engine import Connection
 from ..store.records import NODES, TASKS, Record, adjust_counters
+from ..store.task_queries import nodes_by_pk
+from .context import ServiceContext
 
 Json = dict[str, Any]
 
-if TYPE_CHECKING:
-    from .context import ServiceContext
 
 
 def apply(conn: Connection, job: Record, task: Record, body: Json, now: datetime) -> Record:
@@ -113,23 +109,17 @@ def vacate_nodes(conn: Connection, departures: Mapping[int, Departures], now: da
     """
     if not departures:
         return []
-    rows = _NODES_BY_PK.rows(conn, {"b_pks": sorted(departures)})
-    return [_vacate(conn, NODES.record(row), departures[row.pk], now, settle_later) for row in rows]
+    return [_vacate(conn, node, departures[node.pk], now, settle_later) for node in nodes_by_pk(conn, departures)]
 
 
 def settle_nodes(conn: Connection, node_pks: set[int], now: datetime) -> None:
     """The state the nodes of ``node_pks`` owe their usage (idle, offline) after :func:`vacate_nodes`."""
     if not node_pks:
         return
-    for row in _NODES_BY_PK.rows(conn, {"b_pks": sorted(node_pks)}):
-        state = nodes.busy_state_of(row.state, row.scheduling_state, int(row.running_tasks))
+    for node in nodes_by_pk(conn, node_pks):
+        state = nodes.busy_state_of(node.row["state"], node.row["scheduling_state"], int(node.row["running_tasks"]))
         if state is not None:
-            node = NODES.record(row)
             NODES.update(conn, node, nodes.with_state(node.body, state, now), now)
-
-
-_NODES_BY_PK = Prepared(sa.select(schema.nodes).where(schema.nodes.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
-                        .order_by(schema.nodes.c.pk).with_for_update())
 
 
 def _vacate(conn: Connection, node: Record, gone: Departures, now: datetime,
@@ -148,7 +138,7 @@ def _vacate(conn: Connection, node: Record, gone: Departures, now: datetime,
     return _set_usage(conn, node, values, now)
 
 
-def stop_on_node(ctx: "ServiceContext", conn: Connection, job: Record, task: Record, body: Json, now: datetime) -> Record:
+def stop_on_node(ctx: ServiceContext, conn: Connection, job: Record, task: Record, body: Json, now: datetime) -> Record:
     """Take a preparing/running task off its node (terminated, requeued): kill its process, free its slots."""
     run_id, node_pk = task.row.get("run_id"), task.row.get("node_pk")
     task = apply(conn, job, task, body, now)
@@ -163,15 +153,7 @@ def stop_on_node(ctx: "ServiceContext", conn: Connection, job: Record, task: Rec
     return task
 
 
-def after_vacated(ctx: "ServiceContext", conn: Connection, node: Record, now: datetime) -> None:
-    """What waited for a node's last task (taskcompletion/retaineddata): leaving its pool, or a restart."""
-    if node.row["running_tasks"]:
-        return
-    if node.row["state"] == nodes.NodeState.LEAVING_POOL:
-        from .allocation import Allocation  # builds on this module
-
-        Allocation(ctx).remove(conn, node.row["account"], node, "requeue", now)
-    elif node.row.get("pending_restart"):
-        from .node_ops import NodeOperations  # builds on this module
-
-        NodeOperations(ctx).restart_in(conn, node, node.row["pending_restart"] == "reimage", now)
+def after_vacated(ctx: ServiceContext, conn: Connection, node: Record, now: datetime) -> None:
+    """What waited for a node's last task (leaving its pool, a restart): see ``ServiceContext.node_vacated``."""
+    if not node.row["running_tasks"]:
+        ctx.node_vacated(conn, node, now)

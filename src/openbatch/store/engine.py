@@ -212,4 +212,4 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'openbatch.db').resolve()}"
 
 
-__all__ = ["Store", "WriterBusy", "after_commit", "create_engine", "sqlite_url", "metadata"]
+__all__ = ["Connection", "Store", "WriterBusy", "after_commit", "create_engine", "sqlite_url", "metadata"]

@@ -1,11 +1,15 @@
 """One scheduling round: snapshot, placement (pure), apply, all in one write transaction.
 
 The snapshot reads (and locks) per pool with free slots its nodes, its active jobs and
-their active tasks in scheduling order; :func:`openbatch.scheduler.placement.place`
-makes the plan; the apply step re-checks each step against what the snapshot read
-(states, free slots) and writes the whole plan as a batch: one executemany for the
-tasks, one counter update per job, one update per node. Commands for the agents leave
-after the commit.
+their active tasks in scheduling order (store/schedule_queries.py);
+:func:`openbatch.scheduler.placement.place` makes the plan; the apply step re-checks each
+step against what the snapshot read (states, free slots) and writes the whole plan as a
+batch: one executemany for the tasks, one counter update per job, one update per node.
+Commands for the agents leave after the commit.
+
+The services run a round for the pools whose slots an exit report freed inside that
+report's transaction: :class:`SchedulingRound` gives them :meth:`schedule_pool_in` as the
+context's ``schedule_in`` (services never import the scheduler).
 """
 
 from __future__ import annotations
@@ -15,18 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from ..domain import clock, commands, execution, pools as pool_rules
-from ..domain.nodes import SCHEDULABLE
-from ..scheduler.placement import Candidate, NodeCapacity, Placement, place
-from ..store import schema
-from ..store.prepared import Prepared
-from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
-from . import transitions
-from .context import ServiceContext
-from .dependencies import unmet_dependencies
+from ..services import transitions
+from ..services.context import ServiceContext
+from ..services.dependencies import unmet_dependencies
+from ..store import schedule_queries as queries
+from ..store.engine import Connection
+from ..store.records import NODES, POOLS, PREP_RELEASE, TASKS, Record
+from ..store.task_queries import preparation_marks
+from .placement import Candidate, NodeCapacity, Placement, place
 
 Json = dict[str, Any]
 
@@ -36,30 +37,7 @@ LOOKAHEAD = 4
 DEPENDENCY_PAGE = 200
 
 
-_n, _j, _t = schema.nodes, schema.jobs, schema.tasks
-_OPEN = (_n.c.state.in_(SCHEDULABLE), _n.c.scheduling_state == "enabled", _n.c.used_slots < _n.c.slots,
-         _n.c.pending_restart.is_(None))
-#: The statements of a round, built once (SQLAlchemy reuses their compiled form).
-_POOLS_WITH_ROOM = Prepared(sa.select(_n.c.account, _n.c.pool_id_key).distinct().where(*_OPEN))
-_OPEN_NODES = Prepared(sa.select(_n).where(_n.c.account == sa.bindparam("b_account"),
-                                           _n.c.pool_id_key == sa.bindparam("b_pool"), *_OPEN)
-                       .order_by(_n.c.pk).with_for_update())
-_ACTIVE_JOBS = Prepared(sa.select(_j).where(_j.c.account == sa.bindparam("b_account"),
-                                            _j.c.pool_id_key == sa.bindparam("b_pool"),
-                                            _j.c.state == "active", _j.c.task_active > 0)
-                        .order_by(_j.c.priority.desc(), _j.c.pk).with_for_update())
-_SERVED = Prepared(_j.update().where(_j.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
-                   .values(last_served=sa.bindparam("b_now")))
-#: What a round needs of a candidate task (not its timestamps): fewer columns to read and convert.
-_CANDIDATE_COLUMNS = (_t.c.pk, _t.c.job_pk, _t.c.state, _t.c.required_slots, _t.c.body)
-#: ``state = 'active'`` written out (not bound) so that the partial index ix_tasks_active serves it.
-_ACTIVE_TASKS = Prepared(sa.select(*_CANDIDATE_COLUMNS)
-                         .where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == sa.literal_column("'active'"),
-                                _t.c.pk > sa.bindparam("b_after"), _t.c.required_slots <= sa.bindparam("b_slots"))
-                         .order_by(_t.c.pk).limit(sa.bindparam("b_limit")).with_for_update())
-
-
-class SchedulingService:
+class SchedulingRound:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
@@ -74,8 +52,7 @@ class SchedulingService:
 
     def _pools_with_room(self) -> list[tuple[str, str]]:
         with self.ctx.store.read() as conn:
-            rows = _POOLS_WITH_ROOM.rows(conn)
-        return [(r.account, r.pool_id_key) for r in rows]
+            return queries.pools_with_room(conn)
 
     def _schedule_pool(self, account: str, pool_key: str) -> tuple[int, int]:
         with self.ctx.store.write() as conn:
@@ -115,19 +92,16 @@ class SchedulingService:
         placed, slots = self._apply(conn, account, snapshot, plan)
         served = sorted(shared.intersection(step.job_pk for step in plan))
         if served:
-            _SERVED.run(conn, {"b_pks": served, "b_now": clock.naive(self.ctx.now())})
+            queries.mark_served(conn, served, clock.naive(self.ctx.now()))
         return placed, free - slots
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
         """The pool's nodes that can take a task now (rows, locked; bodies decoded only when used)."""
-        rows = _OPEN_NODES.rows(conn, {"b_account": account, "b_pool": pool_key})
-        return {row.pk: row for row in rows}
+        return queries.open_nodes(conn, account, pool_key)
 
     def _jobs(self, conn: Connection, account: str, pool_key: str) -> dict[int, Record]:
         """The pool's active jobs with active tasks and room to run more, in scheduling order."""
-        rows = _ACTIVE_JOBS.rows(conn, {"b_account": account, "b_pool": pool_key})
-        jobs = (JOBS.record(row) for row in rows)
-        return {job.pk: job for job in jobs if self._job_room(job) != 0}
+        return {job.pk: job for job in queries.active_jobs(conn, account, pool_key) if self._job_room(job) != 0}
 
     def _candidates(self, conn: Connection, jobs: dict[int, Record], nodes: dict[int, NodeCapacity],
                     limit: int, order: str, shared: set[int]) -> dict[int, tuple[Candidate, Any]]:
@@ -180,11 +154,7 @@ class SchedulingService:
         """Where the preparation tasks of ``job_pks`` ran, run or failed (placement's view of the nodes)."""
         if not job_pks or not nodes:
             return
-        r = schema.prep_release
-        rows = conn.execute(
-            sa.select(r.c.job_pk, r.c.node_pk, r.c.prep_state, r.c.prep_result, r.c.prep_stale)
-            .where(r.c.job_pk.in_(job_pks), r.c.node_pk.in_(list(nodes)))
-        ).all()
+        rows = preparation_marks(conn, job_pks, list(nodes))
         prepared: dict[int, set[int]] = defaultdict(set)
         excluded: dict[int, set[int]] = defaultdict(set)
         for row in rows:
@@ -279,8 +249,7 @@ class _JobTasks:
         """Up to ``count`` more candidates (fewer only when the job has no more)."""
         while len(self.buffer) < count and not self.done:
             page = max(count - len(self.buffer), DEPENDENCY_PAGE) if self.waits else count - len(self.buffer)
-            rows = _ACTIVE_TASKS.rows(self.conn, {"b_job": self.job.pk, "b_after": self.after,
-                                                  "b_slots": self.widest, "b_limit": page})
+            rows = queries.active_tasks(self.conn, self.job.pk, self.after, self.widest, page)
             self.done = len(rows) < page
             for row in rows:
                 self.after = row.pk

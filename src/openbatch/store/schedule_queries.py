@@ -1,0 +1,67 @@
+"""The scheduling round's snapshot reads and plan writes (the hot prepared statements).
+
+What is read is decided here only as far as the indexes go: which nodes can take a task
+now (states from the domain), the pool's active jobs with active tasks in priority order,
+a job's active tasks in task order through the partial index ``ix_tasks_active``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain.nodes import SCHEDULABLE
+from . import schema
+from .prepared import Prepared
+from .records import JOBS, Record
+
+_n, _j, _t = schema.nodes, schema.jobs, schema.tasks
+_OPEN = (_n.c.state.in_(SCHEDULABLE), _n.c.scheduling_state == "enabled", _n.c.used_slots < _n.c.slots,
+         _n.c.pending_restart.is_(None))
+#: The statements of a round, built once (SQLAlchemy reuses their compiled form).
+_POOLS_WITH_ROOM = Prepared(sa.select(_n.c.account, _n.c.pool_id_key).distinct().where(*_OPEN))
+_OPEN_NODES = Prepared(sa.select(_n).where(_n.c.account == sa.bindparam("b_account"),
+                                           _n.c.pool_id_key == sa.bindparam("b_pool"), *_OPEN)
+                       .order_by(_n.c.pk).with_for_update())
+_ACTIVE_JOBS = Prepared(sa.select(_j).where(_j.c.account == sa.bindparam("b_account"),
+                                            _j.c.pool_id_key == sa.bindparam("b_pool"),
+                                            _j.c.state == "active", _j.c.task_active > 0)
+                        .order_by(_j.c.priority.desc(), _j.c.pk).with_for_update())
+_SERVED = Prepared(_j.update().where(_j.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
+                   .values(last_served=sa.bindparam("b_now")))
+#: What a round needs of a candidate task (not its timestamps): fewer columns to read and convert.
+_CANDIDATE_COLUMNS = (_t.c.pk, _t.c.job_pk, _t.c.state, _t.c.required_slots, _t.c.body)
+#: ``state = 'active'`` written out (not bound) so that the partial index ix_tasks_active serves it.
+_ACTIVE_TASKS = Prepared(sa.select(*_CANDIDATE_COLUMNS)
+                         .where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == sa.literal_column("'active'"),
+                                _t.c.pk > sa.bindparam("b_after"), _t.c.required_slots <= sa.bindparam("b_slots"))
+                         .order_by(_t.c.pk).limit(sa.bindparam("b_limit")).with_for_update())
+
+
+def pools_with_room(conn: Connection) -> list[tuple[str, str]]:
+    """(account, pool key) of the pools with a node that can take a task now."""
+    return [(r.account, r.pool_id_key) for r in _POOLS_WITH_ROOM.rows(conn)]
+
+
+def open_nodes(conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
+    """The pool's nodes that can take a task now: rows by pk, locked (bodies decoded only when used)."""
+    return {row.pk: row for row in _OPEN_NODES.rows(conn, {"b_account": account, "b_pool": pool_key})}
+
+
+def active_jobs(conn: Connection, account: str, pool_key: str) -> list[Record]:
+    """The pool's active jobs with active tasks, highest priority first then oldest, locked."""
+    return [JOBS.record(row) for row in _ACTIVE_JOBS.rows(conn, {"b_account": account, "b_pool": pool_key})]
+
+
+def active_tasks(conn: Connection, job_pk: int, after: int, widest: int, limit: int) -> list[Any]:
+    """Rows (pk, job_pk, state, required_slots, body) of the job's next ``limit`` active tasks after
+    task pk ``after`` that need at most ``widest`` slots, locked."""
+    return _ACTIVE_TASKS.rows(conn, {"b_job": job_pk, "b_after": after, "b_slots": widest, "b_limit": limit})
+
+
+def mark_served(conn: Connection, job_pks: Sequence[int], now: datetime) -> None:
+    """The jobs took slots in this round (their turn, for jobDefaultOrder none)."""
+    _SERVED.run(conn, {"b_pks": list(job_pks), "b_now": now})
