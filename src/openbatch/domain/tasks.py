@@ -18,6 +18,7 @@ from .validation import (
     check_display_name,
     check_duration,
     check_id,
+    parse_duration,
 )
 
 Json = dict[str, Any]
@@ -224,6 +225,21 @@ def reactivated(body: Json, now: datetime) -> Json:
         new["executionInfo"]["lastRequeueTime"] = info["lastRequeueTime"]
     new.pop("nodeInfo", None)
     return new
+
+
+def retained_until(body: Json, end: datetime | None) -> datetime | None:
+    """Until when a completed task's directory stays on its node: ``end`` + its retentionTime (None:
+    not completed, or kept for ever). The retention was validated when the task was added; one too
+    long to add to a date is for ever."""
+    if end is None or body.get("state") != TaskState.COMPLETED:
+        return None
+    retention = body.get("constraints", {}).get("retentionTime")
+    if not retention or retention == UNLIMITED_DURATION:
+        return None
+    try:
+        return end + parse_duration(retention, "retentionTime")
+    except OverflowError:
+        return None
 
 
 def with_constraints(body: Json, constraints: TaskConstraints | None, job: Json) -> Json:

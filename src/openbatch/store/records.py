@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..domain import clock
-from ..domain.errors import BatchError
-from ..domain.validation import UNLIMITED_DURATION, parse_duration
+from ..domain.tasks import retained_until
 from . import schema
 from .filter_columns import FILTER_COLUMNS
 from .filters import compile_filter
@@ -346,18 +345,6 @@ def _job_columns(body: Json) -> dict[str, Any]:
     }
 
 
-def _retain_until(body: Json, end: datetime | None) -> datetime | None:
-    if end is None or body.get("state") != "completed":
-        return None
-    retention = body.get("constraints", {}).get("retentionTime")
-    if not retention or retention == UNLIMITED_DURATION:
-        return None
-    try:
-        return end + parse_duration(retention, "retentionTime")
-    except (BatchError, OverflowError):
-        return None
-
-
 def _task_columns(body: Json) -> dict[str, Any]:
     return {
         "id": body["id"],
@@ -379,7 +366,7 @@ def _task_changes(body: Json) -> dict[str, Any]:
         "state_transition_time": _wire_time(body, "stateTransitionTime"),
         "start_time": _wire_time(info, "startTime"),
         "end_time": end,
-        "retain_until": _retain_until(body, end),
+        "retain_until": retained_until(body, end),
     }
 
 

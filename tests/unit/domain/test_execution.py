@@ -96,3 +96,16 @@ def test_a_lost_node_requeues_its_task_until_it_was_lost_too_often() -> None:
     failed = recovered(body, NOW, 4)
     assert failed["state"] == "completed" and failed["executionInfo"]["result"] == "failure"
     assert failed["executionInfo"]["failureInfo"]["code"] == "NodeUnusable"
+
+
+def test_a_completed_task_is_retained_for_its_retention_time() -> None:
+    from openbatch.domain.tasks import retained_until
+    from openbatch.domain.validation import UNLIMITED_DURATION
+
+    end = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    done = {"state": "completed", "constraints": {"retentionTime": "PT1H"}}
+    assert retained_until(done, end) == end + timedelta(hours=1)
+    assert retained_until({**done, "state": "running"}, end) is None
+    assert retained_until(done, None) is None
+    assert retained_until({**done, "constraints": {"retentionTime": UNLIMITED_DURATION}}, end) is None
+    assert retained_until({**done, "constraints": {"retentionTime": "P3000000D"}}, end) is None   # past year 9999
