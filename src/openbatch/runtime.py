@@ -1,4 +1,4 @@
-"""The execution runtime inside the server: agent hub, scheduler, local node supervisor.
+"""The execution runtime inside the server: agent hub, scheduler, node providers.
 
 It is the services' :class:`~openbatch.services.context.Notifier`: commands decided in a
 transaction reach agents after the commit, and every change that may free or need a
@@ -16,7 +16,8 @@ from typing import Any, Mapping
 from .api.agent_api import AgentApi
 from .nodes.agent_files import AgentFileRequests
 from .agent.files import NodeFiles
-from .nodes.supervisor import LocalSupervisor
+from .nodes.local import LocalNodes
+from .nodes.provider import JoinedAgents, NodeProvider
 from .scheduler.hub import AgentHub
 from .scheduler.loop import Scheduler
 from .services import Services
@@ -35,17 +36,22 @@ class Runtime(Notifier):
         self.node_lost_after = node_lost_after
         self.scheduler = Scheduler(services, self.hub, node_lost_after, self.agent_silent)
         join_token = secrets.token_urlsafe(32)
-        self.supervisor = LocalSupervisor(services, data_dir, lambda: self.server_url, join_token, nodes_per_agent)
-        self.supervisor.on_agents_gone = lambda agent_ids: [self.agent_gone(agent_id) for agent_id in agent_ids]
+        local = LocalNodes(services, data_dir, lambda: self.server_url, join_token, nodes_per_agent)
+        local.on_agents_gone = lambda agent_ids: [self.agent_gone(agent_id) for agent_id in agent_ids]
+        #: The agents the server starts itself (``local``: processes on this host), and those that
+        #: join from other hosts by themselves.
+        self.provider: NodeProvider = local
+        self.joined: NodeProvider = JoinedAgents()
         self.agent_api = AgentApi(services, self.hub, accounts, join_token,
-                                  node_root=lambda account, pool, node: self.supervisor.node_root(node),
+                                  node_root=lambda account, pool, node: self.provider.node_root(node),
                                   node_lost_after=node_lost_after)
         services.ctx.notifier = self
         services.ctx.account_url = lambda account: self.server_url
         self.file_requests = AgentFileRequests(self.hub.push, lambda where: node_agent(services.ctx, where.node_id)[0])
-        local_files = NodeFiles(lambda pool, node: self.supervisor.node_root(node))
+        local_files = NodeFiles(lambda pool, node: self.provider.node_root(node))
         services.files.source_for = lambda where: (
-            local_files if node_agent(services.ctx, where.node_id)[1] else self.file_requests)
+            local_files if node_agent(services.ctx, where.node_id)[1] and self.provider.node_root(where.node_id)
+            else self.file_requests)
         self.agent_api.file_answer = self.file_requests.answer
 
     def push(self, agent_id: str, commands: list[dict[str, Any]]) -> None:
@@ -55,7 +61,7 @@ class Runtime(Notifier):
         self.scheduler.wake()
 
     def nodes_changed(self) -> None:
-        self.supervisor.nodes_changed()
+        self.provider.nodes_changed()
 
     def agent_gone(self, agent_id: str) -> None:
         """Thread-safe: the agent's credential ended; it is forgotten (queued commands, cached identity)."""
@@ -63,13 +69,13 @@ class Runtime(Notifier):
         self.agent_api.forget(agent_id)
 
     async def agent_silent(self, agent_id: str) -> None:
-        """An agent stopped calling for ``node_lost_after`` seconds. A local one is killed (its
-        processes too) and then recovered by the supervisor; a remote one's nodes are lost now."""
+        """An agent stopped calling for ``node_lost_after`` seconds. One the provider started is
+        killed (its processes too) and then recovered by it; one that joined by itself is lost now."""
         self.hub.forget(agent_id)
         local = await asyncio.to_thread(self.services.agents.is_local, agent_id)
         if local:
             node_ids = await asyncio.to_thread(self.services.agents.node_ids_of, agent_id)
-            if self.supervisor.kill_agent(node_ids):
+            if self.provider.hung(node_ids):
                 return
         log.warning("agent %s stopped calling for %.0f s: its nodes are unusable and their tasks go back to "
                     "the queue", agent_id, self.node_lost_after)
@@ -80,9 +86,11 @@ class Runtime(Notifier):
         remote = await asyncio.to_thread(self.services.agents.restart_recovery)
         self.hub.expect(remote)
         self.scheduler.start()
-        self.supervisor.start()
+        self.provider.start()
+        self.joined.start()
 
     async def stop(self) -> None:
         self.hub.close()
         await self.scheduler.stop()
-        await self.supervisor.stop()
+        await self.provider.stop()
+        await self.joined.stop()

@@ -82,7 +82,7 @@ def test_killed_local_agent_every_queued_task_runs_exactly_once(
     for start in range(0, len(tasks), 30):
         batch.create_task_collection(job_id, m.BatchTaskGroup(task_values=tasks[start:start + 30]))
     wait_for(lambda: counts(batch, job_id)[2] >= 8, message="some tasks completed")
-    os.kill(live_nodes.app.runtime.supervisor.pid_of(node_id), signal.SIGKILL)
+    os.kill(live_nodes.app.runtime.provider.pid_of(node_id), signal.SIGKILL)
 
     def done() -> bool:
         active, running, completed, succeeded, failed = counts(batch, job_id)
@@ -107,19 +107,19 @@ def test_hung_local_agent_is_killed_and_its_node_recovered(
     batch.create_task(job_id, task)
     wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), message="the first run started")
     run_pid = int(pid_file.read_text())
-    agent_pid = live_nodes.app.runtime.supervisor.pid_of(node_id)
+    agent_pid = live_nodes.app.runtime.provider.pid_of(node_id)
     os.kill(agent_pid, signal.SIGSTOP)
     wait_for(lambda: batch.get_task(job_id, "t").state == "completed", 30, message="the task completed")
     assert not alive(run_pid) and not alive(agent_pid)
     info = batch.get_task(job_id, "t").execution_info
     assert (info.exit_code, info.requeue_count, info.retry_count) == (0, 1, 0)
     wait_for(lambda: batch.get_node(pool_id, node_id).state == "idle", message="the node idle again")
-    assert live_nodes.app.runtime.supervisor.pid_of(node_id) not in (None, agent_pid)
+    assert live_nodes.app.runtime.provider.pid_of(node_id) not in (None, agent_pid)
 
 
 def test_unusable_local_node_can_be_rebooted_and_reimaged(
         batch: BatchClient, pools: Pools, live_nodes: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    supervisor = live_nodes.app.runtime.supervisor
+    supervisor = live_nodes.app.runtime.provider
     pool_id, (node_id,) = pools.add(1)
     root = supervisor.node_root(node_id)
     (root / "shared" / "keep").write_text("survives a reboot, not a reimage")

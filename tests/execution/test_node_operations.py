@@ -65,14 +65,14 @@ def test_reboot_requeues_and_reruns_preparation(batch: BatchClient, live_nodes: 
                     message="task requeued")
     assert task.execution_info.retry_count == 0
     wait_for(lambda: batch.get_task(job_id, "long").state == "running", message="running again after reboot")
-    shared = Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / "shared" / f"prep-{job_id}"
+    shared = Path(live_nodes.app.runtime.provider.node_root(node_id)) / "shared" / f"prep-{job_id}"
     assert shared.read_text().count("x") == 2, "the preparation task ran again after the reboot"
     batch.terminate_task(job_id, "long")
 
 
 def test_reimage_wipes_the_disk(batch: BatchClient, live_nodes: LiveServer) -> None:
     pool_id, [node_id] = _pool(batch)
-    marker = Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / "shared" / "marker"
+    marker = Path(live_nodes.app.runtime.provider.node_root(node_id)) / "shared" / "marker"
     marker.write_text("before")
     batch.begin_reimage_node(pool_id, node_id, BatchNodeReimageOptions(node_reimage_option="requeue"),
                              polling_interval=1).result(timeout=30)
@@ -108,7 +108,7 @@ def test_retention_time_removes_the_task_directory(batch: BatchClient, live_node
                                                        constraints=m.BatchTaskConstraints(retention_time="PT2S")))
     wait_for(lambda: batch.get_task(job_id, "kept").state == "completed", message="task done")
     task = batch.get_task(job_id, "kept")
-    directory = Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / task.node_info.task_root_directory
+    directory = Path(live_nodes.app.runtime.provider.node_root(node_id)) / task.node_info.task_root_directory
     assert (directory / "stdout.txt").exists()
     assert b"".join(batch.download_task_file(job_id, "kept", "stdout.txt")) == b"hi\n"
     wait_for(lambda: not directory.exists(), timeout=10, message="task directory removed after retention")
@@ -136,7 +136,7 @@ def test_node_shows_its_recent_tasks(batch: BatchClient) -> None:
 
 def test_node_files_properties_and_delete(batch: BatchClient, live_nodes: LiveServer) -> None:
     pool_id, [node_id] = _pool(batch)
-    (Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / "shared" / "note.txt").write_text("12345")
+    (Path(live_nodes.app.runtime.provider.node_root(node_id)) / "shared" / "note.txt").write_text("12345")
     props = batch.get_node_file_properties(pool_id, node_id, "shared/note.txt")
     assert props.content_length == 5 and props.is_directory is False
     batch.delete_node_file(pool_id, node_id, "shared/note.txt")
@@ -163,7 +163,7 @@ def test_stop_resize_while_a_node_waits_for_its_task(batch: BatchClient) -> None
 def test_reboot_with_task_completion_waits_for_the_running_task(batch: BatchClient, live_nodes: LiveServer) -> None:
     pool_id, [node_id] = _pool(batch, slots=2)
     job_id = uid("job")
-    gate = Path(live_nodes.app.runtime.supervisor.node_root(node_id)) / "shared" / f"gate-{job_id}"
+    gate = Path(live_nodes.app.runtime.provider.node_root(node_id)) / "shared" / f"gate-{job_id}"
     batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
     batch.create_task(job_id, m.BatchTaskCreateOptions(
         id="first", command_line=f"/bin/sh -c 'while [ ! -f {gate} ]; do sleep 0.1; done'"))

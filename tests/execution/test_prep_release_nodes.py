@@ -364,7 +364,7 @@ def test_lost_agent_requeues_its_task_and_its_node_comes_back(
     lost_node, other_node = nodes
     lost_task = on_node[lost_node]
     booted = batch.get_node(pool_id, lost_node).last_boot_time
-    supervisor = live_nodes.app.runtime.supervisor
+    supervisor = live_nodes.app.runtime.provider
     pid = supervisor.pid_of(lost_node)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -445,7 +445,7 @@ def test_pool_add_resize_remove_and_delete(batch: BatchClient, pools: Pools, liv
                        else None, message="1 node left")
     pool = batch.get_pool(pool_id)
     assert (pool.current_dedicated_nodes, pool.target_dedicated_nodes, pool.allocation_state) == (1, 1, "steady")
-    supervisor = live_nodes.app.runtime.supervisor
+    supervisor = live_nodes.app.runtime.provider
     removed = [n for n in grown if n != kept]
     wait_for(lambda: all(supervisor.pid_of(n) is None for n in removed), 10,
              message="the agents of the removed nodes to exit")
@@ -468,7 +468,7 @@ def test_pool_add_resize_remove_and_delete(batch: BatchClient, pools: Pools, liv
 
 def test_pool_delete_stops_its_agents(batch: BatchClient, pools: Pools, live_nodes: LiveServer) -> None:
     pool_id, nodes = pools.add(2)
-    supervisor = live_nodes.app.runtime.supervisor
+    supervisor = live_nodes.app.runtime.provider
     pids = [supervisor.pid_of(n) for n in nodes]
     assert all(pids)
     job_id = add_job(batch, pool_id)

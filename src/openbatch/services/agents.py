@@ -51,7 +51,7 @@ class AgentService:
     def register(
         self, account: str, pool_id: str, hostname: str, *, node_ids: Sequence[str] = (), new_nodes: int = 0
     ) -> tuple[str, str, list[Record]]:
-        """Register an agent hosting ``node_ids`` (local nodes made by the supervisor) or ``new_nodes``
+        """Register an agent hosting ``node_ids`` (local nodes, for the node provider) or ``new_nodes``
         fresh nodes (an agent started on another host). Returns (agent id, credential, nodes)."""
         agent_id = f"agent-{secrets.token_hex(8)}"
         credential = secrets.token_urlsafe(32)
@@ -144,7 +144,7 @@ class AgentService:
         """An agent stopped calling, or its process ended: its nodes become ``unusable`` and what ran
         on them goes back to the queue (a task that ran is run again elsewhere, counted as a recovery,
         not a retry; one that waited for its job preparation task simply waits again). A local
-        agent is gone for good: its nodes wait for a new one (the supervisor starts it); a remote
+        agent is gone for good: its nodes wait for a new one (the node provider starts it); a remote
         agent keeps its nodes, which restart if it calls again. False if the agent is unknown."""
         now = self.ctx.now()
         with self.ctx.store.write() as conn:

@@ -6,7 +6,7 @@ and ``starting`` (its start task runs again). Job preparation tasks rerun before
 job's next task there when rerunOnNodeRebootAfterSuccess is true (always after a reimage).
 
 An ``unusable`` node (its agent was lost) can be rebooted or reimaged too: a local node
-whose agent is gone is brought up by a new agent (the supervisor starts one for nodes
+whose agent is gone is brought up by a new agent (the node provider starts one for nodes
 without an agent); a remote node restarts when its agent calls again.
 """
 

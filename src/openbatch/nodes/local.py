@@ -1,13 +1,13 @@
-"""Local compute nodes: the server starts ``openbatch agent`` processes on this host for them.
+"""The ``local`` node provider (nodes/provider.py): ``openbatch agent`` processes on this host.
 
-When nodes are created for a pool (Pool Add / Resize), the supervisor starts one agent
+When nodes are created for a pool (Pool Add / Resize), the provider starts one agent
 process per group of up to ``nodes_per_agent`` new nodes; each node gets its own root
 directory under ``<data-dir>/nodes/<node id>``. Agents exit by themselves when their
-last node is removed; the supervisor stops the rest when the server stops.
+last node is removed; the provider stops the rest when the server stops.
 
 An agent that dies (killed, crashed) cannot stop the task processes it started: each
 runs in its own session, so it outlives the agent. As soon as an agent process exits
-without being asked to, the supervisor kills every process still running for one of
+without being asked to, the provider kills every process still running for one of
 its nodes (found by the ``AZ_BATCH_NODE_ROOT_DIR`` in its environment), then reports the
 agent lost: its nodes turn ``unusable``, what ran there goes back to the queue (never
 twice at once: its processes are gone first), and a new agent is started for the
@@ -34,13 +34,13 @@ import anyio.to_thread
 from ..services import Services
 from ..services.agents import unhosted_local_nodes
 
-log = logging.getLogger("openbatch.supervisor")
+log = logging.getLogger("openbatch.nodes.local")
 
 #: The longest wait before an agent that keeps dying is started again (seconds).
 MAX_RESTART_DELAY = 30.0
 
 
-class LocalSupervisor:
+class LocalNodes:
     def __init__(self, services: Services, data_dir: Path, server_url: Callable[[], str], join_token: str,
                  nodes_per_agent: int = 8) -> None:
         self.services = services
@@ -61,6 +61,7 @@ class LocalSupervisor:
         self.on_agents_gone: Callable[[list[str]], None] = lambda agent_ids: None
 
     def node_root(self, node_id: str) -> Path:
+        """Each local node's disk: ``<data-dir>/nodes/<node id>``."""
         return self.data_dir / "nodes" / node_id
 
     def pid_of(self, node_id: str) -> int | None:
@@ -167,7 +168,7 @@ class LocalSupervisor:
                 log.warning("node %s: its agent died %d times in a row; next start in %.0f s", node_id, failures,
                             delay)
 
-    def kill_agent(self, node_ids: list[str]) -> bool:
+    def hung(self, node_ids: list[str]) -> bool:
         """SIGKILL the local agent process hosting ``node_ids`` (it hangs): its watcher recovers the
         nodes. False if no such process runs."""
         for node_id in node_ids:
