@@ -74,8 +74,71 @@ class FileAnswer(Message, kw_only=True):
     error: dict[str, Any] | None = None
 
 
+# -- commands (server -> agent) ---------------------------------------------------------------
+
+
+class Command(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type"):
+    pass
+
+
+class RunCommand(Command, kw_only=True, tag="run"):
+    """Run a process on a node: a task, a job preparation or release task, or a start task."""
+
+    id: str
+    kind: str   # task, preparation, release, start
+    nodeId: str
+    commandLine: str
+    environment: dict[str, str] = {}
+    resourceFiles: list[dict[str, Any]] = []
+    taskDir: str
+    maxWallClockSeconds: float | None = None
+    jobPrepDir: str | None = None
+
+
+class KillCommand(Command, kw_only=True, tag="kill"):
+    """Stop the run ``id`` (its whole process group)."""
+
+    id: str
+
+
+class RemoveNodeCommand(Command, kw_only=True, tag="removeNode"):
+    """The node left its pool: stop its runs, remove its disk."""
+
+    nodeId: str
+
+
+class RebootNodeCommand(Command, kw_only=True, tag="rebootNode"):
+    """Restart the node: its runs die (a reimage also wipes its disk), then it is ready again."""
+
+    nodeId: str
+    reimage: bool = False
+
+
+class RemoveTaskDirCommand(Command, kw_only=True, tag="removeTaskDir"):
+    """A task's retention passed (or it was deleted): remove its directory from the node."""
+
+    nodeId: str
+    taskDir: str
+
+
+class FileCommand(Command, kw_only=True, tag="file"):
+    """A Files API operation on a node of this agent; answered by POST to ``/files/<requestId>``."""
+
+    requestId: str
+    op: str   # list, stat, read, delete
+    nodeId: str
+    root: str = ""
+    path: str | None = None
+    recursive: bool | None = None
+    start: int | None = None
+    end: int | None = None
+
+
+AnyCommand = RunCommand | KillCommand | RemoveNodeCommand | RebootNodeCommand | RemoveTaskDirCommand | FileCommand
+
+
 class CommandsAnswer(msgspec.Struct, kw_only=True):
-    commands: list[dict[str, Any]] = []
+    commands: list[AnyCommand] = []
 
 
 # -- files of a node (the Files API of a node on another host goes through its agent) ------------

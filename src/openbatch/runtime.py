@@ -11,12 +11,13 @@ import asyncio
 import logging
 import secrets
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from .api.agent_api import AgentApi
 from .nodes.agent_files import AgentFileRequests
 from .agent.files import NodeFiles
 from .nodes.local import LocalNodes
+from .protocol import Command
 from .nodes.provider import JoinedAgents, NodeProvider
 from .scheduler.hub import AgentHub
 from .scheduler.loop import Scheduler
@@ -54,7 +55,7 @@ class Runtime(Notifier):
             else self.file_requests)
         self.agent_api.file_answer = self.file_requests.answer
 
-    def push(self, agent_id: str, commands: list[dict[str, Any]]) -> None:
+    def push(self, agent_id: str, commands: list[Command]) -> None:
         self.hub.push(agent_id, commands)
 
     def wake(self) -> None:

@@ -6,11 +6,12 @@ import pytest
 
 from openbatch.domain.errors import BatchError
 from openbatch.services.agents import AgentIdentity
+from openbatch.protocol import KillCommand, RebootNodeCommand, RunCommand
 from tests.services.conftest import ACCOUNT, World
 
 
 def _runs(world: World, agent_id: str) -> list[dict]:
-    return [c for c in world.notes.take(agent_id) if c["type"] == "run" and c["kind"] == "task"]
+    return [c for c in world.notes.take(agent_id) if isinstance(c, RunCommand) and c.kind == "task"]
 
 
 def test_a_round_places_tasks_and_an_exit_report_completes_them(world: World) -> None:
@@ -20,15 +21,15 @@ def test_a_round_places_tasks_and_an_exit_report_completes_them(world: World) ->
     world.tasks("j", "a", "b", "c")
     assert world.round.schedule().placed == 2
     runs = _runs(world, agent_id)
-    assert sorted(run["environment"]["AZ_BATCH_TASK_ID"] for run in runs) == ["a", "b"]
+    assert sorted(run.environment["AZ_BATCH_TASK_ID"] for run in runs) == ["a", "b"]
     assert world.counts("j") == {"active": 1, "running": 2, "completed": 0, "succeeded": 0, "failed": 0}
     # the report of one exit runs the next round for the slot it freed, in the same transaction
-    world.services.runs.report(agent_id, [{"id": runs[0]["id"], "exitCode": 0,
+    world.services.runs.report(agent_id, [{"id": runs[0].id, "exitCode": 0,
                                            "startTime": "2026-01-01T00:00:00.000000Z"}])
-    assert [run["environment"]["AZ_BATCH_TASK_ID"] for run in _runs(world, agent_id)] == ["c"]
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in _runs(world, agent_id)] == ["c"]
     assert world.counts("j")["completed"] == 1 and world.counts("j")["running"] == 2
     # a run reported twice counts once
-    world.services.runs.report(agent_id, [{"id": runs[0]["id"], "exitCode": 0}])
+    world.services.runs.report(agent_id, [{"id": runs[0].id, "exitCode": 0}])
     assert world.counts("j")["completed"] == 1
 
 
@@ -69,10 +70,10 @@ def test_a_remote_agent_back_from_a_partition_restarts_its_unusable_nodes_and_ki
     (run,) = _runs(world, agent_id)
     assert world.services.agents.agent_lost(agent_id)   # a remote agent keeps its nodes and credential
     assert world.services.tasks.get(ACCOUNT, "j", "t").body["state"] == "active"
-    world.services.agents.reconcile(identity, {run["id"]})
+    world.services.agents.reconcile(identity, {run.id})
     commands = world.notes.take(agent_id)
-    assert {"type": "kill", "id": run["id"]} in commands
-    assert {"type": "rebootNode", "nodeId": nodes[0].body["id"], "reimage": False} in commands
+    assert KillCommand(id=run.id) in commands
+    assert RebootNodeCommand(nodeId=nodes[0].body["id"]) in commands
     assert world.services.nodes.get(ACCOUNT, "p", nodes[0].body["id"]).body["state"] == "rebooting"
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from openbatch.domain.errors import BatchError
 from openbatch.domain.models import PoolResizeParameter, TaskAddParameter, decode
+from openbatch.protocol import RunCommand
 from tests.services.conftest import ACCOUNT, World
 
 
@@ -56,8 +57,8 @@ def test_equal_priority_jobs_take_turns(world: World) -> None:
     world.round.schedule()
     order = []
     for _ in range(4):   # one slot: each exit report's own round places the next task
-        (run,) = [c for c in world.notes.take(agent_id) if c["type"] == "run"]
-        order.append(run["environment"]["AZ_BATCH_TASK_ID"])
-        world.services.runs.report(agent_id, [{"id": run["id"], "exitCode": 0}])
+        (run,) = [c for c in world.notes.take(agent_id) if isinstance(c, RunCommand)]
+        order.append(run.environment["AZ_BATCH_TASK_ID"])
+        world.services.runs.report(agent_id, [{"id": run.id, "exitCode": 0}])
     assert order == ["a0", "b0", "a1", "b1"]
     assert world.counts("first")["succeeded"] == world.counts("second")["succeeded"] == 2

@@ -31,7 +31,23 @@ import msgspec
 
 from ..auth.shared_key import sign
 from ..domain.errors import BatchError
-from ..protocol import PREFIX, FileLocation, info_to_wire
+from ..protocol import (
+    PREFIX,
+    AnyCommand,
+    CommandsAnswer,
+    Event,
+    EventsRequest,
+    FileCommand,
+    FileLocation,
+    KillCommand,
+    RebootNodeCommand,
+    RegisterAnswer,
+    RegisterRequest,
+    RemoveNodeCommand,
+    RemoveTaskDirCommand,
+    RunCommand,
+    info_to_wire,
+)
 from .files import NodeFiles
 from .http import Client, TransportError
 from .runner import RUN_GROUPS, RunResult, RunSpec, run
@@ -52,6 +68,8 @@ REPORT_HOLD_SECONDS = 0.001
 RETRY_SECONDS = 0.5
 
 Json = dict[str, Any]
+
+_COMMANDS = msgspec.json.Decoder(CommandsAnswer)
 
 
 @dataclass
@@ -74,7 +92,7 @@ class Agent:
         self.node_count = node_count
         self.root = root or Path.cwd() / "openbatch-nodes"
         self.nodes: dict[str, Node] = {}
-        self.outbox: list[Json] = []
+        self.outbox: list[Event] = []
         self.outbox_ready = asyncio.Event()
         self.sending: set[asyncio.Task] = set()
         self.done = asyncio.Event()
@@ -99,7 +117,7 @@ class Agent:
         for node in self.nodes.values():
             for sub in ("shared", "startup", "workitems"):
                 (node.root / sub).mkdir(parents=True, exist_ok=True)
-            self.report({"type": "nodeReady", "nodeId": node.id})
+            self.report(Event(type="nodeReady", nodeId=node.id))
         self.last_answer = asyncio.get_running_loop().time()
         sender = asyncio.create_task(self.send_events())
         poller = asyncio.create_task(self.poll_commands())
@@ -147,8 +165,8 @@ class Agent:
                     _kill_runs_now(node)
 
     async def register(self) -> None:
-        body = msgspec.json.encode({"account": self.account, "pool": self.pool, "hostname": socket.gethostname(),
-                                    "nodes": self.node_ids, "nodeCount": self.node_count})
+        body = msgspec.json.encode(RegisterRequest(account=self.account, pool=self.pool, hostname=socket.gethostname(),
+                                                   nodes=self.node_ids, nodeCount=self.node_count))
         path = f"{PREFIX}/register"
         if self.join_token:
             headers = {"authorization": f"OpenBatchJoin {self.join_token}"}
@@ -159,17 +177,16 @@ class Agent:
         response = await self.http.post(path, content=body, headers=headers)
         if response.status_code != 200:
             raise SystemExit(f"openbatch agent: registration refused: {response.status_code} {response.text}")
-        answer = response.json()
-        self.auth = f"OpenBatchAgent {answer['agentId']}:{answer['credential']}"
-        lost_after = answer.get("nodeLostAfter")
-        if lost_after:
-            self.poll_seconds = max(0.5, min(POLL_SECONDS, lost_after / 3))
+        answer = msgspec.json.decode(response.content, type=RegisterAnswer)
+        self.auth = f"OpenBatchAgent {answer.agentId}:{answer.credential}"
+        if answer.nodeLostAfter:
+            self.poll_seconds = max(0.5, min(POLL_SECONDS, answer.nodeLostAfter / 3))
             if not self.join_token:   # a local agent dies with its server; one elsewhere must fence itself
-                self.fence_after = lost_after * FENCE_SHARE
-        for item in answer["nodes"]:
-            root = (Path(item["rootDir"]) if item.get("rootDir") else self.root / item["id"]).absolute()
-            self.nodes[item["id"]] = Node(item["id"], root)
-        log.info("registered as %s with %d node(s)", answer["agentId"], len(self.nodes))
+                self.fence_after = answer.nodeLostAfter * FENCE_SHARE
+        for item in answer.nodes:
+            root = (Path(item.rootDir) if item.rootDir else self.root / item.id).absolute()
+            self.nodes[item.id] = Node(item.id, root)
+        log.info("registered as %s with %d node(s)", answer.agentId, len(self.nodes))
 
     async def poll_commands(self) -> None:
         while True:
@@ -190,44 +207,43 @@ class Agent:
                     raise TransportError(f"the server answered {response.status_code}")
                 if reconcile:
                     self.fenced = False
-                for command in response.json()["commands"]:
+                for command in _COMMANDS.decode(response.content).commands:
                     self.handle(command)
-            except (TransportError, ValueError) as error:
+            except (TransportError, ValueError, msgspec.ValidationError) as error:
                 log.warning("polling the server failed (%s); retrying", error)
                 await asyncio.sleep(RETRY_SECONDS)
 
     # -- commands --------------------------------------------------------------------------
 
-    def handle(self, command: Json) -> None:
-        kind = command.get("type")
-        if kind == "run":
-            node = self.nodes.get(command["nodeId"])
-            if node is not None and command["id"] not in node.runs:
-                node.runs[command["id"]] = asyncio.create_task(self.execute(node, command))
-        elif kind == "kill":
+    def handle(self, command: AnyCommand) -> None:
+        if isinstance(command, RunCommand):
+            node = self.nodes.get(command.nodeId)
+            if node is not None and command.id not in node.runs:
+                node.runs[command.id] = asyncio.create_task(self.execute(node, command))
+        elif isinstance(command, KillCommand):
             for node in self.nodes.values():
-                task = node.runs.pop(command["id"], None)
+                task = node.runs.pop(command.id, None)
                 if task is not None:
                     task.cancel()
-        elif kind == "removeNode":
-            asyncio.create_task(self.remove_node(command["nodeId"]))
-        elif kind == "removeTaskDir":
-            node = self.nodes.get(command.get("nodeId", ""))
-            if node is not None and command.get("taskDir"):
-                target = (node.root / command["taskDir"]).resolve()
+        elif isinstance(command, RemoveNodeCommand):
+            asyncio.create_task(self.remove_node(command.nodeId))
+        elif isinstance(command, RemoveTaskDirCommand):
+            node = self.nodes.get(command.nodeId)
+            if node is not None and command.taskDir:
+                target = (node.root / command.taskDir).resolve()
                 if node.root.resolve() in target.parents:
                     asyncio.create_task(asyncio.to_thread(shutil.rmtree, target, True))
-        elif kind == "file":
+        elif isinstance(command, FileCommand):
             asyncio.create_task(self.serve_file(command))
-        elif kind == "rebootNode":
-            asyncio.create_task(self.reboot_node(command["nodeId"], bool(command.get("reimage"))))
+        elif isinstance(command, RebootNodeCommand):
+            asyncio.create_task(self.reboot_node(command.nodeId, command.reimage))
 
-    async def execute(self, node: Node, command: Json) -> None:
+    async def execute(self, node: Node, command: RunCommand) -> None:
         spec = RunSpec(
-            id=command["id"], kind=command["kind"], node_root=node.root, task_dir=command["taskDir"],
-            command_line=command["commandLine"], environment=command.get("environment") or {},
-            resource_files=command.get("resourceFiles") or (), max_wall_clock=command.get("maxWallClockSeconds"),
-            job_prep_dir=command.get("jobPrepDir"),
+            id=command.id, kind=command.kind, node_root=node.root, task_dir=command.taskDir,  # type: ignore[arg-type]
+            command_line=command.commandLine, environment=command.environment,
+            resource_files=command.resourceFiles, max_wall_clock=command.maxWallClockSeconds,
+            job_prep_dir=command.jobPrepDir,
         )
         try:
             result = await run(spec)
@@ -237,7 +253,7 @@ class Agent:
             log.exception("run %s failed", spec.id)
             result = _internal_failure(error)
         finally:
-            node.runs.pop(command["id"], None)
+            node.runs.pop(command.id, None)
         self.unacknowledged.add(spec.id)
         self.report(_exited(spec.id, result))
 
@@ -261,45 +277,46 @@ class Agent:
             await asyncio.to_thread(shutil.rmtree, node.root, True)
         for sub in ("shared", "startup", "workitems"):
             (node.root / sub).mkdir(parents=True, exist_ok=True)
-        self.report({"type": "nodeReady", "nodeId": node_id})
+        self.report(Event(type="nodeReady", nodeId=node_id))
 
-    async def serve_file(self, command: Json) -> None:
+    async def serve_file(self, command: FileCommand) -> None:
         """Answer the server's file request (Files API on a node of this agent)."""
         answer = await asyncio.to_thread(self._file_operation, command)
         try:
-            await self.http.post(f"{PREFIX}/files/{command['requestId']}", json=answer,
+            await self.http.post(f"{PREFIX}/files/{command.requestId}", json=answer,
                                  headers={"authorization": self.auth})
         except TransportError as error:
             log.warning("answering a file request failed (%s)", error)
 
-    def _file_operation(self, command: Json) -> Json:
-        node = self.nodes.get(command.get("nodeId", ""))
+    def _file_operation(self, command: FileCommand) -> Json:
+        node = self.nodes.get(command.nodeId)
         files = NodeFiles(lambda pool, node_id: self.nodes[node_id].root)
-        where = FileLocation("", command.get("nodeId", ""), command.get("root", ""))
+        where = FileLocation("", command.nodeId, command.root)
         try:
             if node is None:
                 raise BatchError("NodeNotFound", "The node is not hosted by this agent.")
-            op = command["op"]
-            if op == "list":
-                return {"ok": [info_to_wire(i) for i in files.list(where, bool(command.get("recursive")))]}
-            if op == "stat":
-                return {"ok": info_to_wire(files.stat(where, command["path"]))}
-            if op == "read":
-                data = files.read(where, command["path"], int(command.get("start") or 0), command.get("end"))
+            if command.op == "list":
+                return {"ok": [info_to_wire(i) for i in files.list(where, bool(command.recursive))]}
+            if command.path is None:
+                raise BatchError("InvalidInput", "The file operation names no path.")
+            if command.op == "stat":
+                return {"ok": info_to_wire(files.stat(where, command.path))}
+            if command.op == "read":
+                data = files.read(where, command.path, command.start or 0, command.end)
                 return {"ok": base64.b64encode(data).decode()}
-            if op == "delete":
-                files.delete(where, command["path"], bool(command.get("recursive")))
+            if command.op == "delete":
+                files.delete(where, command.path, bool(command.recursive))
                 return {"ok": None}
-            raise BatchError("InvalidInput", f"Unknown file operation {op}.")
+            raise BatchError("InvalidInput", f"Unknown file operation {command.op}.")
         except BatchError as error:
             return {"error": {"code": error.code, "message": error.message, "values": error.values}}
-        except (OSError, ValueError, KeyError, TypeError) as error:   # never leave the server waiting
+        except (OSError, ValueError) as error:   # never leave the server waiting
             return {"error": {"code": "OperationInvalidForCurrentState", "message": f"The file operation failed: "
                               f"{error}", "values": []}}
 
     # -- events ----------------------------------------------------------------------------
 
-    def report(self, event: Json) -> None:
+    def report(self, event: Event) -> None:
         self.outbox.append(event)
         self.outbox_ready.set()
 
@@ -339,7 +356,7 @@ class Agent:
             batch, self.outbox = self.outbox, []
             await self._send(batch)
 
-    async def _send(self, batch: list[Json]) -> None:
+    async def _send(self, batch: list[Event]) -> None:
         """One report, retried until the server takes it (reports are idempotent by run id).
 
         The answer carries the commands the server has for this agent by then (the runs
@@ -347,15 +364,14 @@ class Agent:
         """
         while True:
             try:
-                response = await self.http.post(f"{PREFIX}/events", json={
-                    "events": batch, "takeCommands": True, "sentAt": _wire(datetime.now(timezone.utc))},
-                    headers={"authorization": self.auth})
+                report = EventsRequest(events=batch, takeCommands=True, sentAt=_wire(datetime.now(timezone.utc)))
+                response = await self.http.post(f"{PREFIX}/events", json=report, headers={"authorization": self.auth})
                 if not self.answered(response.status_code):
                     return
                 if response.status_code < 500:
-                    self.unacknowledged.difference_update(e["id"] for e in batch if e.get("type") == "exited")
+                    self.unacknowledged.difference_update(e.id for e in batch if e.type == "exited")
                     if response.status_code == 200 and not self.done.is_set():
-                        for command in response.json().get("commands", []):
+                        for command in _COMMANDS.decode(response.content).commands:
                             self.handle(command)
                     return
             except (TransportError, ValueError) as error:
@@ -388,10 +404,10 @@ def _wire(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-def _exited(run_id: str, result: RunResult) -> Json:
-    return {"type": "exited", "id": run_id, "exitCode": result.exit_code, "failure": result.failure,
-            "preProcessingError": result.pre_processing_error, "startTime": _wire(result.start_time),
-            "endTime": _wire(result.end_time)}
+def _exited(run_id: str, result: RunResult) -> Event:
+    return Event(type="exited", id=run_id, exitCode=result.exit_code, failure=result.failure,
+                 preProcessingError=result.pre_processing_error or None, startTime=_wire(result.start_time),
+                 endTime=_wire(result.end_time))
 
 
 def _internal_failure(error: Exception) -> RunResult:

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..protocol import KillCommand, RunCommand
 from .validation import UNLIMITED_DURATION, parse_duration
 
 Json = dict[str, Any]
@@ -68,19 +69,10 @@ def _base_env(who: Identity) -> dict[str, str]:
 
 
 def _run(run_id: str, kind: Kind, who: Identity, spec: Json, env: dict[str, str], directory: str,
-         wall_clock: float | None, job_prep_dir: str | None = None) -> Json:
-    return {
-        "type": "run",
-        "id": run_id,
-        "kind": kind,
-        "nodeId": who.node_id,
-        "commandLine": spec["commandLine"],
-        "environment": env,
-        "resourceFiles": spec.get("resourceFiles", []),
-        "taskDir": directory,
-        "maxWallClockSeconds": wall_clock,
-        "jobPrepDir": job_prep_dir,
-    }
+         wall_clock: float | None, job_prep_dir: str | None = None) -> RunCommand:
+    return RunCommand(id=run_id, kind=kind, nodeId=who.node_id, commandLine=spec["commandLine"], environment=env,
+                      resourceFiles=spec.get("resourceFiles", []), taskDir=directory,
+                      maxWallClockSeconds=wall_clock, jobPrepDir=job_prep_dir)
 
 
 def _prep_dir(job: Json) -> str | None:
@@ -88,7 +80,7 @@ def _prep_dir(job: Json) -> str | None:
     return task_dir(job["id"], prep["id"]) if prep else None
 
 
-def task_command(run_id: str, who: Identity, job: Json, task: Json) -> Json:
+def task_command(run_id: str, who: Identity, job: Json, task: Json) -> RunCommand:
     env = {**_base_env(who), "AZ_BATCH_JOB_ID": job["id"], "AZ_BATCH_TASK_ID": task["id"],
            "AZ_BATCH_TASK_RETRY_COUNT": str(task.get("executionInfo", {}).get("retryCount", 0))}
     env.update(_settings(job.get("commonEnvironmentSettings"), task.get("environmentSettings")))
@@ -114,14 +106,14 @@ def release_command(run_id: str, who: Identity, job: Json) -> Json:
     return _run(run_id, "release", who, release, env, task_dir(job["id"], release["id"]), wall_clock, _prep_dir(job))
 
 
-def start_task_command(run_id: str, who: Identity, start_task: Json, retry_count: int) -> Json:
+def start_task_command(run_id: str, who: Identity, start_task: Json, retry_count: int) -> RunCommand:
     env = {**_base_env(who), "AZ_BATCH_TASK_RETRY_COUNT": str(retry_count)}
     env.update(_settings(start_task.get("environmentSettings")))
     return _run(run_id, "start", who, start_task, env, "startup", None)
 
 
-def kill_command(run_id: str) -> Json:
-    return {"type": "kill", "id": run_id}
+def kill_command(run_id: str) -> KillCommand:
+    return KillCommand(id=run_id)
 
 
 def execution_info(state: str, start: str, retry_count: int, directory: str) -> Json:

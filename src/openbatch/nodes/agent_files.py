@@ -14,7 +14,7 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 from ..domain.errors import BatchError
-from ..protocol import FileInfo, FileLocation, info_from_wire
+from ..protocol import FileCommand, FileInfo, FileLocation, info_from_wire
 
 Json = dict[str, Any]
 
@@ -46,8 +46,8 @@ class AgentFileRequests:
         future: Future = Future()
         with self._lock:
             self._pending[request_id] = future
-        self.push(agent_id, [{"type": "file", "requestId": request_id, "op": op, "nodeId": where.node_id,
-                              "root": where.root, **params}])
+        self.push(agent_id, [FileCommand(requestId=request_id, op=op, nodeId=where.node_id, root=where.root,
+                                         **params)])
         try:
             answer = future.result(ANSWER_SECONDS)
         except FutureTimeout:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Iterable
+from typing import Iterable
 
-Json = dict[str, Any]
+from ..protocol import Command
 
 
 class AgentHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queues: dict[str, list[Json]] = {}
+        self._queues: dict[str, list[Command]] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._last_seen: dict[str, float] = {}
         self._polling: dict[str, int] = {}
@@ -29,7 +29,7 @@ class AgentHub:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def push(self, agent_id: str, commands: Iterable[Json]) -> None:
+    def push(self, agent_id: str, commands: Iterable[Command]) -> None:
         """Queue commands for an agent and wake its long-poll (thread-safe)."""
         commands = list(commands)
         if not commands:
@@ -40,7 +40,7 @@ class AgentHub:
         if event is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(event.set)
 
-    async def take(self, agent_id: str, wait: float) -> list[Json]:
+    async def take(self, agent_id: str, wait: float) -> list[Command]:
         """The agent's pending commands, waiting up to ``wait`` seconds for some to arrive."""
         self.touch(agent_id)
         with self._lock:

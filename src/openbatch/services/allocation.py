@@ -15,6 +15,7 @@ from typing import Any
 from ..domain import commands, execution, nodes as node_rules, pools as pool_rules
 from ..domain.nodes import NodeState
 from ..domain.states import AllocationState
+from ..protocol import RemoveNodeCommand
 from ..store import node_queries
 from ..store.engine import Connection
 from ..store.records import JOBS, NODES, POOLS, TASKS, Record
@@ -79,7 +80,7 @@ class Allocation:
             job = JOBS.get_by_pk(conn, job_pk, for_update=True)
             if job is not None:
                 self.jobs.after_tasks_changed(conn, job)
-        self.ctx.send(conn, node.row["agent_id"], kills + [{"type": "removeNode", "nodeId": node.body["id"]}])
+        self.ctx.send(conn, node.row["agent_id"], kills + [RemoveNodeCommand(nodeId=node.body["id"])])
         NODES.delete(conn, node.pk)
         if node.row["agent_id"] is not None:
             retire_agent_without_nodes(self.ctx, conn, node.row["agent_id"])

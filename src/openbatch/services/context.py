@@ -11,6 +11,7 @@ from ..store.engine import Connection
 from ..domain import clock
 from ..domain.errors import not_found
 from ..domain.quotas import Quotas
+from ..protocol import Command
 from ..store.engine import Store, after_commit
 from ..store.records import JOBS, POOLS, TASKS, Record
 
@@ -36,7 +37,7 @@ class ListQuery:
 class Notifier:
     """What services tell the execution layer after a commit; the default does nothing."""
 
-    def push(self, agent_id: str, commands: list[dict[str, Any]]) -> None:
+    def push(self, agent_id: str, commands: list[Command]) -> None:
         """Send commands to an agent."""
 
     def wake(self) -> None:
@@ -67,7 +68,7 @@ class ServiceContext:
     #: leaves its pool, or restarts). Installed by ``Services.create`` (node_ops.py), which owns it.
     node_vacated: Callable[[Connection, Record, datetime], None] = field(default=lambda conn, node, now: None)
 
-    def send(self, conn: Connection, agent_id: str | None, commands: list[dict[str, Any]]) -> None:
+    def send(self, conn: Connection, agent_id: str | None, commands: list[Command]) -> None:
         """Send commands to an agent once this transaction has committed."""
         if agent_id and commands:
             after_commit(conn, lambda: self.notifier.push(agent_id, commands))

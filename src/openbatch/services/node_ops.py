@@ -18,6 +18,7 @@ from datetime import datetime
 from ..domain import execution, nodes as node_rules, tasks as task_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
+from ..protocol import RebootNodeCommand
 from ..store.engine import Connection
 from ..store.records import JOBS, NODES, PREP_RELEASE, Record
 from ..store.task_queries import prep_rows_of_node
@@ -109,7 +110,7 @@ class NodeOperations:
             self.ctx.nodes_changed_after(conn)
         else:
             self.ctx.send(conn, node.row["agent_id"],
-                          [{"type": "rebootNode", "nodeId": node.body["id"], "reimage": reimage}])
+                          [RebootNodeCommand(nodeId=node.body["id"], reimage=reimage)])
         return record
 
 

@@ -6,6 +6,7 @@ After that the task's files answer 409 ``TaskFilesCleanedup``.
 from __future__ import annotations
 
 from ..domain import clock
+from ..protocol import RemoveTaskDirCommand
 from ..store.engine import Connection
 from ..store.records import NODES, TASKS, Record
 from ..store.task_queries import tasks_to_clean
@@ -22,8 +23,8 @@ def remove_task_directory(ctx: ServiceContext, conn: Connection, task: Record) -
         return
     node = NODES.get_by_pk(conn, node_pk)
     if node is not None:
-        ctx.send(conn, node.row["agent_id"], [{"type": "removeTaskDir", "nodeId": node.body["id"],
-                                               "taskDir": node_info.get("taskRootDirectory", "")}])
+        ctx.send(conn, node.row["agent_id"], [RemoveTaskDirCommand(nodeId=node.body["id"],
+                                                                   taskDir=node_info.get("taskRootDirectory", ""))])
     TASKS.set_columns(conn, task.pk, files_removed=True)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-from ..domain import counts, nodes
+from ..domain import commands, counts, nodes
 from ..store.engine import Connection
 from ..store.records import NODES, TASKS, Record, adjust_counters
 from ..store.task_queries import nodes_by_pk
@@ -146,7 +146,7 @@ def stop_on_node(ctx: ServiceContext, conn: Connection, job: Record, task: Recor
     if node_pk is not None:
         node = vacate_node(conn, node_pk, body["requiredSlots"], now, ran=run_id is not None, succeeded=False)
         if node is not None and run_id:
-            ctx.send(conn, node.row["agent_id"], [{"type": "kill", "id": run_id}])
+            ctx.send(conn, node.row["agent_id"], [commands.kill_command(run_id)])
         if node is not None:
             after_vacated(ctx, conn, node, now)
         ctx.wake_after(conn)  # its slots are free for other tasks (and a requeued task may run again)

@@ -6,9 +6,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from openbatch.agent import main
 from openbatch.agent.http import Response, TransportError
 from openbatch.agent.main import Agent
+from openbatch.protocol import Event
 
 
 class ScriptedServer:
@@ -36,7 +39,7 @@ class ScriptedServer:
             await self.release.wait()
         finally:
             self.in_flight -= 1
-        self.reports.append(json["events"])
+        self.reports.append(msgspec.to_builtins(json)["events"])   # as the server would decode it
         return Response(200, b'{"commands": [{"type": "kill", "id": "nothing-runs-here"}]}')
 
     async def aclose(self) -> None:
@@ -49,8 +52,8 @@ def make_agent(tmp_path: Path, server: ScriptedServer) -> Agent:
     return agent
 
 
-def exited(run_id: str) -> dict[str, Any]:
-    return {"type": "exited", "id": run_id, "exitCode": 0}
+def exited(run_id: str) -> Event:
+    return Event(type="exited", id=run_id, exitCode=0)
 
 
 def test_reports_overlap_up_to_the_limit_and_lose_nothing(tmp_path: Path) -> None:
@@ -107,7 +110,7 @@ async def _retried(tmp_path: Path) -> None:
     agent = make_agent(tmp_path, server)
     agent.report(exited("t-1"))
     await agent.flush()
-    assert server.reports == [[exited("t-1")]]
+    assert server.reports == [[msgspec.to_builtins(exited("t-1"))]]
 
 
 def test_a_report_waits_briefly_for_the_exits_of_runs_still_going(tmp_path: Path, monkeypatch: Any) -> None:
@@ -129,7 +132,7 @@ async def _held(tmp_path: Path) -> None:
     del node.runs["t-2"]
     agent.report(exited("t-2"))
     await asyncio.sleep(0.1)
-    assert server.reports == [[exited("t-1"), exited("t-2")]]
+    assert server.reports == [[msgspec.to_builtins(exited("t-1")), msgspec.to_builtins(exited("t-2"))]]
     going.cancel()
     sender.cancel()
 
@@ -145,5 +148,5 @@ async def _at_once(tmp_path: Path) -> None:
     sender = asyncio.create_task(agent.send_events())
     agent.report(exited("t-1"))
     await asyncio.sleep(0.01)
-    assert server.reports == [[exited("t-1")]]
+    assert server.reports == [[msgspec.to_builtins(exited("t-1"))]]
     sender.cancel()
