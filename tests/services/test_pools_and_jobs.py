@@ -62,3 +62,11 @@ def test_equal_priority_jobs_take_turns(world: World) -> None:
         world.services.runs.report(agent_id, [{"id": run.id, "exitCode": 0}])
     assert order == ["a0", "b0", "a1", "b1"]
     assert world.counts("first")["succeeded"] == world.counts("second")["succeeded"] == 2
+
+
+def test_a_pool_growing_counts_its_own_nodes_against_the_quota(world: World) -> None:
+    world.pool("p", nodes=2)   # 4 of the 8 cores
+    world.services.pools.resize(ACCOUNT, "p", PoolResizeParameter(targetDedicatedNodes=10))
+    pool = world.services.pools.get(ACCOUNT, "p")
+    assert pool.body["currentDedicatedNodes"] == 4
+    assert [e["code"] for e in pool.body["resizeErrors"]] == ["AccountCoreQuotaReached"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from ..domain import clock, commands, execution, nodes as node_rules, quotas as quota_rules
+from ..domain import clock, commands, execution, nodes as node_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
 from ..store import node_queries
@@ -22,7 +22,7 @@ from .calls import bounded_write
 from .context import ServiceContext, require_pool
 from .jobs import JobService
 from .node_ops import NodeOperations, stale_preparations
-from .pools import cores_in_use
+from .pools import nodes_within_quota
 
 Json = dict[str, Any]
 
@@ -85,11 +85,9 @@ class AgentService:
 
     def _check_core_quota(self, conn: Connection, account: str, pool: Record, new_nodes: int) -> None:
         """An agent's nodes count against the account's dedicated core quota like any others."""
-        quota = self.ctx.quotas.dedicated_cores
-        vm_size = pool.body["vmSize"]
-        here = NODES.count(conn, (account, pool.row["id_key"])) * quota_rules.cores_of(vm_size)
-        if quota_rules.nodes_within(quota, cores_in_use(conn, account, pool.row["id_key"]) + here, vm_size,
-                                    new_nodes) < new_nodes:
+        quota, vm_size = self.ctx.quotas.dedicated_cores, pool.body["vmSize"]
+        current = NODES.count(conn, (account, pool.row["id_key"]))
+        if nodes_within_quota(self.ctx, conn, account, pool, current, new_nodes) < new_nodes:
             raise BatchError("AccountCoreQuotaReached", f"{new_nodes} more {vm_size} nodes would pass the account's "
                              f"dedicated core quota ({quota} cores).", [("CoreQuota", str(quota))])
 

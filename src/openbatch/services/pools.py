@@ -167,11 +167,10 @@ class PoolService:
             target = body["targetDedicatedNodes"]   # low-priority nodes are refused (domain/support.py)
             current = NODES.count(conn, (account, key))
             if target > current:
-                quota = self.ctx.quotas.dedicated_cores
-                allowed = current + quota_rules.nodes_within(quota, cores_in_use(conn, account, key),
-                                                             body["vmSize"], target - current)
+                allowed = current + nodes_within_quota(self.ctx, conn, account, record, current, target - current)
                 if allowed < target:
-                    errors.append(quota_rules.core_quota_error(quota, body["vmSize"], target, allowed))
+                    errors.append(quota_rules.core_quota_error(self.ctx.quotas.dedicated_cores, body["vmSize"],
+                                                               target, allowed))
                 self.allocation.grow(conn, account, record, allowed - current, now)
             elif target < current:
                 self.allocation.shrink(conn, account, record, current - target, option, now)
@@ -187,7 +186,12 @@ class PoolService:
         return POOLS.update(conn, record, new, now)
 
 
-def cores_in_use(conn: Connection, account: str, pool_key: str) -> int:
-    """The account's dedicated cores outside the pool ``pool_key``: its nodes, each counted by its
-    pool's vmSize."""
-    return sum(count * quota_rules.cores_of(vm_size) for vm_size, count in nodes_by_vm_size(conn, account, pool_key))
+def nodes_within_quota(ctx: ServiceContext, conn: Connection, account: str, pool: Record, current: int,
+                       wanted: int) -> int:
+    """How many of ``wanted`` more nodes the pool (which has ``current``) may get within the account's
+    dedicated core quota: every node of the account counts, each by its pool's vmSize."""
+    vm_size = pool.body["vmSize"]
+    elsewhere = sum(count * quota_rules.cores_of(size)
+                    for size, count in nodes_by_vm_size(conn, account, pool.row["id_key"]))
+    used = elsewhere + current * quota_rules.cores_of(vm_size)
+    return quota_rules.nodes_within(ctx.quotas.dedicated_cores, used, vm_size, wanted)
