@@ -30,8 +30,6 @@ MAX_SLOTS = 256
 #: The top-level properties a refused property of a task sits under: a task that sets none of
 #: them (nearly every task) skips the walk of :data:`REFUSED_TASK`.
 _REFUSABLE = attrgetter(*sorted({rule.path.split("/")[0].removesuffix("[]") for rule in REFUSED_TASK}))
-#: Applications cannot be uploaded to this server (Application_List is empty): no reference is valid.
-NO_APPLICATIONS: frozenset[str] = frozenset()
 
 
 def check_task_common(task: Any, prefix: str) -> None:
@@ -88,7 +86,7 @@ def new_task_validator(job: Json) -> Callable[[TaskAddParameter], None]:
         if any(_REFUSABLE(task)):
             check_supported(task, REFUSED_TASK)
         if task.applicationPackageReferences:
-            check_application_packages(task.applicationPackageReferences, NO_APPLICATIONS)
+            check_application_packages(task.applicationPackageReferences)
         check_constraints(task.constraints)
         if task.requiredSlots is not None and not 1 <= task.requiredSlots <= MAX_SLOTS:
             raise invalid_property("requiredSlots", task.requiredSlots,

@@ -82,7 +82,13 @@ def check_metadata(items: list | None, prop: str = "metadata") -> None:
             raise BatchError("EmptyMetadataKey", "A metadata item name must not be empty.", [("PropertyName", prop)])
 
 
-def check_application_packages(references: list[dict[str, Any]] | None, available: Collection[str]) -> None:
+#: Application ids pools and tasks may reference. Applications cannot be uploaded to this server yet
+#: (Application_List is empty), so any reference is refused, never silently accepted.
+AVAILABLE_APPLICATIONS: frozenset[str] = frozenset()
+
+
+def check_application_packages(references: list[dict[str, Any]] | None,
+                               available: Collection[str] = AVAILABLE_APPLICATIONS) -> None:
     """Every referenced application must exist in the account (409 InvalidApplicationPackageReferences)."""
     unknown = [str(ref.get("applicationId", "")) for ref in references or ()
                if ref.get("applicationId") not in available]

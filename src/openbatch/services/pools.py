@@ -33,9 +33,6 @@ Json = dict[str, Any]
 
 MAX_NODES_PER_REMOVE = 100
 
-#: Application ids whose packages pools may reference. Applications cannot be uploaded to this
-#: server yet (Application_List is empty), so any reference is refused, never silently accepted.
-AVAILABLE_APPLICATIONS: frozenset[str] = frozenset()
 
 
 class PoolService:
@@ -46,7 +43,7 @@ class PoolService:
 
     def add(self, account: str, pool: PoolAddParameter) -> Record:
         rules.validate_new_pool(pool)
-        rules.check_application_packages(pool.applicationPackageReferences, AVAILABLE_APPLICATIONS)
+        rules.check_application_packages(pool.applicationPackageReferences)
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
             if POOLS.get(conn, (account,), (pool.id,)) is not None:
@@ -79,13 +76,13 @@ class PoolService:
                 POOLS.delete(conn, record.pk)
 
     def patch(self, account: str, pool_id: str, patch: PoolPatchParameter, conditions: Conditions = NONE) -> Record:
-        rules.check_application_packages(patch.applicationPackageReferences, AVAILABLE_APPLICATIONS)
+        rules.check_application_packages(patch.applicationPackageReferences)
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, pool_id, conditions)
             return POOLS.update(conn, record, rules.patched_body(record.body, patch), self.ctx.now())
 
     def update_properties(self, account: str, pool_id: str, update: PoolUpdatePropertiesParameter) -> Record:
-        rules.check_application_packages(update.applicationPackageReferences, AVAILABLE_APPLICATIONS)
+        rules.check_application_packages(update.applicationPackageReferences)
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, pool_id, NONE)
             return POOLS.update(conn, record, rules.updated_properties_body(record.body, update), self.ctx.now())
