@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from azure.batch import BatchClient, models as m
+from azure.core.credentials import AzureNamedKeyCredential
 
 from openbatch.auth.shared_key import sign
 from openbatch.protocol import PREFIX
@@ -110,9 +111,7 @@ def test_long_polls_end_cleanly_when_the_server_stops(tmp_path: Path, spec) -> N
     server = start_server(tmp_path, None, "sqlite", spec, node_provider="local", node_lost_after=30.0)
     stopped = False
     try:
-        batch = BatchClient(endpoint=server.url, credential=__import__(
-            "azure.core.credentials", fromlist=["AzureNamedKeyCredential"]).AzureNamedKeyCredential(
-            server.account, server.key))
+        batch = BatchClient(endpoint=server.url, credential=AzureNamedKeyCredential(server.account, server.key))
         auth, _ = _register(server, _pool(batch))
         answers: list[object] = []
 
@@ -131,8 +130,7 @@ def test_long_polls_end_cleanly_when_the_server_stops(tmp_path: Path, spec) -> N
         stopped = True
         for thread in threads:
             thread.join(10)
-        assert len(answers) == 3 and all(a != 500 for a in answers), answers
-        assert not [v for v in server.recorder.violations if " 500 " in v]
+        assert answers == [200, 200, 200], answers   # each ends with no commands (it was a 500 each)
     finally:
         if not stopped:
             server.stop()
