@@ -102,11 +102,7 @@ def test_hung_local_agent_is_killed_and_its_node_recovered(
     """A local agent that stops calling (SIGSTOP) is killed with what it ran, after node_lost_after
     seconds (3 in the tests); its task runs again on the node's new agent."""
     pool_id, (node_id,) = pools.add(1)
-    job_id = add_job(batch, pool_id)
-    task, pid_file = _pid_file_task(tmp_path, job_id)
-    batch.create_task(job_id, task)
-    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), message="the first run started")
-    run_pid = int(pid_file.read_text())
+    job_id, run_pid = _first_run(batch, pool_id, tmp_path)
     agent_pid = live_nodes.app.runtime.provider.pid_of(node_id)
     os.kill(agent_pid, signal.SIGSTOP)
     wait_for(lambda: batch.get_task(job_id, "t").state == "completed", 30, message="the task completed")
@@ -239,11 +235,15 @@ def remote(batch: BatchClient, live_nodes: LiveServer, tmp_path: Path) -> Iterat
             pass
 
 
-def _pid_file_task(tmp_path: Path, job_id: str) -> tuple[m.BatchTaskCreateOptions, Path]:
-    """A task whose first run writes its pid and sleeps; a later run finishes at once."""
+def _first_run(batch: BatchClient, pool_id: str, tmp_path: Path) -> tuple[str, int]:
+    """A job with task "t" in the pool: its first run writes its pid and sleeps, a later run finishes at
+    once. Returns (job id, pid of the first run) once that run started."""
+    job_id = add_job(batch, pool_id)
     pid_file = tmp_path / f"{job_id}.pid"
     script = f'if [ -e {pid_file} ]; then exit 0; fi; echo $$ > {pid_file}; exec sleep 60'
-    return m.BatchTaskCreateOptions(id="t", command_line=sh(script)), pid_file
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line=sh(script)))
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), message="the first run started")
+    return job_id, int(pid_file.read_text())
 
 
 def test_partitioned_remote_agent_stops_its_runs_before_the_server_runs_them_elsewhere(
@@ -252,11 +252,7 @@ def test_partitioned_remote_agent_stops_its_runs_before_the_server_runs_them_els
     proxy = Proxy((host, int(port)))
     try:
         pool_id, node_id, _ = remote(proxy.url)
-        job_id = add_job(batch, pool_id)
-        task, pid_file = _pid_file_task(tmp_path, job_id)
-        batch.create_task(job_id, task)
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), message="the first run started")
-        pid = int(pid_file.read_text())
+        job_id, pid = _first_run(batch, pool_id, tmp_path)
         proxy.cut.set()
         wait_for(lambda: batch.get_node(pool_id, node_id).state == "unusable", 15, message="the node unusable")
         # the server gives the task back to the queue only after the agent killed its run
@@ -276,11 +272,7 @@ def test_partitioned_remote_agent_stops_its_runs_before_the_server_runs_them_els
 def test_hung_remote_agent_node_unusable_then_rebooted_back(
         batch: BatchClient, live_nodes: LiveServer, remote, tmp_path: Path) -> None:
     pool_id, node_id, agent = remote(live_nodes.url)
-    job_id = add_job(batch, pool_id)
-    task, pid_file = _pid_file_task(tmp_path, job_id)
-    batch.create_task(job_id, task)
-    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), message="the first run started")
-    pid = int(pid_file.read_text())
+    job_id, pid = _first_run(batch, pool_id, tmp_path)
     agent.send_signal(signal.SIGSTOP)
     wait_for(lambda: batch.get_node(pool_id, node_id).state == "unusable", 15, message="the hung agent's node unusable")
     assert batch.get_task(job_id, "t").state == "active"   # nowhere else to run: it waits
