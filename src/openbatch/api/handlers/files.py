@@ -7,8 +7,10 @@ request needs.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from functools import partial
+from weakref import WeakKeyDictionary
 from typing import Any, Awaitable, Callable, TypeVar
 
 import anyio.to_thread
@@ -29,17 +31,18 @@ R = TypeVar("R")
 _RANGE_RE = re.compile(r"^bytes=(\d+)-(\d*)$")
 #: A control character (CR, LF, NUL, ...) in a file path: no file name the API serves has one.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-#: Worker threads file operations may take at once.
+#: Worker threads file operations may take at once (per server: per event loop).
 FILE_THREADS = 8
-_file_threads: CapacityLimiter | None = None
+_file_threads: WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = WeakKeyDictionary()
 
 
 def run_file_operation(fn: Callable[..., R], *args: Any) -> Awaitable[R]:
     """Run a blocking file operation on the file operations' own threads."""
-    global _file_threads
-    if _file_threads is None:
-        _file_threads = CapacityLimiter(FILE_THREADS)
-    return anyio.to_thread.run_sync(partial(fn, *args), limiter=_file_threads)
+    loop = asyncio.get_running_loop()
+    limiter = _file_threads.get(loop)
+    if limiter is None:
+        limiter = _file_threads[loop] = CapacityLimiter(FILE_THREADS)
+    return anyio.to_thread.run_sync(partial(fn, *args), limiter=limiter)
 
 
 def _file_path(req: ApiRequest) -> str:
@@ -119,8 +122,7 @@ async def _list(req: ApiRequest, operation_id: str, where: FileLocation, url: Ca
     return listing(req, "files", (_node_file(f, url(f.name)) for f in page), (page[-1].name,) if rest else None)
 
 
-async def _get(req: ApiRequest, where: FileLocation, url: str, *, content: bool) -> Response:
-    path = _file_path(req)
+async def _get(req: ApiRequest, where: FileLocation, path: str, url: str, *, content: bool) -> Response:
     info = await run_file_operation(req.services.files.stat, where, path)
     conditions = req.conditions()
     check(conditions, "", info.last_modified, read=True)
@@ -147,13 +149,15 @@ async def list_from_task(req: ApiRequest) -> Response:
 @operation("File_GetFromTask")
 async def get_from_task(req: ApiRequest) -> Response:
     where = await _task_location(req)
-    return await _get(req, where, _task_file_url(req, _file_path(req)), content=True)
+    path = _file_path(req)
+    return await _get(req, where, path, _task_file_url(req, path), content=True)
 
 
 @operation("File_GetPropertiesFromTask")
 async def properties_from_task(req: ApiRequest) -> Response:
     where = await _task_location(req)
-    return await _get(req, where, _task_file_url(req, _file_path(req)), content=False)
+    path = _file_path(req)
+    return await _get(req, where, path, _task_file_url(req, path), content=False)
 
 
 @operation("File_DeleteFromTask")
@@ -169,13 +173,15 @@ async def list_from_node(req: ApiRequest) -> Response:
 @operation("File_GetFromComputeNode")
 async def get_from_node(req: ApiRequest) -> Response:
     where = await _node_location(req)
-    return await _get(req, where, _node_file_url(req, _file_path(req)), content=True)
+    path = _file_path(req)
+    return await _get(req, where, path, _node_file_url(req, path), content=True)
 
 
 @operation("File_GetPropertiesFromComputeNode")
 async def properties_from_node(req: ApiRequest) -> Response:
     where = await _node_location(req)
-    return await _get(req, where, _node_file_url(req, _file_path(req)), content=False)
+    path = _file_path(req)
+    return await _get(req, where, path, _node_file_url(req, path), content=False)
 
 
 @operation("File_DeleteFromComputeNode")
