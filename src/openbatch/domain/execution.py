@@ -72,6 +72,15 @@ def node_times(result: Json, now: datetime, offset: timedelta) -> tuple[str, str
     return clock.to_wire(start), clock.to_wire(end)
 
 
+def with_run_times(info: Json, start: str | None, end: str | None, now: datetime) -> str:
+    """Put the node's ``start`` into ``info`` (in place; never before the run was assigned, the
+    ``startTime`` already there) and return the run's end (never before its start; ``now`` when the
+    node said none). Times in wire form, which sort as strings."""
+    if start is not None and start > info.get("startTime", ""):
+        info["startTime"] = start
+    return max(end or clock.to_wire(now), info.get("startTime", ""))
+
+
 def exited(body: Json, exit_code: int, now: datetime, start: str | None = None, end: str | None = None) -> Json:
     """The task's process ended: completed, or back to active for a retry (maxTaskRetryCount).
     ``start``/``end``: when the node ran it (wire form), else the server's ``now``."""
@@ -82,15 +91,13 @@ def exited(body: Json, exit_code: int, now: datetime, start: str | None = None, 
     retries = info.get("retryCount", 0)
     allowed = body.get("constraints", {}).get("maxTaskRetryCount", 0)
     stamp = clock.to_wire(now)
-    if start is not None and start > info.get("startTime", ""):   # never before it was assigned
-        info["startTime"] = start
+    end = with_run_times(info, start, end, now)
     if exit_code != 0 and (allowed == -1 or retries < allowed):
         new = with_state(body, TaskState.ACTIVE, now)
         info.update(retryCount=retries + 1, lastRetryTime=stamp, exitCode=exit_code)
         new["executionInfo"] = info
         return new
     new = with_state(body, TaskState.COMPLETED, now)
-    end = max(end or stamp, info.get("startTime", ""))
     info.update(endTime=end, exitCode=exit_code, result="success" if exit_code == 0 else "failure")
     if exit_code != 0:
         info["failureInfo"] = {
@@ -168,7 +175,6 @@ def failed_to_start(body: Json, failure: Json, now: datetime, end: str | None = 
     """Resource files or launch failed: completed as failed; such errors are not retried."""
     new = with_state(body, TaskState.COMPLETED, now)
     info = dict(body.get("executionInfo", {}))
-    end = max(end or clock.to_wire(now), info.get("startTime", ""))
-    info.update(endTime=end, result="failure", failureInfo=failure)
+    info.update(endTime=with_run_times(info, None, end, now), result="failure", failureInfo=failure)
     new["executionInfo"] = info
     return new

@@ -11,7 +11,6 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any, Sequence
 
-
 from ..domain import clock, commands, execution, nodes as node_rules
 from ..domain.exit_conditions import options_for
 from ..domain.nodes import NodeState
@@ -30,11 +29,8 @@ Json = dict[str, Any]
 
 def _finished_info(info: Json, result: Json, now: datetime) -> Json:
     """Execution info of a preparation/release/start task whose run completed (at the node's times)."""
-    start = result.get("startTime")
-    if start and start > info.get("startTime", ""):
-        info = {**info, "startTime": start}
-    end = max(result.get("endTime") or clock.to_wire(now), info.get("startTime", ""))
-    done = {**info, "state": "completed", "endTime": end}
+    done = {**info, "state": "completed"}
+    done["endTime"] = execution.with_run_times(done, result.get("startTime"), result.get("endTime"), now)
     code = result.get("exitCode")
     if code is not None:
         done["exitCode"] = code
