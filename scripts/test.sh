@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install the test dependencies and run the whole test suite.
+#  0. .tools/azurite: the Azure Storage emulator (npm), for the Blob storage tests
 #  1. .venv        : openbatch + azure-batch 15.1 + schemathesis (unit, store, REST, SDK 15 end-to-end and fuzz tests)
 #  2. .venv-sdk14  : openbatch + azure-batch 14.2 (the same server driven by the msrest-based SDK)
 #  3. the coverage table (docs/coverage.md) regenerated from both runs must equal the committed one
@@ -13,6 +14,16 @@ setup() {  # setup VENV PACKAGES...
   [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@"
 }
+
+# Azurite (the Azure Storage emulator, npm) for the Blob storage tests; they skip, saying why, without it
+if [ ! -x .tools/azurite/node_modules/.bin/azurite-blob ]; then
+  if command -v npm >/dev/null; then
+    npm install --silent --no-audit --no-fund --prefix .tools/azurite azurite@3.37.0 \
+      || echo "warning: Azurite could not be installed: the Blob storage tests will skip" >&2
+  else
+    echo "warning: npm not found, Azurite not installed: the Blob storage tests will skip" >&2
+  fi
+fi
 
 setup .venv -e ".[test,sdk15,fuzz]"
 setup .venv-sdk14 -e ".[test]" "azure-batch==14.2.0"

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from tests.support.azurite import Azurite, start_azurite
 from tests.support.live import LiveServer, start_server
 from tests.support.swagger import load_spec
 
@@ -92,10 +93,31 @@ def live_nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
                       node_lost_after=3.0)
 
 
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's Blob service on a loopback port for the session (skips, saying why, without it)."""
+    try:
+        emulator = start_azurite(tmp_path_factory.mktemp("azurite"))
+    except RuntimeError as exc:
+        pytest.skip(f"no Blob storage to test against: {exc}")
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def live_storage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec,  # type: ignore[no-untyped-def]
+                 azurite: Azurite) -> Iterator[LiveServer]:
+    """A server with real local nodes whose auto-storage account is Azurite, on both stores."""
+    yield from _serve(request, tmp_path_factory, spec, "storage", node_provider="local", nodes_per_agent=1,
+                      node_lost_after=3.0, auto_storage=azurite.connection_string)
+
+
 @pytest.fixture(autouse=True)
 def _contract(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test whose requests got a response that breaks the Swagger contract."""
-    name = next((n for n in ("live", "live_nodes") if n in request.fixturenames), None)
+    name = next((n for n in ("live", "live_nodes", "live_storage") if n in request.fixturenames), None)
     if name is None:
         yield
         return

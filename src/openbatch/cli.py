@@ -50,6 +50,10 @@ def parser() -> argparse.ArgumentParser:
                        default=int(_env("QUOTA_ACTIVE_JOBS", str(quotas.active_jobs))),
                        help="each account's quota of jobs not completed (ActiveJobAndScheduleQuotaReached past it) "
                             "(OPENBATCH_QUOTA_ACTIVE_JOBS)")
+    serve.add_argument("--auto-storage", default=_env("AUTO_STORAGE"),
+                       help="connection string of the Azure Storage account linked as auto-storage: resource "
+                            "files with autoStorageContainerName come from it (Azurite's works) "
+                            "(OPENBATCH_AUTO_STORAGE)")
     agent = commands.add_parser("agent", help="host compute nodes of a pool and run their tasks")
     agent.add_argument("--server", required=True, help="the openbatch server URL")
     agent.add_argument("--pool", required=True, help="the pool the nodes join")
@@ -58,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--nodes", type=int, default=0, help="how many new nodes this agent brings to the pool")
     agent.add_argument("--node", action="append", default=[], help=argparse.SUPPRESS)  # local nodes, by the server
     agent.add_argument("--root", type=Path, default=None, help="where the nodes' directories live")
+    agent.add_argument("--log-dir", type=Path, default=None,
+                       help="where the agent keeps its log files (UploadBatchServiceLogs sends them); "
+                            "default: <root>/agent-logs")
     return root
 
 
@@ -81,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 quota_dedicated_cores=args.quota_dedicated_cores,
                 quota_pools=args.quota_pools,
                 quota_active_jobs=args.quota_active_jobs,
+                auto_storage=args.auto_storage,
             )
         )
     elif args.command == "agent":

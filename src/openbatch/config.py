@@ -38,6 +38,8 @@ class Settings:
     quota_dedicated_cores: int = _DEFAULT_QUOTAS.dedicated_cores
     quota_pools: int = _DEFAULT_QUOTAS.pools
     quota_active_jobs: int = _DEFAULT_QUOTAS.active_jobs
+    #: Connection string of the auto-storage account (ResourceFile.autoStorageContainerName), if any.
+    auto_storage: str | None = None
 
     def quotas(self) -> Quotas:
         return Quotas(self.quota_dedicated_cores, self.quota_pools, self.quota_active_jobs)

@@ -90,6 +90,7 @@ class RunCommand(Command, kw_only=True, tag="run"):
     commandLine: str
     environment: dict[str, str] = {}
     resourceFiles: list[dict[str, Any]] = []
+    outputFiles: list[dict[str, Any]] = []
     taskDir: str
     maxWallClockSeconds: float | None = None
     jobPrepDir: str | None = None
@@ -125,13 +126,17 @@ class FileCommand(Command, kw_only=True, tag="file"):
     """A Files API operation on a node of this agent; answered by POST to ``/files/<requestId>``."""
 
     requestId: str
-    op: str   # list, stat, read, delete
+    op: str   # list, stat, read, delete, uploadLogs
     nodeId: str
     root: str = ""
     path: str | None = None
     recursive: bool | None = None
     start: int | None = None
     end: int | None = None
+    # uploadLogs: the agent's log files of a time range into a Blob container (UploadBatchServiceLogs)
+    containerUrl: str | None = None
+    startTime: str | None = None
+    endTime: str | None = None
 
 
 AnyCommand = RunCommand | KillCommand | RemoveNodeCommand | RebootNodeCommand | RemoveTaskDirCommand | FileCommand

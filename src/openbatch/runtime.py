@@ -54,6 +54,7 @@ class Runtime(Notifier):
             local_files if node_agent(services.ctx, where.node_id)[1] and self.provider.node_root(where.node_id)
             else self.file_requests)
         self.agent_api.file_answer = self.file_requests.answer
+        services.files.upload_agent_logs = self.file_requests.upload_logs
 
     def push(self, agent_id: str, commands: list[Command]) -> None:
         self.hub.push(agent_id, commands)

@@ -8,7 +8,9 @@ import sys
 import uvicorn
 
 from .api.app import BatchApp
+from .auth import task_tokens
 from .config import Settings
+from .services.auto_storage import AutoStorage
 from .services import Services
 from .store.engine import Store
 from .store.lease import Holder, Lease, LeaseHeld
@@ -16,6 +18,10 @@ from .store.lease import Holder, Lease, LeaseHeld
 
 def build(settings: Settings) -> tuple[BatchApp, Store]:
     """The app on its store, migrated; raises :class:`LeaseHeld` if another server uses the database."""
+    try:
+        auto_storage = AutoStorage.from_connection_string(settings.auto_storage) if settings.auto_storage else None
+    except ValueError as exc:
+        raise SystemExit(f"openbatch: --auto-storage: {exc}") from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url()
     lease = Lease(url)
@@ -29,7 +35,9 @@ def build(settings: Settings) -> tuple[BatchApp, Store]:
         raise
     accounts = settings.accounts()
     local = settings.node_provider == "local"
-    services = Services.create(store, node_provider=local, quotas=settings.quotas())
+    services = Services.create(store, node_provider=local, quotas=settings.quotas(), auto_storage=auto_storage)
+    services.ctx.issue_token = lambda account, job_id: task_tokens.issue(account, accounts[account], job_id,
+                                                                         services.ctx.now())
     runtime = None
     if local:
         from .runtime import Runtime

@@ -29,11 +29,7 @@ Q = {"api-version": API_VERSION}
 SAMPLES: dict[str, Any] = {
     "containerSettings": {"imageName": "ubuntu:22.04"},
     "username": "render",
-    "storageContainerUrl": "https://account.blob.core.windows.net/inputs?sv=x",
-    "autoStorageContainerName": "inputs",
     "identityReference": {"resourceId": "/subscriptions/s/resourceGroups/g/providers/x/identity"},
-    "outputFiles": [{"filePattern": "*.txt", "uploadOptions": {"uploadCondition": "taskcompletion"},
-                     "destination": {"container": {"containerUrl": "https://account.blob.core.windows.net/out"}}}],
     "multiInstanceSettings": {"numberOfInstances": 2, "coordinationCommandLine": "/bin/true"},
     "authenticationTokenSettings": {"access": ["job"]},
     "autoPoolSpecification": {"poolLifetimeOption": "job", "pool": {"vmSize": "standard_d2s_v3"}},
@@ -53,6 +49,13 @@ SIBLINGS: dict[str, dict[str, Any]] = {
     "jobReleaseTask": {"commandLine": "/bin/true"},
     "identityReference": {"httpUrl": "https://example.com/x", "filePath": "x"},
     "enableAutoScale": {"autoScaleFormula": "$TargetDedicatedNodes = 1;"},
+    "outputFiles": {"filePattern": "*.txt", "uploadOptions": {"uploadCondition": "taskcompletion"}},
+    "container": {"containerUrl": "https://account.blob.core.windows.net/out"},
+    "jobManagerTask": {"id": "manager", "commandLine": "/bin/true"},
+    "autoPoolSpecification": {"poolLifetimeOption": "job"},
+    "pool": {"vmSize": "standard_d2s_v3", "targetDedicatedNodes": 0, "virtualMachineConfiguration": {
+        "imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "22_04-lts"},
+        "nodeAgentSKUId": "batch.node.ubuntu 22.04"}},
 }
 
 
@@ -72,16 +75,16 @@ def _asking(body: dict, rule: Refused) -> tuple[dict, str]:
     for part in parts[:-1]:
         name = part.removesuffix("[]")
         if part.endswith("[]"):
-            where.setdefault(name, [{}])
+            where.setdefault(name, [copy.deepcopy(SIBLINGS.get(name, {}))])
             where, path = where[name][0], path + [name, "0"]
         else:
-            where.setdefault(name, dict(SIBLINGS.get(name, {})))
+            where.setdefault(name, copy.deepcopy(SIBLINGS.get(name, {})))
             where, path = where[name], path + [name]
-    where.update(SIBLINGS.get(leaf, {}))
+    where.update(copy.deepcopy(SIBLINGS.get(leaf, {})))
     where[leaf] = SAMPLES[leaf]
     path.append(leaf)
-    if rule.path == "enableAutoScale":
-        body.pop("targetDedicatedNodes", None)
+    if leaf == "enableAutoScale":
+        where.pop("targetDedicatedNodes", None)
     return body, "/".join(path)
 
 
@@ -188,15 +191,17 @@ def test_task_application_packages_are_refused(rest: httpx.Client) -> None:
                         "InvalidApplicationPackageReferences")
 
 
-def test_output_files_through_the_sdk(batch: BatchClient) -> None:
+def test_output_files_with_a_managed_identity_through_the_sdk(batch: BatchClient) -> None:
     job_id = uid("out")
     batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id="p")))
     output = m.OutputFile(file_pattern="*.txt", destination=m.OutputFileDestination(
-        container=m.OutputFileBlobContainerDestination(container_url="https://account.blob.core.windows.net/out")),
+        container=m.OutputFileBlobContainerDestination(
+            container_url="https://account.blob.core.windows.net/out",
+            identity_reference=m.BatchNodeIdentityReference(resource_id="/subscriptions/s/x"))),
         upload_options=m.OutputFileUploadConfiguration(upload_condition="taskcompletion"))
     error = expect_failure(lambda: batch.create_task(job_id, m.BatchTaskCreateOptions(
         id="t", command_line="/bin/true", output_files=[output])), 400, "UnsupportedProperty")
-    assert error_values(error)["PropertyName"] == "outputFiles"
+    assert error_values(error)["PropertyName"] == "outputFiles/0/destination/container/identityReference"
     result = batch.create_task_collection(job_id, m.BatchTaskGroup(task_values=[
         m.BatchTaskCreateOptions(id="a", command_line="/bin/true", output_files=[output])]))
     assert [(r.status, r.error.code) for r in result.result_values] == [("clienterror", "UnsupportedProperty")]

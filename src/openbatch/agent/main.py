@@ -82,8 +82,10 @@ class Node:
 class Agent:
     def __init__(self, server: str, pool: str, *, account: str | None = None, key: str | None = None,
                  join_token: str | None = None, node_ids: list[str] | None = None, node_count: int = 0,
-                 root: Path | None = None) -> None:
+                 root: Path | None = None, log_dir: Path | None = None) -> None:
         self.server = server.rstrip("/")
+        #: Where this agent's own log files are (service_logs.py); None: only stderr.
+        self.log_dir = log_dir
         self.pool = pool
         self.account = account
         self.key = key
@@ -242,7 +244,7 @@ class Agent:
         spec = RunSpec(
             id=command.id, kind=command.kind, node_root=node.root, task_dir=command.taskDir,  # type: ignore[arg-type]
             command_line=command.commandLine, environment=command.environment,
-            resource_files=command.resourceFiles, max_wall_clock=command.maxWallClockSeconds,
+            resource_files=command.resourceFiles, output_files=command.outputFiles, max_wall_clock=command.maxWallClockSeconds,
             job_prep_dir=command.jobPrepDir,
         )
         try:
@@ -281,12 +283,36 @@ class Agent:
 
     async def serve_file(self, command: FileCommand) -> None:
         """Answer the server's file request (Files API on a node of this agent)."""
-        answer = await asyncio.to_thread(self._file_operation, command)
+        if command.op == "uploadLogs":
+            answer = await self._upload_logs(command)
+        else:
+            answer = await asyncio.to_thread(self._file_operation, command)
         try:
             await self.http.post(f"{PREFIX}/files/{command.requestId}", json=answer,
                                  headers={"authorization": self.auth})
         except TransportError as error:
             log.warning("answering a file request failed (%s)", error)
+
+    async def _upload_logs(self, command: FileCommand) -> Json:
+        """UploadBatchServiceLogs: this agent's log files of the range into the container."""
+        from .service_logs import LogUploadError, upload_logs
+
+        if command.nodeId not in self.nodes:
+            return {"error": {"code": "NodeNotFound", "message": "The node is not hosted by this agent.",
+                              "values": []}}
+        if self.log_dir is None or not command.containerUrl or not command.startTime:
+            return {"ok": 0}
+        try:
+            start = datetime.fromisoformat(command.startTime)
+            end = datetime.fromisoformat(command.endTime) if command.endTime else None
+            count = await upload_logs(self.log_dir, command.containerUrl, command.path or "", start, end)
+        except LogUploadError as error:
+            return {"error": {"code": "InvalidPropertyValue", "message": "The value provided for one of the "
+                              "properties in the request body is invalid.",
+                              "values": [("PropertyName", "containerUrl"), ("Reason", str(error))]}}
+        except ValueError as error:
+            return {"error": {"code": "InvalidPropertyValue", "message": str(error), "values": []}}
+        return {"ok": count}
 
     def _file_operation(self, command: FileCommand) -> Json:
         node = self.nodes.get(command.nodeId)
@@ -417,10 +443,20 @@ def _internal_failure(error: Exception) -> RunResult:
 
 
 def main(args: Any) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .service_logs import FORMAT, log_handler
+
+    logging.basicConfig(level=logging.INFO, format=FORMAT)
+    logging.getLogger("azure").setLevel(logging.WARNING)   # the storage client logs every request at INFO
+    root = args.root or Path.cwd() / "openbatch-nodes"
+    log_dir = args.log_dir or root / "agent-logs"
+    try:
+        logging.getLogger().addHandler(log_handler(log_dir))
+    except OSError as error:
+        log.warning("no log file in %s (%s): UploadBatchServiceLogs will find none", log_dir, error)
+        log_dir = None
     agent = Agent(args.server, args.pool, account=args.account, key=args.key,
                   join_token=os.environ.get("OPENBATCH_JOIN_TOKEN"), node_ids=args.node, node_count=args.nodes,
-                  root=args.root)
+                  root=root, log_dir=log_dir)
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()

@@ -1,18 +1,22 @@
 """Download a task's resource files into its working directory before it starts.
 
 A ResourceFile (wire dict) names exactly one source: ``httpUrl`` (with
-``filePath``, the file's path under the working directory) or a storage
-container (``storageContainerUrl`` / ``autoStorageContainerName``, with
-``blobPrefix`` and ``filePath`` as a directory). This node has no Azure Storage,
-so only ``httpUrl`` is supported; the container forms fail with a clear message
-instead of being skipped silently.
+``filePath``, the file's path under the working directory) or a Blob storage
+container: ``storageContainerUrl`` (a SAS URL granting read and list, or a public
+container), with ``blobPrefix`` (only blobs whose names start with it) and
+``filePath`` as the directory the blobs go to, each at its name's path below it.
+The server turns ``autoStorageContainerName`` into a ``storageContainerUrl`` of its
+auto-storage account before the node sees it (one it could not resolve fails with a
+message that says why). Containers are read with the official ``azure-storage-blob``
+client; a container that holds no matching blob downloads nothing.
 
 Each file is streamed to a temporary file next to its target, given its
 ``fileMode`` (octal, default ``0770``) and renamed into place, so a task never
 sees half a file. A ``filePath`` that is absolute or leaves the working
 directory (``..``, or a symlink out of it) is refused.
 
-Failures raise :class:`ResourceFileError` with the Azure failure code: 404 ->
+Failures raise :class:`ResourceFileError` with the Azure failure code: 404 (a missing
+blob or container) ->
 ``BlobNotFound``, 401/403 -> ``BlobAccessDenied``, timeouts ->
 ``BlobDownloadTimedOut``, other HTTP or network errors -> ``BlobDownloadMiscError``,
 local file system errors -> ``ResourceFileWriteFailed``. The runner turns that
@@ -158,8 +162,84 @@ async def _fetch(client: httpx.AsyncClient, url: str, target: str, mode: int, fi
                 pass
 
 
-_NO_STORAGE = ("Resource files from Azure Storage containers (storageContainerUrl, autoStorageContainerName) "
-               "are not supported by this openbatch node; use httpUrl.")
+_NO_AUTO_STORAGE = ("autoStorageContainerName needs an auto-storage account, and this openbatch server has none "
+                    "(openbatch serve --auto-storage CONNECTION_STRING).")
+
+
+def _storage_error(error: Exception, where: list[tuple[str, str]]) -> ResourceFileError:
+    """An azure-storage-blob error as the Azure failure code of a download."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestTimeoutError, ServiceResponseTimeoutError
+
+    if isinstance(error, (ServiceRequestTimeoutError, ServiceResponseTimeoutError)):
+        return ResourceFileError("BlobDownloadTimedOut", "Downloading the resource files timed out.", where)
+    if isinstance(error, HttpResponseError):
+        status = error.status_code or 0
+        code = str(getattr(error, "error_code", "") or "")
+        details = [*where, ("HttpStatusCode", str(status))] + ([("ErrorCode", code)] if code else [])
+        if status == 404:
+            return ResourceFileError("BlobNotFound", f"The resource files' container was not found ({code}).", details)
+        if status in (401, 403):
+            return ResourceFileError("BlobAccessDenied", "Access to the resource files' container was denied "
+                                     f"({code}); it must be readable and listable.", details)
+        return ResourceFileError("BlobDownloadMiscError", f"Downloading the resource files failed ({status} {code}).",
+                                 details)
+    return ResourceFileError("BlobDownloadMiscError", f"Downloading the resource files failed: {error}"[:1000], where)
+
+
+async def _download_container(spec: Mapping[str, Any], root: str) -> None:
+    """Every blob of the container (below ``blobPrefix``) into ``filePath`` (a directory) of the working dir."""
+    from azure.storage.blob.aio import ContainerClient
+
+    url = str(spec.get("storageContainerUrl") or "")
+    directory = str(spec.get("filePath") or "")
+    where = [("ContainerUrl", _display_url(url))] + ([("FilePath", directory)] if directory else [])
+    base = _target(root, directory) if directory else root
+    try:
+        container = ContainerClient.from_container_url(url)
+    except ValueError as exc:
+        raise ResourceFileError("BlobDownloadMiscError", f"The container URL is not valid: {exc}", where) from None
+    async with container:
+        try:
+            async for blob in container.list_blobs(name_starts_with=spec.get("blobPrefix") or None):
+                name = blob.name
+                file_path = f"{directory.rstrip('/')}/{name}" if directory else name
+                if name.endswith("/") and not blob.size:
+                    continue   # a directory marker
+                target = _target(root, file_path)
+                if not target.startswith(base + os.sep):
+                    raise _write_failed(file_path, f"The blob '{name}' would be written outside '{directory}'.")
+                mode = _file_mode(spec.get("fileMode"), file_path)
+                _prepare_parent(root, target, file_path)
+                await _fetch_blob(container, name, target, mode, file_path)
+        except ResourceFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any storage or network error fails the task, with its reason
+            raise _storage_error(exc, where) from None
+
+
+async def _fetch_blob(container: Any, name: str, target: str, mode: int, file_path: str) -> None:
+    """One blob into a temporary file beside ``target``, its mode set, renamed into place."""
+    temp: str | None = None
+    try:
+        downloader = await container.download_blob(name)
+        try:
+            fd, temp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.",
+                                        suffix=".download")
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in downloader.chunks():
+                    out.write(chunk)
+            os.chmod(temp, mode)
+            os.replace(temp, target)
+            temp = None
+        except OSError as exc:
+            raise _write_failed(file_path, f"Cannot write the resource file '{file_path}': "
+                                f"{exc.strerror or exc}.") from None
+    finally:
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
 
 
 async def download(
@@ -181,9 +261,12 @@ async def download(
         for spec in files:
             url = spec.get("httpUrl")
             if not url:
-                if spec.get("storageContainerUrl") or spec.get("autoStorageContainerName"):
-                    details = [("FilePath", str(spec.get("filePath") or ""))]
-                    raise ResourceFileError("BlobDownloadMiscError", _NO_STORAGE, details)
+                if spec.get("storageContainerUrl"):
+                    await _download_container(spec, root)
+                    continue
+                if spec.get("autoStorageContainerName"):
+                    details = [("AutoStorageContainerName", str(spec["autoStorageContainerName"]))]
+                    raise ResourceFileError("BlobDownloadMiscError", _NO_AUTO_STORAGE, details)
                 raise ResourceFileError("BlobDownloadMiscError", "The resource file names no source.")
             file_path = spec.get("filePath")
             target = _target(root, file_path)

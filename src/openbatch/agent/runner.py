@@ -2,7 +2,8 @@
 
 ``run(spec)`` reads top to bottom: create the directories, download the resource
 files, split the command line (no shell), start the process with the task's
-environment, wait for it (bounded by ``maxWallClockTime``), return a
+environment, wait for it (bounded by ``maxWallClockTime``), upload its output
+files (:mod:`.output_files`; an upload error fails the run), return a
 :class:`RunResult`. The agent's connection loop owns everything else (reporting,
 retries, state); this module never talks to the server.
 
@@ -297,5 +298,13 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
                            [("Message", f"The task exited with exit code {exit_code}")])
     else:
         failure = None
+    if spec.output_files:
+        from .output_files import UploadError, upload_outputs  # imports azure-storage-blob: only when needed
+
+        try:
+            await upload_outputs(spec.output_files, working_dir, task_dir, env, failure is None)
+        except UploadError as exc:
+            failure = exc.failure()
+        end = _now()   # the task completes once its outputs are uploaded
     return RunResult(start_time=start, end_time=end, exit_code=exit_code, failure=failure,
                      result="success" if failure is None else "failure")

@@ -19,6 +19,7 @@ class RunSpec:
     command_line: str
     environment: Mapping[str, str]  # server-provided: user environmentSettings + identity variables
     resource_files: Sequence[Mapping[str, Any]] = ()  # ResourceFile wire dicts
+    output_files: Sequence[Mapping[str, Any]] = ()  # OutputFile wire dicts, uploaded after the process ends
     max_wall_clock: float | None = None  # seconds
     job_prep_dir: str | None = None  # relative task_dir of the job's preparation task on this node
 

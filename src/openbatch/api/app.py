@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
-from ..auth import SignedRequest, verify
+from ..auth import SignedRequest, task_tokens, verify
 from ..domain import clock
 from ..domain.errors import BatchError, invalid_query, not_implemented
 from ..services import Services
@@ -91,9 +91,15 @@ class BatchApp:
         await response(scope, receive, send)
 
     async def _handle(self, req: ApiRequest, headers: list[tuple[str, str]], raw_query: str) -> Any:
-        signed = SignedRequest(method=req.method, raw_path=req.path, raw_query=raw_query, headers=headers,
-                               body_length=len(req.body))
-        req.account = verify(signed, self.accounts, self.now())
+        authorization = req.headers.get("authorization", "")
+        scope = None
+        if authorization[:7].lower() == "bearer ":   # a task's authentication token (auth/task_tokens.py)
+            scope = task_tokens.verify(authorization[7:], self.accounts, self.now())
+            req.account = scope.account
+        else:
+            signed = SignedRequest(method=req.method, raw_path=req.path, raw_query=raw_query, headers=headers,
+                                   body_length=len(req.body))
+            req.account = verify(signed, self.accounts, self.now())
         req.token_key = self.accounts.get(req.account, b"")
         for name, value in req.query.items():
             if "\x00" in value:  # nothing takes a NUL, and PostgreSQL could not compare one
@@ -109,6 +115,8 @@ class BatchApp:
         operation_id, handler, params = resolve(req.method, req.path)
         req.operation_id = operation_id
         req.params = params
+        if scope is not None:
+            task_tokens.check_scope(scope, params.get("jobId"))
         if handler is None:  # before any other check: an unimplemented operation always answers 501
             raise not_implemented(operation_id)
         req.check_timeout()

@@ -71,7 +71,8 @@ def _base_env(who: Identity) -> dict[str, str]:
 def _run(run_id: str, kind: Kind, who: Identity, spec: Json, env: dict[str, str], directory: str,
          wall_clock: float | None, job_prep_dir: str | None = None) -> RunCommand:
     return RunCommand(id=run_id, kind=kind, nodeId=who.node_id, commandLine=spec["commandLine"], environment=env,
-                      resourceFiles=spec.get("resourceFiles", []), taskDir=directory,
+                      resourceFiles=spec.get("resourceFiles", []), outputFiles=spec.get("outputFiles", []),
+                      taskDir=directory,
                       maxWallClockSeconds=wall_clock, jobPrepDir=job_prep_dir)
 
 
@@ -80,10 +81,13 @@ def _prep_dir(job: Json) -> str | None:
     return task_dir(job["id"], prep["id"]) if prep else None
 
 
-def task_command(run_id: str, who: Identity, job: Json, task: Json) -> RunCommand:
+def task_command(run_id: str, who: Identity, job: Json, task: Json, token: str | None = None) -> RunCommand:
+    """``token``: the task's authentication token, when its authenticationTokenSettings ask for one."""
     env = {**_base_env(who), "AZ_BATCH_JOB_ID": job["id"], "AZ_BATCH_TASK_ID": task["id"],
            "AZ_BATCH_TASK_RETRY_COUNT": str(task.get("executionInfo", {}).get("retryCount", 0))}
     env.update(_settings(job.get("commonEnvironmentSettings"), task.get("environmentSettings")))
+    if token is not None:
+        env["AZ_BATCH_AUTHENTICATION_TOKEN"] = token
     wall_clock = _seconds(task.get("constraints", {}).get("maxWallClockTime"))
     return _run(run_id, "task", who, task, env, task_dir(job["id"], task["id"]), wall_clock, _prep_dir(job))
 

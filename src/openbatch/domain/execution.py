@@ -11,6 +11,7 @@ from typing import Any
 
 from . import clock
 from .errors import BatchError
+from .output_files import is_upload_failure
 from .states import TaskState, with_state
 
 Json = dict[str, Any]
@@ -165,9 +166,24 @@ def from_result(body: Json, result: Json, now: datetime) -> Json:
     if result.get("exitCode") is None or result.get("preProcessingError"):
         return failed_to_start(body, failure or {"category": "servererror", "code": "Unknown"}, now,
                                result.get("endTime"))
+    if is_upload_failure(failure):
+        return upload_failed(body, int(result["exitCode"]), failure, now, result.get("startTime"),
+                             result.get("endTime"))
     new = exited(body, int(result["exitCode"]), now, result.get("startTime"), result.get("endTime"))
     if failure and new["state"] == TaskState.COMPLETED and new["executionInfo"].get("result") == "failure":
         new["executionInfo"]["failureInfo"] = failure
+    return new
+
+
+def upload_failed(body: Json, exit_code: int, failure: Json, now: datetime, start: str | None = None,
+                  end: str | None = None) -> Json:
+    """The process ended but its output files could not be uploaded: completed as failed with the
+    upload's failure and the process's exit code; upload errors are not retried (Azure)."""
+    new = with_state(body, TaskState.COMPLETED, now)
+    info = dict(body.get("executionInfo", {}))
+    info.update(endTime=with_run_times(info, start, end, now), exitCode=exit_code, result="failure",
+                failureInfo=failure)
+    new["executionInfo"] = info
     return new
 
 

@@ -2,12 +2,16 @@
 
 Defaults: jobAction ``none`` for exit code 0 and ``terminate`` otherwise; dependencyAction
 ``satisfy`` for exit code 0 and ``block`` otherwise. A task that failed before its
-process ran (resource files, launch) is matched by ``preProcessingError``.
+process ran (resource files, launch) is matched by ``preProcessingError``; one whose output
+files failed to upload by ``fileUploadError``, unless its exit code is listed in ``exitCodes`` or
+``exitCodeRanges`` (the docs: the exit code's action takes precedence).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from .output_files import is_upload_failure
 
 Json = dict[str, Any]
 
@@ -41,9 +45,12 @@ def options_for(task: Json) -> Json:
             if mapping["start"] <= code <= mapping["end"]:
                 chosen = mapping["exitOptions"]
                 break
-    if chosen is None and code != 0:
+    upload_failed = is_upload_failure(failure)
+    if chosen is None and upload_failed:
+        chosen = conditions.get("fileUploadError") or conditions.get("default")
+    elif chosen is None and code != 0:
         chosen = conditions.get("default")
-    return {**_defaults(code == 0), **(chosen or {})}
+    return {**_defaults(code == 0 and not upload_failed), **(chosen or {})}
 
 
 def satisfies_dependents(task: Json) -> bool | None:

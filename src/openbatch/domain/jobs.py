@@ -19,13 +19,17 @@ from .models import (
     JobPreparationTask,
     JobReleaseTask,
     JobUpdateParameter,
+    PoolAddParameter,
     to_json,
 )
 from .states import JobState, with_state
+from . import auto_pools, job_manager
+from .pools import validate_new_pool
 from .support import REFUSED_JOB, REFUSED_JOB_CHANGE, check_supported
-from .tasks import check_task_common
+from .tasks import check_task_common, new_task_validator
 from .validation import (
     UNLIMITED_DURATION,
+    check_application_packages,
     check_display_name,
     check_duration,
     check_id,
@@ -58,7 +62,12 @@ def _check_common(
     check_metadata(metadata)
 
 
-def _check_pool_info(job: JobAddParameter | JobUpdateParameter | JobPatchParameter) -> None:
+def _validate_auto_pool(pool: PoolAddParameter) -> None:
+    validate_new_pool(pool)
+    check_application_packages(pool.applicationPackageReferences)
+
+
+def _check_pool_info(job: JobAddParameter | JobUpdateParameter | JobPatchParameter, adding: bool = False) -> None:
     info = job.poolInfo
     if info is None:
         return
@@ -68,7 +77,10 @@ def _check_pool_info(job: JobAddParameter | JobUpdateParameter | JobPatchParamet
         raise invalid_property("poolInfo", "", "Only one of poolId and autoPoolSpecification may be specified.")
     if info.poolId:
         check_id(info.poolId, "poolInfo/poolId")
-    check_supported(job, REFUSED_JOB_CHANGE)
+    if adding and info.autoPoolSpecification is not None:
+        auto_pools.check_spec(to_json(info.autoPoolSpecification), _validate_auto_pool)
+    elif not adding:
+        check_supported(job, REFUSED_JOB_CHANGE)
 
 
 def _check_preparation(task: JobPreparationTask) -> None:
@@ -92,7 +104,7 @@ def validate_new_job(job: JobAddParameter) -> None:
     check_id(job.id)
     check_display_name(job.displayName)
     _check_common(job.priority, job.maxParallelTasks, job.constraints, job.metadata)
-    _check_pool_info(job)
+    _check_pool_info(job, adding=True)
     if job.jobReleaseTask is not None and job.jobPreparationTask is None:
         raise invalid_property(
             "jobReleaseTask", "", "A Job Release Task cannot be specified without also specifying a Job Preparation Task."
@@ -106,8 +118,7 @@ def validate_new_job(job: JobAddParameter) -> None:
             raise invalid_property("jobReleaseTask/id", job.jobReleaseTask.id or DEFAULT_RELEASE_ID,
                                    "The Job Release Task id must differ from the Job Preparation Task id.")
     if job.jobManagerTask is not None:
-        check_id(job.jobManagerTask.id, "jobManagerTask/id")
-        check_task_common(job.jobManagerTask, "jobManagerTask")
+        job_manager.check_manager(job, new_task_validator({}))
     check_supported(job, REFUSED_JOB)
 
 
@@ -139,6 +150,7 @@ def new_job_body(job: JobAddParameter, now: datetime) -> Json:
         release.setdefault("retentionTime", "P7D")
     stamp = clock.to_wire(now)
     body.update(creationTime=stamp, state=JobState.ACTIVE.value, stateTransitionTime=stamp)
+    job_manager.with_job_defaults(body)
     body["executionInfo"] = {"startTime": stamp, "poolId": (job.poolInfo.poolId or "")}
     if not body["executionInfo"]["poolId"]:
         del body["executionInfo"]["poolId"]

@@ -9,6 +9,7 @@ Unknown properties are ignored, so clients of newer API versions still work.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -105,6 +106,32 @@ class UserIdentity(Model, kw_only=True):
     autoUser: AutoUserSpecification | None = None
 
 
+class HttpHeader(Model, kw_only=True):
+    name: str
+    value: str | None = None
+
+
+class OutputFileBlobContainerDestination(Model, kw_only=True):
+    containerUrl: str
+    path: str | None = None
+    identityReference: Json | None = None
+    uploadHeaders: list[HttpHeader] | None = None
+
+
+class OutputFileDestination(Model, kw_only=True):
+    container: OutputFileBlobContainerDestination | None = None
+
+
+class OutputFileUploadOptions(Model, kw_only=True):
+    uploadCondition: Literal["tasksuccess", "taskfailure", "taskcompletion"]
+
+
+class OutputFile(Model, kw_only=True):
+    filePattern: str
+    destination: OutputFileDestination
+    uploadOptions: OutputFileUploadOptions
+
+
 class _TaskCommon(Model, kw_only=True):
     commandLine: str
     containerSettings: Json | None = None
@@ -121,16 +148,20 @@ class JobConstraints(Model, kw_only=True):
     maxTaskRetryCount: int | None = None
 
 
+class AuthenticationTokenSettings(Model, kw_only=True):
+    access: list[Literal["job"]] | None = None
+
+
 class JobManagerTask(_TaskCommon, kw_only=True):
     id: str
     displayName: str | None = None
-    outputFiles: list[Json] | None = None
+    outputFiles: list[OutputFile] | None = None
     constraints: TaskConstraints | None = None
     requiredSlots: int | None = None
     killJobOnCompletion: bool | None = None
     runExclusive: bool | None = None
     applicationPackageReferences: list[Json] | None = None
-    authenticationTokenSettings: Json | None = None
+    authenticationTokenSettings: AuthenticationTokenSettings | None = None
     allowLowPriorityNode: bool | None = None
 
 
@@ -147,9 +178,16 @@ class JobReleaseTask(_TaskCommon, kw_only=True):
     retentionTime: str | None = None
 
 
+class AutoPoolSpecification(Model, kw_only=True):
+    autoPoolIdPrefix: str | None = None
+    poolLifetimeOption: Literal["jobschedule", "job"] | None = None   # required: checked with its path
+    keepAlive: bool | None = None
+    pool: Json | None = None   # a PoolSpecification, decoded as Pool Add (domain/auto_pools.py)
+
+
 class PoolInformation(Model, kw_only=True):
     poolId: str | None = None
-    autoPoolSpecification: Json | None = None
+    autoPoolSpecification: AutoPoolSpecification | None = None
 
 
 OnAllTasksComplete = Literal["noaction", "terminatejob"]
@@ -212,14 +250,14 @@ class TaskAddParameter(_TaskCommon, kw_only=True):
     id: str
     displayName: str | None = None
     exitConditions: ExitConditions | None = None
-    outputFiles: list[Json] | None = None
+    outputFiles: list[OutputFile] | None = None
     affinityInfo: AffinityInformation | None = None
     constraints: TaskConstraints | None = None
     requiredSlots: int | None = None
     multiInstanceSettings: MultiInstanceSettings | None = None
     dependsOn: TaskDependencies | None = None
     applicationPackageReferences: list[Json] | None = None
-    authenticationTokenSettings: Json | None = None
+    authenticationTokenSettings: AuthenticationTokenSettings | None = None
 
 
 class TaskAddCollectionParameter(Model, kw_only=True):
@@ -397,6 +435,13 @@ def to_json(struct: Model) -> Json:
 
 class NodeDisableSchedulingParameter(Model, kw_only=True):
     nodeDisableSchedulingOption: Literal["requeue", "terminate", "taskcompletion"] | None = None
+
+
+class UploadBatchServiceLogsConfiguration(Model, kw_only=True):
+    containerUrl: str
+    startTime: datetime
+    endTime: datetime | None = None
+    identityReference: Json | None = None
 
 
 class NodeRebootParameter(Model, kw_only=True):

@@ -48,28 +48,22 @@ REFUSED_TASK_COMMON: tuple[Refused, ...] = (
     Refused("containerSettings", "Running a task inside a container", "planned in issue 16 (container tasks)"),
     Refused("userIdentity/username", "Running a task as a named user account",
             "planned in issue 16 (user identities); tasks run as the agent's OS user"),
-    Refused("resourceFiles[]/storageContainerUrl", "Resource files from an Azure Blob container",
-            "planned in issue 13 (Blob storage); httpUrl works"),
-    Refused("resourceFiles[]/autoStorageContainerName", "Resource files from the auto-storage account",
-            "planned in issue 13 (Blob storage); httpUrl works"),
-    Refused("resourceFiles[]/identityReference", "Downloads with a managed identity", "no local equivalent yet"),
+    Refused("resourceFiles[]/identityReference", "Downloads with a managed identity",
+            "no local equivalent; use a SAS URL or the auto-storage account"),
 )
 
-REFUSED_TASK: tuple[Refused, ...] = REFUSED_TASK_COMMON + (
-    Refused("outputFiles", "Uploading task output files", "planned in issue 13 (Blob storage)"),
+REFUSED_OUTPUTS: tuple[Refused, ...] = (
+    Refused("outputFiles[]/destination/container/identityReference", "Uploads with a managed identity",
+            "no local equivalent; use a containerUrl with a SAS"),
+)
+
+REFUSED_TASK: tuple[Refused, ...] = REFUSED_TASK_COMMON + REFUSED_OUTPUTS + (
     Refused("multiInstanceSettings", "Multi-instance (MPI) tasks", "planned in issue 16 (multi-instance tasks)"),
-    Refused("authenticationTokenSettings", "An authentication token for the task", "planned in issue 16"),
-)
-
-REFUSED_JOB: tuple[Refused, ...] = (
-    Refused("poolInfo/autoPoolSpecification", "Auto pools", "planned in issue 13 (auto pools)"),
-    Refused("jobManagerTask", "Job Manager tasks", "planned in issue 13 (job manager tasks)"),
-    *(Refused(f"jobPreparationTask/{r.path}", r.what, r.until, r.when) for r in REFUSED_TASK_COMMON),
-    *(Refused(f"jobReleaseTask/{r.path}", r.what, r.until, r.when) for r in REFUSED_TASK_COMMON),
 )
 
 REFUSED_JOB_CHANGE: tuple[Refused, ...] = (
-    Refused("poolInfo/autoPoolSpecification", "Auto pools", "planned in issue 13 (auto pools)"),
+    Refused("poolInfo/autoPoolSpecification", "Moving an existing job to a new auto pool",
+            "an auto pool is made when its job is added; Update/Patch may name an existing pool"),
 )
 
 #: Refused in Pool Add and Pool Patch (UpdateProperties checks its startTask and certificates).
@@ -84,6 +78,14 @@ REFUSED_POOL: tuple[Refused, ...] = (
             _positive),
     Refused("enableAutoScale", "Autoscale", "planned in issue 15 (autoscale)", _true),
     *(Refused(f"startTask/{r.path}", r.what, r.until, r.when) for r in REFUSED_TASK_COMMON),
+)
+
+#: Job Add: its preparation, release and manager tasks, and the pool an auto pool specification describes.
+REFUSED_JOB: tuple[Refused, ...] = (
+    *(Refused(f"jobPreparationTask/{r.path}", r.what, r.until, r.when) for r in REFUSED_TASK_COMMON),
+    *(Refused(f"jobReleaseTask/{r.path}", r.what, r.until, r.when) for r in REFUSED_TASK_COMMON),
+    *(Refused(f"jobManagerTask/{r.path}", r.what, r.until, r.when) for r in REFUSED_TASK_COMMON + REFUSED_OUTPUTS),
+    *(Refused(f"poolInfo/autoPoolSpecification/pool/{r.path}", r.what, r.until, r.when) for r in REFUSED_POOL),
 )
 
 REFUSED_POOL_PROPERTIES: tuple[Refused, ...] = tuple(
@@ -111,6 +113,7 @@ ACCEPTED_WITHOUT_LOCAL_MEANING: tuple[tuple[str, str], ...] = (
      "(a named userIdentity is refused)"),
     ("userIdentity/autoUser (every kind of task)", "tasks run as the OS user of the agent that hosts the node"),
     ("job allowTaskPreemption", "there are no low-priority nodes to preempt"),
+    ("jobManagerTask allowLowPriorityNode", "every node is dedicated: a job manager may run on any of them"),
 )
 
 

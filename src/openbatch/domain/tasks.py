@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from . import clock
 from .errors import BatchError, invalid_property
+from .output_files import check_output_files
 from .models import TaskAddParameter, TaskConstraints, to_json
 from .states import TaskState, with_state
 from .support import REFUSED_TASK, check_supported
@@ -43,6 +44,12 @@ def check_task_common(task: Any, prefix: str) -> None:
             )
         if rf.httpUrl and not rf.filePath:
             raise invalid_property(f"{where}/filePath", "", "filePath is required with httpUrl.")
+        if rf.httpUrl and rf.blobPrefix:
+            raise invalid_property(f"{where}/blobPrefix", rf.blobPrefix,
+                                   "blobPrefix is valid only with autoStorageContainerName or storageContainerUrl.")
+        if rf.storageContainerUrl and not rf.storageContainerUrl.lower().startswith(("http://", "https://")):
+            raise invalid_property(f"{where}/storageContainerUrl", rf.storageContainerUrl,
+                                   "The container URL must be an http or https URL.")
         if rf.filePath and (".." in rf.filePath.replace("\\", "/").split("/") or rf.filePath.startswith("/")):
             raise invalid_property(f"{where}/filePath", rf.filePath, "The path must stay inside the task working directory.")
         if rf.fileMode is not None and not _is_octal(rf.fileMode):
@@ -85,6 +92,8 @@ def new_task_validator(job: Json) -> Callable[[TaskAddParameter], None]:
             check_task_common(task, "")
         if any(_REFUSABLE(task)):
             check_supported(task, REFUSED_TASK)
+        if task.outputFiles:
+            check_output_files(task.outputFiles)
         if task.applicationPackageReferences:
             check_application_packages(task.applicationPackageReferences)
         check_constraints(task.constraints)

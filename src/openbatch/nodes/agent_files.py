@@ -20,6 +20,8 @@ Json = dict[str, Any]
 
 #: How long a file request may wait for the agent's answer.
 ANSWER_SECONDS = 30.0
+#: How long the agent may take to upload its log files (UploadBatchServiceLogs answers once they are up).
+UPLOAD_SECONDS = 120.0
 
 
 class AgentFileRequests:
@@ -37,7 +39,7 @@ class AgentFileRequests:
         if future is not None and not future.done():
             future.set_result(answer)
 
-    def _ask(self, where: FileLocation, op: str, **params: Any) -> Any:
+    def _ask(self, where: FileLocation, op: str, wait: float = ANSWER_SECONDS, **params: Any) -> Any:
         agent_id = self.agent_of(where)
         if agent_id is None:
             raise BatchError("NodeNotFound", "The node hosting these files is not connected.",
@@ -49,7 +51,7 @@ class AgentFileRequests:
         self.push(agent_id, [FileCommand(requestId=request_id, op=op, nodeId=where.node_id, root=where.root,
                                          **params)])
         try:
-            answer = future.result(ANSWER_SECONDS)
+            answer = future.result(wait)
         except FutureTimeout:
             with self._lock:
                 self._pending.pop(request_id, None)
@@ -72,3 +74,9 @@ class AgentFileRequests:
 
     def delete(self, where: FileLocation, path: str, recursive: bool) -> None:
         self._ask(where, "delete", path=path, recursive=recursive)
+
+    def upload_logs(self, where: FileLocation, container_url: str, directory: str, start: str,
+                    end: str | None) -> int:
+        """The node's agent uploads its log files of the range; how many it uploaded."""
+        return int(self._ask(where, "uploadLogs", wait=UPLOAD_SECONDS, path=directory, containerUrl=container_url,
+                             startTime=start, endTime=end))

@@ -115,7 +115,7 @@ class LocalNodes:
 
     async def _spawn(self, account: str, pool_id: str, node_ids: list[str]) -> None:
         args = [sys.executable, "-m", "openbatch", "agent", "--server", self.server_url(), "--account", account,
-                "--pool", pool_id]
+                "--pool", pool_id, "--log-dir", str(self.data_dir / "agent-logs" / pool_id)]
         for node_id in node_ids:
             args += ["--node", node_id]
         env = {**os.environ, "OPENBATCH_JOIN_TOKEN": self.join_token}

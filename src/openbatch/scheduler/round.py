@@ -206,7 +206,8 @@ class SchedulingRound:
             body = execution.assigned(task.body, node_info, now, preparing=step.wait_for_preparation)
             changes.append(transitions.TaskChange(job.pk, task, body, {"node_pk": row.pk, "run_id": run_id}))
             if run_id:
-                out[row.agent_id].append(commands.task_command(run_id, who, job.body, body))
+                token = self.ctx.task_token(account, job.body, body)
+                out[row.agent_id].append(commands.task_command(run_id, who, job.body, body, token))
         transitions.apply_many(conn, changes, now)
         for pk, (slots, count) in taken.items():
             transitions.occupy_node(conn, nodes[pk], slots, now, tasks=count)

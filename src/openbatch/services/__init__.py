@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .auto_storage import AutoStorage
 from ..domain.quotas import Quotas
 from ..store.engine import Store
 from ..store.records import Record
@@ -45,14 +46,18 @@ class Services:
     retention: Retention
 
     @classmethod
-    def create(cls, store: Store, *, node_provider: bool = False, quotas: Quotas | None = None) -> "Services":
-        """``node_provider``: pools get compute nodes (run by agents); otherwise pools allocate none."""
-        ctx = ServiceContext(store, quotas=quotas or Quotas())
+    def create(cls, store: Store, *, node_provider: bool = False, quotas: Quotas | None = None,
+               auto_storage: AutoStorage | None = None) -> "Services":
+        """``node_provider``: pools get compute nodes (run by agents); otherwise pools allocate none.
+        ``auto_storage``: the account autoStorageContainerName resource files come from."""
+        ctx = ServiceContext(store, quotas=quotas or Quotas(), auto_storage=auto_storage)
         jobs = JobService(ctx)
         nodes = NodeService(ctx)
         allocation = Allocation(ctx, jobs)
         node_ops = NodeOperations(ctx, allocation)
         ctx.node_vacated = node_ops.node_vacated
+        pools = PoolService(ctx, allocation if node_provider else None)
+        jobs.pools = pools
         return cls(
             ctx=ctx,
             agents=AgentService(ctx, jobs, node_ops),
@@ -60,7 +65,7 @@ class Services:
             node_ops=node_ops,
             job_limits=JobLimits(ctx, jobs),
             retention=Retention(ctx),
-            pools=PoolService(ctx, allocation if node_provider else None),
+            pools=pools,
             jobs=jobs,
             tasks=TaskService(ctx, jobs),
             nodes=nodes,

@@ -8,12 +8,16 @@ from typing import Any, Callable, Sequence
 
 from ..store.engine import Connection
 
+from .auto_storage import AutoStorage
 from ..domain import clock
 from ..domain.errors import not_found
 from ..domain.quotas import Quotas
 from ..protocol import Command
 from ..store.engine import Store, after_commit
 from ..store.records import JOBS, POOLS, TASKS, Record
+
+
+Json = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +72,26 @@ class ServiceContext:
     #: leaves its pool, or restarts). Installed by ``Services.create`` (node_ops.py), which owns it.
     node_vacated: Callable[[Connection, Record, datetime], None] = field(default=lambda conn, node, now: None)
 
+    #: The auto-storage account (a setting of the server), if any: see auto_storage.py.
+    auto_storage: AutoStorage | None = None
+    #: (account, job id) -> a task authentication token for that job; installed by the server,
+    #: which holds the account keys (auth/task_tokens.py).
+    issue_token: Callable[[str, str], str] | None = None
+
+    def task_token(self, account: str, job: Json, task: Json) -> str | None:
+        """The token a task's authenticationTokenSettings ask for (access ``job``), else None."""
+        settings = task.get("authenticationTokenSettings") or {}
+        if "job" not in (settings.get("access") or ()):
+            return None
+        if self.issue_token is None:
+            raise RuntimeError("a task asks for an authentication token and no issuer is installed")
+        return self.issue_token(account, job["id"])
+
     def send(self, conn: Connection, agent_id: str | None, commands: list[Command]) -> None:
         """Send commands to an agent once this transaction has committed."""
         if agent_id and commands:
+            if self.auto_storage is not None:
+                commands = self.auto_storage.resolve(commands)
             after_commit(conn, lambda: self.notifier.push(agent_id, commands))
 
     def wake_after(self, conn: Connection) -> None:

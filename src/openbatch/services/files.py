@@ -7,13 +7,16 @@ Until a task has run on a node there are no files: 409 ``TaskFilesUnavailable``.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+import uuid
+from typing import Any, Callable, Protocol
 
 from ..domain.errors import BatchError, not_found
 from ..protocol import FileInfo, FileLocation
 from ..store.records import Record
 
 __all__ = ["FileInfo", "FileLocation", "FileService", "NodeFileSource"]
+
+Json = dict[str, Any]
 from .context import ServiceContext, require_job, require_task
 from .nodes import NodeService
 
@@ -31,6 +34,19 @@ class FileService:
         self.nodes = nodes
         #: Where a location's files are read (this host's disk, or the node's agent); None: no nodes exist.
         self.source_for: Callable[[FileLocation], NodeFileSource] | None = None
+        #: (node, container URL, virtual directory, start, end) -> files its agent uploaded of its own logs.
+        self.upload_agent_logs: Callable[[FileLocation, str, str, str, str | None], int] | None = None
+
+    def upload_service_logs(self, account: str, pool_id: str, node_id: str, container_url: str, start: str,
+                            end: str | None) -> Json:
+        """ComputeNode_UploadBatchServiceLogs: the node's agent logs of [start, end] go to the container,
+        under ``<pool>/<node>/<unique id>``; answered once they are there (the count is what was sent)."""
+        where = self.node_location(account, pool_id, node_id)
+        if self.upload_agent_logs is None:
+            raise not_found("NodeNotFound", "node", node_id)
+        directory = f"{pool_id}/{where.node_id}/{uuid.uuid4()}"
+        count = self.upload_agent_logs(where, container_url, directory, start, end)
+        return {"virtualDirectoryName": directory, "numberOfFilesUploaded": count}
 
     def task_location(self, account: str, job_id: str, task_id: str) -> FileLocation:
         with self.ctx.store.read() as conn:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 
-from ..domain import clock, commands, counts, execution, jobs as rules, tasks as task_rules
+from ..domain import auto_pools, clock, job_manager, commands, counts, execution, jobs as rules, tasks as task_rules
 from ..domain.conditions import NONE, Conditions, check
 from ..domain.errors import BatchError, not_found
 from ..domain.quotas import check_job_quota
@@ -16,14 +16,23 @@ from ..domain.models import (
     JobPatchParameter,
     JobTerminateParameter,
     JobUpdateParameter,
+    PoolAddParameter,
 )
-from ..domain.states import JobState, check_job_action
+from ..domain.states import JobState, TaskState, check_job_action
 from ..store import task_queries
 from ..store.engine import Connection
-from ..store.records import JOBS, PREP_RELEASE, Record, counters_by_id, read_counters
+from ..store.records import JOBS, POOLS, PREP_RELEASE, TASKS, Record, counters_by_id, read_counters
 from . import transitions
 from .calls import point_read
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
+
+
+class PoolLifecycle(Protocol):
+    """What jobs need of the pool use cases (services/pools.py) for their auto pools."""
+
+    def add_in(self, conn: Connection, account: str, pool: PoolAddParameter) -> Record: ...
+
+    def delete_in(self, conn: Connection, account: str, record: Record) -> None: ...
 
 Json = dict[str, Any]
 
@@ -31,6 +40,8 @@ Json = dict[str, Any]
 class JobService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        #: Creates and deletes the jobs' auto pools; set by ``Services.create`` (pools need jobs first).
+        self.pools: PoolLifecycle | None = None
 
     # -- create and read -------------------------------------------------------------------
 
@@ -42,8 +53,45 @@ class JobService:
             if JOBS.get(conn, (account,), (job.id,)) is not None:
                 raise BatchError("JobExists", "The specified job already exists.", [("JobId", job.id)])
             check_job_quota(self.ctx.quotas, active_jobs(conn, account))
+            spec = auto_pools.auto_pool_spec(body)
+            if spec is not None:
+                self._create_auto_pool(conn, account, spec, body)
             record = JOBS.insert(conn, (account,), body, now)
+            if job.jobManagerTask is not None:
+                self._add_job_manager(conn, record, job, now)
             return self.after_tasks_changed(conn, record)
+
+    def _add_job_manager(self, conn: Connection, record: Record, job: JobAddParameter, now: datetime) -> None:
+        """The job manager is the job's first task; run exclusively, it takes all of its node's slots."""
+        body = task_rules.new_task_body(job_manager.manager_task(job), record.body, now)
+        pool_id = record.body["executionInfo"].get("poolId")
+        pool = POOLS.get(conn, (record.row["account"],), (pool_id,)) if pool_id else None
+        pool_slots = pool.body.get("taskSlotsPerNode", 1) if pool is not None else None
+        body["requiredSlots"] = job_manager.exclusive_slots(record.body, body, pool_slots)
+        transitions.insert_tasks(conn, record, [body], now)
+        self.ctx.wake_after(conn)
+
+    def _create_auto_pool(self, conn: Connection, account: str, spec: Json, body: Json) -> None:
+        """The job's own pool, named in its executionInfo; a pool the account cannot have (quota) is the
+        job's schedulingError instead (the job is added: its tasks wait, and it says why)."""
+        assert self.pools is not None, "Services.create wires the pools"
+        pool_id = auto_pools.new_pool_id(spec)
+        try:   # add_in refuses before it writes anything
+            self.pools.add_in(conn, account, auto_pools.pool_parameter(spec, pool_id))
+        except BatchError as error:
+            body["executionInfo"]["schedulingError"] = auto_pools.creation_failed(error)
+            return
+        body["executionInfo"]["poolId"] = pool_id
+
+    def _delete_auto_pool(self, conn: Connection, record: Record) -> None:
+        """The job ended: its auto pool goes with it (poolLifetimeOption job, not keepAlive)."""
+        pool_id = auto_pools.pool_to_delete(record.body)
+        if pool_id is None or self.pools is None:
+            return
+        account = record.row["account"]
+        pool = POOLS.get(conn, (account,), (pool_id,), for_update=True)
+        if pool is not None and pool.body["state"] != "deleting":
+            self.pools.delete_in(conn, account, pool)
 
     def get(self, account: str, job_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.read() as conn:
@@ -149,12 +197,17 @@ class JobService:
             transitions.stop_on_node(self.ctx, conn, record, task, task_rules.terminated(task.body, now), now)
 
     def after_tasks_changed(self, conn: Connection, record: Record) -> Record:
-        """onAllTasksComplete=terminatejob ends an active job whose tasks are all complete;
+        """A completed job manager with killJobOnCompletion ends its job (JMComplete);
+        onAllTasksComplete=terminatejob ends an active job whose tasks are all complete;
         a job ``disabling`` with disableTasks=wait becomes ``disabled`` when its last running task ends.
 
         Called in the transaction of every change that may complete the last task.
         """
         body = record.body
+        if body["state"] == JobState.ACTIVE and job_manager.kills_job(body):
+            manager = TASKS.get(conn, (record.pk,), (body["jobManagerTask"]["id"],))
+            if manager is not None and manager.body["state"] == TaskState.COMPLETED:
+                return self.terminate_in(conn, record, "JMComplete")
         if body["state"] == JobState.ACTIVE and body.get("onAllTasksComplete") == "terminatejob":
             row = read_counters(conn, record.pk)
             if row["task_active"] == 0 and row["task_running"] == 0:
@@ -180,6 +233,7 @@ class JobService:
         if state in (JobState.TERMINATING, JobState.DELETING):
             self._start_releases(conn, record, now)
         if state in (JobState.TERMINATING, JobState.DELETING) and running == 0 and not self._release_due(conn, record):
+            self._delete_auto_pool(conn, record)
             if state is JobState.DELETING:
                 JOBS.delete(conn, record.pk)
                 return record

@@ -44,13 +44,17 @@ class PoolService:
     def add(self, account: str, pool: PoolAddParameter) -> Record:
         rules.validate_new_pool(pool)
         rules.check_application_packages(pool.applicationPackageReferences)
-        now = self.ctx.now()
         with self.ctx.store.write() as conn:
-            if POOLS.get(conn, (account,), (pool.id,)) is not None:
-                raise BatchError("PoolExists", "The specified pool already exists.", [("PoolId", pool.id)])
-            quota_rules.check_pool_quota(self.ctx.quotas, POOLS.count(conn, (account,)))
-            record = POOLS.insert(conn, (account,), rules.new_pool_body(pool, now), now)
-            return self._settle_allocation(conn, account, record)
+            return self.add_in(conn, account, pool)
+
+    def add_in(self, conn: Connection, account: str, pool: PoolAddParameter) -> Record:
+        """Create a validated pool in the caller's transaction (Pool Add, or a job's auto pool)."""
+        now = self.ctx.now()
+        if POOLS.get(conn, (account,), (pool.id,)) is not None:
+            raise BatchError("PoolExists", "The specified pool already exists.", [("PoolId", pool.id)])
+        quota_rules.check_pool_quota(self.ctx.quotas, POOLS.count(conn, (account,)))
+        record = POOLS.insert(conn, (account,), rules.new_pool_body(pool, now), now)
+        return self._settle_allocation(conn, account, record)
 
     def get(self, account: str, pool_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.read() as conn:
@@ -67,13 +71,17 @@ class PoolService:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, pool_id, conditions)
             rules.check_not_deleting(record.body)
-            now = self.ctx.now()
-            record = POOLS.update(conn, record, rules.with_state(record.body, PoolState.DELETING, now), now)
-            if self.allocation is not None:
-                for node in self.allocation.pool_nodes(conn, account, record.row["id_key"]):
-                    self.allocation.remove(conn, account, node, "requeue", now)
-            if NODES.count(conn, (account, record.row["id_key"])) == 0:
-                POOLS.delete(conn, record.pk)
+            self.delete_in(conn, account, record)
+
+    def delete_in(self, conn: Connection, account: str, record: Record) -> None:
+        """Delete a pool (locked, not deleting) in the caller's transaction: its nodes leave, then it goes."""
+        now = self.ctx.now()
+        record = POOLS.update(conn, record, rules.with_state(record.body, PoolState.DELETING, now), now)
+        if self.allocation is not None:
+            for node in self.allocation.pool_nodes(conn, account, record.row["id_key"]):
+                self.allocation.remove(conn, account, node, "requeue", now)
+        if NODES.count(conn, (account, record.row["id_key"])) == 0:
+            POOLS.delete(conn, record.pk)
 
     def patch(self, account: str, pool_id: str, patch: PoolPatchParameter, conditions: Conditions = NONE) -> Record:
         rules.check_application_packages(patch.applicationPackageReferences)

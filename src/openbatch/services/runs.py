@@ -221,7 +221,8 @@ class RunService:
                 run_id = commands.new_run_id("t")
                 task = transitions.apply(conn, job, task, execution.running(task.body, now), now)
                 TASKS.set_columns(conn, task.pk, run_id=run_id)
-                out.append(commands.task_command(run_id, self._identity(conn, job, node), job.body, task.body))
+                token = self.ctx.task_token(job.row["account"], job.body, task.body)
+                out.append(commands.task_command(run_id, self._identity(conn, job, node), job.body, task.body, token))
             else:
                 transitions.apply(conn, job, task, with_state(task.body, TaskState.ACTIVE, now), now)
                 TASKS.set_columns(conn, task.pk, run_id=None, node_pk=None)

@@ -92,16 +92,9 @@ class TaskService:
                     fresh.append((outcome, body_of(task)))
                 except BatchError as error:
                     outcome.error = error
-            records = TASKS.insert_many(conn, (job.pk,), [body for _, body in fresh], now)
-            added: counts.Counter[int] = counts.Counter()  # tasks added, by their requiredSlots
+            records = transitions.insert_tasks(conn, job, [body for _, body in fresh], now)
             for (outcome, _), record in zip(fresh, records):
                 outcome.record = record
-                added[record.body["requiredSlots"]] += 1
-            change: counts.Counter[str] = counts.Counter()
-            for slots, number in added.items():
-                for name, value in counts.delta(None, None, "active", None, slots).items():
-                    change[name] += value * number
-            adjust_counters(conn, job.pk, change)
             if records:
                 self.ctx.wake_after(conn)
             return outcomes

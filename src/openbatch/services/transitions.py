@@ -28,6 +28,20 @@ def apply(conn: Connection, job: Record, task: Record, body: Json, now: datetime
     return TASKS.update(conn, task, body, now)
 
 
+def insert_tasks(conn: Connection, job: Record, bodies: Sequence[Json], now: datetime) -> list[Record]:
+    """New active tasks of ``job`` and the job's counters moved by them, in one step."""
+    records = TASKS.insert_many(conn, (job.pk,), bodies, now)
+    added: counts.Counter[int] = counts.Counter()  # tasks added, by their requiredSlots
+    for record in records:
+        added[record.body["requiredSlots"]] += 1
+    change: counts.Counter[str] = counts.Counter()
+    for slots, number in added.items():
+        for name, value in counts.delta(None, None, "active", None, slots).items():
+            change[name] += value * number
+    adjust_counters(conn, job.pk, change)
+    return records
+
+
 @dataclass(frozen=True, slots=True)
 class TaskChange:
     """One task's new body in a batch, with the non-body columns that change with it."""

@@ -145,12 +145,10 @@ def test_symlink_out_of_the_working_directory_is_refused(tmp_path: Path, wd: Pat
     assert error.code == "ResourceFileWriteFailed" and list(outside.iterdir()) == []
 
 
-def test_storage_containers_are_not_supported(wd: Path) -> None:
-    for source in ({"storageContainerUrl": "https://acct.blob.core.windows.net/c?sig=x"},
-                   {"autoStorageContainerName": "inputs"}):
-        error = failure_of([source], wd)
-        assert error.code == "BlobDownloadMiscError"
-        assert "not supported" in error.message and "httpUrl" in error.message
+def test_an_unresolved_auto_storage_container_says_why(wd: Path) -> None:
+    """The server resolves autoStorageContainerName; one that reaches a node had no account to come from."""
+    error = failure_of([{"autoStorageContainerName": "inputs"}], wd)
+    assert error.code == "BlobDownloadMiscError" and "--auto-storage" in error.message
 
 
 def test_timeout(wd: Path) -> None:

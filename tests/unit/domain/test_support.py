@@ -25,12 +25,16 @@ def test_a_plain_task_passes() -> None:
 
 def test_the_refused_property_is_named_with_its_index() -> None:
     task = _task(resourceFiles=[{"httpUrl": "https://x/y", "filePath": "y"},
-                                {"storageContainerUrl": "https://a.blob.core.windows.net/c"}])
+                                {"storageContainerUrl": "https://a.blob.core.windows.net/c",
+                                 "identityReference": {"resourceId": "/x"}}])
     values = _refusal(task, REFUSED_TASK)
-    assert values["PropertyName"] == "resourceFiles/1/storageContainerUrl"
-    assert "not supported" in values["Reason"] and "issue 13" in values["Reason"]
+    assert values["PropertyName"] == "resourceFiles/1/identityReference"
+    assert "not supported" in values["Reason"] and "SAS" in values["Reason"]
     assert _refusal(_task(userIdentity={"username": "u"}), REFUSED_TASK)["PropertyName"] == "userIdentity/username"
-    assert _refusal(_task(outputFiles=[{"filePattern": "*"}]), REFUSED_TASK)["PropertyName"] == "outputFiles"
+    output = {"filePattern": "*", "uploadOptions": {"uploadCondition": "taskcompletion"},
+              "destination": {"container": {"containerUrl": "https://a/c", "identityReference": {"resourceId": "/x"}}}}
+    assert _refusal(_task(outputFiles=[output]), REFUSED_TASK)["PropertyName"] == \
+        "outputFiles/0/destination/container/identityReference"
 
 
 def test_conditions_on_values() -> None:

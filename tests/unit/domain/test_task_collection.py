@@ -19,7 +19,9 @@ ITEMS = [
     {"id": "a", "commandLine": "x", "requiredSlots": 2.0},
     {"id": "a", "commandLine": "x", "displayName": None, "unknownProperty": [1]},
     {"id": "a", "commandLine": "x", "constraints": {"maxTaskRetryCount": "3", "retentionTime": "PT1H"}},
-    {"id": "a", "commandLine": "x", "outputFiles": [{"a": 1}], "containerSettings": {"x": [1, 2.5, None]}},
+    {"id": "a", "commandLine": "x", "containerSettings": {"x": [1, 2.5, None]},
+     "outputFiles": [{"filePattern": "*", "destination": {"container": {"containerUrl": "https://a/c", "z": 1}},
+                      "uploadOptions": {"uploadCondition": "tasksuccess"}}]},
     {"id": "a", "commandLine": "x", "exitConditions": {"default": {"jobAction": "none"}}},
     {"id": "a", "commandLine": "x", "environmentSettings": [{"name": "n", "value": "1", "extra": 2}]},
     {"id": "a", "commandLine": "x", "multiInstanceSettings": {"coordinationCommandLine": "c"}},
@@ -31,6 +33,7 @@ BAD_ITEMS = [
     {"id": "a", "commandLine": "x", "requiredSlots": 2.5},
     {"id": "a", "commandLine": "x", "requiredSlots": True},
     {"id": "a", "commandLine": "x", "exitConditions": {"default": {"jobAction": "NONE"}}},
+    {"id": "a", "commandLine": "x", "outputFiles": [{"a": 1}]},
     "not a task",
 ]
 

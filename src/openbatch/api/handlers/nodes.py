@@ -6,12 +6,19 @@ from starlette.responses import Response
 
 from ...domain import nodes as node_rules
 from ...domain.secrets import NODE_SECRETS, redacted
-from ...domain.models import NodeDisableSchedulingParameter, NodeRebootParameter, NodeReimageParameter
+from ...domain import clock
+from ...domain.models import (
+    NodeDisableSchedulingParameter,
+    NodeRebootParameter,
+    NodeReimageParameter,
+    UploadBatchServiceLogsConfiguration,
+)
+from ...domain.output_files import check_service_logs_upload
 from ...services import Record
 from ..listing import list_query
 from ..request import ApiRequest, run
 from ..router import operation
-from ..wire import changed, entity, listing
+from ..wire import changed, entity, json_response, listing
 
 
 def _render(req: ApiRequest, pool_id: str, record: Record, recent: list[dict]) -> dict:
@@ -72,3 +79,14 @@ async def reimage(req: ApiRequest) -> Response:
     await run(lambda: req.services.node_ops.reboot(req.account, req.params["poolId"], req.params["nodeId"], option,
                                                    reimage=True))
     return changed(req, 202, _node_url(req))
+
+
+@operation("ComputeNode_UploadBatchServiceLogs")
+async def upload_batch_service_logs(req: ApiRequest) -> Response:
+    config = req.json(UploadBatchServiceLogsConfiguration)
+    check_service_logs_upload(config)
+    start, end = clock.aware(config.startTime), clock.aware(config.endTime)
+    result = await run(req.services.files.upload_service_logs, req.account, req.params["poolId"],
+                       req.params["nodeId"], config.containerUrl, start.isoformat(),  # type: ignore[union-attr]
+                       end.isoformat() if end else None)
+    return json_response(req, result)
