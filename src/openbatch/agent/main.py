@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import formatdate
@@ -137,6 +138,8 @@ class Agent:
             await self.flush()
         sender.cancel()
         await self.http.aclose()
+        if "openbatch.agent.output_files" in sys.modules:   # the storage client was used: close its sessions
+            await sys.modules["openbatch.agent.output_files"].close_clients()
 
     def answered(self, status: int) -> bool:
         """The server answered: it is alive. False if it no longer knows this agent (which then stops,

@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from ..domain.output_files import METADATA_HEADER_PREFIX, UPLOAD_HEADER_SETTINGS
-from .output_patterns import Match, PatternError, blob_name, expand_variables, matching_files
+from .output_patterns import Match, PatternError, blob_name, expand_variables, has_wildcard, matching_files
 
 __all__ = ["BLOCK_SIZE_VARIABLE", "MAX_PARALLEL_UPLOADS", "UploadError", "upload_outputs", "wanted"]
 
@@ -37,7 +38,13 @@ DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
 #: Files uploaded at once by one agent (all its tasks together).
 MAX_PARALLEL_UPLOADS = 8
 
+#: Container clients kept per event loop and container URL (their connections are reused by the next
+#: task uploading there); at most this many, the least recently used closed first.
+MAX_CLIENTS = 16
+
 _LIMITS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+_CLIENTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[tuple[str, int], Any]]" = \
+    weakref.WeakKeyDictionary()
 
 
 class UploadError(Exception):
@@ -78,6 +85,31 @@ def _block_size() -> int:
         return max(1, int(os.environ.get(BLOCK_SIZE_VARIABLE) or DEFAULT_BLOCK_SIZE))
     except ValueError:
         return DEFAULT_BLOCK_SIZE
+
+
+def _client(url: str) -> Any:
+    """This loop's client of the container ``url`` (made on first use; ValueError for a bad URL)."""
+    from azure.storage.blob.aio import ContainerClient
+
+    clients = _CLIENTS.setdefault(asyncio.get_running_loop(), OrderedDict())
+    key = (url, _block_size())
+    client = clients.get(key)
+    if client is not None:
+        clients.move_to_end(key)
+        return client
+    size = key[1]
+    client = clients[key] = ContainerClient.from_container_url(url, max_single_put_size=size, max_block_size=size)
+    while len(clients) > MAX_CLIENTS:
+        _, old = clients.popitem(last=False)
+        asyncio.get_running_loop().create_task(old.close())
+    return client
+
+
+async def close_clients() -> None:
+    """Close this loop's container clients (the agent calls it when it stops)."""
+    clients = _CLIENTS.pop(asyncio.get_running_loop(), None) or {}
+    for client in clients.values():
+        await client.close()
 
 
 def _limit() -> asyncio.Semaphore:
@@ -146,6 +178,7 @@ class _Log:
         self.err.append(self.out[-1])
 
     def write(self) -> None:
+        """Both files (a few lines: written inline, as the task's own files are)."""
         for name, lines in (("fileuploadout.txt", self.out), ("fileuploaderr.txt", self.err)):
             try:
                 with open(os.path.join(self.task_dir, name), "w", encoding="utf-8") as file:
@@ -164,15 +197,14 @@ async def _upload_file(container: Any, match: Match, name: str, arguments: dict[
 
 async def _upload_spec(spec: Mapping[str, Any], working_dir: str, task_dir: str,
                        environment: Mapping[str, str], log: _Log) -> UploadError | None:
-    from azure.storage.blob.aio import ContainerClient
-
     raw_pattern = str(spec.get("filePattern") or "")
     destination = (spec.get("destination") or {}).get("container") or {}
     url = str(destination.get("containerUrl") or "")
     where = [("FilePattern", raw_pattern), ("ContainerUrl", _display_url(url))]
     pattern = expand_variables(raw_pattern, environment)
-    try:
-        matches = await asyncio.to_thread(matching_files, pattern, working_dir, task_dir)
+    try:   # one file is a stat or two; a wildcard walks directories: a worker thread does that
+        matches = (await asyncio.to_thread(matching_files, pattern, working_dir, task_dir) if has_wildcard(pattern)
+                   else matching_files(pattern, working_dir, task_dir))
     except (PatternError, OSError) as error:
         failure = UploadError("FileUploadMiscError", str(error), where)
         log.error(f"pattern {raw_pattern!r}: {error}")
@@ -180,28 +212,26 @@ async def _upload_spec(spec: Mapping[str, Any], working_dir: str, task_dir: str,
     if not matches:
         log.info(f"pattern {raw_pattern!r} matched no files: nothing uploaded")
         return None
-    size = _block_size()
     first: UploadError | None = None
     try:
-        container = ContainerClient.from_container_url(url, max_single_put_size=size, max_block_size=size)
+        container = _client(url)
     except ValueError as error:
         log.error(f"pattern {raw_pattern!r}: the container URL is not valid: {error}")
         return UploadError("FileUploadMiscError", f"The container URL is not valid: {error}", where)
     arguments = _upload_arguments(destination.get("uploadHeaders") or ())
-    async with container:
-        for match in matches:
-            name = blob_name(pattern, destination.get("path"), match)
-            target = f"{_display_url(url)}/{name}"
-            try:
-                sent = await _upload_file(container, match, name, arguments)
-            except Exception as error:  # noqa: BLE001 - every storage, network or file error is the task's
-                failure = _storage_failure(error, [*where, ("FilePath", match.path), ("BlobName", name)])
-                log.error(f"{match.path} -> {target}: {failure.code}: {failure.message}")
-                first = first or failure
-                if failure.code != "FileUploadMiscError":
-                    break   # the container is missing or refuses us: the other files would fail alike
-            else:
-                log.info(f"{match.path} -> {target} ({sent} bytes)")
+    for match in matches:
+        name = blob_name(pattern, destination.get("path"), match)
+        target = f"{_display_url(url)}/{name}"
+        try:
+            sent = await _upload_file(container, match, name, arguments)
+        except Exception as error:  # noqa: BLE001 - every storage, network or file error is the task's
+            failure = _storage_failure(error, [*where, ("FilePath", match.path), ("BlobName", name)])
+            log.error(f"{match.path} -> {target}: {failure.code}: {failure.message}")
+            first = first or failure
+            if failure.code != "FileUploadMiscError":
+                break   # the container is missing or refuses us: the other files would fail alike
+        else:
+            log.info(f"{match.path} -> {target} ({sent} bytes)")
     return first
 
 
@@ -216,6 +246,6 @@ async def upload_outputs(specs: Sequence[Mapping[str, Any]], working_dir: str, t
                 failure = await _upload_spec(spec, working_dir, task_dir, environment, log)
                 first = first or failure
     finally:
-        await asyncio.to_thread(log.write)
+        log.write()
     if first is not None:
         raise first
