@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the test dependencies and run the whole test suite.
-#  0. .tools/azurite: the Azure Storage emulator (npm), for the Blob storage tests
+#  0. .tools/azurite: the Azure Storage emulator (npm), for the Blob storage tests; scripts/slurm.sh: Slurm
 #  1. .venv        : openbatch + azure-batch 15.1 + schemathesis (unit, store, REST, SDK 15 end-to-end and fuzz tests)
 #  2. .venv-sdk14  : openbatch + azure-batch 14.2 (the same server driven by the msrest-based SDK)
 #  3. the coverage table (docs/coverage.md) regenerated from both runs must equal the committed one
@@ -24,6 +24,9 @@ if [ ! -x .tools/azurite/node_modules/.bin/azurite-blob ]; then
     echo "warning: npm not found, Azurite not installed: the Blob storage tests will skip" >&2
   fi
 fi
+
+# A single-host Slurm cluster (Debian's packages) for the Slurm-backed pool tests; they skip, saying why, without it
+./scripts/slurm.sh
 
 setup .venv -e ".[test,sdk15,fuzz]"
 setup .venv-sdk14 -e ".[test]" "azure-batch==14.2.0"

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.azurite import Azurite, start_azurite
 from tests.support.live import LiveServer, start_server
+from tests.support.slurm import slurm_unavailable
 from tests.support.swagger import load_spec
 
 PG_ADMIN_URL = os.environ.get("OPENBATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -114,10 +115,21 @@ def live_storage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
                       node_lost_after=3.0, auto_storage=azurite.connection_string)
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def live_slurm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec  # type: ignore[no-untyped-def]
+               ) -> Iterator[LiveServer]:
+    """A server whose pools' nodes are Slurm allocations (scripts/slurm.sh), on both stores; skips without Slurm."""
+    why = slurm_unavailable()
+    if why:
+        pytest.skip(why)
+    yield from _serve(request, tmp_path_factory, spec, "slurm", node_provider="slurm", node_lost_after=5.0)
+
+
 @pytest.fixture(autouse=True)
 def _contract(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test whose requests got a response that breaks the Swagger contract."""
-    name = next((n for n in ("live", "live_nodes", "live_storage") if n in request.fixturenames), None)
+    name = next((n for n in ("live", "live_nodes", "live_storage", "live_slurm") if n in request.fixturenames),
+                None)
     if name is None:
         yield
         return

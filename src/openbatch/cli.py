@@ -31,8 +31,21 @@ def parser() -> argparse.ArgumentParser:
                        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (OPENBATCH_DATABASE_URL)")
     serve.add_argument("--extra-accounts", default=_env("EXTRA_ACCOUNTS", ""),
                        help="more accounts as NAME:KEY,NAME:KEY (OPENBATCH_EXTRA_ACCOUNTS)")
-    serve.add_argument("--node-provider", choices=["local", "none"], default=_env("NODE_PROVIDER", "local"),
-                       help="local: pools get nodes run on this host (default); none: no nodes (OPENBATCH_NODE_PROVIDER)")
+    serve.add_argument("--node-provider", choices=["local", "slurm", "none"], default=_env("NODE_PROVIDER", "local"),
+                       help="local: pools get nodes run on this host (default); slurm: each node is a Slurm "
+                            "allocation running an agent; none: no nodes (OPENBATCH_NODE_PROVIDER)")
+    serve.add_argument("--slurm-partition", default=_env("SLURM_PARTITION"),
+                       help="slurm provider: the partition of the allocations (a pool's metadata item "
+                            "openbatch.slurm.partition overrides it; default: the cluster's) (OPENBATCH_SLURM_PARTITION)")
+    serve.add_argument("--slurm-sbatch-options", default=_env("SLURM_SBATCH_OPTIONS", ""),
+                       help="slurm provider: more sbatch options, e.g. '--time=08:00:00 --account=lab' "
+                            "(OPENBATCH_SLURM_SBATCH_OPTIONS)")
+    serve.add_argument("--slurm-max-queued", type=int, default=int(_env("SLURM_MAX_QUEUED", "16")),
+                       help="slurm provider: allocations of this server waiting in the queue at once "
+                            "(OPENBATCH_SLURM_MAX_QUEUED)")
+    serve.add_argument("--slurm-node-root", type=Path, default=_env("SLURM_NODE_ROOT"),
+                       help="slurm provider: where the nodes' directories go on the compute hosts (default: "
+                            "<data-dir>/slurm-nodes) (OPENBATCH_SLURM_NODE_ROOT)")
     serve.add_argument("--nodes-per-agent", type=int, default=int(_env("NODES_PER_AGENT", "8")),
                        help="local nodes hosted by one agent process (OPENBATCH_NODES_PER_AGENT)")
     serve.add_argument("--node-lost-after", type=float, default=float(_env("NODE_LOST_AFTER", "10")),
@@ -89,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 quota_pools=args.quota_pools,
                 quota_active_jobs=args.quota_active_jobs,
                 auto_storage=args.auto_storage,
+                slurm_partition=args.slurm_partition,
+                slurm_sbatch_options=args.slurm_sbatch_options or "",
+                slurm_max_queued=args.slurm_max_queued,
+                slurm_node_root=Path(args.slurm_node_root) if args.slurm_node_root else None,
             )
         )
     elif args.command == "agent":

@@ -29,7 +29,8 @@ class Settings:
     key: str | None = None
     database_url: str | None = None
     extra_accounts: dict[str, str] = field(default_factory=dict)
-    #: "local": pools get compute nodes run by agent processes on this host; "none": pools get no nodes.
+    #: "local": pools get compute nodes run by agent processes on this host; "slurm": each node is a Slurm
+    #: allocation running an agent; "none": pools get no nodes.
     node_provider: str = "local"
     nodes_per_agent: int = 8
     #: Seconds without a call from an agent before its nodes become unusable.
@@ -38,6 +39,12 @@ class Settings:
     quota_dedicated_cores: int = _DEFAULT_QUOTAS.dedicated_cores
     quota_pools: int = _DEFAULT_QUOTAS.pools
     quota_active_jobs: int = _DEFAULT_QUOTAS.active_jobs
+    #: ``slurm`` provider: the partition (None: the cluster's default), extra sbatch options, how many
+    #: allocations may wait in the queue at once, where the nodes' directories go on the compute hosts.
+    slurm_partition: str | None = None
+    slurm_sbatch_options: str = ""
+    slurm_max_queued: int = 16
+    slurm_node_root: Path | None = None
     #: Connection string of the auto-storage account (ResourceFile.autoStorageContainerName), if any.
     auto_storage: str | None = None
 

@@ -17,6 +17,7 @@ from .api.agent_api import AgentApi
 from .nodes.agent_files import AgentFileRequests
 from .agent.files import NodeFiles
 from .nodes.local import LocalNodes
+from .nodes.slurm import SlurmNodes, SlurmSettings
 from .protocol import Command
 from .nodes.provider import JoinedAgents, NodeProvider
 from .scheduler.hub import AgentHub
@@ -30,18 +31,23 @@ log = logging.getLogger("openbatch.runtime")
 
 class Runtime(Notifier):
     def __init__(self, services: Services, accounts: Mapping[str, bytes], data_dir: Path, server_url: str, *,
-                 nodes_per_agent: int = 8, node_lost_after: float = 10.0) -> None:
+                 nodes_per_agent: int = 8, node_lost_after: float = 10.0, provider: str = "local",
+                 slurm: SlurmSettings | None = None) -> None:
         self.services = services
         self.server_url = server_url
         self.hub = AgentHub()
         self.node_lost_after = node_lost_after
         self.scheduler = Scheduler(services, self.hub, node_lost_after, self.agent_silent)
         join_token = secrets.token_urlsafe(32)
-        local = LocalNodes(services, data_dir, lambda: self.server_url, join_token, nodes_per_agent)
-        local.on_agents_gone = lambda agent_ids: [self.agent_gone(agent_id) for agent_id in agent_ids]
-        #: The agents the server starts itself (``local``: processes on this host), and those that
-        #: join from other hosts by themselves.
-        self.provider: NodeProvider = local
+        hosts: LocalNodes | SlurmNodes
+        if provider == "slurm":
+            hosts = SlurmNodes(services, data_dir, lambda: self.server_url, join_token, slurm)
+        else:
+            hosts = LocalNodes(services, data_dir, lambda: self.server_url, join_token, nodes_per_agent)
+        hosts.on_agents_gone = lambda agent_ids: [self.agent_gone(agent_id) for agent_id in agent_ids]
+        #: The agents the server starts itself (``local``: processes on this host; ``slurm``: Slurm
+        #: allocations), and those that join from other hosts by themselves.
+        self.provider: NodeProvider = hosts
         self.joined: NodeProvider = JoinedAgents()
         self.agent_api = AgentApi(services, self.hub, accounts, join_token,
                                   node_root=lambda account, pool, node: self.provider.node_root(node),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -34,18 +36,26 @@ def build(settings: Settings) -> tuple[BatchApp, Store]:
         lease.release()
         raise
     accounts = settings.accounts()
-    local = settings.node_provider == "local"
-    services = Services.create(store, node_provider=local, quotas=settings.quotas(), auto_storage=auto_storage)
+    hosted = settings.node_provider in ("local", "slurm")
+    services = Services.create(store, node_provider=hosted, quotas=settings.quotas(), auto_storage=auto_storage)
     services.ctx.issue_token = lambda account, job_id: task_tokens.issue(account, accounts[account], job_id,
                                                                          services.ctx.now())
     runtime = None
-    if local:
+    if hosted:
         from .runtime import Runtime
 
         runtime = Runtime(services, accounts, settings.data_dir, settings.server_url(),
-                          nodes_per_agent=settings.nodes_per_agent, node_lost_after=settings.node_lost_after)
+                          nodes_per_agent=settings.nodes_per_agent, node_lost_after=settings.node_lost_after,
+                          provider=settings.node_provider, slurm=_slurm_settings(settings))
     app = BatchApp(services, accounts, runtime=runtime, lease=lease)
     return app, store
+
+
+def _slurm_settings(settings: Settings) -> Any:
+    from .nodes.slurm import SlurmSettings
+
+    return SlurmSettings(partition=settings.slurm_partition, sbatch_options=shlex.split(settings.slurm_sbatch_options),
+                         max_queued=max(1, settings.slurm_max_queued), node_root=settings.slurm_node_root)
 
 
 def serve(settings: Settings) -> None:

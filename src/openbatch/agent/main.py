@@ -67,6 +67,9 @@ REPORTS_IN_FLIGHT = 3
 #: nothing else running leaves at once (figure 2's latency does not pay it).
 REPORT_HOLD_SECONDS = 0.001
 RETRY_SECONDS = 0.5
+#: How long the exit of a run killed by a signal from outside waits before it is reported: if the agent
+#: itself is being ended meanwhile (its Slurm allocation cancelled), the exit is not reported at all.
+OUTSIDE_KILL_GRACE = 1.0
 
 Json = dict[str, Any]
 
@@ -252,6 +255,12 @@ class Agent:
         )
         try:
             result = await run(spec)
+            if _killed_from_outside(result) and not self.done.is_set():
+                # A signal nobody here sent: when an allocation ends (scancel, its time limit, a host
+                # going down) every process of it gets one at once, this agent too. Wait for that.
+                await asyncio.sleep(OUTSIDE_KILL_GRACE)
+            if self.done.is_set():
+                return  # the agent is ending with its node: the server recovers what ran here (node lost)
         except asyncio.CancelledError:
             return  # killed on the server's word (it already knows), or fenced (it will reconcile)
         except Exception as error:  # noqa: BLE001 - a bug in one run must not take the agent down
@@ -426,6 +435,16 @@ def _kill_runs_now(node: Node) -> None:
             except (ProcessLookupError, PermissionError):
                 pass
         task.cancel()
+
+
+#: Exit codes of a process ended by SIGHUP, SIGINT, SIGKILL or SIGTERM (128 + N, as a shell says).
+_OUTSIDE_SIGNALS = frozenset(128 + sig for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM))
+
+
+def _killed_from_outside(result: RunResult) -> bool:
+    """The process died of a signal, and not because its wall clock ran out (the runner kills those)."""
+    return (result.exit_code in _OUTSIDE_SIGNALS and result.failure is not None
+            and result.failure.get("code") == "FailureExitCode")
 
 
 def _wire(value: datetime) -> str:

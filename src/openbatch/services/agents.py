@@ -166,6 +166,12 @@ class AgentService:
             present = node_queries.existing_node_keys(conn, node_ids)
         return [node_id for node_id in node_ids if node_id.lower() not in present]
 
+    def existing_nodes(self, node_ids: Sequence[str]) -> list[str]:
+        """Which of ``node_ids`` exist (in this database)."""
+        with self.ctx.store.read() as conn:
+            present = node_queries.existing_node_keys(conn, node_ids)
+        return [node_id for node_id in node_ids if node_id.lower() in present]
+
     def node_ids_of(self, agent_id: str) -> list[str]:
         with self.ctx.store.read() as conn:
             return node_queries.node_ids_of_agent(conn, agent_id)

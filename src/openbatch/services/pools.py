@@ -56,6 +56,24 @@ class PoolService:
         record = POOLS.insert(conn, (account,), rules.new_pool_body(pool, now), now)
         return self._settle_allocation(conn, account, record)
 
+    def allocation_failed(self, account: str, pool_id: str, message: str) -> None:
+        """The node provider could not get a node for the pool: its resizeErrors say why (until a resize)."""
+        with self.ctx.store.write() as conn:
+            record = POOLS.get(conn, (account,), (pool_id,), for_update=True)
+            if record is None:
+                return
+            error = {"code": "AllocationFailed", "message": message}
+            if record.body.get("resizeErrors") == [error]:
+                return
+            POOLS.update(conn, record, {**record.body, "resizeErrors": [error]}, self.ctx.now())
+
+    def metadata_value(self, account: str, pool_id: str, name: str) -> str | None:
+        """The value of the pool's metadata item ``name`` (None without one, or without the pool)."""
+        with self.ctx.store.read() as conn:
+            record = POOLS.get(conn, (account,), (pool_id,))
+        items = (record.body.get("metadata") or []) if record is not None else []
+        return next((item.get("value") for item in items if item.get("name") == name), None)
+
     def get(self, account: str, pool_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.read() as conn:
             record = require_pool(conn, account, pool_id)
