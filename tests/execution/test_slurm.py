@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from typing import Iterator
 import pytest
 from azure.batch import BatchClient, models as m
 from azure.core.credentials import AzureNamedKeyCredential
@@ -16,6 +17,10 @@ from tests.execution.conftest import wait_for
 from tests.execution.test_task_lifecycle import _image
 from tests.sdk.conftest import uid
 from tests.support.live import LiveServer
+
+
+#: The provider's squeue period and a margin.
+POLL = 2.5
 
 
 @pytest.fixture
@@ -108,3 +113,46 @@ def test_sbatch_failures_are_resize_errors(slurm: LiveServer) -> None:
     batch.begin_delete_pool(pool_id, polling_interval=0)
     time.sleep(0.5)
     assert pool_id not in {p.id for p in batch.list_pools()} or batch.get_pool(pool_id).state == "deleting"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def slurm_one_minute(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec  # type: ignore[no-untyped-def]
+                     ) -> Iterator[LiveServer]:
+    """A Slurm-backed server whose allocations last one minute (sbatch --time=1)."""
+    from tests.conftest import _serve
+    from tests.support.slurm import slurm_unavailable
+
+    why = slurm_unavailable()
+    if why:
+        pytest.skip(why)
+    yield from _serve(request, tmp_path_factory, spec, "slurm-1min", node_provider="slurm", node_lost_after=5.0,
+                      slurm_sbatch_options="--time=1")
+
+
+def test_only_tasks_that_can_finish_start_before_the_allocation_ends(slurm_one_minute: LiveServer) -> None:
+    batch = client(slurm_one_minute)
+    pool_id = slurm_pool(batch, 1)
+    idle_nodes(batch, pool_id, 1)
+    wait_for(lambda: _jobs().get(next(iter(batch.list_nodes(pool_id))).id, ("", "", ""))[1] == "RUNNING",
+             message="the allocation running")
+    time.sleep(POLL)   # the provider has read the allocation's end time
+    from openbatch.store import schema
+
+    with slurm_one_minute.app.services.ctx.store.read() as conn:
+        until = conn.execute(schema.nodes.select()).fetchall()
+    assert [row.available_until is not None for row in until if row.pool_id_key == pool_id.lower()] == [True]
+    job_id = uid("time")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+
+    def task(task_id: str, limit: str | None) -> m.BatchTaskCreateOptions:
+        constraints = m.BatchTaskConstraints(max_wall_clock_time=limit) if limit else None
+        return m.BatchTaskCreateOptions(id=task_id, command_line="/bin/true", constraints=constraints)
+
+    batch.create_task_collection(job_id, m.BatchTaskGroup(task_values=[
+        task("too-long", "PT5M"), task("unlimited", None), task("short", "PT10S")]))
+    wait_for(lambda: batch.get_task(job_id, "short").state == "completed", message="the short task to run")
+    time.sleep(1.0)
+    # under a minute left: a task that needs 5 minutes, or says nothing, does not start there
+    assert batch.get_task(job_id, "too-long").state == "active"
+    assert batch.get_task(job_id, "unlimited").state == "active"
+    batch.begin_delete_pool(pool_id, polling_interval=0)

@@ -44,6 +44,11 @@ def task_dir(job_id: str, task_id: str) -> str:
     return f"workitems/{job_id}/job-1/{task_id}"
 
 
+def wall_clock_seconds(duration: str | None) -> float | None:
+    """A maxWallClockTime in seconds; None when unlimited."""
+    return _seconds(duration)
+
+
 def _seconds(duration: str | None) -> float | None:
     if not duration or duration == UNLIMITED_DURATION:
         return None

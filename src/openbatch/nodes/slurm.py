@@ -17,6 +17,10 @@ pool makes its agent exit, which ends the allocation.
   the agent's silence (``--node-lost-after``); either way its agent is reported lost: the node
   turns ``unusable``, its tasks go back to the queue (``requeueCount``, as Azure does on node
   loss), and a new allocation brings it back. Reboot and reimage are a fresh allocation.
+- **Time limits**: an allocation's end (``--time`` among the sbatch options, or the partition's)
+  is told to the scheduler, which starts there only tasks whose maxWallClockTime fits in the time
+  left, and tasks without one only while more than a minute is left: the node drains, and when
+  its allocation ends a new one replaces it (what still ran is requeued, as on any node loss).
 - **Stop**: when the server stops, its allocations are cancelled (``scancel``); at the next
   start, allocations of this database's nodes left from before are cancelled first.
 
@@ -33,6 +37,7 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -80,6 +85,9 @@ async def _slurm(*args: str) -> str:
     return out.decode(errors="replace")
 
 
+_UNSET = "unset"
+
+
 @dataclass
 class _Allocation:
     job_id: str
@@ -87,6 +95,15 @@ class _Allocation:
     pool_id: str
     submitted: float
     state: str = "PENDING"
+    end: datetime | None | str = _UNSET   # when its time limit ends it (None: never; told to the server)
+
+
+def _end_time(text: str) -> datetime | None:
+    """squeue's %e (the controller's local time), None when the allocation has no end."""
+    try:
+        return datetime.fromisoformat(text.strip()).astimezone(timezone.utc)
+    except ValueError:
+        return None   # N/A, NONE, Unknown, UNLIMITED
 
 
 class SlurmNodes:
@@ -158,15 +175,14 @@ class SlurmNodes:
             except Exception:  # noqa: BLE001 - keep provisioning
                 log.exception("Slurm provisioning failed; retrying")
 
-    async def _queue(self) -> dict[str, tuple[str, str]]:
-        """This cluster's openbatch allocations: job name -> (job id, state)."""
-        out = await _slurm("squeue", "--noheader", "--format=%i|%j|%T", "--states=all")
+    async def _queue(self) -> dict[str, tuple[str, str, str]]:
+        """This cluster's openbatch allocations: job name -> (job id, state, end time)."""
+        out = await _slurm("squeue", "--noheader", "--format=%i|%j|%T|%e", "--states=all")
         jobs = {}
         for line in out.splitlines():
-            job_id, _, rest = line.strip().partition("|")
-            name, _, state = rest.partition("|")
-            if name.startswith(JOB_PREFIX):
-                jobs[name] = (job_id, state)
+            parts = line.strip().split("|")
+            if len(parts) == 4 and parts[1].startswith(JOB_PREFIX):
+                jobs[parts[1]] = (parts[0], parts[2], parts[3])
         return jobs
 
     async def _cancel_left_from_before(self) -> None:
@@ -191,6 +207,8 @@ class SlurmNodes:
             if found is not None and found[0] == allocation.job_id and found[1] in ("PENDING", "CONFIGURING",
                                                                                      "RUNNING", "COMPLETING"):
                 allocation.state = found[1]
+                if found[1] == "RUNNING":
+                    await self._note_end(node_id, allocation, _end_time(found[2]))
                 continue
             ended.append(node_id)
             del self.allocations[node_id]
@@ -205,6 +223,12 @@ class SlurmNodes:
             self.on_agents_gone(agents)
         self._note_failures(ended)
         self._wake.set()
+
+    async def _note_end(self, node_id: str, allocation: _Allocation, end: datetime | None) -> None:
+        """Tell the scheduler when the allocation ends: it starts no task there that could not finish."""
+        if allocation.end != end:
+            allocation.end = end
+            await anyio.to_thread.run_sync(self.services.agents.set_available_until, [node_id], end)
 
     def _note_failures(self, node_ids: list[str]) -> None:
         for node_id in node_ids:

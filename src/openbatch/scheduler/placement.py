@@ -10,6 +10,11 @@ many of its slots fill at the same moment); with waitForSuccess its tasks wait i
 ``preparing`` until it succeeds, and a node whose preparation failed takes no more tasks
 of that job. Without waitForSuccess the job's tasks keep running there whatever the
 preparation's outcome, and a failed preparation is not started again for them.
+
+A node whose allocation ends (``seconds_left``: a Slurm time limit) takes only tasks that can
+finish there: one with a maxWallClockTime no longer than the time left, one without a limit
+only while more than :data:`DRAIN_SECONDS` are left (then the node drains; when its allocation
+ends a new one replaces it).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Mapping, Sequence
 
 PrepMode = Literal["none", "wait", "nowait"]
+
+#: A node whose allocation ends within this many seconds starts no task without a maxWallClockTime.
+DRAIN_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -28,6 +36,7 @@ class NodeCapacity:
     prepared: frozenset[int] = frozenset()   # jobs whose preparation succeeded here
     preparing: set[int] = field(default_factory=set)   # jobs whose preparation runs here
     excluded: frozenset[int] = frozenset()   # jobs whose preparation failed here
+    seconds_left: float | None = None   # until its allocation ends (None: it does not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +46,7 @@ class Candidate:
     slots: int = 1
     prep: PrepMode = "none"
     affinity_id: str | None = None
+    wall_clock: float | None = None   # maxWallClockTime in seconds (None: unlimited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +98,16 @@ def _choose(candidate: Candidate, nodes: list[NodeCapacity], fill: str) -> NodeC
     for node in nodes:
         if node.free < candidate.slots or (candidate.prep == "wait" and candidate.job_pk in node.excluded):
             continue
+        if node.seconds_left is not None and not _finishes_in_time(candidate, node.seconds_left):
+            continue
         if candidate.affinity_id and node.affinity_id == candidate.affinity_id:
             return node
         if best is None or (node.free > best.free if fill == "spread" else node.free < best.free):
             best = node
     return best
+
+
+def _finishes_in_time(candidate: Candidate, seconds_left: float) -> bool:
+    if candidate.wall_clock is None:
+        return seconds_left > DRAIN_SECONDS
+    return candidate.wall_clock <= seconds_left

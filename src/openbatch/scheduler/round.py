@@ -68,8 +68,12 @@ class SchedulingRound:
         if pool is None or pool.body["state"] != "active":
             return 0, 0
         node_rows = self._open_nodes(conn, account, pool_key)
-        nodes = {pk: NodeCapacity(pk=pk, free=row.slots - row.used_slots, affinity_id=f"TVM:{row.id}")
+        now = clock.naive(self.ctx.now())
+        nodes = {pk: NodeCapacity(pk=pk, free=row.slots - row.used_slots, affinity_id=f"TVM:{row.id}",
+                                  seconds_left=None if row.available_until is None
+                                  else (row.available_until - now).total_seconds())
                  for pk, row in node_rows.items()}
+        timed = any(node.seconds_left is not None for node in nodes.values())
         free = sum(n.free for n in nodes.values())
         if free <= 0:
             return 0, 0
@@ -80,10 +84,10 @@ class SchedulingRound:
         # Only a job's maxParallelTasks or a node that failed its preparation can turn a candidate
         # away (dependencies are checked while reading, and no candidate needs more slots than
         # the widest node has free): otherwise as many candidates as free slots will all be placed.
-        limited = prepared or any(limit is not None for limit in room.values())
+        limited = prepared or timed or any(limit is not None for limit in room.values())
         order = pool_rules.job_default_order(pool.body)
         shared: set[int] = set()   # jobs served beside others of their priority: their turn is recorded
-        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD if limited else free, order, shared)
+        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD if limited else free, order, shared, timed)
         if not tasks:
             return 0, free
         fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
@@ -104,7 +108,8 @@ class SchedulingRound:
         return {job.pk: job for job in queries.active_jobs(conn, account, pool_key) if self._job_room(job) != 0}
 
     def _candidates(self, conn: Connection, jobs: dict[int, Record], nodes: dict[int, NodeCapacity],
-                    limit: int, order: str, shared: set[int]) -> dict[int, tuple[Candidate, Any]]:
+                    limit: int, order: str, shared: set[int], timed: bool = False
+                    ) -> dict[int, tuple[Candidate, Any]]:
         """Up to ``limit`` placeable tasks in scheduling order, with their locked rows.
 
         Jobs of higher priority come first. Among jobs of equal priority, the pool's
@@ -125,7 +130,7 @@ class SchedulingRound:
             mode = "none" if prep is None else ("wait" if prep.get("waitForSuccess", True) else "nowait")
             if mode == "wait" and all(job.pk in node.excluded for node in nodes.values()):
                 continue
-            streams.append(_JobTasks(conn, job, mode, widest))
+            streams.append(_JobTasks(conn, job, mode, widest, timed))
         candidates: dict[int, tuple[Candidate, Any]] = {}
         for group in _equal_priority_groups(streams, order):
             if len(group) > 1:
@@ -236,8 +241,9 @@ class _JobTasks:
     candidate is in columns); tasks with unmet dependencies are skipped.
     """
 
-    def __init__(self, conn: Connection, job: Record, mode: Any, widest: int) -> None:
+    def __init__(self, conn: Connection, job: Record, mode: Any, widest: int, timed: bool = False) -> None:
         self.conn = conn
+        self.timed = timed   # some node's allocation ends: each candidate's maxWallClockTime is needed
         self.job = job
         self.mode = mode
         self.widest = widest
@@ -254,13 +260,15 @@ class _JobTasks:
             self.done = len(rows) < page
             for row in rows:
                 self.after = row.pk
-                affinity = None
-                if '"dependsOn"' in row.body or '"affinityInfo"' in row.body:
+                affinity = wall_clock = None
+                if self.timed or '"dependsOn"' in row.body or '"affinityInfo"' in row.body:
                     body = TASKS.decode(row.body)
                     if "dependsOn" in body and unmet_dependencies(self.conn, self.job.pk, body["dependsOn"]):
                         continue
                     affinity = body.get("affinityInfo", {}).get("affinityId")
-                self.buffer.append((Candidate(row.pk, self.job.pk, row.required_slots, self.mode, affinity), row))
+                    wall_clock = commands.wall_clock_seconds(body.get("constraints", {}).get("maxWallClockTime"))
+                self.buffer.append((Candidate(row.pk, self.job.pk, row.required_slots, self.mode, affinity,
+                                              wall_clock), row))
         taken, self.buffer = self.buffer[:count], self.buffer[count:]
         return taken
 

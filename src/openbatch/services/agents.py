@@ -166,6 +166,11 @@ class AgentService:
             present = node_queries.existing_node_keys(conn, node_ids)
         return [node_id for node_id in node_ids if node_id.lower() not in present]
 
+    def set_available_until(self, node_ids: Sequence[str], until: datetime | None) -> None:
+        """When these nodes' allocations end (the scheduler starts no task there that could not finish)."""
+        with self.ctx.store.write() as conn:
+            node_queries.set_available_until(conn, node_ids, clock.naive(until) if until else None)
+
     def existing_nodes(self, node_ids: Sequence[str]) -> list[str]:
         """Which of ``node_ids`` exist (in this database)."""
         with self.ctx.store.read() as conn:

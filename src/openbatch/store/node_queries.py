@@ -6,6 +6,8 @@ state means, when a node is lost or may be removed, is the services' and the dom
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
@@ -138,3 +140,8 @@ def recent_tasks(conn: Connection, node_pks: list[int], per_node: int) -> list[A
         .join(_j, _j.c.pk == _t.c.job_pk).where(_t.c.node_pk.in_(node_pks)).subquery()
     )
     return conn.execute(sa.select(ranked).where(ranked.c.n <= per_node).order_by(ranked.c.node_pk, ranked.c.n)).all()
+
+
+def set_available_until(conn: Connection, node_ids: Sequence[str], until: datetime | None) -> None:
+    """When these nodes' allocations end (None: they do not)."""
+    conn.execute(_n.update().where(_n.c.id_key.in_([i.lower() for i in node_ids])).values(available_until=until))

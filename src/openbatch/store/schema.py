@@ -170,6 +170,8 @@ nodes = Table(
     Column("start_run_id", String(64), nullable=True),
     #: "reboot" or "reimage" once the node's running tasks end (taskcompletion / retaineddata).
     Column("pending_restart", String(16), nullable=True),
+    #: When the node's allocation ends (a Slurm time limit); NULL: it does not.
+    Column("available_until", DateTime, nullable=True),
     UniqueConstraint("account", "pool_id_key", "id_key", name="uq_nodes_pool_id"),
     Index("ix_nodes_agent", "agent_id"),
 )

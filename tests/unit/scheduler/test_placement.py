@@ -101,3 +101,14 @@ def test_nodes_reflect_the_plan() -> None:
     pool = nodes(3, 3)
     place(tasks(4), pool, "pack")
     assert [n.free for n in pool] == [0, 2]
+
+
+def test_a_node_whose_allocation_ends_takes_only_what_can_finish() -> None:
+    ending = NodeCapacity(pk=1, free=4, seconds_left=600.0)
+    plan = place([Candidate(1, 1, wall_clock=900.0), Candidate(2, 1, wall_clock=300.0), Candidate(3, 1)], [ending])
+    assert [p.task_pk for p in plan] == [2, 3]   # 15 min does not fit in 10; no limit fits while > 1 min is left
+    draining = NodeCapacity(pk=2, free=4, seconds_left=30.0)
+    plan = place([Candidate(4, 1), Candidate(5, 1, wall_clock=20.0)], [draining])
+    assert [p.task_pk for p in plan] == [5]   # under a minute left: only a task known to finish
+    forever = NodeCapacity(pk=3, free=1)
+    assert [p.node_pk for p in place([Candidate(6, 1, wall_clock=1e9)], [draining, forever])] == [3]
