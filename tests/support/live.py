@@ -129,8 +129,10 @@ class LiveServer:
 
 
 def start_server(data_dir: Path, database_url: str | None, store_name: str, spec: Spec | None,
-                 *, node_provider: str = "none", port: int | None = None, **options: Any) -> LiveServer:
-    """A server on a free port; ``node_provider="local"`` gives pools real nodes (agent processes)."""
+                 *, node_provider: str = "none", port: int | None = None, host: str = "127.0.0.1",
+                 **options: Any) -> LiveServer:
+    """A server on a free port; ``node_provider="local"`` gives pools real nodes (agent processes);
+    ``host``: the address it listens on (and its URL names)."""
     port = port or free_port()
     # the session's servers are shared by hundreds of tests: quotas as large as the tests need
     options.setdefault("quota_pools", 10_000)
@@ -143,11 +145,12 @@ def start_server(data_dir: Path, database_url: str | None, store_name: str, spec
         database_url=database_url,
         extra_accounts={OTHER_ACCOUNT: OTHER_KEY},
         node_provider=node_provider,
+        host=host,
         **options,
     )
     app, _store = build(settings)
     recorder = Recorder(spec)
-    config = uvicorn.Config(RecordingApp(app, recorder), host="127.0.0.1", port=port, log_level="warning",
+    config = uvicorn.Config(RecordingApp(app, recorder), host=host, port=port, log_level="warning",
                             access_log=False, lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"openbatch-{store_name}", daemon=True)
@@ -157,4 +160,4 @@ def start_server(data_dir: Path, database_url: str | None, store_name: str, spec
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
-    return LiveServer(f"http://127.0.0.1:{port}", ACCOUNT, KEY, store_name, recorder, app, server, thread)
+    return LiveServer(f"http://{host}:{port}", ACCOUNT, KEY, store_name, recorder, app, server, thread)
