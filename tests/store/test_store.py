@@ -235,3 +235,31 @@ def test_in_place_gives_up_only_at_its_first_write_and_only_on_sqlite(store: Sto
     with store.read() as conn:
         assert JOBS.get(conn, ("acct",), ("never",)) is None
         assert all(JOBS.get(conn, ("acct",), (name,)) for name in ("first", "second", "third"))
+
+
+def test_a_connection_dropped_while_idle_is_replaced_before_use(  # type: ignore[no-untyped-def]
+        postgres_databases, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pool_pre_ping only for idle connections (engine._ping_when_idle): the database ended them, the next
+    transaction gets fresh ones and succeeds."""
+    import psycopg
+
+    from openbatch.store import engine as engine_module
+
+    url = postgres_databases()
+    store = Store(url)
+    try:
+        store.migrate()
+        with store.read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(url.replace("+psycopg", "").rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+            ended = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+                                  (name,)).fetchone()
+        assert ended and ended[0] >= 1
+        with store.read() as conn:
+            assert conn.execute(sa.text("SELECT 2")).scalar() == 2
+        with store.write() as conn:
+            assert conn.execute(sa.text("SELECT 3")).scalar() == 3
+    finally:
+        store.dispose()

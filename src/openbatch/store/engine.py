@@ -16,6 +16,7 @@ code stays correct if this lock is ever narrowed (say, per pool).
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -43,8 +44,34 @@ def create_engine(url: str) -> Engine:
     # one generic plan for it: planned while a table was small (a seq scan), it stays a seq
     # scan as the table grows (AddTaskCollection fell from ~4,000 to ~400 tasks/s by 100,000
     # tasks). Custom plans keep the parse saving and plan with the table as it is.
-    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                            connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
+    engine = sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False,
+                              connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
+    _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection unused this long is pinged before it is used again.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """pool_pre_ping for connections that sat idle only: a ping on every checkout was a round trip per
+    transaction (Get Task Counts on PostgreSQL: 784 -> 1,241 req/s, p99 25 -> 15 ms without it). A
+    connection the database dropped while it was idle (a restart, a timeout) is replaced before use;
+    one dropped while busy fails its transaction once and the pool is then renewed."""
+    @event.listens_for(engine, "checkin")
+    def checked_in(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["openbatch.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection, record, proxy) -> None:  # type: ignore[no-untyped-def]
+        since = record.info.get("openbatch.idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # noqa: BLE001 - any failure: the pool replaces the connection
+            raise sa.exc.DisconnectionError(str(error)) from error
 
 
 def _configure_sqlite(engine: Engine) -> None:
