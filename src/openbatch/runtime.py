@@ -42,6 +42,7 @@ class Runtime(Notifier):
         hosts: LocalNodes | SlurmNodes
         if provider == "slurm":
             hosts = SlurmNodes(services, data_dir, lambda: self.server_url, join_token, slurm)
+            services.ctx.restart_means_new_host = True
         else:
             hosts = LocalNodes(services, data_dir, lambda: self.server_url, join_token, nodes_per_agent)
         hosts.on_agents_gone = lambda agent_ids: [self.agent_gone(agent_id) for agent_id in agent_ids]

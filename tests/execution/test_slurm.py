@@ -32,7 +32,10 @@ def _jobs(name_prefix: str = "openbatch-") -> dict[str, tuple[str, str]]:
     out = subprocess.run(["squeue", "-h", "-o", "%i|%j|%T"], capture_output=True, text=True, timeout=10).stdout
     jobs = {}
     for line in out.splitlines():
-        job_id, name, state = line.split("|")
+        parts = line.strip().split("|")
+        if len(parts) != 3:
+            continue
+        job_id, name, state = parts
         if name.startswith(name_prefix):
             jobs[name[len(name_prefix):]] = (job_id, state)
     return jobs
@@ -155,4 +158,34 @@ def test_only_tasks_that_can_finish_start_before_the_allocation_ends(slurm_one_m
     # under a minute left: a task that needs 5 minutes, or says nothing, does not start there
     assert batch.get_task(job_id, "too-long").state == "active"
     assert batch.get_task(job_id, "unlimited").state == "active"
+    batch.begin_delete_pool(pool_id, polling_interval=0)
+
+
+def test_reboot_and_reimage_are_a_fresh_allocation(slurm: LiveServer) -> None:
+    from azure.batch.models._models import BatchNodeRebootOptions, BatchNodeReimageOptions
+
+    batch = client(slurm)
+    pool_id = slurm_pool(batch, 1)
+    [node] = idle_nodes(batch, pool_id, 1)
+    job_id = uid("mark")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(
+        id="mark", command_line="/bin/sh -c 'touch $AZ_BATCH_NODE_SHARED_DIR/mark'"))
+    wait_for(lambda: batch.get_task(job_id, "mark").state == "completed", message="the marker written")
+    first = _jobs()[node.id][0]
+    batch.begin_reboot_node(pool_id, node.id, BatchNodeRebootOptions(node_reboot_kind="requeue"), polling_interval=0)
+    wait_for(lambda: _jobs().get(node.id, ("", ""))[0] not in ("", first), timeout=30,
+             message="a new allocation for the rebooted node")
+    idle_nodes(batch, pool_id, 1)
+    shared = {f.name for f in batch.list_node_files(pool_id, node.id, recursive=True) if f.name.startswith("shared/")}
+    assert "shared/mark" in shared   # a reboot keeps the node's disk
+    second = _jobs()[node.id][0]
+    batch.begin_reimage_node(pool_id, node.id, BatchNodeReimageOptions(node_reimage_option="requeue"),
+                             polling_interval=0)
+    wait_for(lambda: _jobs().get(node.id, ("", ""))[0] not in ("", first, second), timeout=30,
+             message="a new allocation for the reimaged node")
+    idle_nodes(batch, pool_id, 1)
+    shared = {f.name for f in batch.list_node_files(pool_id, node.id, recursive=True) if f.name.startswith("shared/")}
+    assert "shared/mark" not in shared   # a reimage starts from an empty disk
+    assert batch.get_node(pool_id, node.id).state == "idle"
     batch.begin_delete_pool(pool_id, polling_interval=0)

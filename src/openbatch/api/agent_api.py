@@ -155,9 +155,14 @@ class AgentApi:
         answer = RegisterAnswer(
             agentId=agent_id, credential=credential, nodeLostAfter=self.node_lost_after,
             nodes=[RegisteredNode(id=n.body["id"], slots=n.row["slots"],
-                                  rootDir=str(self.node_root(account, params.pool, n.body["id"])) if local else None)
+                                  rootDir=self._root_dir(account, params.pool, n.body["id"]) if local else None)
                    for n in nodes])
         return Response(_encode(answer), media_type="application/json")
+
+    def _root_dir(self, account: str, pool_id: str, node_id: str) -> str | None:
+        """Where a provider-hosted node's directory is; None: where its agent's --root says."""
+        root = self.node_root(account, pool_id, node_id)
+        return None if root is None else str(root)
 
     async def _authenticate(self, request: Request) -> AgentIdentity:
         auth = request.headers.get("authorization", "")

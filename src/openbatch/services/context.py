@@ -72,6 +72,9 @@ class ServiceContext:
     #: leaves its pool, or restarts). Installed by ``Services.create`` (node_ops.py), which owns it.
     node_vacated: Callable[[Connection, Record, datetime], None] = field(default=lambda conn, node, now: None)
 
+    #: A restart (reboot, reimage) of a node hosted by the node provider gives it a new host (a new Slurm
+    #: allocation) instead of restarting it in place; set by the runtime for such providers.
+    restart_means_new_host: bool = False
     #: The auto-storage account (a setting of the server), if any: see auto_storage.py.
     auto_storage: AutoStorage | None = None
     #: (account, job id) -> a task authentication token for that job; installed by the server,

@@ -19,6 +19,7 @@ from ..domain import execution, nodes as node_rules, tasks as task_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
 from ..protocol import RebootNodeCommand
+from ..store import node_queries
 from ..store.engine import Connection
 from ..store.records import JOBS, NODES, PREP_RELEASE, Record
 from ..store.task_queries import prep_rows_of_node
@@ -106,7 +107,14 @@ class NodeOperations:
         record = NODES.update(conn, node, node_rules.with_state(node.body, state, now), now,
                               extra={"start_run_id": None, "used_slots": 0, "running_tasks": 0,
                                      "pending_restart": None})
-        if node.row["agent_id"] is None:
+        agent_id = node.row["agent_id"]
+        if agent_id is not None and self.ctx.restart_means_new_host and _is_local(conn, agent_id):
+            # the provider's hosts are allocations: the node restarts in a new one (its agent's
+            # credential ends, so the agent stops and its allocation ends)
+            node_queries.delete_agent(conn, agent_id)
+            self.ctx.agent_gone_after(conn, agent_id)
+            self.ctx.nodes_changed_after(conn)
+        elif agent_id is None:
             self.ctx.nodes_changed_after(conn)
         else:
             self.ctx.send(conn, node.row["agent_id"],
@@ -123,3 +131,8 @@ def stale_preparations(conn: Connection, node: Record, reimage: bool) -> None:
         completed_ok = record.row["prep_result"] == "success"
         if reimage or not completed_ok or prep.get("rerunOnNodeRebootAfterSuccess", True):
             PREP_RELEASE.set_columns(conn, record.pk, prep_stale=True)
+
+
+def _is_local(conn: Connection, agent_id: str) -> bool:
+    row = node_queries.agent(conn, agent_id)
+    return row is not None and bool(row.local)
