@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 from typing import Iterator
 import pytest
 from azure.batch import BatchClient, models as m
@@ -84,14 +85,19 @@ def test_a_pool_on_slurm_runs_tasks_and_gives_its_allocations_back(slurm: LiveSe
     wait_for(lambda: not any(n.id in _jobs() for n in nodes), timeout=30, message="the allocations to end")
 
 
-def test_a_lost_allocation_requeues_its_task_and_a_new_one_brings_the_node_back(slurm: LiveServer) -> None:
+def test_a_lost_allocation_requeues_its_task_and_a_new_one_brings_the_node_back(slurm: LiveServer,
+                                                                              tmp_path: Path) -> None:
     batch = client(slurm)
     pool_id = slurm_pool(batch, 1)
     [node] = idle_nodes(batch, pool_id, 1)
     job_id = uid("lost")
     batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
-    batch.create_task(job_id, m.BatchTaskCreateOptions(id="long", command_line="/bin/sh -c 'sleep 3; echo done'"))
-    wait_for(lambda: batch.get_task(job_id, "long").state == "running", message="the task to run")
+    # the first run sleeps until its allocation is taken away (nothing after the sleep could exit 0 in
+    # the meantime); the next one ends at once
+    marker = tmp_path / "ran"
+    script = f"if [ -e {marker} ]; then echo done; exit 0; fi; touch {marker}; exec sleep 60"
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="long", command_line=f"/bin/sh -c '{script}'"))
+    wait_for(lambda: marker.exists(), message="the first run to start")
     first = _jobs()[node.id][0]
     subprocess.run(["scancel", first], check=True, timeout=10)   # the allocation is taken away
     wait_for(lambda: batch.get_node(pool_id, node.id).state in ("unusable", "starting", "idle", "running")

@@ -14,6 +14,6 @@ def slurm_unavailable() -> str | None:
         out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"sinfo does not answer: {error}"
-    if out.returncode != 0 or not any(s in out.stdout for s in ("idle", "mix", "alloc")):
+    if out.returncode != 0 or not any(s in out.stdout for s in ("idle", "mix", "alloc", "comp")):
         return f"Slurm is not up: {(out.stderr or out.stdout).strip()[:300]}"
     return None
