@@ -37,3 +37,27 @@ def test_run_commands_get_sas_urls_and_nothing_else_changes() -> None:
     query = parse_qs(url.query)
     assert query["sp"] == ["rl"] and query["sr"] == ["c"] and "sig" in query
     assert storage.resolve([kill])[0] is kill
+
+
+def test_without_an_account_requests_naming_a_container_are_refused(world) -> None:  # type: ignore[no-untyped-def]
+    from openbatch.domain.errors import BatchError
+    from openbatch.domain.models import JobAddParameter, TaskAddParameter, decode
+    from tests.services.conftest import ACCOUNT
+
+    files = [{"autoStorageContainerName": "inputs"}]
+    world.pool("p", nodes=0)
+    world.job("j", "p")
+    outcomes = world.services.tasks.add_collection(ACCOUNT, "j", [
+        decode({"id": "ok", "commandLine": "x", "resourceFiles": [{"httpUrl": "http://h/f", "filePath": "f"}]},
+               TaskAddParameter),
+        decode({"id": "auto", "commandLine": "x", "resourceFiles": files}, TaskAddParameter)])
+    assert [o.error.code if o.error else None for o in outcomes] == [None, "UnsupportedProperty"]
+    assert dict(outcomes[1].error.values)["PropertyName"] == "resourceFiles/0/autoStorageContainerName"
+    with pytest.raises(BatchError) as refused:
+        world.services.jobs.add(ACCOUNT, decode({"id": "j2", "poolInfo": {"poolId": "p"},
+                                                 "jobManagerTask": {"id": "m", "commandLine": "x",
+                                                                    "resourceFiles": files}}, JobAddParameter))
+    assert dict(refused.value.values)["PropertyName"] == "jobManagerTask/resourceFiles/0/autoStorageContainerName"
+    with pytest.raises(BatchError) as refused:
+        world.pool("p2", nodes=0, startTask={"commandLine": "x", "resourceFiles": files})
+    assert "--auto-storage" in dict(refused.value.values)["Reason"]

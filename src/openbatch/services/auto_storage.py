@@ -4,8 +4,9 @@ Azure links a storage account to the Batch account; here the server is given its
 string (``openbatch serve --auto-storage``; Azurite's works). A node never sees the account
 key: when a run is sent, each resource file that names an auto-storage container gets a
 ``storageContainerUrl`` with a read+list SAS for that container, valid for
-:data:`SAS_LIFETIME`. Without an auto-storage account the file is sent as it is and the node
-fails the task with a message that says so.
+:data:`SAS_LIFETIME`. Without an auto-storage account a request naming such a container is refused
+(:func:`check_configured`); one stored before the server lost its account is sent as it is and the
+node fails the task with a message that says so.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..domain.support import Refused, check_supported
 from ..protocol import Command, RunCommand
 
 #: How long the SAS of a resolved auto-storage container stays valid (a task may wait that long to start).
@@ -64,3 +66,20 @@ class AutoStorage:
 
 def _uses_auto_storage(command: RunCommand) -> bool:
     return any(spec.get("autoStorageContainerName") for spec in command.resourceFiles)
+
+
+_NEEDS = "resourceFiles[]/autoStorageContainerName"
+_WHAT = "Resource files from the auto-storage account"
+_WHY = "this server has no auto-storage account: start it with --auto-storage CONNECTION_STRING"
+#: Where a request names an auto-storage container: a task; a job's preparation, release and manager
+#: tasks; a pool's start task.
+TASK_NEEDS = (Refused(_NEEDS, _WHAT, _WHY),)
+JOB_NEEDS = tuple(Refused(f"{task}/{_NEEDS}", _WHAT, _WHY)
+                  for task in ("jobPreparationTask", "jobReleaseTask", "jobManagerTask"))
+POOL_NEEDS = (Refused(f"startTask/{_NEEDS}", _WHAT, _WHY),)
+
+
+def check_configured(storage: AutoStorage | None, request: Any, needs: tuple[Refused, ...]) -> None:
+    """400 UnsupportedProperty when ``request`` names an auto-storage container and there is no account."""
+    if storage is None:
+        check_supported(request, needs)

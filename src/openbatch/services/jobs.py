@@ -22,7 +22,7 @@ from ..domain.states import JobState, TaskState, check_job_action
 from ..store import task_queries
 from ..store.engine import Connection
 from ..store.records import JOBS, POOLS, PREP_RELEASE, TASKS, Record, counters_by_id, read_counters
-from . import transitions
+from . import auto_storage, transitions
 from .calls import point_read
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
 
@@ -47,6 +47,7 @@ class JobService:
 
     def add(self, account: str, job: JobAddParameter) -> Record:
         rules.validate_new_job(job)
+        auto_storage.check_configured(self.ctx.auto_storage, job, auto_storage.JOB_NEEDS)
         now = self.ctx.now()
         body = rules.new_job_body(job, now)
         with self.ctx.store.write() as conn:

@@ -26,6 +26,7 @@ from ..domain.states import AllocationState, PoolState
 from ..store.engine import Connection
 from ..store.node_queries import nodes_by_vm_size
 from ..store.records import NODES, POOLS, Record
+from . import auto_storage
 from .allocation import Allocation
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_pool
 
@@ -43,6 +44,7 @@ class PoolService:
 
     def add(self, account: str, pool: PoolAddParameter) -> Record:
         rules.validate_new_pool(pool)
+        auto_storage.check_configured(self.ctx.auto_storage, pool, auto_storage.POOL_NEEDS)
         rules.check_application_packages(pool.applicationPackageReferences)
         with self.ctx.store.write() as conn:
             return self.add_in(conn, account, pool)
@@ -103,12 +105,14 @@ class PoolService:
 
     def patch(self, account: str, pool_id: str, patch: PoolPatchParameter, conditions: Conditions = NONE) -> Record:
         rules.check_application_packages(patch.applicationPackageReferences)
+        auto_storage.check_configured(self.ctx.auto_storage, patch, auto_storage.POOL_NEEDS)
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, pool_id, conditions)
             return POOLS.update(conn, record, rules.patched_body(record.body, patch), self.ctx.now())
 
     def update_properties(self, account: str, pool_id: str, update: PoolUpdatePropertiesParameter) -> Record:
         rules.check_application_packages(update.applicationPackageReferences)
+        auto_storage.check_configured(self.ctx.auto_storage, update, auto_storage.POOL_NEEDS)
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, pool_id, NONE)
             return POOLS.update(conn, record, rules.updated_properties_body(record.body, update), self.ctx.now())

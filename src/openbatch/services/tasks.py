@@ -13,7 +13,7 @@ from ..domain.errors import BatchError
 from ..domain.models import TaskAddParameter, TaskUpdateParameter, decode
 from ..domain.states import JobState, check_job_action
 from ..store.records import TASKS, Record, adjust_counters
-from . import transitions
+from . import auto_storage, transitions
 from .retention import remove_task_directory
 from .calls import bounded_write, point_read
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_task
@@ -85,6 +85,8 @@ class TaskService:
             for outcome, task in zip(outcomes, tasks):
                 try:
                     validate(task)
+                    if task.resourceFiles:
+                        auto_storage.check_configured(self.ctx.auto_storage, task, auto_storage.TASK_NEEDS)
                     key = task.id.lower()
                     if key in existing or key in seen:
                         raise BatchError("TaskExists", "The specified task already exists.", [("TaskId", task.id)])
