@@ -25,9 +25,9 @@ import weakref
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 from ..domain.output_files import METADATA_HEADER_PREFIX, UPLOAD_HEADER_SETTINGS
+from .failures import TaskFailure, display_url
 from .output_patterns import Match, PatternError, blob_name, expand_variables, has_wildcard, matching_files
 
 __all__ = ["BLOCK_SIZE_VARIABLE", "MAX_PARALLEL_UPLOADS", "UploadError", "upload_outputs", "wanted"]
@@ -47,18 +47,8 @@ _CLIENTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[tupl
     weakref.WeakKeyDictionary()
 
 
-class UploadError(Exception):
+class UploadError(TaskFailure):
     """An output file could not be uploaded; ``code`` is the Azure failure code."""
-
-    def __init__(self, code: str, message: str, details: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.code, self.message, self.details = code, message, list(details)
-
-    def failure(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"category": "usererror", "code": self.code, "message": self.message}
-        if self.details:
-            info["details"] = [{"name": name, "value": value} for name, value in self.details]
-        return info
 
 
 def wanted(spec: Mapping[str, Any], succeeded: bool) -> bool:
@@ -69,15 +59,6 @@ def wanted(spec: Mapping[str, Any], succeeded: bool) -> bool:
     if condition == "taskfailure":
         return not succeeded
     return True
-
-
-def _display_url(url: str) -> str:
-    """The URL without its query: no SAS token in failure details or logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _block_size() -> int:
@@ -200,7 +181,7 @@ async def _upload_spec(spec: Mapping[str, Any], working_dir: str, task_dir: str,
     raw_pattern = str(spec.get("filePattern") or "")
     destination = (spec.get("destination") or {}).get("container") or {}
     url = str(destination.get("containerUrl") or "")
-    where = [("FilePattern", raw_pattern), ("ContainerUrl", _display_url(url))]
+    where = [("FilePattern", raw_pattern), ("ContainerUrl", display_url(url))]
     pattern = expand_variables(raw_pattern, environment)
     try:   # one file is a stat or two; a wildcard walks directories: a worker thread does that
         matches = (await asyncio.to_thread(matching_files, pattern, working_dir, task_dir) if has_wildcard(pattern)
@@ -221,7 +202,7 @@ async def _upload_spec(spec: Mapping[str, Any], working_dir: str, task_dir: str,
     arguments = _upload_arguments(destination.get("uploadHeaders") or ())
     for match in matches:
         name = blob_name(pattern, destination.get("path"), match)
-        target = f"{_display_url(url)}/{name}"
+        target = f"{display_url(url)}/{name}"
         try:
             sent = await _upload_file(container, match, name, arguments)
         except Exception as error:  # noqa: BLE001 - every storage, network or file error is the task's

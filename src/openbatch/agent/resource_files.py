@@ -30,10 +30,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, AsyncIterator, Mapping, Sequence
 
 import httpx
+
+from .failures import TaskFailure, display_url
 
 __all__ = ["DEFAULT_FILE_MODE", "DOWNLOAD_TIMEOUT", "ResourceFileError", "download"]
 
@@ -45,30 +46,8 @@ DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=30.0)
 _CHUNK = 1 << 16
 
 
-class ResourceFileError(Exception):
+class ResourceFileError(TaskFailure):
     """A resource file could not be made available; ``code`` is the Azure failure code."""
-
-    def __init__(self, code: str, message: str, details: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = list(details)
-
-    def failure(self) -> dict[str, Any]:
-        """The TaskFailureInformation wire dict for this error."""
-        info: dict[str, Any] = {"category": "usererror", "code": self.code, "message": self.message}
-        if self.details:
-            info["details"] = [{"name": name, "value": value} for name, value in self.details]
-        return info
-
-
-def _display_url(url: str) -> str:
-    """The URL without its query string: SAS tokens stay out of task failure details."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _write_failed(file_path: str, message: str, *extra: tuple[str, str]) -> ResourceFileError:
@@ -124,36 +103,42 @@ def _http_error(status: int, url: str, file_path: str) -> ResourceFileError:
     default = ("BlobDownloadMiscError", "Downloading the resource file failed")
     code, message = _HTTP_FAILURES.get(status, default)
     reason = f"{status} {httpx.codes.get_reason_phrase(status)}".strip()
-    details = [("FilePath", file_path), ("HttpUrl", _display_url(url)), ("HttpStatusCode", str(status))]
+    details = [("FilePath", file_path), ("HttpUrl", display_url(url)), ("HttpStatusCode", str(status))]
     return ResourceFileError(code, f"{message} ({reason}).", details)
 
 
 async def _fetch(client: httpx.AsyncClient, url: str, target: str, mode: int, file_path: str) -> None:
     """Stream ``url`` into a temporary file beside ``target``, set its mode, rename it into place."""
-    where = [("FilePath", file_path), ("HttpUrl", _display_url(url))]
-    temp: str | None = None
+    where = [("FilePath", file_path), ("HttpUrl", display_url(url))]
     try:
         async with client.stream("GET", url) as response:
             if not response.is_success:
                 raise _http_error(response.status_code, url, file_path)
-            try:
-                prefix = f".{os.path.basename(target)}."
-                fd, temp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=prefix, suffix=".download")
-                with os.fdopen(fd, "wb") as out:
-                    async for chunk in response.aiter_bytes(_CHUNK):
-                        out.write(chunk)
-                os.chmod(temp, mode)
-                os.replace(temp, target)
-                temp = None
-            except OSError as exc:
-                raise _write_failed(file_path, f"Cannot write the resource file '{file_path}': "
-                                    f"{exc.strerror or exc}.") from None
+            await _write_into_place(response.aiter_bytes(_CHUNK), target, mode, file_path)
     except httpx.TimeoutException:
         message = "Downloading the resource file timed out."
         raise ResourceFileError("BlobDownloadTimedOut", message, where) from None
     except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
         message = f"Downloading the resource file failed: {exc or type(exc).__name__}"
         raise ResourceFileError("BlobDownloadMiscError", message, where) from None
+
+
+async def _write_into_place(chunks: AsyncIterator[bytes], target: str, mode: int, file_path: str) -> None:
+    """The chunks into a temporary file beside ``target``, its mode set, renamed into place: a task
+    never sees half a file, and nothing is left behind when the download fails."""
+    temp: str | None = None
+    try:
+        fd, temp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.",
+                                    suffix=".download")
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in chunks:
+                out.write(chunk)
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+        temp = None
+    except OSError as exc:
+        raise _write_failed(file_path, f"Cannot write the resource file '{file_path}': "
+                            f"{exc.strerror or exc}.") from None
     finally:
         if temp is not None:
             try:
@@ -192,7 +177,7 @@ async def _download_container(spec: Mapping[str, Any], root: str) -> None:
 
     url = str(spec.get("storageContainerUrl") or "")
     directory = str(spec.get("filePath") or "")
-    where = [("ContainerUrl", _display_url(url))] + ([("FilePath", directory)] if directory else [])
+    where = [("ContainerUrl", display_url(url))] + ([("FilePath", directory)] if directory else [])
     base = _target(root, directory) if directory else root
     try:
         container = ContainerClient.from_container_url(url)
@@ -218,28 +203,9 @@ async def _download_container(spec: Mapping[str, Any], root: str) -> None:
 
 
 async def _fetch_blob(container: Any, name: str, target: str, mode: int, file_path: str) -> None:
-    """One blob into a temporary file beside ``target``, its mode set, renamed into place."""
-    temp: str | None = None
-    try:
-        downloader = await container.download_blob(name)
-        try:
-            fd, temp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.",
-                                        suffix=".download")
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in downloader.chunks():
-                    out.write(chunk)
-            os.chmod(temp, mode)
-            os.replace(temp, target)
-            temp = None
-        except OSError as exc:
-            raise _write_failed(file_path, f"Cannot write the resource file '{file_path}': "
-                                f"{exc.strerror or exc}.") from None
-    finally:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+    """One blob into place (see :func:`_write_into_place`)."""
+    downloader = await container.download_blob(name)
+    await _write_into_place(downloader.chunks(), target, mode, file_path)
 
 
 async def download(

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
 from .commandline import CommandLineError, split_command_line
+from .failures import TaskFailure
 from .environment import task_environment, task_paths
 from .spawn import spawn
 from .spec import RunResult, RunSpec
@@ -68,10 +69,7 @@ def _now() -> datetime:
 
 
 def _failure(code: str, message: str, details: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-    info: dict[str, Any] = {"category": "usererror", "code": code, "message": message}
-    if details:
-        info["details"] = [{"name": name, "value": value} for name, value in details]
-    return info
+    return TaskFailure(code, message, details).failure()
 
 
 def _not_started(begin: datetime, failure: dict[str, Any], *, pre_processing: bool) -> RunResult:
