@@ -11,16 +11,14 @@ says so.
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import msgspec
 
-from ..measure import Deadline
 from ..results import Row, error_row
 from ..server import CLIENT_NAME
 from ..suite import Suite
+from .runs import run_job
 
 KEY = "outputs"
 TITLE = "7 output files"
@@ -46,32 +44,10 @@ def _bodies(n: int, prefix: str, container_url: str | None) -> list[bytes]:
 
 
 def _run_job(suite: Suite, server, job_id: str, bodies: list[bytes], n: int) -> tuple[int, float]:  # type: ignore[no-untyped-def]
-    with server.client() as adder, server.client() as poller:
-        adder.add_job(job_id, "out")
-        failures: list[str] = []
-
-        def add_all() -> None:
-            try:
-                for body in bodies:
-                    adder.add_collection(job_id, body)
-            except Exception as exc:  # noqa: BLE001 - reported through the count
-                failures.append(str(exc))
-
-        deadline = Deadline(suite.budget(200, 60))
-        completed = 0
-        with suite.step(f"{job_id}: {n:,} tasks", total=n) as step:
-            start = time.perf_counter()
-            thread = threading.Thread(target=add_all, daemon=True)
-            thread.start()
-            while not deadline.passed() and not failures:
-                completed = poller.task_counts(job_id)["completed"]
-                step.update(completed)
-                if completed >= n:
-                    break
-                time.sleep(0.05)
-            elapsed = time.perf_counter() - start
-            thread.join(timeout=30)
-    return completed, elapsed
+    with server.client() as admin:
+        admin.add_job(job_id, "out")
+    done = run_job(suite, server, job_id, bodies, n, suite.budget(200, 60), f"{job_id}: {n:,} tasks")
+    return done.completed, done.elapsed
 
 
 def run(suite: Suite) -> list[Row]:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
-import time
 
 from .. import peers
-from ..measure import Deadline
 from ..results import Row, error_row
 from ..server import CLIENT_NAME, collection_bodies
 from ..suite import Suite
+from .runs import run_job
 
 KEY = "slurm"
 TITLE = "8 Slurm-backed pool"
@@ -45,26 +43,14 @@ def run(suite: Suite) -> list[Row]:
             array_rate, array_error = None, str(error)[:200]
         else:
             array_error = ""
-    with suite.server(KEY, node_provider="slurm") as server, server.client() as adder, server.client() as poller:
-        adder.add_pool("sp", nodes=NODES, slots=1)
+    with suite.server(KEY, node_provider="slurm") as server, server.client() as admin:
+        admin.add_pool("sp", nodes=NODES, slots=1)
         with suite.step(f"waiting for {NODES} Slurm nodes"):
-            up = adder.wait_nodes_idle("sp", NODES, timeout=120)
-        adder.add_job("spjob", "sp")
-        bodies = collection_bodies(n)
-        deadline = Deadline(suite.budget(300, 90))
-        completed = 0
-        with suite.step(f"running {n:,} tasks on Slurm nodes", total=n) as step:
-            start = time.perf_counter()
-            thread = threading.Thread(target=lambda: [adder.add_collection("spjob", b) for b in bodies], daemon=True)
-            thread.start()
-            while not deadline.passed():
-                completed = poller.task_counts("spjob")["completed"]
-                step.update(completed)
-                if completed >= n:
-                    break
-                time.sleep(0.05)
-            elapsed = time.perf_counter() - start
-            thread.join(timeout=30)
+            up = admin.wait_nodes_idle("sp", NODES, timeout=120)
+        admin.add_job("spjob", "sp")
+        done = run_job(suite, server, "spjob", collection_bodies(n), n, suite.budget(300, 90),
+                       f"running {n:,} tasks on Slurm nodes")
+    completed, elapsed = done.completed, done.elapsed
     rate = completed / elapsed if elapsed else 0.0
     peer = {"sbatch --array": f"{array_rate:,.0f} tasks/s" if array_rate else f"failed: {array_error}"}
     return [Row(TITLE, f"{n:,} x /bin/true, {NODES} Slurm nodes x 1 slot", rate, "tasks/s", None, CLIENT_NAME,

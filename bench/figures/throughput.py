@@ -7,14 +7,11 @@ The raw fork/exec floor and the optional peers run just before, on the same N.
 
 from __future__ import annotations
 
-import threading
-import time
-
 from .. import peers
-from ..measure import Deadline
 from ..results import Peer, Row, at_least
 from ..server import CLIENT_NAME, collection_bodies
 from ..suite import Suite
+from .runs import run_job
 
 KEY = "throughput"
 TITLE = "1 end-to-end throughput"
@@ -37,41 +34,18 @@ def run(suite: Suite) -> list[Row]:
     suite.fixtures["peers"] = found
     floor = found[0].per_second or 0.0
     peer_text = {p.name: p.text() for p in found}
-    with suite.server(KEY) as server, server.client() as adder, server.client() as poller:
-        adder.add_pool("tp", nodes=2, slots=4)
+    with suite.server(KEY) as server, server.client() as admin:
+        admin.add_pool("tp", nodes=2, slots=4)
         with suite.step("waiting for 2 idle nodes"):
-            adder.wait_nodes_idle("tp", 2, timeout=60)
-        adder.add_job("tpjob", "tp")
-        bodies = collection_bodies(n)
-        failures: list[str] = []
-        added = [0]
-
-        def add_all() -> None:
-            try:
-                for body in bodies:
-                    added[0] += adder.add_collection("tpjob", body)
-            except Exception as exc:  # noqa: BLE001 - reported in the row
-                failures.append(str(exc))
-
-        deadline = Deadline(suite.budget(200, 60))
-        completed = 0
-        with suite.step(f"running {n:,} tasks", total=n) as step:
-            start = time.perf_counter()
-            thread = threading.Thread(target=add_all, name="bench-adder", daemon=True)
-            thread.start()
-            while not deadline.passed() and not failures:
-                completed = poller.task_counts("tpjob")["completed"]
-                step.update(completed)
-                if completed >= n:
-                    break
-                time.sleep(0.05)
-            elapsed = time.perf_counter() - start
-            thread.join(timeout=30)
+            admin.wait_nodes_idle("tp", 2, timeout=60)
+        admin.add_job("tpjob", "tp")
+        done = run_job(suite, server, "tpjob", collection_bodies(n), n, suite.budget(200, 60), f"running {n:,} tasks")
+    completed, elapsed, failures = done.completed, done.elapsed, done.failures
     rate = completed / elapsed if elapsed > 0 else 0.0
     partial = completed < n
-    note = f"{completed:,}/{n:,} tasks completed in {elapsed:.1f}s; {added[0]:,} added"
+    note = f"{completed:,}/{n:,} tasks completed in {elapsed:.1f}s; {done.added:,} added"
     if partial:
-        note += f" (time budget {deadline.seconds:.0f}s spent)"
+        note += f" (time budget {done.budget:.0f}s spent)"
     if failures:
         note += f"; add failed: {failures[0][:200]}"
     of_floor = 100.0 * rate / floor if floor else None
