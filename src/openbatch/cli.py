@@ -68,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
                             "files with autoStorageContainerName come from it (Azurite's works) "
                             "(OPENBATCH_AUTO_STORAGE)")
     agent = commands.add_parser("agent", help="host compute nodes of a pool and run their tasks")
-    agent.add_argument("--server", required=True, help="the openbatch server URL")
+    agent.add_argument("--server", required=True, help="the openbatch server URL; several servers of one database comma-separated "
+                       "(an agent that gets no answer moves on to the next)")
     agent.add_argument("--pool", required=True, help="the pool the nodes join")
     agent.add_argument("--account", default=_env("ACCOUNT"), help="account name (OPENBATCH_ACCOUNT)")
     agent.add_argument("--key", default=_env("KEY"), help="account key for registering (OPENBATCH_KEY)")

@@ -50,14 +50,23 @@ class Response:
 
 
 class Client:
-    """POSTs to ``base_url`` (``scheme://host[:port][/prefix]``); ``timeout`` bounds each whole request."""
+    """POSTs to ``base_url`` (``scheme://host[:port][/prefix]``); ``timeout`` bounds each whole request.
+
+    ``base_url`` may list several servers of one deployment, comma-separated: a request that gets no
+    answer moves the client on to the next one (the caller's retry goes there).
+    """
 
     def __init__(self, base_url: str, *, timeout: float, connect_timeout: float) -> None:
-        url = urllib.parse.urlsplit(base_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
+        self.base_urls = [part.strip().rstrip("/") for part in base_url.split(",") if part.strip()]
+        if not self.base_urls:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
-        self.base_url = base_url.rstrip("/")
-        self._proxied = _proxy_applies(url.scheme, url.hostname)
+        for base in self.base_urls:
+            url = urllib.parse.urlsplit(base)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"not an http(s) URL: {base!r}")
+        self.base_url = self.base_urls[0]
+        self._proxied = any(_proxy_applies(url.scheme, url.hostname or "")
+                            for url in map(urllib.parse.urlsplit, self.base_urls))
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -76,10 +85,17 @@ class Client:
                     return Response(response.status, await response.read())
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:   # a stale connection
                 if attempt == 2:
-                    raise TransportError(f"{self.base_url}: {error}") from None
+                    raise self._failed(str(error)) from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-                raise TransportError(f"{self.base_url}: {error or type(error).__name__}") from None
+                raise self._failed(str(error) or type(error).__name__) from None
         raise AssertionError("unreachable")
+
+    def _failed(self, why: str) -> TransportError:
+        """The error to raise; the next request goes to the next server, if there are several."""
+        error = TransportError(f"{self.base_url}: {why}")
+        index = self.base_urls.index(self.base_url)
+        self.base_url = self.base_urls[(index + 1) % len(self.base_urls)]
+        return error
 
     async def aclose(self) -> None:
         if self._session is not None:

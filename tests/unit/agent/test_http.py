@@ -187,3 +187,34 @@ def test_the_environment_is_read_only_when_a_proxy_applies(monkeypatch: pytest.M
     assert http._proxy_applies("http", "server.example")
     assert not http._proxy_applies("http", "direct.example")
     assert not http._proxy_applies("https", "server.example")
+
+
+def test_several_servers_a_request_without_answer_moves_on_to_the_next() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(answer(b'{"from":"live"}'))
+
+    async def main() -> None:
+        server, url, _ = await serve(handler)
+        gone = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        dead = f"http://127.0.0.1:{gone.sockets[0].getsockname()[1]}"
+        gone.close()
+        await gone.wait_closed()
+        c = client(f"{dead}, {url}/")
+        assert c.base_urls == [dead, url]
+        with pytest.raises(TransportError, match=dead):
+            await c.post("/a", {})
+        assert (await c.post("/a", {})).json() == {"from": "live"}   # the retry went to the next one
+        assert c.base_url == url
+        await c.aclose()
+        server.close()
+
+    asyncio.run(main())
+
+
+def test_every_listed_server_must_be_an_http_url() -> None:
+    with pytest.raises(ValueError, match="ftp"):
+        client("http://a:1,ftp://b")
+    with pytest.raises(ValueError):
+        client(" , ")
