@@ -137,16 +137,20 @@ def _worker(args: tuple[str, int, str, str, str, int, float, float]) -> dict[str
             "first_error": out.first_error, "last_body": out.last_body}
 
 
-def hammer(url: str, path: str, account: str, key: str, seconds: float, processes: int = 2,
+def hammer(url: str | list[str], path: str, account: str, key: str, seconds: float, processes: int = 2,
            connections: int = 4) -> LoadResult:
-    """GET ``path`` (with its query) from ``processes`` x ``connections`` closed-loop clients."""
-    host, port = url.removeprefix("http://").split(":")
+    """GET ``path`` (with its query) from ``processes`` x ``connections`` closed-loop clients (process
+    i on ``url[i % len(url)]`` when several servers are given)."""
+    urls = [url] if isinstance(url, str) else url
     start_at = time.time() + WARMUP + 0.5 * processes  # spawned interpreters need a moment
     stop_at = start_at + seconds
-    job = (host, int(port), path, account, key, connections, start_at, stop_at)
+    jobs = []
+    for i in range(processes):
+        host, port = urls[i % len(urls)].removeprefix("http://").split(":")
+        jobs.append((host, int(port), path, account, key, connections, start_at, stop_at))
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
-        parts = pool.map(_worker, [job] * processes)
+        parts = pool.map(_worker, jobs)
     result = LoadResult(seconds=seconds)
     for part in parts:
         result.requests += part["requests"]

@@ -257,14 +257,16 @@ def _stop(server: Server) -> None:
 @contextmanager
 def start_server(database_url: str | None, *, nodes_per_agent: int | None = None,
                  node_provider: str = "local", timeout: float = 60.0,
-                 profile: Path | None = None, data_root: Path | None = None) -> Iterator[Server]:
+                 profile: Path | None = None, data_root: Path | None = None,
+                 key: str | None = None) -> Iterator[Server]:
     """A fresh server (own port, own data dir); stopped with SIGINT (it stops its agents) on exit.
+    Servers given the same ``database_url`` and ``key`` serve the same account together.
 
     With ``profile`` the server runs under :mod:`bench.sampler`, which writes its samples there.
     """
     data_dir = Path(tempfile.mkdtemp(prefix="openbatch-bench-", dir=data_root))
     port = free_port()
-    key = new_key()
+    key = key or new_key()
     db_url = database_url or f"sqlite:///{data_dir / 'openbatch.db'}"
     entry = ["bench.sampler"] if profile else ["openbatch"]
     args = [sys.executable, "-m", *entry, "serve", "--host", "127.0.0.1", "--port", str(port),

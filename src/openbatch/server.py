@@ -31,7 +31,6 @@ def build(settings: Settings) -> tuple[BatchApp, Store]:
     try:
         store = Store(url)
         store.migrate()
-        lease.announce()
     except BaseException:
         lease.release()
         raise

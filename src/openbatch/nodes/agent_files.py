@@ -33,18 +33,26 @@ class AgentFileRequests:
         self._pending: dict[str, Future] = {}
         self._lock = threading.Lock()
 
-    def answer(self, request_id: str, answer: Json) -> None:
+    def answer(self, request_id: str, answer: Json) -> bool:
+        """Resolve the request with the agent's answer; False if it is not waited for here."""
         with self._lock:
             future = self._pending.pop(request_id, None)
         if future is not None and not future.done():
             future.set_result(answer)
+            return True
+        return False
+
+    def waiting(self) -> list[str]:
+        """The requests waited for here."""
+        with self._lock:
+            return list(self._pending)
 
     def _ask(self, where: FileLocation, op: str, wait: float = ANSWER_SECONDS, **params: Any) -> Any:
         agent_id = self.agent_of(where)
         if agent_id is None:
             raise BatchError("NodeNotFound", "The node hosting these files is not connected.",
                              [("NodeId", where.node_id)])
-        request_id = secrets.token_hex(8)
+        request_id = secrets.token_hex(12)
         future: Future = Future()
         with self._lock:
             self._pending[request_id] = future

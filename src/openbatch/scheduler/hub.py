@@ -1,8 +1,10 @@
 """The server's side of agent connections: per-agent command queues and long-poll wakeups.
 
 Services (running in worker threads) push commands after their transaction commits;
-the agent's long-poll request (on the event loop) takes them. Also remembers when each
-agent last called, so a silent agent is noticed within seconds.
+the agent's long-poll request (on the event loop) takes them. Several servers on one
+database keep the queues there instead (cluster/channel.py): ``fetch`` takes them and a
+notification :meth:`signal`\\ s the waiting long-poll. Also notes which agents called,
+for the presence each server writes down (cluster/presence.py).
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable
 
 from ..protocol import Command
 
 
 class AgentHub:
-    def __init__(self) -> None:
+    def __init__(self, fetch: Callable[[str], Awaitable[list[Command]]] | None = None) -> None:
         self._lock = threading.Lock()
+        self._fetch = fetch
         self._queues: dict[str, list[Command]] = {}
         self._events: dict[str, asyncio.Event] = {}
-        self._last_seen: dict[str, float] = {}
+        self._seen: set[str] = set()
         self._polling: dict[str, int] = {}
         self._greeted: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -36,18 +39,31 @@ class AgentHub:
             return
         with self._lock:
             self._queues.setdefault(agent_id, []).extend(commands)
-            event = self._events.get(agent_id)
+        self.signal(agent_id)
+
+    def signal(self, agent_id: str) -> None:
+        """Thread-safe: the agent may have commands (its long-poll, if it waits here, looks)."""
+        event = self._events.get(agent_id)
         if event is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(event.set)
+
+    def signal_all(self) -> None:
+        """Thread-safe: every waiting long-poll looks again (notifications may have been missed)."""
+        for agent_id in list(self._events):
+            self.signal(agent_id)
+
+    async def _pop(self, agent_id: str) -> list[Command]:
+        if self._fetch is not None:
+            return await self._fetch(agent_id)
+        with self._lock:
+            return self._queues.pop(agent_id, [])
 
     async def take(self, agent_id: str, wait: float) -> list[Command]:
         """The agent's pending commands, waiting up to ``wait`` seconds for some to arrive."""
         self.touch(agent_id)
-        with self._lock:
-            event = self._events.setdefault(agent_id, asyncio.Event())
-            pending = self._queues.pop(agent_id, [])
-            if not pending:
-                event.clear()
+        event = self._events.setdefault(agent_id, asyncio.Event())
+        event.clear()   # before looking: what arrives after the look sets it again
+        pending = await self._pop(agent_id)
         if not pending and wait > 0:
             self._polling[agent_id] = self._polling.get(agent_id, 0) + 1
             deadline = time.monotonic() + wait
@@ -58,22 +74,16 @@ class AgentHub:
                         await asyncio.wait_for(event.wait(), left)
                     except asyncio.TimeoutError:
                         pass
-                    with self._lock:
-                        if self._events.get(agent_id) is not event:
-                            return []  # forgotten meanwhile
-                        pending = self._queues.pop(agent_id, [])
-                        event.clear()
+                    if self._events.get(agent_id) is not event:
+                        return []  # forgotten meanwhile
+                    event.clear()
+                    pending = await self._pop(agent_id)
             finally:
                 if agent_id in self._polling:
                     self._polling[agent_id] -= 1
         if self._events.get(agent_id) is event:
             self.touch(agent_id)
         return pending
-
-    def expect(self, agent_ids: list[str]) -> None:
-        """Agents known from before a restart: lost unless they call within the usual time."""
-        for agent_id in agent_ids:
-            self._last_seen.setdefault(agent_id, time.monotonic())
 
     def first_contact(self, agent_id: str) -> bool:
         """True the first time an agent calls since this server started (then it reconciles)."""
@@ -84,13 +94,12 @@ class AgentHub:
             return True
 
     def touch(self, agent_id: str) -> None:
-        self._last_seen[agent_id] = time.monotonic()
+        self._seen.add(agent_id)
 
-    def silent(self, after: float) -> list[str]:
-        """Agents that have not called for ``after`` seconds (one waiting in a long-poll is calling)."""
-        cutoff = time.monotonic() - after
-        return [agent for agent, seen in list(self._last_seen.items())
-                if seen < cutoff and not self._polling.get(agent)]
+    def drain_seen(self) -> list[str]:
+        """The agents that called since the last drain, or are waiting in a long-poll now."""
+        seen, self._seen = self._seen, set()
+        return sorted(seen | {agent for agent, count in list(self._polling.items()) if count})
 
     def forget(self, agent_id: str) -> None:
         """The agent is lost or gone: its queued commands are dropped, and should it call again it
@@ -98,7 +107,7 @@ class AgentHub:
         with self._lock:
             self._queues.pop(agent_id, None)
             event = self._events.pop(agent_id, None)
-            self._last_seen.pop(agent_id, None)
+            self._seen.discard(agent_id)
             self._polling.pop(agent_id, None)
             self._greeted.discard(agent_id)
         if event is not None and self._loop is not None:

@@ -14,7 +14,6 @@ from typing import Awaitable, Callable
 import anyio.to_thread
 
 from ..services import Services
-from .hub import AgentHub
 from .round import SchedulingRound
 
 log = logging.getLogger("openbatch.scheduler")
@@ -23,12 +22,12 @@ SWEEP_SECONDS = 1.0
 
 
 class Scheduler:
-    def __init__(self, services: Services, hub: AgentHub, node_lost_after: float,
+    def __init__(self, services: Services, silent: Callable[[], Awaitable[list[str]]],
                  on_silent: Callable[[str], Awaitable[None]]) -> None:
         self.services = services
-        self.hub = hub
-        self.node_lost_after = node_lost_after
-        #: What to do about an agent that stopped calling (the runtime knows local from remote).
+        #: The agents that stopped calling (cluster/presence.py), and what to do about one (the
+        #: runtime knows local from remote).
+        self.silent = silent
         self.on_silent = on_silent
         self.round = SchedulingRound(services.ctx)
         services.ctx.schedule_in = self.round.schedule_pool_in   # exit reports run it for the slots they free
@@ -75,7 +74,7 @@ class Scheduler:
 
     async def _sweep(self) -> None:
         """Once a second: agents that went silent, jobs past their maxWallClockTime, expired task directories."""
-        for agent_id in self.hub.silent(self.node_lost_after):
+        for agent_id in await self.silent():
             await self.on_silent(agent_id)
         await anyio.to_thread.run_sync(self.services.job_limits.expire_overdue)
         await anyio.to_thread.run_sync(self.services.retention.remove_expired)

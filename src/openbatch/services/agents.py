@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from ..domain import clock, commands, execution, nodes as node_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
-from ..store import node_queries
+from ..store import cluster_queries, node_queries
 from ..store.engine import Connection
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from ..store.task_queries import current_runs, prep_rows_of_node, tasks_on_node
@@ -177,6 +177,17 @@ class AgentService:
             present = node_queries.existing_node_keys(conn, node_ids)
         return [node_id for node_id in node_ids if node_id.lower() in present]
 
+    def seen(self, agent_ids: Sequence[str]) -> None:
+        """These agents called a server (each server writes what it saw, about once a second)."""
+        if agent_ids:
+            with self.ctx.store.write() as conn:
+                cluster_queries.mark_seen(conn, agent_ids, self.ctx.now())
+
+    def silent_since(self, cutoff: datetime) -> list[str]:
+        """Agents that have called no server since ``cutoff``."""
+        with self.ctx.store.read() as conn:
+            return cluster_queries.agents_silent_since(conn, cutoff)
+
     def node_ids_of(self, agent_id: str) -> list[str]:
         with self.ctx.store.read() as conn:
             return node_queries.node_ids_of_agent(conn, agent_id)
@@ -265,10 +276,12 @@ class AgentService:
         """
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
+            # (runs still on their way to it are not lost: an agent may call another server first)
+            have = active_runs | self.ctx.queued_runs(conn, agent.agent_id)
             for node in node_queries.nodes_of_agent(conn, agent.agent_id):
                 if node.body["state"] == NodeState.UNUSABLE.value:
                     self.node_ops.restart_in(conn, node, False, now)
-                elif self._requeue_node_tasks(conn, node, active_runs, now, lost=False):
+                elif self._requeue_node_tasks(conn, node, have, now, lost=False):
                     self.ctx.wake_after(conn)
             stale = active_runs - (current_runs(conn, active_runs) if active_runs else set())
             self.ctx.send(conn, agent.agent_id, [commands.kill_command(run_id) for run_id in sorted(stale)])

@@ -54,6 +54,28 @@ class Notifier:
         """An agent's credential ended (its nodes left, or it was lost for good): forget it."""
 
 
+class Outbox:
+    """How a transaction's messages leave it: by default through the :class:`Notifier` once it has
+    committed (one server); several servers on one database send them through the database in the
+    transaction itself (cluster/channel.py), so they reach whichever server needs them."""
+
+    def send_in(self, conn: Connection, agent_id: str, commands: list[Command]) -> None:
+        raise NotImplementedError
+
+    def wake_in(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def nodes_changed_in(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def agent_gone_in(self, conn: Connection, agent_id: str) -> None:
+        raise NotImplementedError
+
+    def queued_runs(self, conn: Connection, agent_id: str) -> set[str]:
+        """Runs sent to an agent that it has not taken yet."""
+        raise NotImplementedError
+
+
 @dataclass
 class ServiceContext:
     store: Store
@@ -80,6 +102,8 @@ class ServiceContext:
     #: (account, job id) -> a task authentication token for that job; installed by the server,
     #: which holds the account keys (auth/task_tokens.py).
     issue_token: Callable[[str, str], str] | None = None
+    #: Where commands and wake-ups go instead of the notifier (several servers: cluster/channel.py).
+    outbox: Outbox | None = None
 
     def task_token(self, account: str, job: Json, task: Json) -> str | None:
         """The token a task's authenticationTokenSettings ask for (access ``job``), else None."""
@@ -95,16 +119,32 @@ class ServiceContext:
         if agent_id and commands:
             if self.auto_storage is not None:
                 commands = self.auto_storage.resolve(commands)
-            after_commit(conn, lambda: self.notifier.push(agent_id, commands))
+            if self.outbox is not None:
+                self.outbox.send_in(conn, agent_id, commands)
+            else:
+                after_commit(conn, lambda: self.notifier.push(agent_id, commands))
+
+    def queued_runs(self, conn: Connection, agent_id: str) -> set[str]:
+        """Runs sent to an agent and not taken yet (only a database outbox can tell; none are lost)."""
+        return self.outbox.queued_runs(conn, agent_id) if self.outbox is not None else set()
 
     def wake_after(self, conn: Connection) -> None:
-        after_commit(conn, self.notifier.wake)
+        if self.outbox is not None:
+            self.outbox.wake_in(conn)
+        else:
+            after_commit(conn, self.notifier.wake)
 
     def nodes_changed_after(self, conn: Connection) -> None:
-        after_commit(conn, self.notifier.nodes_changed)
+        if self.outbox is not None:
+            self.outbox.nodes_changed_in(conn)
+        else:
+            after_commit(conn, self.notifier.nodes_changed)
 
     def agent_gone_after(self, conn: Connection, agent_id: str) -> None:
-        after_commit(conn, lambda: self.notifier.agent_gone(agent_id))
+        if self.outbox is not None:
+            self.outbox.agent_gone_in(conn, agent_id)
+        else:
+            after_commit(conn, lambda: self.notifier.agent_gone(agent_id))
 
 
 def page_of(records: list[Record], limit: int, key: Callable[[Record], Sequence[str]]) -> Page:

@@ -187,6 +187,8 @@ agents = Table(
     Column("hostname", String(255), nullable=False),
     Column("local", Boolean, nullable=False),
     Column("registered", DateTime, nullable=False),
+    #: When the agent last called any server (each server writes what it saw once a second).
+    Column("seen_at", DateTime, nullable=True),
 )
 
 
@@ -211,7 +213,28 @@ prep_release = Table(
 )
 
 
-#: Which server holds the database (store/lease.py; PostgreSQL writes its holder here).
+#: Commands for agents, on PostgreSQL: written in the transaction that decided them, taken by
+#: whichever server the agent calls (cluster/channel.py). In order of ``pk``.
+agent_commands = Table(
+    "agent_commands",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("agent_id", String(64), nullable=False, index=True),
+    Column("body", Text, nullable=False),
+)
+
+#: An agent's answer to a file request that reached another server than the one asking, on
+#: PostgreSQL: kept until the asking server takes it (at once, woken by NOTIFY).
+file_answers = Table(
+    "file_answers",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("created", DateTime, nullable=False),
+)
+
+
+#: Which server leads (store/lease.py; PostgreSQL writes its holder here).
 server_lease = Table(
     "server_lease",
     metadata,

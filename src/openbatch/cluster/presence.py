@@ -1,0 +1,78 @@
+"""Which agents still call, whichever server they call: each server writes down the agents it
+heard from (or holds a long-poll of) once a second (``agents.seen_at``); the leader reads who
+has been silent for the node-lost timeout.
+
+A new leader gives every agent that long from its election first: an agent of a server that
+just died needs a moment to find another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+from typing import Callable
+
+from ..scheduler.hub import AgentHub
+from ..services import Services
+
+log = logging.getLogger("openbatch.cluster")
+
+#: How often a server writes down the agents it heard from.
+FLUSH_SECONDS = 1.0
+
+
+class Presence:
+    def __init__(self, services: Services, hub: AgentHub, lost_after: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.services = services
+        self.clock = clock
+        self.hub = hub
+        self.lost_after = lost_after
+        self._leading_since: float | None = None
+        self._reported: dict[str, float] = {}
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="openbatch-presence")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def lead(self) -> None:
+        """This server leads from now on."""
+        self._leading_since = self.clock()
+
+    async def flush(self) -> None:
+        seen = self.hub.drain_seen()
+        if seen:
+            await asyncio.to_thread(self.services.agents.seen, seen)
+
+    async def silent(self) -> list[str]:
+        """Agents silent for the node-lost timeout (each told once per timeout; none in the first
+        timeout of a leader)."""
+        now = self.clock()
+        if self._leading_since is None or now - self._leading_since < self.lost_after:
+            return []
+        await self.flush()
+        cutoff = self.services.ctx.now() - timedelta(seconds=self.lost_after)
+        silent = await asyncio.to_thread(self.services.agents.silent_since, cutoff)
+        self._reported = {agent: at for agent, at in self._reported.items()
+                          if agent in silent and now - at < self.lost_after}
+        fresh = [agent for agent in silent if agent not in self._reported]
+        self._reported.update((agent, now) for agent in fresh)
+        return fresh
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - the database may be back next time
+                log.exception("writing down which agents called failed")

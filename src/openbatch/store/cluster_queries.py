@@ -1,0 +1,78 @@
+"""What the servers sharing one database tell each other through it (cluster/): commands for agents,
+file answers, agents' last calls, and PostgreSQL notifications.
+
+A notification sent in a transaction (``pg_notify``) is delivered when it commits, never if it rolls
+back: a command and the wake-up that announces it are one. Channels are in :data:`CHANNELS`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .schema import agent_commands as _c, agents as _a, file_answers as _f
+
+#: Notification channels: payload an agent id (its commands / it is gone), a file request id, or nothing.
+AGENT_COMMANDS = "openbatch_agent"
+AGENT_GONE = "openbatch_agent_gone"
+FILE_ANSWER = "openbatch_file_answer"
+WAKE = "openbatch_wake"
+NODES_CHANGED = "openbatch_nodes"
+CHANNELS = (AGENT_COMMANDS, AGENT_GONE, FILE_ANSWER, WAKE, NODES_CHANGED)
+
+_NOTIFY = sa.text("SELECT pg_notify(:channel, :payload)")
+
+
+def notify(conn: Connection, channel: str, payload: str = "") -> None:
+    """Tell every server listening on ``channel``, once the transaction commits (PostgreSQL)."""
+    conn.execute(_NOTIFY, {"channel": channel, "payload": payload})
+
+
+def enqueue_commands(conn: Connection, agent_id: str, bodies: Sequence[str]) -> None:
+    """Queue encoded commands for an agent and announce them, in the caller's transaction."""
+    conn.execute(_c.insert(), [{"agent_id": agent_id, "body": body} for body in bodies])
+    notify(conn, AGENT_COMMANDS, agent_id)
+
+
+def take_commands(conn: Connection, agent_id: str) -> list[str]:
+    """An agent's queued commands, oldest first; each is taken once, by one caller."""
+    rows = conn.execute(_c.delete().where(_c.c.agent_id == agent_id).returning(_c.c.pk, _c.c.body)).all()
+    return [body for _, body in sorted(rows)]
+
+
+def queued_commands(conn: Connection, agent_id: str) -> list[str]:
+    """An agent's queued commands, not taken."""
+    return list(conn.execute(sa.select(_c.c.body).where(_c.c.agent_id == agent_id).order_by(_c.c.pk)).scalars())
+
+
+def drop_commands(conn: Connection, agent_id: str) -> None:
+    conn.execute(_c.delete().where(_c.c.agent_id == agent_id))
+
+
+def put_file_answer(conn: Connection, request_id: str, body: str, now: datetime) -> None:
+    conn.execute(_f.delete().where(_f.c.request_id == request_id))
+    conn.execute(_f.insert().values(request_id=request_id, body=body, created=now.replace(tzinfo=None)))
+    notify(conn, FILE_ANSWER, request_id)
+
+
+def take_file_answer(conn: Connection, request_id: str) -> str | None:
+    return conn.execute(_f.delete().where(_f.c.request_id == request_id).returning(_f.c.body)).scalar()
+
+
+def drop_file_answers_before(conn: Connection, before: datetime) -> None:
+    """Answers nobody took (their asker stopped waiting, or died)."""
+    conn.execute(_f.delete().where(_f.c.created < before.replace(tzinfo=None)))
+
+
+def mark_seen(conn: Connection, agent_ids: Sequence[str], now: datetime) -> None:
+    conn.execute(_a.update().where(_a.c.id.in_(list(agent_ids))).values(seen_at=now.replace(tzinfo=None)))
+
+
+def agents_silent_since(conn: Connection, cutoff: datetime) -> list[str]:
+    """Agents that have not called any server since ``cutoff`` (nor registered since)."""
+    naive = cutoff.replace(tzinfo=None)
+    seen = sa.func.coalesce(_a.c.seen_at, _a.c.registered)
+    return list(conn.execute(sa.select(_a.c.id).where(seen < naive).order_by(_a.c.id)).scalars())

@@ -1,0 +1,138 @@
+"""Several servers' messages through one PostgreSQL database (cluster/channel.py, cluster/listener.py,
+cluster/leader.py): commands written in a transaction reach the agent's server only if it commits, each
+is taken once and in order, a notification wakes a listener, one leader at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Iterator
+
+import pytest
+
+from openbatch.cluster.channel import DatabaseOutbox
+from openbatch.cluster.leader import Leadership
+from openbatch.cluster.listener import Listener
+from openbatch.protocol import KillCommand, RunCommand
+from openbatch.store import cluster_queries as queries
+from openbatch.store.engine import Store
+from openbatch.store.lease import Holder
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(postgres_databases) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    store = Store(postgres_databases())
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+def outbox(store: Store, leading: bool = False) -> tuple[DatabaseOutbox, list[str]]:
+    calls: list[str] = []
+    box = DatabaseOutbox(store, lambda: leading, lambda: calls.append("wake"), lambda: calls.append("nodes"),
+                         lambda agent: calls.append(f"gone {agent}"))
+    return box, calls
+
+
+def run(agent_id: str, run_id: str) -> RunCommand:
+    return RunCommand(id=run_id, kind="task", nodeId="n1", commandLine="true", taskDir="j/t")
+
+
+def test_commands_are_sent_only_by_a_committed_transaction_and_taken_once_in_order(store: Store) -> None:
+    box, _ = outbox(store)
+    with store.write() as conn:
+        box.send_in(conn, "a1", [run("a1", "t1"), KillCommand(id="t0")])
+        box.send_in(conn, "a1", [run("a1", "t2")])
+        box.send_in(conn, "a2", [KillCommand(id="x")])
+        assert box.queued_runs(conn, "a1") == {"t1", "t2"}
+    with pytest.raises(RuntimeError), store.write() as conn:
+        box.send_in(conn, "a1", [run("a1", "lost")])
+        raise RuntimeError("rolled back")
+    assert [c.id for c in box.take("a1")] == ["t1", "t0", "t2"]
+    assert box.take("a1") == []
+    with store.write() as conn:
+        box.agent_gone_in(conn, "a2")   # its commands go with it
+    assert box.take("a2") == []
+
+
+def test_a_notification_reaches_a_listener_after_the_commit(store: Store) -> None:
+    heard: list[tuple[str, str | None]] = []
+    got = threading.Event()
+
+    def handler(channel: str):  # type: ignore[no-untyped-def]
+        def on(payload: str | None) -> None:
+            heard.append((channel, payload))
+            if payload:
+                got.set()
+        return on
+
+    listener = Listener(store.url, {name: handler(name) for name in queries.CHANNELS})
+    listener.start()
+    try:
+        assert listener.wait_connected(10)
+        assert sorted(heard) == sorted((name, None) for name in queries.CHANNELS)   # caught up at connect
+        box, _ = outbox(store)
+        with store.write() as conn:
+            box.send_in(conn, "a9", [KillCommand(id="k")])
+            assert not got.wait(0.2)     # not before the commit
+        assert got.wait(5)
+        assert heard[-1] == (queries.AGENT_COMMANDS, "a9")
+    finally:
+        listener.stop()
+
+
+def test_wake_ups_are_local_on_the_leader_and_notified_elsewhere(store: Store) -> None:
+    leader, calls = outbox(store, leading=True)
+    with store.write() as conn:
+        leader.wake_in(conn)
+        leader.nodes_changed_in(conn)
+        assert calls == []
+    assert calls == ["wake", "nodes"]
+    follower, calls = outbox(store, leading=False)
+    with store.write() as conn:
+        follower.wake_in(conn)
+    assert calls == []   # (went to the leader as a notification)
+
+
+def test_a_file_answer_is_kept_for_the_server_that_asked(store: Store) -> None:
+    box, _ = outbox(store)
+    box.put_answer("req1", {"ok": [1, 2]}, NOW)
+    box.put_answer("old", {"ok": 0}, NOW - timedelta(hours=1))
+    box.put_answer("req2", {"ok": 3}, NOW)   # drops answers nobody took for long
+    assert box.take_answer("req1") == {"ok": [1, 2]}
+    assert box.take_answer("req1") is None
+    assert box.take_answer("old") is None
+
+
+def test_one_leader_at_a_time_and_the_next_one_when_it_goes(store: Store) -> None:
+    async def main() -> None:
+        elected: list[str] = []
+
+        def leadership(name: str) -> Leadership:
+            async def on_elected() -> None:
+                elected.append(name)
+
+            async def on_lost() -> None:
+                elected.append(f"{name} lost")
+
+            return Leadership(store.url, Holder(url=name), on_elected, on_lost)
+
+        first, second = leadership("first"), leadership("second")
+        await first.start()
+        await second.start()
+        await asyncio.sleep(1.2)
+        assert elected == ["first"] and first.leading and not second.leading
+        await first.stop_asking()
+        await first.release()
+        for _ in range(50):
+            if second.leading:
+                break
+            await asyncio.sleep(0.1)
+        assert elected == ["first", "second"]
+        await second.stop_asking()
+        await second.release()
+
+    asyncio.run(main())
