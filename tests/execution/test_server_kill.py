@@ -19,6 +19,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 
 from tests.execution.conftest import wait_for
 from tests.execution.test_node_loss import _marked, _never_twice_at_once, _runs
+from tests.execution.test_task_lifecycle import alive
 from tests.support.live import ACCOUNT, KEY, free_port
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -156,6 +157,9 @@ def test_a_second_server_on_the_database_refuses_then_takes_over(serve: ServePro
     message = second.log.read_text()
     assert "another openbatch server is using this database" in message, message
     assert f"pid {serve.process.pid}" in message and serve.url in message, message
+    its_agents = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(serve.process.pid)], capture_output=True,
+                                                     text=True).stdout.split()]
+    assert its_agents
     serve.kill()
     began = time.monotonic()
     second.start()
@@ -164,5 +168,7 @@ def test_a_second_server_on_the_database_refuses_then_takes_over(serve: ServePro
         batch = _client(second)
         _all_done(batch, job_id, 40)
         _never_twice_at_once(_runs(log))
+        # the local agents of the killed server end by themselves (they must not wait for it forever)
+        wait_for(lambda: not any(alive(pid) for pid in its_agents), 15, message="the killed server's agents gone")
     finally:
         second.stop()

@@ -16,6 +16,7 @@ from azure.batch import models as m
 
 from tests.execution.conftest import wait_for
 from tests.execution.test_node_loss import _marked, _never_twice_at_once, _runs
+from tests.execution.test_task_lifecycle import alive
 from tests.execution.test_server_kill import ServeProcess, _add, _all_done, _client, _counts, _pool_and_job
 from tests.support.live import ACCOUNT, KEY, free_port
 
@@ -75,6 +76,10 @@ def test_the_leader_killed_the_other_server_takes_over(servers: Servers, tmp_pat
     log = tmp_path / "runs.log"
     _add(b, job_id, 60, log)
     wait_for(lambda: _counts(b, job_id)[2] >= 6, 60, interval=0.1, message="some tasks completed")
+    assert first.process is not None
+    its_agents = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(first.process.pid)], capture_output=True,
+                                                     text=True).stdout.split()]
+    assert len(its_agents) == 2   # (--nodes-per-agent 1)
     first.kill()
     killed = time.monotonic()
     wait_for(lambda: "this server leads" in second.log.read_text(), 15, interval=0.05, message="the second leads")
@@ -83,6 +88,7 @@ def test_the_leader_killed_the_other_server_takes_over(servers: Servers, tmp_pat
     _all_done(b, job_id, 60)
     _never_twice_at_once(_runs(log))
     assert len(_runs(log)) == 60
+    wait_for(lambda: not any(alive(pid) for pid in its_agents), 15, message="the dead leader's agents gone")
     assert _counts(b, job_id) == (0, 0, 60, 60, 0)
     wait_for(lambda: sorted(n.state for n in b.list_nodes("p")) == ["idle", "idle"], 30, message="both nodes idle")
     del a

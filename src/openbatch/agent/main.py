@@ -115,6 +115,9 @@ class Agent:
         #: Runs whose exit was reported but not yet taken by the server (they count as "had" in a reconcile).
         self.unacknowledged: set[str] = set()
         self.wipe_on_exit = False
+        #: The server that started this (local) agent died: nobody takes its last reports (the next
+        #: server counts its runs as lost), so it ends without waiting to send them.
+        self.orphaned = False
 
     # -- the life of an agent --------------------------------------------------------------
 
@@ -137,9 +140,11 @@ class Agent:
         if self.wipe_on_exit:
             for node in self.nodes.values():
                 await asyncio.to_thread(shutil.rmtree, node.root, True)
-        else:
+        elif not self.orphaned:
             await self.flush()
         sender.cancel()
+        for sending in list(self.sending):
+            sending.cancel()
         await self.http.aclose()
         if "openbatch.agent.output_files" in sys.modules:   # the storage client was used: close its sessions
             await sys.modules["openbatch.agent.output_files"].close_clients()
@@ -200,6 +205,7 @@ class Agent:
         while True:
             if self.parent is not None and os.getppid() != self.parent:
                 log.error("the server that started this agent is gone; stopping")
+                self.orphaned = True
                 self.done.set()
                 return
             try:
