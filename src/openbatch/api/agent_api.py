@@ -24,6 +24,7 @@ from ..domain import clock
 from ..domain.errors import BatchError, invalid_body
 from ..protocol import (
     PREFIX,
+    Command,
     CommandsAnswer,
     EventsRequest,
     FileAnswer,
@@ -86,10 +87,10 @@ class AgentApi:
             if path == "/events" and request.method == "POST":
                 self.hub.touch(agent.agent_id)
                 report = _EVENTS.decode(await _body(request, MAX_BODY_BYTES) or b"{}")
-                await self._events(agent, report)
-                # An agent that asks takes its pending commands here: those its own report just
-                # queued (the next runs on the slots it freed) need no long-poll round trip.
-                commands = await self.hub.take(agent.agent_id, 0) if report.takeCommands else []
+                answer = await self._events(agent, report)
+                # An agent that asks takes its pending commands here, and those its own report
+                # decided (the next runs on the slots it freed): no long-poll round trip.
+                commands = await self.hub.take(agent.agent_id, 0) + answer if report.takeCommands else []
                 return Response(_encode(CommandsAnswer(commands=commands)), media_type="application/json")
             raise BatchError("InvalidUri", "Unknown agent endpoint.")
         except BatchError as error:
@@ -174,15 +175,17 @@ class AgentApi:
         self._identities[agent_id] = (credential, identity)
         return identity
 
-    async def _events(self, agent: AgentIdentity, report: EventsRequest) -> None:
+    async def _events(self, agent: AgentIdentity, report: EventsRequest) -> list[Command]:
+        """Apply the report; the commands it decided for this agent, if it takes them in the answer."""
         exits = []
         for event in report.events:
             if event.type == "nodeReady" and event.nodeId:
                 await run(self.services.agents.node_ready, agent, event.nodeId)
             elif event.type == "exited" and event.id:
                 exits.append(msgspec.to_builtins(event))
-        if exits:
-            await run(self.services.runs.report, agent.agent_id, exits, report.sentAt)
+        if not exits:
+            return []
+        return await run(self.services.runs.report, agent.agent_id, exits, report.sentAt, report.takeCommands)
 
 
 def _content_length(request: Request) -> int:

@@ -24,6 +24,9 @@ class AgentHub:
         self._queues: dict[str, list[Command]] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._seen: set[str] = set()
+        #: (fetch) Agents whose queue in the database may hold something: signalled since their
+        #: last fetch, or never fetched here.
+        self._dirty: set[str] = set()
         self._polling: dict[str, int] = {}
         self._greeted: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -43,17 +46,21 @@ class AgentHub:
 
     def signal(self, agent_id: str) -> None:
         """Thread-safe: the agent may have commands (its long-poll, if it waits here, looks)."""
+        self._dirty.add(agent_id)
         event = self._events.get(agent_id)
         if event is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(event.set)
 
     def signal_all(self) -> None:
-        """Thread-safe: every waiting long-poll looks again (notifications may have been missed)."""
+        """Thread-safe: every agent's queue is looked at again (notifications may have been missed)."""
         for agent_id in list(self._events):
             self.signal(agent_id)
 
     async def _pop(self, agent_id: str) -> list[Command]:
         if self._fetch is not None:
+            if agent_id not in self._dirty:
+                return []
+            self._dirty.discard(agent_id)   # (before the fetch: a signal meanwhile makes it look again)
             return await self._fetch(agent_id)
         with self._lock:
             return self._queues.pop(agent_id, [])
@@ -61,7 +68,10 @@ class AgentHub:
     async def take(self, agent_id: str, wait: float) -> list[Command]:
         """The agent's pending commands, waiting up to ``wait`` seconds for some to arrive."""
         self.touch(agent_id)
-        event = self._events.setdefault(agent_id, asyncio.Event())
+        event = self._events.get(agent_id)
+        if event is None:
+            event = self._events[agent_id] = asyncio.Event()
+            self._dirty.add(agent_id)   # what was queued before it called here
         event.clear()   # before looking: what arrives after the look sets it again
         pending = await self._pop(agent_id)
         if not pending and wait > 0:
@@ -108,6 +118,7 @@ class AgentHub:
             self._queues.pop(agent_id, None)
             event = self._events.pop(agent_id, None)
             self._seen.discard(agent_id)
+            self._dirty.discard(agent_id)
             self._polling.pop(agent_id, None)
             self._greeted.discard(agent_id)
         if event is not None and self._loop is not None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..store.engine import Connection
 
@@ -18,6 +19,9 @@ from ..store.records import JOBS, POOLS, TASKS, Record
 
 
 Json = dict[str, Any]
+
+#: conn.info key: (agent id, list) while a transaction's commands for that agent are its answer.
+_ANSWERING = "openbatch.answering"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +123,25 @@ class ServiceContext:
         if agent_id and commands:
             if self.auto_storage is not None:
                 commands = self.auto_storage.resolve(commands)
-            if self.outbox is not None:
+            answering = conn.info.get(_ANSWERING)
+            if answering is not None and answering[0] == agent_id:
+                answering[1].extend(commands)
+            elif self.outbox is not None:
                 self.outbox.send_in(conn, agent_id, commands)
             else:
                 after_commit(conn, lambda: self.notifier.push(agent_id, commands))
+
+    @contextmanager
+    def answering(self, conn: Connection, agent_id: str) -> Iterator[list[Command]]:
+        """Within this block, the commands the transaction decides for ``agent_id`` are not sent but
+        collected into the list, for the caller to answer the agent's own request with once the
+        transaction has committed (its report: the next runs on the slots it freed)."""
+        answer: list[Command] = []
+        conn.info[_ANSWERING] = (agent_id, answer)
+        try:
+            yield answer
+        finally:
+            conn.info.pop(_ANSWERING, None)
 
     def queued_runs(self, conn: Connection, agent_id: str) -> set[str]:
         """Runs sent to an agent and not taken yet (only a database outbox can tell; none are lost)."""

@@ -15,6 +15,7 @@ from ..domain import clock, commands, execution, nodes as node_rules
 from ..domain.exit_conditions import options_for
 from ..domain.nodes import NodeState
 from ..domain.states import TaskState, with_state
+from ..protocol import Command
 from ..store import task_queries
 from ..store.engine import Connection
 from ..store.node_queries import node_by_start_run
@@ -58,7 +59,8 @@ class RunService:
         self.jobs = jobs
 
     @bounded_write
-    def report(self, agent_id: str, results: Sequence[Json], sent_at: str | None = None) -> None:
+    def report(self, agent_id: str, results: Sequence[Json], sent_at: str | None = None,
+               answered: bool = False) -> list[Command]:
         """Apply finished runs ({id, exitCode, failure?, preProcessingError?, startTime, endTime}) in one
         transaction. The times are the node's, put on the server's clock (``sent_at``: the node's clock
         when it sent the report; see :func:`execution.node_times`).
@@ -67,12 +69,15 @@ class RunService:
         applied as one batch (:meth:`_tasks`). The pools where task slots came free get a
         scheduling round in the same transaction; the scheduler is woken only for what
         that round may not have covered (other reports, a round that left room).
+
+        ``answered``: the agent takes commands in the answer to its report; then the commands the
+        transaction decided for it are returned (for that answer, once committed) instead of sent.
         """
         now = self.ctx.now()
         offset = execution.clock_offset(sent_at, now)
         for result in results:
             result["startTime"], result["endTime"] = execution.node_times(result, now, offset)
-        with self.ctx.store.write() as conn:
+        with self.ctx.store.write() as conn, self.ctx.answering(conn, agent_id if answered else "") as answer:
             tasks: list[Json] = []
             freed: set[tuple[str, str]] = set()
             emptied: set[int] = set()   # nodes whose last task left: settled after the rounds
@@ -97,6 +102,7 @@ class RunService:
             transitions.settle_nodes(conn, emptied, now)
             if wake or not freed:
                 self.ctx.wake_after(conn)
+        return answer
 
     # -- tasks -----------------------------------------------------------------------------
 
