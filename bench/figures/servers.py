@@ -1,13 +1,14 @@
 """Figure 9, several API servers on one PostgreSQL database: ingest and Get Task Counts through one
 server and then spread over two (the ratio says how they scale), and the leader's failover.
 
-- Ingest: N tasks through AddTaskCollection (100 a call) from 4 clients into one job of a pool without
-  nodes: all 4 on the first server, then 2 on each.
+- Ingest: N tasks through AddTaskCollection (100 a call) from 4 clients into a new job of a pool without
+  nodes: all 4 on the first server; then N into another new job, 2 clients on each server.
 - Counts: Get Task Counts on that job from 2 processes x 4 connections: both on the first server,
   then one process on each.
 - Failover: a pool of one local node, hosted by the leader; the leader is killed with kill -9 and a
-  task added through the other server: the time from the kill until that task runs (the other server
-  takes the leader lock, brings the node back on a new agent, and starts the task).
+  ``/bin/true`` task added through the other server: the time from the kill until that task has
+  completed (the other server takes the leader lock, brings the node back on a new agent, and runs
+  the task; "running" alone would count a start on the dead leader's node, which never happens).
 
 Both servers and the clients share this machine's cores, so two servers cannot be twice one here:
 the ratio shows what the database and the servers' coordination cost. SQLite serves one server
@@ -73,18 +74,17 @@ def _failover(suite: Suite, leader: Server, other: Server) -> float:
         a.add_pool("fo", nodes=1)
         a.wait_nodes_idle("fo", 1, timeout=60)
         a.add_job("fojob", "fo")
-    with suite.step("kill -9 of the leader, until a task added through the other server runs"):
+    with suite.step("kill -9 of the leader, until a task added through the other server has run"):
         leader.process.kill()
         killed = time.perf_counter()
         with other.client() as b:
-            b.add_collection("fojob", collection_bodies(1, command="/bin/sleep 30")[0])
+            b.add_collection("fojob", collection_bodies(1)[0])
             deadline = Deadline(60)
             while not deadline.passed():
-                counts = b.task_counts("fojob")
-                if counts["running"] or counts["completed"]:
+                if b.task_counts("fojob")["completed"]:
                     return time.perf_counter() - killed
                 time.sleep(0.02)
-    raise RuntimeError("no task ran within 60 s of the leader's kill")
+    raise RuntimeError("no task completed within 60 s of the leader's kill")
 
 
 def run(suite: Suite) -> list[Row]:
@@ -101,8 +101,9 @@ def run(suite: Suite) -> list[Row]:
             with first.client() as setup:
                 setup.add_pool("empty", nodes=0)
                 setup.add_job("ingjob", "empty")
+                setup.add_job("ingjob2", "empty")
             one, added_one = _ingest(suite, [first], "ingjob", n)
-            two, added_two = _ingest(suite, [first, second], "ingjob", n)
+            two, added_two = _ingest(suite, [first, second], "ingjob2", n)
             path = "/jobs/ingjob/taskcounts?api-version=2024-07-01.20.0"
             seconds = suite.budget(10, 3)
             with suite.step(f"Get Task Counts through one server, {seconds:.0f}s"):
@@ -110,7 +111,7 @@ def run(suite: Suite) -> list[Row]:
             with suite.step(f"Get Task Counts through two servers, {seconds:.0f}s"):
                 counts_two = hammer([first.url, second.url], path, first.account, first.key, seconds, 2, 4)
             with second.client() as check:
-                active = check.task_counts("ingjob")["active"]
+                active = check.task_counts("ingjob")["active"] + check.task_counts("ingjob2")["active"]
             failover = _failover(suite, first, second)
     finally:
         suite.databases.drop(url)
@@ -124,6 +125,6 @@ def run(suite: Suite) -> list[Row]:
         Row(TITLE, "Get Task Counts, 1x4 clients on each of 2 servers", counts_two.per_second, "req/s", None,
             CLIENT_NAME, f"ratio {counts_two.per_second / counts_one.per_second:.2f}; "
                          f"p99 {percentile(counts_two.latencies_ms, 99):.2f} ms"),
-        Row(TITLE, "leader failover: kill -9 to a task running", failover, "s", None, CLIENT_NAME,
-            "the other server takes the lock, brings the node back on a new agent, starts the task"),
+        Row(TITLE, "leader failover: kill -9 to a new task completed", failover, "s", None, CLIENT_NAME,
+            "the other server takes the lock, brings the node back on a new agent, runs the task"),
     ]

@@ -33,6 +33,19 @@ def test_a_round_places_tasks_and_an_exit_report_completes_them(world: World) ->
     assert world.counts("j")["completed"] == 1
 
 
+def test_an_agent_that_takes_commands_in_the_answer_gets_the_next_runs_there(world: World) -> None:
+    world.pool("p", nodes=1, slots=1)
+    agent_id, _ = world.host("p")
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    (first,) = _runs(world, agent_id)
+    answer = world.services.runs.report(agent_id, [{"id": first.id, "exitCode": 0}], None, True)
+    assert [c.environment["AZ_BATCH_TASK_ID"] for c in answer if isinstance(c, RunCommand)] == ["b"]
+    assert world.notes.take(agent_id) == []   # answered, not sent
+    assert world.counts("j")["running"] == 1
+
+
 def test_a_lost_agents_tasks_run_again_and_a_task_lost_too_often_fails(world: World) -> None:
     world.pool("p", nodes=1)
     for attempt in range(1, 6):
