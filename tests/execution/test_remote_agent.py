@@ -13,6 +13,7 @@ import pytest
 from azure.batch import BatchClient, models as m
 
 from tests.execution.conftest import wait_for
+from tests.execution.test_task_lifecycle import alive
 from tests.sdk.conftest import uid
 from tests.support.live import LiveServer
 
@@ -63,11 +64,21 @@ def test_agent_joins_runs_tasks_and_serves_files(batch: BatchClient, remote_pool
     assert {"shared", "startup", "workitems"} <= node_files
 
 
-def test_a_killed_agent_makes_its_nodes_unusable(batch: BatchClient, remote_pool) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_agent_makes_its_nodes_unusable(batch: BatchClient, remote_pool,  # type: ignore[no-untyped-def]
+                                                  tmp_path: Path) -> None:
     pool_id, agent = remote_pool
     wait_for(lambda: (ns := list(batch.list_nodes(pool_id))) and len(ns) == 2 and all(n.state == "idle" for n in ns),
              message="2 idle remote nodes")
+    job_id = uid("job")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    pids = tmp_path / "pids"
+    batch.create_task(job_id, m.BatchTaskCreateOptions(
+        id="long", command_line=f"/bin/sh -c 'echo $$ >> {pids}; sleep 60 & echo $! >> {pids}; wait'"))
+    wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2, message="the task and its child running")
     agent.send_signal(signal.SIGKILL)
     agent.wait(5)
+    # the task's processes end with the agent (they would run on unseen while the task ran elsewhere)
+    wait_for(lambda: not any(alive(int(pid)) for pid in pids.read_text().split()), timeout=5,
+             message="the killed agent's task processes gone")
     wait_for(lambda: all(n.state == "unusable" for n in batch.list_nodes(pool_id)), timeout=15,
              message="nodes unusable after the agent died")

@@ -51,6 +51,7 @@ from ..protocol import (
 )
 from .files import NodeFiles
 from .http import Client, TransportError
+from .reaper import REAPER
 from .runner import RUN_GROUPS, RunResult, RunSpec, run
 
 log = logging.getLogger("openbatch.agent")
@@ -492,7 +493,11 @@ def main(args: Any) -> None:
             loop.add_signal_handler(sig, agent.done.set)
         await agent.serve()
 
-    _event_loop_runner()(serve())
+    REAPER.start()   # nothing this agent starts outlives it, even a kill -9 of the agent (reaper.py)
+    try:
+        _event_loop_runner()(serve())
+    finally:
+        REAPER.stop()
 
 
 def _event_loop_runner() -> Any:

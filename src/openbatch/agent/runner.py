@@ -48,6 +48,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from .commandline import CommandLineError, split_command_line
 from .failures import TaskFailure
 from .environment import task_environment, task_paths
+from .reaper import REAPER
 from .spawn import spawn
 from .spec import RunResult, RunSpec
 
@@ -269,6 +270,7 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
 
     timed_out = False
     RUN_GROUPS[spec.id] = pid
+    REAPER.watch(pid)
     try:
         if started is not None:
             await started(start)
@@ -286,6 +288,7 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
         raise
     finally:
         RUN_GROUPS.pop(spec.id, None)
+        REAPER.release(pid)
     end = _now()
 
     exit_code = 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell reports it

@@ -1,0 +1,34 @@
+"""The reaper: the process groups an agent started and did not end are killed when its pipe closes."""
+
+import io
+import os
+import signal
+import subprocess
+import time
+
+from openbatch.agent.reaper import Reaper, follow
+
+
+def test_follow_keeps_the_groups_started_and_not_ended() -> None:
+    assert follow(io.BytesIO(b"+10\n+11\n-10\n+12\nnoise\n-99\n")) == {11, 12}
+
+
+def test_the_groups_still_running_die_when_the_agent_side_goes() -> None:
+    reaper = Reaper()
+    reaper.start()
+    running = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    ended = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        reaper.watch(running.pid)
+        reaper.watch(ended.pid)
+        reaper.release(ended.pid)       # the agent ended this one itself: not the reaper's
+        os.kill(reaper._process.pid, signal.SIGTERM)   # polite signals are ignored  # type: ignore[union-attr]
+        time.sleep(0.2)
+        assert reaper._process.poll() is None  # type: ignore[union-attr]
+        reaper.stop()                  # the pipe closes (as when the agent is killed)
+        assert running.wait(5) == -signal.SIGKILL
+        assert ended.poll() is None
+    finally:
+        for process in (running, ended):
+            process.kill()
+            process.wait()
