@@ -108,6 +108,9 @@ class Runtime(Notifier):
     def wake(self) -> None:
         self.scheduler.wake()
 
+    def take(self, agent_id: str) -> list[Command]:
+        return self.hub.take_now(agent_id)
+
     def nodes_changed(self) -> None:
         self.provider.nodes_changed()
 

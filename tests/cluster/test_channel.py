@@ -136,3 +136,48 @@ def test_one_leader_at_a_time_and_the_next_one_when_it_goes(store: Store) -> Non
         await second.release()
 
     asyncio.run(main())
+
+
+def test_a_reports_answer_takes_the_queue_first_so_a_kill_never_overtakes_its_run(store: Store) -> None:
+    from openbatch.services.context import ServiceContext
+
+    box, _ = outbox(store)
+    ctx = ServiceContext(store=store, outbox=box)
+    with store.write() as conn:
+        ctx.send(conn, "a1", [run("a1", "x")])            # decided first, not yet taken
+    with store.write() as conn, ctx.answering(conn, "a1") as answer:
+        ctx.send(conn, "a1", [KillCommand(id="x")])     # the report's own decision
+        ctx.send(conn, "a2", [KillCommand(id="other")])
+    assert [(type(c).__name__, c.id) for c in answer] == [("RunCommand", "x"), ("KillCommand", "x")]
+    assert box.take("a1") == []
+    assert [c.id for c in box.take("a2")] == ["other"]
+
+
+def test_a_leader_that_loses_its_lock_connection_steps_down_and_asks_again(store: Store) -> None:
+    import psycopg
+
+    async def main() -> None:
+        events: list[str] = []
+
+        async def on_elected() -> None:
+            events.append("elected")
+
+        async def on_lost() -> None:
+            events.append("lost")
+
+        leader = Leadership(store.url, Holder(url="only"), on_elected, on_lost)
+        await leader.start()
+        assert events == ["elected"]
+        assert leader._conn is not None
+        pid = leader._conn.info.backend_pid
+        with psycopg.connect(leader.dsn, autocommit=True) as admin:   # the database drops the session
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(50):
+            if events[-2:] == ["lost", "elected"]:
+                break
+            await asyncio.sleep(0.1)
+        assert events == ["elected", "lost", "elected"] and leader.leading
+        await leader.stop_asking()
+        await leader.release()
+
+    asyncio.run(main())

@@ -78,6 +78,7 @@ class Client:
                    headers: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> Response:
         body = content if content is not None else msgspec.json.encode(json)
         fields = {"content-type": "application/json", **(headers or {})}
+        base = self.base_url
         url = self.url(path, params)
         for attempt in (1, 2):
             try:
@@ -85,17 +86,17 @@ class Client:
                     return Response(response.status, await response.read())
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:   # a stale connection
                 if attempt == 2:
-                    raise self._failed(str(error)) from None
+                    raise self._failed(base, str(error)) from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-                raise self._failed(str(error) or type(error).__name__) from None
+                raise self._failed(base, str(error) or type(error).__name__) from None
         raise AssertionError("unreachable")
 
-    def _failed(self, why: str) -> TransportError:
-        """The error to raise; the next request goes to the next server, if there are several."""
-        error = TransportError(f"{self.base_url}: {why}")
-        index = self.base_urls.index(self.base_url)
-        self.base_url = self.base_urls[(index + 1) % len(self.base_urls)]
-        return error
+    def _failed(self, base: str, why: str) -> TransportError:
+        """The error to raise; the next request goes to the server after ``base`` (the one that did not
+        answer), if there are several and no other failed request moved on already."""
+        if self.base_url == base:
+            self.base_url = self.base_urls[(self.base_urls.index(base) + 1) % len(self.base_urls)]
+        return TransportError(f"{base}: {why}")
 
     async def aclose(self) -> None:
         if self._session is not None:

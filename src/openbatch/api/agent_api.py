@@ -88,9 +88,14 @@ class AgentApi:
                 self.hub.touch(agent.agent_id)
                 report = _EVENTS.decode(await _body(request, MAX_BODY_BYTES) or b"{}")
                 answer = await self._events(agent, report)
-                # An agent that asks takes its pending commands here, and those its own report
+                # An agent that asks takes its pending commands here, with those its own report
                 # decided (the next runs on the slots it freed): no long-poll round trip.
-                commands = await self.hub.take(agent.agent_id, 0) + answer if report.takeCommands else []
+                if not report.takeCommands:
+                    commands = []
+                elif answer is not None:   # (the report took the queue, in order, in its transaction)
+                    commands = answer
+                else:
+                    commands = await self.hub.take(agent.agent_id, 0)
                 return Response(_encode(CommandsAnswer(commands=commands)), media_type="application/json")
             raise BatchError("InvalidUri", "Unknown agent endpoint.")
         except BatchError as error:
@@ -175,8 +180,9 @@ class AgentApi:
         self._identities[agent_id] = (credential, identity)
         return identity
 
-    async def _events(self, agent: AgentIdentity, report: EventsRequest) -> list[Command]:
-        """Apply the report; the commands it decided for this agent, if it takes them in the answer."""
+    async def _events(self, agent: AgentIdentity, report: EventsRequest) -> list[Command] | None:
+        """Apply the report; if it carried exits and the agent takes commands in the answer, its
+        commands: those queued before and those the report decided (None: no exits)."""
         exits = []
         for event in report.events:
             if event.type == "nodeReady" and event.nodeId:
@@ -184,7 +190,7 @@ class AgentApi:
             elif event.type == "exited" and event.id:
                 exits.append(msgspec.to_builtins(event))
         if not exits:
-            return []
+            return None
         return await run(self.services.runs.report, agent.agent_id, exits, report.sentAt, report.takeCommands)
 
 

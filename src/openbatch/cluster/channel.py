@@ -61,6 +61,9 @@ class DatabaseOutbox(Outbox):
         queries.notify(conn, queries.AGENT_GONE, agent_id)
         after_commit(conn, lambda: self._agent_gone(agent_id))
 
+    def take_in(self, conn: Connection, agent_id: str) -> list[Command]:
+        return [decode(body) for body in queries.take_commands(conn, agent_id)]
+
     def queued_runs(self, conn: Connection, agent_id: str) -> set[str]:
         return {command.id for command in map(decode, queries.queued_commands(conn, agent_id))
                 if isinstance(command, RunCommand)}
@@ -70,7 +73,7 @@ class DatabaseOutbox(Outbox):
     def take(self, agent_id: str) -> list[Command]:
         """The agent's queued commands (each goes to one caller only)."""
         with self.store.engine.begin() as conn:
-            return [decode(body) for body in queries.take_commands(conn, agent_id)]
+            return self.take_in(conn, agent_id)
 
     def send_now(self, agent_id: str, commands: list[Command]) -> None:
         """Commands decided outside a transaction (file requests)."""

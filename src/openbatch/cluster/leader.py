@@ -4,7 +4,8 @@ lock runs the scheduler loop and the node providers; the others serve the API an
 The lock lives on a connection of its own (TCP keepalives): PostgreSQL frees it the moment the
 leader's process dies (kill -9 included) or, for a vanished host, once the keepalives give up; a
 follower asks every :data:`TRY_SECONDS` and leads within about that time. A leader that can no
-longer reach its lock stops leading at once (it cannot tell whether another has taken over).
+longer reach its lock stops leading at once (it cannot tell whether another has taken over), and
+asks again like any follower.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ log = logging.getLogger("openbatch.cluster")
 
 #: How often a follower asks for the lock, and a leader checks that it still holds it.
 TRY_SECONDS = 0.5
+#: The database's side of the lock connection: it notices a vanished leader host within ~8 s too,
+#: and frees the lock (its defaults would wait about two hours).
+SERVER_KEEPALIVE = ("-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 "
+                    "-c tcp_user_timeout=8000")
 
 
 class Leadership:
@@ -35,7 +40,6 @@ class Leadership:
         self.leading = False
         self._conn: psycopg.Connection | None = None
         self._task: asyncio.Task | None = None
-        self._done = False
 
     async def start(self) -> None:
         """Ask once now (a server alone leads before it serves), then keep asking in the background."""
@@ -55,7 +59,7 @@ class Leadership:
         await asyncio.to_thread(self._close)
 
     async def _run(self) -> None:
-        while not self._done:
+        while True:
             await asyncio.sleep(TRY_SECONDS)
             try:
                 await self._step()
@@ -68,17 +72,27 @@ class Leadership:
         if not self.leading and await asyncio.to_thread(self._try):
             self.leading = True
             log.info("this server leads: it runs the scheduler and the node providers")
-            await self.on_elected()
+            try:
+                await self.on_elected()
+            except Exception:  # noqa: BLE001 - never hold the lock without doing the leader's work
+                log.exception("taking up the leader's duties failed: the lock goes back, to be asked for again")
+                await self._step_down()
         elif self.leading and not await asyncio.to_thread(self._still_held):
-            self.leading = False
-            self._done = True   # it cannot tell what happened meanwhile: restart it to take part again
-            log.error("this server lost its leader lock (the database is unreachable): it stops leading")
+            log.error("this server lost its leader lock (the database is unreachable): it stops leading "
+                      "and asks again")
+            await self._step_down()
+
+    async def _step_down(self) -> None:
+        self.leading = False
+        try:
             await self.on_lost()
+        finally:
+            await asyncio.to_thread(self._close)
 
     def _try(self) -> bool:
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.dsn, autocommit=True, **KEEPALIVE)
+                self._conn = psycopg.connect(self.dsn, autocommit=True, options=SERVER_KEEPALIVE, **KEEPALIVE)
             if not self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEASE_KEY,)).fetchone()[0]:
                 return False
             self._conn.execute("INSERT INTO server_lease (id, holder) VALUES (1, %s) "

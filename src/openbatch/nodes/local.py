@@ -75,7 +75,9 @@ class LocalNodes:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def start(self) -> None:
+        """Begin (or, for a server that leads again, resume) hosting."""
         self._loop = asyncio.get_running_loop()
+        self._stopping = False
         self._wake.set()
         self._task = asyncio.create_task(self._run(), name="openbatch-supervisor")
 

@@ -44,6 +44,11 @@ class AgentHub:
             self._queues.setdefault(agent_id, []).extend(commands)
         self.signal(agent_id)
 
+    def take_now(self, agent_id: str) -> list[Command]:
+        """Thread-safe: the agent's queued commands (memory), taken without waiting."""
+        with self._lock:
+            return self._queues.pop(agent_id, [])
+
     def signal(self, agent_id: str) -> None:
         """Thread-safe: the agent may have commands (its long-poll, if it waits here, looks)."""
         self._dirty.add(agent_id)
@@ -61,9 +66,12 @@ class AgentHub:
             if agent_id not in self._dirty:
                 return []
             self._dirty.discard(agent_id)   # (before the fetch: a signal meanwhile makes it look again)
-            return await self._fetch(agent_id)
-        with self._lock:
-            return self._queues.pop(agent_id, [])
+            try:
+                return await self._fetch(agent_id)
+            except BaseException:
+                self._dirty.add(agent_id)   # not taken: the next look fetches again
+                raise
+        return self.take_now(agent_id)
 
     async def take(self, agent_id: str, wait: float) -> list[Command]:
         """The agent's pending commands, waiting up to ``wait`` seconds for some to arrive."""

@@ -152,6 +152,8 @@ class AgentService:
             self._release_nodes(conn, agent_id, now, NodeState.UNUSABLE, lost=True)
             if row.local:
                 self._drop_agent(conn, agent_id)
+            else:   # every server forgets it (commands queued for it, its greeting): it reconciles
+                self.ctx.agent_gone_after(conn, agent_id)   # wherever it calls next
             self.ctx.wake_after(conn)
         return True
 
@@ -180,7 +182,7 @@ class AgentService:
     def seen(self, agent_ids: Sequence[str]) -> None:
         """These agents called a server (each server writes what it saw, about once a second)."""
         if agent_ids:
-            with self.ctx.store.write() as conn:
+            with self.ctx.store.write(serialized=False) as conn:   # (never behind a long transaction)
                 cluster_queries.mark_seen(conn, agent_ids, self.ctx.now())
 
     def silent_since(self, cutoff: datetime) -> list[str]:

@@ -55,7 +55,12 @@ class Notifier:
         """Nodes were added or removed: local agents may need starting or stopping."""
 
     def agent_gone(self, agent_id: str) -> None:
-        """An agent's credential ended (its nodes left, or it was lost for good): forget it."""
+        """An agent's credential ended (its nodes left, or it was lost for good), or it was found lost:
+        forget what was queued for it and that it called (it reconciles when it calls again)."""
+
+    def take(self, agent_id: str) -> list[Command]:
+        """The commands queued for an agent (sent after earlier commits), taken now."""
+        return []
 
 
 class Outbox:
@@ -77,6 +82,10 @@ class Outbox:
 
     def queued_runs(self, conn: Connection, agent_id: str) -> set[str]:
         """Runs sent to an agent that it has not taken yet."""
+        raise NotImplementedError
+
+    def take_in(self, conn: Connection, agent_id: str) -> list[Command]:
+        """The agent's queued commands, taken in the caller's transaction."""
         raise NotImplementedError
 
 
@@ -135,11 +144,15 @@ class ServiceContext:
     def answering(self, conn: Connection, agent_id: str) -> Iterator[list[Command]]:
         """Within this block, the commands the transaction decides for ``agent_id`` are not sent but
         collected into the list, for the caller to answer the agent's own request with once the
-        transaction has committed (its report: the next runs on the slots it freed)."""
+        transaction has committed (its report: the next runs on the slots it freed). The commands
+        queued for the agent before are taken in the same transaction and put first: the answer
+        keeps the order in which they were decided (a kill never overtakes its run)."""
         answer: list[Command] = []
         conn.info[_ANSWERING] = (agent_id, answer)
         try:
             yield answer
+            if agent_id:   # what was queued for it before this transaction goes first, in order
+                answer[:0] = self.outbox.take_in(conn, agent_id) if self.outbox else self.notifier.take(agent_id)
         finally:
             conn.info.pop(_ANSWERING, None)
 

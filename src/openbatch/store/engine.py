@@ -129,28 +129,37 @@ class Store:
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, serialized: bool = True) -> Iterator[Connection]:
         """One write transaction: committed on success, rolled back on any exception.
 
-        Callbacks registered with :func:`after_commit` run once the commit succeeded.
+        ``serialized=False`` (PostgreSQL): without the writers' advisory lock, for a write that
+        touches rows no use case reads to decide anything (an agent's last call): it then never
+        waits for a long transaction. SQLite has one writer anyway.
+
+        Callbacks registered with :func:`after_commit` run once the commit succeeded (on SQLite
+        before the next writer starts).
         """
         if self.is_sqlite:
             self._take_writer()
             try:
                 callbacks = yield from self._transaction(self._sqlite_writer())
+                # Before the next writer: what a transaction sends is queued before what the next
+                # one decides (a report's answer takes the queue in its transaction, in order).
+                for callback in callbacks:
+                    callback()
             finally:
                 self._writer.release()
         else:
             with self.engine.connect() as conn:
-                callbacks = yield from self._transaction(conn)
-        for callback in callbacks:
-            callback()
+                callbacks = yield from self._transaction(conn, serialized)
+            for callback in callbacks:
+                callback()
 
-    def _transaction(self, conn: Connection) -> Iterator[Connection]:
+    def _transaction(self, conn: Connection, serialized: bool = True) -> Iterator[Connection]:
         conn.info.pop(_AFTER_COMMIT, None)
         try:
             with conn.begin():
-                if not self.is_sqlite:
+                if serialized and not self.is_sqlite:
                     conn.execute(_PG_WRITER_LOCK, {"key": WRITER_LOCK})
                 yield conn
             return conn.info.pop(_AFTER_COMMIT, [])

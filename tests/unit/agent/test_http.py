@@ -218,3 +218,18 @@ def test_every_listed_server_must_be_an_http_url() -> None:
         client("http://a:1,ftp://b")
     with pytest.raises(ValueError):
         client(" , ")
+
+
+def test_two_requests_failing_at_once_move_on_once() -> None:
+    async def main() -> None:
+        gone = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        dead = f"http://127.0.0.1:{gone.sockets[0].getsockname()[1]}"
+        gone.close()
+        await gone.wait_closed()
+        c = client(f"{dead},http://127.0.0.1:9")
+        results = await asyncio.gather(c.post("/a", {}), c.post("/b", {}), return_exceptions=True)
+        assert all(isinstance(r, TransportError) for r in results)
+        assert c.base_url == "http://127.0.0.1:9"   # not back to the dead one
+        await c.aclose()
+
+    asyncio.run(main())
