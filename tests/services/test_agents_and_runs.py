@@ -99,3 +99,24 @@ def test_registration_counts_against_the_core_quota(world: World) -> None:
         world.services.agents.authenticate("agent-none", "x")
     assert isinstance(world.services.agents.register(ACCOUNT, "p", "far", new_nodes=4)[0], str)
     assert AgentIdentity("a", ACCOUNT, "p").account == ACCOUNT
+
+
+def test_a_task_whose_command_never_reached_its_agent_goes_back_to_the_queue(world: World) -> None:
+    from datetime import timedelta
+
+    from openbatch.services.agents import UNDELIVERED_AFTER
+
+    world.pool("p", nodes=1, slots=2)
+    agent_id, _ = world.host("p")
+    world.job("j", "p")
+    world.tasks("j", "kept", "lost")
+    world.round.schedule()
+    runs = {run.environment["AZ_BATCH_TASK_ID"]: run.id for run in _runs(world, agent_id)}
+    agent = AgentIdentity(agent_id, ACCOUNT, "p")
+    # not yet overdue: nothing happens, whatever the agent says it has
+    assert world.services.agents.requeue_undelivered(agent, set()) == 0
+    later = world.services.ctx.now() + UNDELIVERED_AFTER + timedelta(seconds=1)
+    world.services.ctx.now = lambda: later
+    assert world.services.agents.requeue_undelivered(agent, {runs["kept"]}) == 1
+    assert world.counts("j") == {"active": 1, "running": 1, "completed": 0, "succeeded": 0, "failed": 0}
+    assert world.services.agents.requeue_undelivered(agent, {runs["kept"]}) == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from typing import Any, Mapping
 
 import msgspec
@@ -43,6 +44,9 @@ log = logging.getLogger("openbatch.agents")
 __all__ = ["PREFIX", "AgentApi"]
 
 MAX_WAIT = 30.0
+#: How often a long-poll's list of the agent's runs is compared with the tasks sent to it (a task
+#: whose command never arrived goes back to the queue: services/agents.py requeue_undelivered).
+RECHECK_SECONDS = 30.0
 #: The largest body an agent sends: an event report, a registration.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 #: A file answer carries up to 64 MiB of a file, base64-encoded.
@@ -65,12 +69,22 @@ class AgentApi:
         self.node_root = node_root  # (account, pool_id, node_id) -> local root dir
         self.node_lost_after = node_lost_after
         self._identities: dict[str, tuple[str, AgentIdentity]] = {}
+        self._rechecked: dict[str, float] = {}
         #: Resolves a tunnelled file request with the agent's answer (set by the runtime).
         self.file_answer: Any = None
 
     def forget(self, agent_id: str) -> None:
         """The agent's credential ended: it is not accepted any more, even from the cache."""
         self._identities.pop(agent_id, None)
+        self._rechecked.pop(agent_id, None)
+
+    def _recheck_due(self, agent_id: str) -> bool:
+        """Whether to compare the agent's runs with what it was sent (at most every RECHECK_SECONDS)."""
+        now = time.monotonic()
+        if now - self._rechecked.setdefault(agent_id, now) < RECHECK_SECONDS:
+            return False
+        self._rechecked[agent_id] = now
+        return True
 
     async def handle(self, request: Request, path: str) -> Response:
         try:
@@ -114,6 +128,8 @@ class AgentApi:
         work = _WORK.decode(body) if body.strip() else WorkRequest()
         if self.hub.first_contact(agent.agent_id) or work.reconcile:
             await run(self.services.agents.reconcile, agent, set(work.runs))
+        elif self._recheck_due(agent.agent_id):
+            await run(self.services.agents.requeue_undelivered, agent, set(work.runs))
         return _json({"commands": await self._take_unless_gone(request, agent.agent_id, max(0.0, wait))})
 
     async def _take_unless_gone(self, request: Request, agent_id: str, wait: float) -> list:

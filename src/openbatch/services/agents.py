@@ -7,7 +7,7 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from ..domain import clock, commands, execution, nodes as node_rules
@@ -27,6 +27,10 @@ from .pools import nodes_within_quota
 Json = dict[str, Any]
 
 log = logging.getLogger("openbatch.agents")
+
+
+#: A task sent to an agent this long ago that the agent does not have was lost on the way.
+UNDELIVERED_AFTER = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +223,7 @@ class AgentService:
                                                        "pending_restart": None})
 
     def _requeue_node_tasks(self, conn: Connection, node: Record, keep: set[str], now: datetime, *,
-                            lost: bool) -> int:
+                            lost: bool, only: set[int] | None = None) -> int:
         """Send the node's tasks whose run is not in ``keep`` back to the queue; their jobs are
         re-checked (a job disabling with ``wait`` may now be disabled). A task that waited for the
         job preparation task never started: it just waits again. One that ran is requeued
@@ -227,7 +231,7 @@ class AgentService:
         recovery, and a task lost too often fails (:func:`execution.recovered`)."""
         jobs: set[int] = set()
         for task in tasks_on_node(conn, node.pk):
-            if task.row["run_id"] and task.row["run_id"] in keep:
+            if task.row["run_id"] and task.row["run_id"] in keep or only is not None and task.pk not in only:
                 continue
             job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
             extra: Json = {"node_pk": None, "run_id": None}
@@ -253,6 +257,33 @@ class AgentService:
                 self.jobs.after_tasks_changed(conn, job)
                 self.jobs.settle_in(conn, job)
         return len(jobs)
+
+    def requeue_undelivered(self, agent: AgentIdentity, active_runs: set[str]) -> int:
+        """Tasks sent to the agent over :data:`UNDELIVERED_AFTER` ago that it does not have, and that
+        are not queued for it either: their command was lost on the way (an answer that never reached
+        it). They go back to the queue instead of showing ``running`` for ever. How many."""
+        now = self.ctx.now()
+        before = clock.to_wire(now - UNDELIVERED_AFTER)
+
+        def overdue(conn: Connection, have: set[str]) -> set[int]:
+            return {task.pk for node in node_queries.nodes_of_agent(conn, agent.agent_id)
+                    for task in tasks_on_node(conn, node.pk)
+                    if task.body["state"] == "running" and task.row["run_id"] not in have
+                    and task.body.get("executionInfo", {}).get("startTime", "") < before}
+
+        with self.ctx.store.read() as conn:
+            if not overdue(conn, active_runs):
+                return 0
+        with self.ctx.store.write() as conn:
+            have = active_runs | self.ctx.queued_runs(conn, agent.agent_id)
+            lost = overdue(conn, have)
+            for node in node_queries.nodes_of_agent(conn, agent.agent_id):
+                self._requeue_node_tasks(conn, node, have, now, lost=False, only=lost)
+            if lost:
+                log.warning("agent %s never got %d task(s) sent to it over %d s ago: they go back to the queue",
+                            agent.agent_id, len(lost), UNDELIVERED_AFTER.total_seconds())
+                self.ctx.wake_after(conn)
+        return len(lost)
 
     def restart_recovery(self) -> list[str]:
         """At server start: local nodes come back as after a reboot (their agents stopped with the
