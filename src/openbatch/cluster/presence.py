@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from datetime import timedelta
-from typing import Callable
+from typing import Any, Callable
 
 from ..scheduler.hub import AgentHub
 from ..services import Services
@@ -31,7 +31,8 @@ class Presence:
         self.hub = hub
         self.lost_after = lost_after
         self._leading_since: float | None = None
-        self._reported: dict[str, float] = {}
+        #: Silent agents already told, with the last call they were silent since.
+        self._reported: dict[str, Any] = {}
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -55,18 +56,15 @@ class Presence:
             await asyncio.to_thread(self.services.agents.seen, seen)
 
     async def silent(self) -> list[str]:
-        """Agents silent for the node-lost timeout (each told once per timeout; none in the first
-        timeout of a leader)."""
-        now = self.clock()
-        if self._leading_since is None or now - self._leading_since < self.lost_after:
+        """Agents silent for the node-lost timeout, each told once per silence (again only after it
+        called meanwhile); none in a leader's first timeout."""
+        if self._leading_since is None or self.clock() - self._leading_since < self.lost_after:
             return []
         await self.flush()
         cutoff = self.services.ctx.now() - timedelta(seconds=self.lost_after)
-        silent = await asyncio.to_thread(self.services.agents.silent_since, cutoff)
-        self._reported = {agent: at for agent, at in self._reported.items()
-                          if agent in silent and now - at < self.lost_after}
-        fresh = [agent for agent in silent if agent not in self._reported]
-        self._reported.update((agent, now) for agent in fresh)
+        silent = dict(await asyncio.to_thread(self.services.agents.silent_since, cutoff))
+        fresh = [agent for agent, last in silent.items() if self._reported.get(agent) != last]
+        self._reported = {agent: last for agent, last in silent.items()}
         return fresh
 
     async def _run(self) -> None:

@@ -189,8 +189,8 @@ class AgentService:
             with self.ctx.store.write(serialized=False) as conn:   # (never behind a long transaction)
                 cluster_queries.mark_seen(conn, agent_ids, self.ctx.now())
 
-    def silent_since(self, cutoff: datetime) -> list[str]:
-        """Agents that have called no server since ``cutoff``."""
+    def silent_since(self, cutoff: datetime) -> list[tuple[str, datetime]]:
+        """(agent id, its last call) of the agents that have called no server since ``cutoff``."""
         with self.ctx.store.read() as conn:
             return cluster_queries.agents_silent_since(conn, cutoff)
 

@@ -71,8 +71,9 @@ def mark_seen(conn: Connection, agent_ids: Sequence[str], now: datetime) -> None
     conn.execute(_a.update().where(_a.c.id.in_(list(agent_ids))).values(seen_at=now.replace(tzinfo=None)))
 
 
-def agents_silent_since(conn: Connection, cutoff: datetime) -> list[str]:
-    """Agents that have not called any server since ``cutoff`` (nor registered since)."""
+def agents_silent_since(conn: Connection, cutoff: datetime) -> list[tuple[str, datetime]]:
+    """(agent id, when it last called or registered) of the agents silent since ``cutoff``."""
     naive = cutoff.replace(tzinfo=None)
     seen = sa.func.coalesce(_a.c.seen_at, _a.c.registered)
-    return list(conn.execute(sa.select(_a.c.id).where(seen < naive).order_by(_a.c.id)).scalars())
+    return [(agent, last) for agent, last in conn.execute(sa.select(_a.c.id, seen).where(seen < naive)
+                                                          .order_by(_a.c.id))]

@@ -11,13 +11,13 @@ from openbatch.scheduler.hub import AgentHub
 
 class Agents:
     def __init__(self) -> None:
-        self.silent: list[str] = []
+        self.silent: list[tuple[str, int]] = []
         self.seen_calls: list[list[str]] = []
 
     def seen(self, ids: list[str]) -> None:
         self.seen_calls.append(list(ids))
 
-    def silent_since(self, cutoff: datetime) -> list[str]:
+    def silent_since(self, cutoff: datetime) -> list[tuple[str, int]]:
         return list(self.silent)
 
 
@@ -31,17 +31,19 @@ def make(clock: list[float] | None = None) -> tuple[Presence, Agents]:
 def test_nobody_is_silent_before_a_leader_has_led_for_the_timeout() -> None:
     clock = [100.0]
     presence, agents = make(clock)
-    agents.silent = ["a"]
+    agents.silent = [("a", 1)]
     assert asyncio.run(presence.silent()) == []   # not leading
     presence.lead()
     clock[0] += 9
     assert asyncio.run(presence.silent()) == []
     clock[0] += 2
     assert asyncio.run(presence.silent()) == ["a"]
-    clock[0] += 1
-    assert asyncio.run(presence.silent()) == []   # told already
-    clock[0] += 10
-    assert asyncio.run(presence.silent()) == ["a"]   # still silent a timeout later: told again
+    clock[0] += 30
+    assert asyncio.run(presence.silent()) == []   # told already: once per silence
+    agents.silent = []                            # it called again ...
+    assert asyncio.run(presence.silent()) == []
+    agents.silent = [("a", 2)]                    # ... and went silent again
+    assert asyncio.run(presence.silent()) == ["a"]
 
 
 def test_the_agents_heard_from_are_written_down() -> None:
