@@ -44,7 +44,10 @@ def test_preparation_and_release_times_are_distinct_and_ordered_per_node(batch: 
         assert release.end_time - release.start_time >= timedelta(seconds=0.18), node_id
         assert prep.end_time <= release.start_time, node_id
         prep_ends.append(prep.end_time)
-    assert len(set(prep_ends)) == 2, prep_ends
+    assert len(set(prep_ends)) == 2, {node_id: (entry.job_preparation_task_execution_info.start_time,  # each its own
+                                               entry.job_preparation_task_execution_info.end_time,
+                                               entry.job_release_task_execution_info.start_time)
+                                     for node_id, entry in entries.items()}
     for task in batch.list_tasks(job_id):   # each task ran after its node's preparation ended
         assert task.execution_info.start_time >= entries[task.node_info.node_id] \
             .job_preparation_task_execution_info.end_time
