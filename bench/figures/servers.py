@@ -17,8 +17,6 @@ alone: the row says so.
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 from contextlib import ExitStack
 
@@ -27,46 +25,19 @@ from ..measure import Deadline, percentile
 from ..results import Row, error_row
 from ..server import CLIENT_NAME, Server, collection_bodies, new_key, start_server
 from ..suite import Suite
+from .ingest import add_concurrently
 
 KEY = "servers"
 TITLE = "9 two servers"
 NEEDS: tuple[str, ...] = ()
-CLIENTS = 4
-
 
 def _ingest(suite: Suite, servers: list[Server], job_id: str, n: int) -> tuple[float, int]:
-    """Add ``n`` tasks with CLIENTS clients spread over ``servers``: (tasks/s, tasks added)."""
-    bodies = collection_bodies(n, prefix=f"{len(servers)}s")
-    order = itertools.count()
-    added = [0] * CLIENTS
-    failures: list[str] = []
-    lock = threading.Lock()
-    deadline = Deadline(suite.budget(120, 30))
-
-    def client_loop(index: int) -> None:
-        with servers[index % len(servers)].client() as client:
-            try:
-                while not deadline.passed() and not failures:
-                    with lock:
-                        i = next(order)
-                    if i >= len(bodies):
-                        return
-                    added[index] += client.add_collection(job_id, bodies[i])
-            except Exception as exc:  # noqa: BLE001 - reported in the row
-                failures.append(str(exc))
-
-    with suite.step(f"adding {n:,} tasks through {len(servers)} server(s)", total=n) as step:
-        threads = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(CLIENTS)]
-        start = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        while any(t.is_alive() for t in threads):
-            step.update(sum(added))
-            time.sleep(0.1)
-        elapsed = time.perf_counter() - start
-    if failures:
-        raise RuntimeError(failures[0][:300])
-    return sum(added) / elapsed, sum(added)
+    """Add ``n`` tasks with 4 clients spread over ``servers``: (tasks/s, tasks added)."""
+    done = add_concurrently(suite, servers, job_id, collection_bodies(n, prefix=f"{len(servers)}s"), n,
+                            Deadline(suite.budget(120, 30)))
+    if done.failures:
+        raise RuntimeError(done.failures[0][:300])
+    return done.added / done.elapsed, done.added
 
 
 def _failover(suite: Suite, leader: Server, other: Server) -> float:
