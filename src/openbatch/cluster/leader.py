@@ -18,6 +18,7 @@ from typing import Awaitable, Callable
 import psycopg
 import sqlalchemy as sa
 
+from ..background import cancel_and_wait
 from ..store.lease import KEEPALIVE, LEASE_KEY, Holder
 
 log = logging.getLogger("openbatch.cluster")
@@ -47,12 +48,7 @@ class Leadership:
         self._task = asyncio.create_task(self._run(), name="openbatch-leadership")
 
     async def stop_asking(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def release(self) -> None:
         """Free the lock (after the leader's duties stopped): another server leads at once."""

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from ..scheduler.hub import AgentHub
+from ..background import cancel_and_wait
 from ..services import Services
 
 log = logging.getLogger("openbatch.cluster")
@@ -39,12 +40,7 @@ class Presence:
         self._task = asyncio.create_task(self._run(), name="openbatch-presence")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     def lead(self) -> None:
         """This server leads from now on."""

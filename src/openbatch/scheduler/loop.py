@@ -13,6 +13,7 @@ from typing import Awaitable, Callable
 
 import anyio.to_thread
 
+from ..background import cancel_and_wait
 from ..services import Services
 from .round import SchedulingRound
 
@@ -45,12 +46,7 @@ class Scheduler:
         self._task = asyncio.create_task(self._run(), name="openbatch-scheduler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
