@@ -177,6 +177,82 @@ def test_concurrent_writers_queue_instead_of_failing(store: Store) -> None:
         assert read_counters(conn, job.pk)["task_active"] == 150 == TASKS.count(conn, (job.pk,))
 
 
+def test_shared_writers_run_alongside_each_other_but_never_alongside_an_exclusive_one(store: Store) -> None:
+    if store.is_sqlite:
+        pytest.skip("SQLite has one writer whatever the lock mode")
+    with store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("j"), NOW)
+    holding, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def hold_shared() -> None:
+        with store.write(lock="shared") as conn:
+            TASKS.insert(conn, (job.pk,), task_body("held"), NOW)
+            holding.set()
+            release.wait(10)
+            order.append("shared writer ends")
+
+    def exclusive() -> None:
+        with store.write() as conn:
+            order.append("exclusive writer runs")
+            adjust_counters(conn, job.pk, Counter({"task_active": 1}))
+
+    holder = threading.Thread(target=hold_shared)
+    holder.start()
+    assert holding.wait(10)
+    with store.write(lock="shared") as conn:     # a second shared writer does not wait for the first
+        TASKS.insert(conn, (job.pk,), task_body("alongside"), NOW)
+    waiting = threading.Thread(target=exclusive)
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive() and order == []    # the exclusive one waits for the shared one
+    release.set()
+    holder.join()
+    waiting.join(10)
+    assert order == ["shared writer ends", "exclusive writer runs"]
+
+
+def test_shared_writers_inserting_the_same_key_meet_as_a_conflict(store: Store) -> None:
+    """The second insert waits for the first's commit, then fails as Conflict, having written nothing."""
+    from openbatch.store.engine import Conflict
+
+    if store.is_sqlite:
+        pytest.skip("SQLite has one writer whatever the lock mode")
+    with store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("j"), NOW)
+    holding, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def first() -> None:
+        with store.write(lock="shared") as conn:
+            TASKS.insert(conn, (job.pk,), task_body("same"), NOW)
+            holding.set()
+            release.wait(10)
+
+    def second() -> None:
+        try:
+            with store.write(lock="shared") as conn:
+                TASKS.insert(conn, (job.pk,), task_body("other"), NOW)
+                TASKS.insert(conn, (job.pk,), task_body("SAME"), NOW)
+        except BaseException as error:  # noqa: BLE001
+            failures.append(error)
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert holding.wait(10)
+    late = threading.Thread(target=second)
+    late.start()
+    late.join(0.3)
+    assert late.is_alive()                  # blocked on the uncommitted key
+    release.set()
+    holder.join()
+    late.join(10)
+    assert [type(f) for f in failures] == [Conflict]
+    with store.read() as conn:
+        assert TASKS.get(conn, (job.pk,), ("other",)) is None
+        assert TASKS.count(conn, (job.pk,)) == 1
+
+
 def test_single_reads_see_every_commit_from_any_thread(store: Store) -> None:
     """read_statement (on SQLite a kept, per-thread autocommit connection) sees each commit at once."""
     from openbatch.store.records import counters_by_id

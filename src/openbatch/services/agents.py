@@ -186,7 +186,7 @@ class AgentService:
     def seen(self, agent_ids: Sequence[str]) -> None:
         """These agents called a server (each server writes what it saw, about once a second)."""
         if agent_ids:
-            with self.ctx.store.write(serialized=False) as conn:   # (never behind a long transaction)
+            with self.ctx.store.write(lock="none") as conn:   # (never behind a long transaction)
                 cluster_queries.mark_seen(conn, agent_ids, self.ctx.now())
 
     def silent_since(self, cutoff: datetime) -> list[tuple[str, datetime]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..store.engine import Connection
+from ..store.engine import Conflict, Connection, WriterLock
 
 from ..domain import counts, tasks as rules
 from ..domain.conditions import NONE, Conditions, check
@@ -22,6 +22,8 @@ from .jobs import JobService
 Json = dict[str, Any]
 
 MAX_TASKS_PER_COLLECTION = 100
+#: Tries of an addition that meets concurrent ones (PostgreSQL); the last runs alone, so it cannot.
+ADD_ATTEMPTS = 4
 
 
 @dataclass(slots=True)
@@ -72,9 +74,23 @@ class TaskService:
         return [next(added) if isinstance(t, TaskAddParameter) else t for t in decoded]
 
     def _add_many(self, account: str, job_id: str, tasks: Sequence[TaskAddParameter]) -> list[TaskAddOutcome]:
+        """Adding tasks runs alongside other additions (PostgreSQL): it only inserts rows and moves
+        the job's counters by a delta, and nothing else can change the job meanwhile (every other
+        writer excludes it). Two additions of the same id at once: the one that runs again finds
+        the other's task and answers TaskExists."""
+        for _ in range(ADD_ATTEMPTS - 1):
+            try:
+                return self._add_many_once(account, job_id, tasks, "shared")
+            except Conflict:
+                pass
+        return self._add_many_once(account, job_id, tasks, "exclusive")
+
+    def _add_many_once(
+        self, account: str, job_id: str, tasks: Sequence[TaskAddParameter], lock: WriterLock
+    ) -> list[TaskAddOutcome]:
         now = self.ctx.now()
-        with self.ctx.store.write() as conn:
-            job = require_job(conn, account, job_id, for_update=True)
+        with self.ctx.store.write(lock=lock) as conn:
+            job = require_job(conn, account, job_id)
             check_job_action("add_task", JobState(job.body["state"]))
             outcomes = [TaskAddOutcome(t.id) for t in tasks]
             fresh: list[tuple[TaskAddOutcome, Json]] = []

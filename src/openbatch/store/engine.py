@@ -11,6 +11,12 @@ Use cases lock pools, jobs, tasks and nodes in different orders (a resize goes p
 node -> task -> job, a task report task -> job -> node); with one writer at a time
 they cannot deadlock. Reads never wait. Rows are still read ``FOR UPDATE`` so the
 code stays correct if this lock is ever narrowed (say, per pool).
+
+The one narrower mode, ``lock="shared"``, is for transactions that only add rows and move
+counters by deltas (adding tasks): they take the lock shared, so they run alongside each
+other but never alongside an exclusive writer. What they can still meet is each other: a
+concurrent insert of the same key, or a lock cycle between two of them; both surface as
+:class:`Conflict`, and the use case runs again (it then sees the other's rows).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -98,12 +104,24 @@ def _configure_sqlite(engine: Engine) -> None:
 _AFTER_COMMIT = "openbatch.after_commit"
 #: The advisory lock key serializing PostgreSQL writers ("open" in ASCII).
 WRITER_LOCK = 0x6F70656E
-_PG_WRITER_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+_PG_WRITER_LOCKS = {
+    "exclusive": sa.text("SELECT pg_advisory_xact_lock(:key)"),
+    "shared": sa.text("SELECT pg_advisory_xact_lock_shared(:key)"),
+}
+#: How a write transaction meets other writers (PostgreSQL; SQLite always has one writer).
+WriterLock = Literal["exclusive", "shared", "none"]
+#: SQLSTATEs of a transaction that met a concurrent one: unique violation, deadlock, serialization.
+_CONFLICTS = frozenset({"23505", "40P01", "40001"})
 
 
 def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
     """Run ``callback`` after the transaction of ``conn`` commits (never if it rolls back)."""
     conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+class Conflict(Exception):
+    """A PostgreSQL write met a concurrent transaction (same key inserted, lock cycle); nothing was
+    written: running the use case again sees the other's committed rows."""
 
 
 class WriterBusy(Exception):
@@ -129,12 +147,14 @@ class Store:
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
-    def write(self, *, serialized: bool = True) -> Iterator[Connection]:
+    def write(self, *, lock: WriterLock = "exclusive") -> Iterator[Connection]:
         """One write transaction: committed on success, rolled back on any exception.
 
-        ``serialized=False`` (PostgreSQL): without the writers' advisory lock, for a write that
-        touches rows no use case reads to decide anything (an agent's last call): it then never
-        waits for a long transaction. SQLite has one writer anyway.
+        ``lock`` (PostgreSQL; SQLite has one writer anyway): ``"exclusive"``, one writer at a
+        time; ``"shared"``, alongside other shared writers only (see the module's docstring:
+        the caller handles :class:`Conflict`); ``"none"``, without the writers' advisory lock,
+        for a write that touches rows no use case reads to decide anything (an agent's last
+        call): it then never waits for a long transaction.
 
         Callbacks registered with :func:`after_commit` run once the commit succeeded (on SQLite
         before the next writer starts).
@@ -150,17 +170,24 @@ class Store:
             finally:
                 self._writer.release()
         else:
-            with self.engine.connect() as conn:
-                callbacks = yield from self._transaction(conn, serialized)
+            try:
+                with self.engine.connect() as conn:
+                    callbacks = yield from self._transaction(conn, lock)
+            except Exception as error:
+                # Through SQLAlchemy the driver's error is wrapped; prepared statements raise it bare.
+                cause = getattr(error, "orig", None) or error
+                if lock == "shared" and getattr(cause, "sqlstate", None) in _CONFLICTS:
+                    raise Conflict(str(cause)) from error
+                raise
             for callback in callbacks:
                 callback()
 
-    def _transaction(self, conn: Connection, serialized: bool = True) -> Iterator[Connection]:
+    def _transaction(self, conn: Connection, lock: WriterLock = "exclusive") -> Iterator[Connection]:
         conn.info.pop(_AFTER_COMMIT, None)
         try:
             with conn.begin():
-                if serialized and not self.is_sqlite:
-                    conn.execute(_PG_WRITER_LOCK, {"key": WRITER_LOCK})
+                if lock != "none" and not self.is_sqlite:
+                    conn.execute(_PG_WRITER_LOCKS[lock], {"key": WRITER_LOCK})
                 yield conn
             return conn.info.pop(_AFTER_COMMIT, [])
         finally:
@@ -251,4 +278,4 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'openbatch.db').resolve()}"
 
 
-__all__ = ["Connection", "Store", "WriterBusy", "after_commit", "create_engine", "sqlite_url", "metadata"]
+__all__ = ["Conflict", "Connection", "Store", "WriterBusy", "WriterLock", "after_commit", "create_engine", "sqlite_url", "metadata"]

@@ -21,7 +21,7 @@ from ..domain.tasks import retained_until
 from . import schema
 from .filter_columns import FILTER_COLUMNS
 from .filters import compile_filter
-from .prepared import Prepared
+from .prepared import ColumnsInsert, Prepared
 
 Json = dict[str, Any]
 
@@ -186,10 +186,25 @@ class Collection:
         return [self.record(row) for row in conn.execute(query).all()]
 
     def existing_keys(self, conn: Connection, scope: Sequence[Any], keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` exist in ``scope``: one unique-index probe per key, whatever the statistics.
+
+        On PostgreSQL a plain ``key IN (...)`` lets the planner probe only the scope's part of the
+        index and filter the keys, which it does while the table has no statistics yet (a fresh
+        database before autovacuum's first ANALYZE): every batch of AddTaskCollection then read
+        all the job's rows (6 ms a batch at 30,000 tasks, growing with the job). A lateral
+        subquery with LIMIT 1 per key cannot be planned that way.
+        """
         column = self.table.c[self.key[-1]]
-        query = self._statement(("existing_keys",), lambda: Prepared(sa.select(column).where(
-            *[self.table.c[n] == sa.bindparam(f"b_{n}") for n in self.scope],
-            column.in_(sa.bindparam("b_keys", expanding=True)))))
+        if conn.dialect.name == "postgresql":
+            where = " AND ".join([f"t.{n} = :b_{n}" for n in self.scope] + [f"t.{column.name} = k.key"])
+            query = self._statement(("existing_keys", "lateral"), lambda: Prepared(sa.text(
+                f"SELECT k.key FROM unnest(CAST(:b_keys AS text[])) AS k(key) CROSS JOIN LATERAL "
+                f"(SELECT 1 FROM {self.table.name} t WHERE {where} LIMIT 1) AS hit"
+            ).columns(sa.column("key", sa.String))))
+        else:
+            query = self._statement(("existing_keys",), lambda: Prepared(sa.select(column).where(
+                *[self.table.c[n] == sa.bindparam(f"b_{n}") for n in self.scope],
+                column.in_(sa.bindparam("b_keys", expanding=True)))))
         params: dict[str, Any] = {f"b_{n}": v for n, v in zip(self.scope, scope, strict=True)}
         wanted = list({k.lower() for k in keys})
         found: set[str] = set()
@@ -237,6 +252,8 @@ class Collection:
                 row["etag"] = etags[i]
                 row["last_modified"] = stamp
             rows.append(row)
+        if conn.dialect.name == "postgresql" and len(rows) > 1 and self._insert_columns(conn, rows):
+            return [Record(0, body, row.get("etag", ""), now, row) for body, row in zip(bodies, rows)]
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:  # NULL columns are left to their default (see _bound)
             bound = {name: value for name, value in row.items() if value is not None or name not in self._null_default}
@@ -246,6 +263,15 @@ class Collection:
                 self.table.insert().values({name: sa.bindparam(name) for name in names})))
             statement.run_many(conn, group)
         return [Record(0, body, row.get("etag", ""), now, row) for body, row in zip(bodies, rows)]
+
+    def _insert_columns(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> bool:
+        """Insert ``rows`` as column arrays in one statement (PostgreSQL), unless a row leaves out a
+        column with a default of its own (a NULL there would not be that default): False then."""
+        names = tuple(dict.fromkeys(name for row in rows for name in row))
+        if any(name not in row and name not in self._null_default for row in rows for name in names):
+            return False
+        self._statement(("insert_columns", names), lambda: ColumnsInsert(self.table, names, conn.dialect)).run(conn, rows)
+        return True
 
     def update(
         self, conn: Connection, record: Record, body: Json, now: datetime, extra: Mapping[str, Any] | None = None

@@ -1,0 +1,65 @@
+"""Adding tasks from many threads at once, on both stores: on PostgreSQL additions run alongside each
+other (a shared writer lock), so the same ids added at once must still give one task each."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from openbatch.domain.models import TaskAddParameter, decode
+from openbatch.domain.quotas import Quotas
+from openbatch.scheduler.round import SchedulingRound
+from openbatch.services import Services
+from openbatch.store.engine import Store
+
+from .conftest import ACCOUNT, Recorder, World
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_databases")()
+    else:
+        url = f"sqlite:///{tmp_path / 'services.db'}"
+    store = Store(url)
+    store.migrate()
+    services = Services.create(store, node_provider=True, quotas=Quotas(dedicated_cores=8, pools=5, active_jobs=5))
+    services.ctx.notifier = Recorder()
+    scheduling = SchedulingRound(services.ctx)
+    services.ctx.schedule_in = scheduling.schedule_pool_in
+    try:
+        yield World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
+    finally:
+        store.dispose()
+
+
+def test_the_same_ids_added_at_once_give_one_task_each_and_exact_counts(any_world: World) -> None:
+    any_world.pool("p", 1)
+    any_world.job("j", "p")
+    ids = [f"t{i}" for i in range(60)]
+    outcomes: list[tuple[str, str | None]] = []
+    lock = threading.Lock()
+
+    def add(offset: int) -> None:
+        # Each thread adds every id, from its own starting point, in batches of 20.
+        order = ids[offset:] + ids[:offset]
+        for start in range(0, len(order), 20):
+            batch = [decode({"id": task_id, "commandLine": "/bin/true"}, TaskAddParameter)
+                     for task_id in order[start:start + 20]]
+            added = any_world.services.tasks.add_collection(ACCOUNT, "j", batch)
+            with lock:
+                outcomes.extend((o.task_id, o.error.code if o.error else None) for o in added)
+
+    threads = [threading.Thread(target=add, args=(offset,)) for offset in (0, 7, 20, 33, 41, 59)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    successes = sorted(task_id for task_id, code in outcomes if code is None)
+    assert successes == sorted(ids)
+    assert {code for _, code in outcomes} == {None, "TaskExists"}
+    assert len(outcomes) == 6 * len(ids)
+    assert any_world.counts("j")["active"] == len(ids)
