@@ -57,7 +57,7 @@ class BatchApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send, self.runtime, self.lease)
+            await _lifespan(receive, send, self.runtime, self.lease, self.services.ctx.store)
             return
         if scope["type"] != "http":
             return
@@ -150,7 +150,7 @@ async def _read_body(receive: Receive) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _lifespan(receive: Receive, send: Send, runtime: Any, lease: Any) -> None:
+async def _lifespan(receive: Receive, send: Send, runtime: Any, lease: Any, store: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -164,5 +164,7 @@ async def _lifespan(receive: Receive, send: Send, runtime: Any, lease: Any) -> N
             finally:
                 if lease is not None:
                     lease.release()
+                if store.loop_reads is not None:
+                    await store.loop_reads.close()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -14,6 +14,9 @@ where it is defined, not chosen by each caller:
   network round trip, which must not hold up the event loop.
 
 Everything else runs in a worker thread.
+
+Where the store reads on the event loop (PostgreSQL: store/loop_reads.py), a point read
+``name`` with an async twin ``name_on_loop`` on its service runs that twin instead: no hop.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ async def call(fn: Callable[..., R], *args: Any) -> R:
     mode = getattr(fn, _MODE, None)
     if mode is not None:
         store = fn.__self__.ctx.store  # type: ignore[attr-defined]
+        if mode == "read" and store.loop_reads is not None:
+            on_loop = getattr(fn.__self__, f"{fn.__name__}_on_loop", None)  # type: ignore[attr-defined]
+            if on_loop is not None:
+                return await on_loop(*args)  # type: ignore[no-any-return]
         if store.is_sqlite:
             if mode == "read":
                 return fn(*args)

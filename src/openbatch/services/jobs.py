@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 
 from ..domain import auto_pools, clock, job_manager, commands, counts, execution, jobs as rules, tasks as task_rules
@@ -21,7 +21,8 @@ from ..domain.models import (
 from ..domain.states import JobState, TaskState, check_job_action
 from ..store import task_queries
 from ..store.engine import Connection
-from ..store.records import JOBS, POOLS, PREP_RELEASE, TASKS, Record, counters_by_id, read_counters
+from ..store.records import (JOBS, POOLS, PREP_RELEASE, TASKS, Record, counters_by_id, counters_by_id_on_loop,
+                             read_counters)
 from . import auto_storage, transitions
 from .calls import point_read
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
@@ -110,9 +111,12 @@ class JobService:
         """Exact and O(1): the counters move in the same transaction as every task transition."""
         with self.ctx.store.read_statement() as conn:
             row = counters_by_id(conn, account, job_id)
-        if row is None:
-            raise not_found("JobNotFound", "job", job_id)
-        return counts.to_wire(row)
+        return _task_counts_answer(row, job_id)
+
+    async def task_counts_on_loop(self, account: str, job_id: str) -> Json:
+        """:meth:`task_counts` on the event loop, where the store reads there (PostgreSQL)."""
+        assert self.ctx.store.loop_reads is not None
+        return _task_counts_answer(await counters_by_id_on_loop(self.ctx.store.loop_reads, account, job_id), job_id)
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -276,3 +280,9 @@ class JobService:
 def active_jobs(conn: Connection, account: str) -> int:
     """The account's jobs that count against its quota: every job not yet completed."""
     return task_queries.count_jobs(conn, account, except_states=["completed", "deleting"])
+
+
+def _task_counts_answer(row: Mapping[str, int] | None, job_id: str) -> Json:
+    if row is None:
+        raise not_found("JobNotFound", "job", job_id)
+    return counts.to_wire(row)

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from .loop_reads import LoopReads
 from .schema import metadata
 
 
@@ -145,6 +146,8 @@ class Store:
         self._writer_connection: Connection | None = None
         #: PostgreSQL: the same pool, each statement its own transaction (for :meth:`read_statement`).
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        #: PostgreSQL: point reads run on the event loop (see loop_reads.py); None on SQLite.
+        self.loop_reads = None if self.is_sqlite else LoopReads(url, self.engine.dialect)
 
     @contextmanager
     def write(self, *, lock: WriterLock = "exclusive") -> Iterator[Connection]:

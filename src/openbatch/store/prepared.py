@@ -156,7 +156,11 @@ class Prepared:
         self._by_dialect: dict[str, _Compiled] = {}
 
     def _compiled(self, conn: Connection) -> _Compiled:
-        dialect = conn.dialect
+        return self.compiled_for(conn.dialect)
+
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
+        """The statement compiled for ``dialect``: ``bind(params)`` gives (SQL, DBAPI parameters),
+        ``read(raw rows)`` the rows (for a caller that runs it on its own connection)."""
         compiled = self._by_dialect.get(dialect.name)
         if compiled is None:
             compiled = self._by_dialect[dialect.name] = _Compiled(self.statement, dialect)

@@ -21,6 +21,7 @@ from ..domain.tasks import retained_until
 from . import schema
 from .filter_columns import FILTER_COLUMNS
 from .filters import compile_filter
+from .loop_reads import LoopReads
 from .prepared import ColumnsInsert, Prepared
 
 Json = dict[str, Any]
@@ -475,6 +476,12 @@ _COUNTERS_BY_PK = Prepared(sa.select(*[_COUNTERS.c[n] for n in schema.COUNTER_CO
 def counters_by_id(conn: Connection, account: str, job_id: str) -> dict[str, int] | None:
     """The job's counters by its id, in one indexed read of just those columns (None: no such job)."""
     row = _COUNTERS_BY_ID.first(conn, {"b_account": account, "b_id": job_id.lower()})
+    return row._mapping if row is not None else None
+
+
+async def counters_by_id_on_loop(reads: LoopReads, account: str, job_id: str) -> dict[str, int] | None:
+    """:func:`counters_by_id` on the event loop (PostgreSQL)."""
+    row = await reads.first(_COUNTERS_BY_ID, {"b_account": account, "b_id": job_id.lower()})
     return row._mapping if row is not None else None
 
 

@@ -1,0 +1,87 @@
+"""PostgreSQL point reads on the event loop: they see every commit, survive a connection the database
+dropped, and each event loop keeps its own connections."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Iterator
+
+import psycopg
+import pytest
+
+from openbatch.store.engine import Store
+from openbatch.store.records import JOBS, adjust_counters, counters_by_id_on_loop
+
+from .test_store import NOW, job_body
+
+
+@pytest.fixture
+def pg_store(postgres_databases) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    store = Store(postgres_databases())
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+def test_sqlite_reads_in_place_instead(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    assert store.loop_reads is None
+    store.dispose()
+
+
+def test_reads_on_the_loop_see_each_commit_and_a_missing_row(pg_store: Store) -> None:
+    with pg_store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("j"), NOW)
+    reads = pg_store.loop_reads
+    assert reads is not None
+
+    async def scenario() -> list[int | None]:
+        seen: list[int | None] = []
+        for _ in range(3):
+            with pg_store.write() as conn:
+                adjust_counters(conn, job.pk, Counter({"task_active": 1}))
+            rows = await asyncio.gather(*[counters_by_id_on_loop(reads, "acct", "J") for _ in range(6)])
+            assert len({row["task_active"] for row in rows if row}) == 1
+            seen.append(rows[0]["task_active"] if rows[0] else None)
+        seen.append(await counters_by_id_on_loop(reads, "acct", "missing"))  # type: ignore[arg-type]
+        await reads.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 2, 3, None]
+
+
+def test_a_connection_the_database_dropped_is_replaced(pg_store: Store) -> None:
+    with pg_store.write() as conn:
+        JOBS.insert(conn, ("acct",), job_body("j"), NOW)
+    reads = pg_store.loop_reads
+    assert reads is not None
+    admin_url = pg_store.url.replace("+psycopg", "")
+
+    async def scenario() -> int:
+        # Every connection of the loop in use at once, so that each is connected before the kill.
+        assert all(await asyncio.gather(*[counters_by_id_on_loop(reads, "acct", "j") for _ in range(8)]))
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+        for _ in range(8):   # each dead connection met once, and replaced
+            row = await counters_by_id_on_loop(reads, "acct", "j")
+            assert row is not None and row["task_active"] == 0
+        await reads.close()
+        return killed[0] if killed else 0
+
+    assert asyncio.run(scenario()) >= 4
+
+
+def test_each_event_loop_has_its_own_connections(pg_store: Store) -> None:
+    with pg_store.write() as conn:
+        JOBS.insert(conn, ("acct",), job_body("j"), NOW)
+    reads = pg_store.loop_reads
+    assert reads is not None
+
+    async def read_once() -> bool:
+        found = await counters_by_id_on_loop(reads, "acct", "j") is not None
+        await reads.close()
+        return found
+
+    assert asyncio.run(read_once()) and asyncio.run(read_once())   # the second loop does not reuse the first's
