@@ -126,7 +126,7 @@ class Runtime(Notifier):
 
     async def _fetch(self, agent_id: str) -> list[Command]:
         assert self.outbox is not None
-        return await asyncio.to_thread(self.outbox.take, agent_id)
+        return await self.outbox.take_on_loop(agent_id)
 
     def _agent_commands(self, agent_id: str | None) -> None:
         if agent_id is None:

@@ -75,6 +75,11 @@ class DatabaseOutbox(Outbox):
         with self.store.engine.begin() as conn:
             return self.take_in(conn, agent_id)
 
+    async def take_on_loop(self, agent_id: str) -> list[Command]:
+        """:meth:`take` on the event loop (a long-poll's fetch: no worker-thread hop)."""
+        assert self.store.loop_reads is not None
+        return [decode(body) for body in await queries.take_commands_on_loop(self.store.loop_reads, agent_id)]
+
     def send_now(self, agent_id: str, commands: list[Command]) -> None:
         """Commands decided outside a transaction (file requests)."""
         with self.store.engine.begin() as conn:

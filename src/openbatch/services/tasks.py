@@ -9,10 +9,10 @@ from ..store.engine import Conflict, Connection, WriterLock
 
 from ..domain import counts, tasks as rules
 from ..domain.conditions import NONE, Conditions, check
-from ..domain.errors import BatchError
+from ..domain.errors import BatchError, not_found
 from ..domain.models import TaskAddParameter, TaskUpdateParameter, decode
 from ..domain.states import JobState, check_job_action
-from ..store.records import TASKS, Record, adjust_counters
+from ..store.records import JOBS, TASKS, Record, adjust_counters
 from . import auto_storage, transitions
 from .retention import remove_task_directory
 from .calls import bounded_write, point_read
@@ -124,6 +124,20 @@ class TaskService:
         with self.ctx.store.read() as conn:
             job = require_job(conn, account, job_id)
             record = require_task(conn, job, task_id)
+        check(conditions, record.etag, record.last_modified, read=True)
+        return record
+
+    async def get_on_loop(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> Record:
+        """:meth:`get` on the event loop, where the store reads there (PostgreSQL; a client polling
+        its task is the commonest read after the counts)."""
+        reads = self.ctx.store.loop_reads
+        assert reads is not None
+        job = await JOBS.get_on_loop(reads, (account,), (job_id,))
+        if job is None:
+            raise not_found("JobNotFound", "job", job_id)
+        record = await TASKS.get_on_loop(reads, (job.pk,), (task_id,))
+        if record is None:
+            raise not_found("TaskNotFound", "task", task_id)
         check(conditions, record.etag, record.last_modified, read=True)
         return record
 

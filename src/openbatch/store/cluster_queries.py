@@ -13,6 +13,8 @@ from typing import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .loop_reads import LoopReads
+from .prepared import Prepared
 from .schema import agent_commands as _c, agents as _a, file_answers as _f
 
 #: Notification channels: payload an agent id (its commands / it is gone), a file request id, or nothing.
@@ -31,16 +33,28 @@ def notify(conn: Connection, channel: str, payload: str = "") -> None:
     conn.execute(_NOTIFY, {"channel": channel, "payload": payload})
 
 
+#: The commands, in order, and their announcement: one statement, one round trip.
+_ENQUEUE = Prepared(sa.text(
+    "WITH queued AS (INSERT INTO agent_commands (agent_id, body) "
+    "SELECT :agent_id, body FROM unnest(CAST(:bodies AS text[])) WITH ORDINALITY AS b(body, n) ORDER BY n) "
+    "SELECT pg_notify(:channel, :agent_id)"
+).columns(sa.column("notified")))
+_TAKE = Prepared(_c.delete().where(_c.c.agent_id == sa.bindparam("agent_id")).returning(_c.c.pk, _c.c.body))
+
+
 def enqueue_commands(conn: Connection, agent_id: str, bodies: Sequence[str]) -> None:
     """Queue encoded commands for an agent and announce them, in the caller's transaction."""
-    conn.execute(_c.insert(), [{"agent_id": agent_id, "body": body} for body in bodies])
-    notify(conn, AGENT_COMMANDS, agent_id)
+    _ENQUEUE.rows(conn, {"agent_id": agent_id, "bodies": list(bodies), "channel": AGENT_COMMANDS})
 
 
 def take_commands(conn: Connection, agent_id: str) -> list[str]:
     """An agent's queued commands, oldest first; each is taken once, by one caller."""
-    rows = conn.execute(_c.delete().where(_c.c.agent_id == agent_id).returning(_c.c.pk, _c.c.body)).all()
-    return [body for _, body in sorted(rows)]
+    return [body for _, body in sorted(_TAKE.rows(conn, {"agent_id": agent_id}))]
+
+
+async def take_commands_on_loop(reads: LoopReads, agent_id: str) -> list[str]:
+    """:func:`take_commands` as one statement of its own on the event loop (atomic by itself)."""
+    return [body for _, body in sorted(await reads.rows(_TAKE, {"agent_id": agent_id}))]
 
 
 def queued_commands(conn: Connection, agent_id: str) -> list[str]:

@@ -105,9 +105,12 @@ def _configure_sqlite(engine: Engine) -> None:
 _AFTER_COMMIT = "openbatch.after_commit"
 #: The advisory lock key serializing PostgreSQL writers ("open" in ASCII).
 WRITER_LOCK = 0x6F70656E
-_PG_WRITER_LOCKS = {
-    "exclusive": sa.text("SELECT pg_advisory_xact_lock(:key)"),
-    "shared": sa.text("SELECT pg_advisory_xact_lock_shared(:key)"),
+#: How a PostgreSQL write transaction starts: BEGIN and the writers' lock in one round trip (one
+#: simple-protocol query on a connection in autocommit, so the driver sends no BEGIN of its own).
+_PG_BEGIN = {
+    "exclusive": f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})",
+    "shared": f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITER_LOCK})",
+    "none": "BEGIN",
 }
 #: How a write transaction meets other writers (PostgreSQL; SQLite always has one writer).
 WriterLock = Literal["exclusive", "shared", "none"]
@@ -174,7 +177,7 @@ class Store:
                 self._writer.release()
         else:
             try:
-                with self.engine.connect() as conn:
+                with self._autocommit.connect() as conn:   # BEGIN is ours (see _PG_BEGIN)
                     callbacks = yield from self._transaction(conn, lock)
             except Exception as error:
                 # Through SQLAlchemy the driver's error is wrapped; prepared statements raise it bare.
@@ -188,9 +191,9 @@ class Store:
     def _transaction(self, conn: Connection, lock: WriterLock = "exclusive") -> Iterator[Connection]:
         conn.info.pop(_AFTER_COMMIT, None)
         try:
-            with conn.begin():
-                if lock != "none" and not self.is_sqlite:
-                    conn.execute(_PG_WRITER_LOCKS[lock], {"key": WRITER_LOCK})
+            with conn.begin():   # (PostgreSQL: commit() still sends COMMIT, rollback() ROLLBACK)
+                if not self.is_sqlite:
+                    conn.connection.dbapi_connection.execute(_PG_BEGIN[lock])  # type: ignore[union-attr]
                 yield conn
             return conn.info.pop(_AFTER_COMMIT, [])
         finally:

@@ -5,6 +5,8 @@ pays the hop to the thread and back and SQLAlchemy's pool checkout (Get Task Cou
 hottest read: most of its time). Here each event loop keeps a few psycopg async connections
 in autocommit, and a statement compiled by :class:`~openbatch.store.prepared.Prepared`
 runs on one of them. Each loop has its own (a connection belongs to the loop that made it).
+A write that is one statement, atomic by itself, may run here too (an agent's long-poll taking
+its queue of commands: ``DELETE ... RETURNING``).
 """
 
 from __future__ import annotations

@@ -144,15 +144,26 @@ class Collection:
         return statement
 
     def get(self, conn: Connection, scope: Sequence[Any], key: Sequence[str], *, for_update: bool = False) -> Record | None:
-        def build() -> sa.Select:
+        row = self._get_statement(for_update).first(conn, self._get_params(scope, key))
+        return self.record(row) if row else None
+
+    async def get_on_loop(self, reads: LoopReads, scope: Sequence[Any], key: Sequence[str]) -> Record | None:
+        """:meth:`get` on the event loop (PostgreSQL, see loop_reads.py)."""
+        row = await reads.first(self._get_statement(False), self._get_params(scope, key))
+        return self.record(row) if row else None
+
+    def _get_statement(self, for_update: bool) -> Prepared:
+        def build() -> Prepared:
             names = self.scope + self.key
             query = sa.select(self.table).where(*[self.table.c[n] == sa.bindparam(f"b_{n}") for n in names])
             return Prepared(query.with_for_update() if for_update else query)
 
+        return self._statement(("get", for_update), build)  # type: ignore[no-any-return]
+
+    def _get_params(self, scope: Sequence[Any], key: Sequence[str]) -> dict[str, Any]:
         params = {f"b_{n}": v for n, v in zip(self.scope, scope, strict=True)}
         params.update((f"b_{n}", v.lower()) for n, v in zip(self.key, key, strict=True))
-        row = self._statement(("get", for_update), build).first(conn, params)
-        return self.record(row) if row else None
+        return params
 
     @staticmethod
     def decode(body: str | bytes) -> Json:
