@@ -279,9 +279,13 @@ class Collection:
     def _insert_columns(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> bool:
         """Insert ``rows`` as column arrays in one statement (PostgreSQL), unless a row leaves out a
         column with a default of its own (a NULL there would not be that default): False then."""
-        names = tuple(dict.fromkeys(name for row in rows for name in row))
-        if any(name not in row and name not in self._null_default for row in rows for name in names):
-            return False
+        first = rows[0].keys()
+        if all(row.keys() == first for row in rows):   # the usual case: one projection, same columns
+            names = tuple(first)
+        else:
+            names = tuple(dict.fromkeys(name for row in rows for name in row))
+            if any(name not in row and name not in self._null_default for row in rows for name in names):
+                return False
         self._statement(("insert_columns", names), lambda: ColumnsInsert(self.table, names, conn.dialect)).run(conn, rows)
         return True
 
