@@ -51,7 +51,7 @@ class SchedulingRound:
         return result
 
     def _pools_with_room(self) -> list[tuple[str, str]]:
-        with self.ctx.store.read() as conn:
+        with self.ctx.store.read_statement() as conn:   # one SELECT: no BEGIN/COMMIT round trips
             return queries.pools_with_room(conn)
 
     def _schedule_pool(self, account: str, pool_key: str) -> tuple[int, int]:
