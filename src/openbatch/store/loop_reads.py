@@ -17,10 +17,13 @@ from typing import Any, Mapping
 import psycopg
 from sqlalchemy.engine import Dialect, make_url
 
+from .lease import KEEPALIVE
 from .prepared import Prepared, Row
 
 #: Connections per event loop: enough to keep PostgreSQL's side busy, few enough not to crowd it.
 CONNECTIONS = 4
+#: A database that does not answer fails the request instead of hanging it (libpq parameters).
+LIVENESS = {"connect_timeout": 10, **KEEPALIVE}
 
 
 class LoopReads:
@@ -49,7 +52,7 @@ class LoopReads:
             for attempt in (1, 2):
                 try:
                     if conn is None or conn.closed:
-                        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, **LIVENESS)
                     cursor = await conn.execute(sql, values)
                     return compiled.read(await cursor.fetchall())
                 except psycopg.OperationalError:
