@@ -63,3 +63,23 @@ def test_the_same_ids_added_at_once_give_one_task_each_and_exact_counts(any_worl
     assert {code for _, code in outcomes} == {None, "TaskExists"}
     assert len(outcomes) == 6 * len(ids)
     assert any_world.counts("j")["active"] == len(ids)
+
+
+def test_a_task_added_alone_to_a_pool_with_room_is_placed_in_the_same_transaction(world: World) -> None:
+    from openbatch.protocol import RunCommand
+
+    world.pool("p", nodes=1, slots=1)
+    agent_id, _ = world.host("p")
+    world.job("j", "p")
+    wakes = world.notes.wakes
+
+    def add(task_id: str) -> list[str]:
+        world.services.tasks.add(ACCOUNT, "j", decode({"id": task_id, "commandLine": "/bin/true"}, TaskAddParameter))
+        return [c.environment["AZ_BATCH_TASK_ID"] for c in world.notes.take(agent_id) if isinstance(c, RunCommand)]
+
+    assert add("a") == ["a"]                  # no scheduler round ran: the add placed it
+    assert world.counts("j")["running"] == 1
+    assert world.notes.wakes == wakes         # the pool is full now: nothing left for the scheduler
+    assert add("b") == []                     # no room: it waits, and the scheduler is told
+    assert world.counts("j") == {"active": 1, "running": 1, "completed": 0, "succeeded": 0, "failed": 0}
+    assert world.notes.wakes == wakes + 1
