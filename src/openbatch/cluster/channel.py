@@ -70,13 +70,9 @@ class DatabaseOutbox(Outbox):
 
     # -- outside a use case's transaction (worker threads) --------------------------------------
 
-    def take(self, agent_id: str) -> list[Command]:
-        """The agent's queued commands (each goes to one caller only)."""
-        with self.store.engine.begin() as conn:
-            return self.take_in(conn, agent_id)
-
     async def take_on_loop(self, agent_id: str) -> list[Command]:
-        """:meth:`take` on the event loop (a long-poll's fetch: no worker-thread hop)."""
+        """The agent's queued commands, each to one caller only (a long-poll's fetch, on the event loop:
+        no worker-thread hop)."""
         assert self.store.loop_reads is not None
         return [decode(body) for body in await queries.take_commands_on_loop(self.store.loop_reads, agent_id)]
 

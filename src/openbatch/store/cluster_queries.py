@@ -54,7 +54,7 @@ def take_commands(conn: Connection, agent_id: str) -> list[str]:
 
 async def take_commands_on_loop(reads: LoopReads, agent_id: str) -> list[str]:
     """:func:`take_commands` as one statement of its own on the event loop (atomic by itself)."""
-    return [body for _, body in sorted(await reads.rows(_TAKE, {"agent_id": agent_id}))]
+    return [body for _, body in sorted(await reads.rows(_TAKE, {"agent_id": agent_id}, lane="takes"))]
 
 
 def queued_commands(conn: Connection, agent_id: str) -> list[str]:

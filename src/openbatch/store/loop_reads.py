@@ -12,7 +12,8 @@ its queue of commands: ``DELETE ... RETURNING``).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+import weakref
+from typing import Any, Literal, Mapping, Optional
 
 import psycopg
 from sqlalchemy.engine import Dialect, make_url
@@ -20,46 +21,60 @@ from sqlalchemy.engine import Dialect, make_url
 from .lease import KEEPALIVE
 from .prepared import Prepared, Row
 
-#: Connections per event loop: enough to keep PostgreSQL's side busy, few enough not to crowd it.
-CONNECTIONS = 4
-#: A database that does not answer fails the request instead of hanging it (libpq parameters).
-LIVENESS = {"connect_timeout": 10, **KEEPALIVE}
+#: Connections per event loop and lane: reads (Get Task Counts, Get Task) and takes (long-polls
+#: taking their agent's commands, which may wait for a report's transaction) never hold up each other.
+CONNECTIONS = {"reads": 4, "takes": 2}
+#: A database that does not answer fails the request instead of hanging it (libpq parameters), and
+#: plans are made for the parameters at hand, as on the engine's connections (store/engine.py).
+LIVENESS = {"connect_timeout": 10, **KEEPALIVE, "options": "-c plan_cache_mode=force_custom_plan"}
+
+Lane = Literal["reads", "takes"]
+_Slot = Optional[psycopg.AsyncConnection]
 
 
 class LoopReads:
     def __init__(self, url: str, dialect: Dialect) -> None:
         self._conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._dialect = dialect
-        self._idle: dict[asyncio.AbstractEventLoop, asyncio.Queue[psycopg.AsyncConnection | None]] = {}
+        self._idle: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Queue[_Slot]]] = \
+            weakref.WeakKeyDictionary()
+        #: Every connection open on each loop, idle or in use (closed by :meth:`close`).
+        self._open: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[psycopg.AsyncConnection]] = \
+            weakref.WeakKeyDictionary()
 
-    def _queue(self) -> asyncio.Queue[psycopg.AsyncConnection | None]:
+    def _queue(self, lane: Lane) -> asyncio.Queue[_Slot]:
         loop = asyncio.get_running_loop()
-        queue = self._idle.get(loop)
+        lanes = self._idle.setdefault(loop, {})
+        queue = lanes.get(lane)
         if queue is None:
-            queue = self._idle[loop] = asyncio.Queue()
-            for _ in range(CONNECTIONS):
+            queue = lanes[lane] = asyncio.Queue()
+            for _ in range(CONNECTIONS[lane]):
                 queue.put_nowait(None)   # a slot: connected on first use
         return queue
 
-    async def rows(self, statement: Prepared, params: Mapping[str, Any]) -> list[Row]:
-        """``statement`` on a connection of this loop; a connection that fails is replaced (and
-        the statement, a read, tried once more on a new one)."""
+    async def rows(self, statement: Prepared, params: Mapping[str, Any], *, lane: Lane = "reads") -> list[Row]:
+        """``statement`` on a connection of this loop's ``lane``. A connection that fails is replaced;
+        a read is then tried once more on a new one. A take is not: its DELETE may have committed
+        before the connection failed, so the error goes to the caller (who looks again later)."""
         compiled = statement.compiled_for(self._dialect)
         sql, values = compiled.bind(params)
-        queue = self._queue()
+        queue = self._queue(lane)
+        open_here = self._open.setdefault(asyncio.get_running_loop(), set())
         conn = await queue.get()
         try:
             for attempt in (1, 2):
                 try:
                     if conn is None or conn.closed:
                         conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, **LIVENESS)
+                        open_here.add(conn)
                     cursor = await conn.execute(sql, values)
                     return compiled.read(await cursor.fetchall())
                 except psycopg.OperationalError:
                     if conn is not None:
+                        open_here.discard(conn)
                         await conn.close()
                     conn = None
-                    if attempt == 2:
+                    if attempt == 2 or lane != "reads":
                         raise
             raise AssertionError("unreachable")
         finally:
@@ -70,9 +85,8 @@ class LoopReads:
         return rows[0] if rows else None
 
     async def close(self) -> None:
-        """Close this loop's connections (those idle now)."""
-        queue = self._idle.pop(asyncio.get_running_loop(), None)
-        while queue is not None and not queue.empty():
-            conn = queue.get_nowait()
-            if conn is not None:
-                await conn.close()
+        """Close every connection of this loop (in use or idle: the server is stopping)."""
+        loop = asyncio.get_running_loop()
+        self._idle.pop(loop, None)
+        for conn in self._open.pop(loop, set()):
+            await conn.close()
