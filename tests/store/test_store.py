@@ -339,3 +339,16 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(  # type: ignore
             assert conn.execute(sa.text("SELECT 3")).scalar() == 3
     finally:
         store.dispose()
+
+
+def test_a_value_longer_than_its_column_is_refused_not_cut(store: Store) -> None:
+    """Rows inserted as column arrays (PostgreSQL) are cast to the unbounded element type first, so
+    the column's own length still refuses what does not fit (an explicit cast would cut it)."""
+    if store.is_sqlite:
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    with store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("j"), NOW)
+    with pytest.raises(Exception, match="too long"), store.write() as conn:
+        TASKS.insert_many(conn, (job.pk,), [task_body("fine"), task_body("x" * 65)], NOW)
+    with store.read() as conn:
+        assert TASKS.count(conn, (job.pk,)) == 0

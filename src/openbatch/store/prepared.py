@@ -216,8 +216,10 @@ class ColumnsInsert:
 
     def __init__(self, table: Any, names: Sequence[str], dialect: Dialect) -> None:
         quote = dialect.identifier_preparer.quote
-        # Element types without their collation: "VARCHAR(64) COLLATE "C"[]" is not a type.
-        types = [table.c[name].type.compile(dialect=dialect).split(" COLLATE ")[0] for name in names]
+        # Element types without collation ("VARCHAR(64) COLLATE "C"[]" is not a type) nor length: an
+        # explicit cast to VARCHAR(64) would cut a longer string silently, the INSERT's own refuses it.
+        types = [re.sub(r"\(.*?\)", "", table.c[name].type.compile(dialect=dialect).split(" COLLATE ")[0])
+                 for name in names]
         self.names = tuple(names)
         self.sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
                     f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in types)})")

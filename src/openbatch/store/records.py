@@ -264,17 +264,20 @@ class Collection:
                 row["etag"] = etags[i]
                 row["last_modified"] = stamp
             rows.append(row)
-        if conn.dialect.name == "postgresql" and len(rows) > 1 and self._insert_columns(conn, rows):
-            return [Record(0, body, row.get("etag", ""), now, row) for body, row in zip(bodies, rows)]
+        if not (conn.dialect.name == "postgresql" and len(rows) > 1 and self._insert_columns(conn, rows)):
+            self._insert_grouped(conn, rows)
+        return [Record(0, body, row.get("etag", ""), now, row) for body, row in zip(bodies, rows)]
+
+    def _insert_grouped(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """One executemany per set of non-NULL columns (NULL columns are left to their default)."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:  # NULL columns are left to their default (see _bound)
+        for row in rows:
             bound = {name: value for name, value in row.items() if value is not None or name not in self._null_default}
             groups.setdefault(tuple(bound), []).append(bound)
         for names, group in groups.items():
             statement = self._statement(("insert", names), lambda: Prepared(
                 self.table.insert().values({name: sa.bindparam(name) for name in names})))
             statement.run_many(conn, group)
-        return [Record(0, body, row.get("etag", ""), now, row) for body, row in zip(bodies, rows)]
 
     def _insert_columns(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> bool:
         """Insert ``rows`` as column arrays in one statement (PostgreSQL), unless a row leaves out a
