@@ -30,6 +30,7 @@ def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]
     services.ctx.notifier = Recorder()
     scheduling = SchedulingRound(services.ctx)
     services.ctx.schedule_in = scheduling.schedule_pool_in
+    services.ctx.schedules = True
     try:
         yield World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
     finally:
@@ -65,21 +66,35 @@ def test_the_same_ids_added_at_once_give_one_task_each_and_exact_counts(any_worl
     assert any_world.counts("j")["active"] == len(ids)
 
 
-def test_a_task_added_alone_to_a_pool_with_room_is_placed_in_the_same_transaction(world: World) -> None:
+def test_a_task_added_alone_to_a_pool_with_room_is_placed_in_the_same_transaction(any_world: World) -> None:
     from openbatch.protocol import RunCommand
 
+    world = any_world
     world.pool("p", nodes=1, slots=1)
     agent_id, _ = world.host("p")
     world.job("j", "p")
     wakes = world.notes.wakes
 
     def add(task_id: str) -> list[str]:
-        world.services.tasks.add(ACCOUNT, "j", decode({"id": task_id, "commandLine": "/bin/true"}, TaskAddParameter))
+        record = world.services.tasks.add(ACCOUNT, "j", decode({"id": task_id, "commandLine": "/bin/true"},
+                                                               TaskAddParameter))
+        stored = world.services.tasks.get(ACCOUNT, "j", task_id)
+        assert (record.etag, record.body["state"]) == (stored.etag, stored.body["state"])  # what is stored now
         return [c.environment["AZ_BATCH_TASK_ID"] for c in world.notes.take(agent_id) if isinstance(c, RunCommand)]
 
     assert add("a") == ["a"]                  # no scheduler round ran: the add placed it
     assert world.counts("j")["running"] == 1
     assert world.notes.wakes == wakes         # the pool is full now: nothing left for the scheduler
-    assert add("b") == []                     # no room: it waits, and the scheduler is told
+    assert add("b") == []                     # no room: it waits for a slot (whose report places it)
     assert world.counts("j") == {"active": 1, "running": 1, "completed": 0, "succeeded": 0, "failed": 0}
-    assert world.notes.wakes == wakes + 1
+    assert world.notes.wakes == wakes
+
+
+def test_without_a_scheduler_an_added_task_wakes_one(world: World) -> None:
+    world.services.ctx.schedules = False   # (a context whose scheduler is not installed)
+    world.pool("p", nodes=1, slots=1)
+    world.host("p")
+    world.job("j", "p")
+    wakes = world.notes.wakes
+    world.services.tasks.add(ACCOUNT, "j", decode({"id": "a", "commandLine": "/bin/true"}, TaskAddParameter))
+    assert world.counts("j")["active"] == 1 and world.notes.wakes == wakes + 1

@@ -101,8 +101,9 @@ class ServiceContext:
     #: A scheduling round for one pool (account, pool key) in the caller's write transaction:
     #: (tasks placed, free slots after). The scheduler installs its own (scheduler/round.py);
     #: without one, nothing is placed.
-    schedule_in: Callable[[Connection, str, str], tuple[int, int]] = field(
-        default=lambda conn, account, pool_key: (0, 0))
+    schedule_in: Callable[[Connection, str, str], tuple[int, int]] = field(default=lambda conn, account, pool_key: (0, 0))
+    #: Whether ``schedule_in`` is the scheduler's (a round placed nothing) or the default (none ran).
+    schedules: bool = False
     #: A node's last task left it (in the caller's transaction): what waited for that happens (it
     #: leaves its pool, or restarts). Installed by ``Services.create`` (node_ops.py), which owns it.
     node_vacated: Callable[[Connection, Record, datetime], None] = field(default=lambda conn, node, now: None)

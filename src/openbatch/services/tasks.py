@@ -96,7 +96,8 @@ class TaskService:
     ) -> list[TaskAddOutcome]:
         now = self.ctx.now()
         with self.ctx.store.write(lock=lock) as conn:
-            job = require_job(conn, account, job_id)
+            # (Shared: no row lock, or additions would queue on the job; nothing else writes meanwhile.)
+            job = require_job(conn, account, job_id, for_update=lock == "exclusive")
             check_job_action("add_task", JobState(job.body["state"]))
             outcomes = [TaskAddOutcome(t.id) for t in tasks]
             fresh: list[tuple[TaskAddOutcome, Json]] = []
@@ -120,12 +121,24 @@ class TaskService:
             for (outcome, _), record in zip(fresh, records):
                 outcome.record = record
             if records:
-                placed = free_after = 0
-                if place and job.row["pool_id_key"]:
-                    placed, free_after = self.ctx.schedule_in(conn, account, job.row["pool_id_key"])
-                if not placed or free_after:   # (the scheduler then looks for itself, as before)
-                    self.ctx.wake_after(conn)
+                self._place_or_wake(conn, job, outcomes if place else [])
             return outcomes
+
+    def _place_or_wake(self, conn: Connection, job: Record, placing: list[TaskAddOutcome]) -> None:
+        """Run the round for the job's pool here when ``placing`` (its records then show what the round
+        made of them: state, ETag); wake the scheduler when no round ran, or one ran and left room
+        (as after an exit report). A round that placed nothing has seen all the scheduler would."""
+        pool_key = job.row["pool_id_key"]
+        if not (placing and pool_key and self.ctx.schedules):
+            self.ctx.wake_after(conn)
+            return
+        placed, free_after = self.ctx.schedule_in(conn, job.row["account"], pool_key)
+        if placed:
+            for outcome in placing:
+                if outcome.record is not None:
+                    outcome.record = TASKS.get(conn, (job.pk,), (outcome.task_id,)) or outcome.record
+            if free_after:
+                self.ctx.wake_after(conn)
 
     # -- read ------------------------------------------------------------------------------
 
