@@ -78,7 +78,19 @@ def test_a_killed_agent_makes_its_nodes_unusable(batch: BatchClient, remote_pool
     agent.send_signal(signal.SIGKILL)
     agent.wait(5)
     # the task's processes end with the agent (they would run on unseen while the task ran elsewhere)
-    wait_for(lambda: not any(alive(int(pid)) for pid in pids.read_text().split()), timeout=5,
-             message="the killed agent's task processes gone")
+    try:
+        wait_for(lambda: not any(alive(int(pid)) for pid in pids.read_text().split()), timeout=5,
+                 message="the killed agent's task processes gone")
+    except AssertionError as failure:   # say what is left, and whether the reaper is still there
+        left = {pid: _proc_stat(pid) for pid in pids.read_text().split()}
+        reapers = subprocess.run(["pgrep", "-af", "openbatch.agent.reaper"], capture_output=True, text=True).stdout
+        raise AssertionError(f"{failure}; processes: {left}; reapers: {reapers!r}") from None
     wait_for(lambda: all(n.state == "unusable" for n in batch.list_nodes(pool_id)), timeout=15,
              message="nodes unusable after the agent died")
+
+
+def _proc_stat(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:40]
+    except OSError:
+        return "gone"

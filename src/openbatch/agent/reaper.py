@@ -7,6 +7,11 @@ openbatch.agent.reaper``, in a session of its own, and tells it over a pipe each
 starts (``+<pgid>``) and ends (``-<pgid>``). When the pipe closes, because the agent ended in
 whatever way, the helper kills the groups still running (SIGKILL) and exits. It ignores the
 terminal's and the service manager's polite signals: only the pipe ends it.
+
+A group is told right after its process is spawned, so an agent killed in between (the task
+already running, its ``+<pgid>`` not yet written) would leave it unknown. Every task therefore
+also carries this agent's mark in its environment (:data:`MARK`, a value of its own per agent
+run): at the end the helper kills the groups of every process that carries it too.
 """
 
 from __future__ import annotations
@@ -16,9 +21,15 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
+from pathlib import Path
 from typing import IO
 
 log = logging.getLogger(__name__)
+
+
+#: The environment variable marking the processes of one agent run (see the module's docstring).
+MARK = "OPENBATCH_AGENT_RUN"
 
 
 class Reaper:
@@ -27,17 +38,22 @@ class Reaper:
     def __init__(self) -> None:
         self._pipe: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        #: Added to every task's environment once the helper runs (empty before: nothing to mark for).
+        self.environment: dict[str, str] = {}
 
     def start(self) -> None:
         """Start the helper and wait until it ignores the polite signals (it says so on its stdout)."""
-        self._process = subprocess.Popen([sys.executable, "-m", "openbatch.agent.reaper"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, start_new_session=True, close_fds=True)
+        mark = uuid.uuid4().hex
+        self._process = subprocess.Popen([sys.executable, "-m", "openbatch.agent.reaper", mark],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+                                         close_fds=True)
         assert self._process.stdout is not None
         if self._process.stdout.readline() != b"ready\n":
             log.error("the helper that ends this agent's tasks with it did not start")
             return
         self._process.stdout.close()
         self._pipe = self._process.stdin
+        self.environment = {MARK: mark}
 
     def watch(self, pgid: int) -> None:
         self._tell(b"+%d\n" % pgid)
@@ -90,13 +106,32 @@ def follow(stream: IO[bytes]) -> set[int]:
     return groups
 
 
+def marked(mark: str, proc: Path = Path("/proc")) -> set[int]:
+    """The process groups of the processes whose environment carries ``MARK=mark``."""
+    needle = f"{MARK}={mark}".encode()
+    groups: set[int] = set()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                groups.add(os.getpgid(int(entry.name)))
+        except OSError:   # gone meanwhile, or not ours to read
+            continue
+    return groups
+
+
 def main() -> None:
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(number, signal.SIG_IGN)
+    mark = sys.argv[1] if len(sys.argv) > 1 else ""
     sys.stdout.buffer.write(b"ready\n")
     sys.stdout.buffer.flush()
     sys.stdout.close()
-    for pgid in follow(sys.stdin.buffer):
+    groups = follow(sys.stdin.buffer)
+    if mark:
+        groups |= marked(mark)
+    for pgid in groups:
         try:
             os.killpg(pgid, signal.SIGKILL)
         except OSError:

@@ -243,7 +243,7 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
         argv = split_command_line(spec.command_line)
     except CommandLineError as exc:
         return _launch_failed(begin, "CommandLaunchFailed", str(exc))
-    env = task_environment(spec, paths)
+    env = {**task_environment(spec, paths), **REAPER.environment}   # (the reaper finds it by its mark too)
 
     try:
         out, err = _open_outputs(task_dir)

@@ -32,3 +32,23 @@ def test_the_groups_still_running_die_when_the_agent_side_goes() -> None:
         for process in (running, ended):
             process.kill()
             process.wait()
+
+
+def test_a_task_never_announced_dies_too_by_the_mark_in_its_environment() -> None:
+    """The agent may be killed after spawning a task and before telling the helper its group."""
+    reaper = Reaper()
+    reaper.start()
+    assert list(reaper.environment) == ["OPENBATCH_AGENT_RUN"]
+    marked = subprocess.Popen(["/bin/sh", "-c", "sleep 30 & wait"], start_new_session=True,
+                              env={**os.environ, **reaper.environment})
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True,
+                             env={**os.environ, "OPENBATCH_AGENT_RUN": "another-agent"})
+    try:
+        time.sleep(0.2)                 # (its child runs too, with the same environment)
+        reaper.stop()
+        assert marked.wait(5) == -signal.SIGKILL
+        assert other.poll() is None     # another agent's mark is not ours
+    finally:
+        for process in (marked, other):
+            process.kill()
+            process.wait()
