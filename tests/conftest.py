@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from openbatch.store.engine import Store
 from tests.support.azurite import Azurite, start_azurite
 from tests.support.live import LiveServer, start_server
 from tests.support.slurm import slurm_unavailable
@@ -57,6 +58,19 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
         for name in names:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store of each kind, for this test only (PostgreSQL: a database of its own)."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_databases")()
+    else:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    store.migrate()
+    yield store
+    store.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ other (a shared writer lock), so the same ids added at once must still give one 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -18,23 +16,14 @@ from openbatch.store.engine import Store
 from .conftest import ACCOUNT, Recorder, World
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_databases")()
-    else:
-        url = f"sqlite:///{tmp_path / 'services.db'}"
-    store = Store(url)
-    store.migrate()
-    services = Services.create(store, node_provider=True, quotas=Quotas(dedicated_cores=8, pools=5, active_jobs=5))
+@pytest.fixture
+def any_world(any_store: Store) -> World:
+    services = Services.create(any_store, node_provider=True, quotas=Quotas(dedicated_cores=8, pools=5, active_jobs=5))
     services.ctx.notifier = Recorder()
     scheduling = SchedulingRound(services.ctx)
     services.ctx.schedule_in = scheduling.schedule_pool_in
     services.ctx.schedules = True
-    try:
-        yield World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
-    finally:
-        store.dispose()
+    return World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
 
 
 def test_the_same_ids_added_at_once_give_one_task_each_and_exact_counts(any_world: World) -> None:

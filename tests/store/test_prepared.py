@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -17,20 +16,14 @@ LATER = datetime(2026, 5, 1, 12, 31, 0, 1)
 t = schema.tasks
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_databases")()
-    else:
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = Store(url)
-    store.migrate()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    store = any_store
     with store.write() as conn:
         conn.execute(schema.jobs.insert().values(
             account="a", id="j", id_key="j", state="active", priority=0, creation_time=WHEN,
             state_transition_time=WHEN, has_preparation=False, etag="e", last_modified=WHEN, body="{}"))
-    yield store
-    store.dispose()
+    return store
 
 
 _INSERT = Prepared(t.insert().values({name: sa.bindparam(name) for name in (

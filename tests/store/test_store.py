@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -20,16 +19,9 @@ from openbatch.store.records import JOBS, PREP_RELEASE, TASKS, adjust_counters, 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_databases")()
-    else:
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = Store(url)
-    store.migrate()
-    yield store
-    store.dispose()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    return any_store
 
 
 def job_body(job_id: str, state: str = "active") -> dict:
