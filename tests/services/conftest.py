@@ -84,7 +84,6 @@ def world(tmp_path: Path) -> Iterator[World]:
     services.ctx.notifier = notes
     scheduling = SchedulingRound(services.ctx)
     services.ctx.schedule_in = scheduling.schedule_pool_in
-    services.ctx.schedules = True
     try:
         yield World(services, notes, scheduling)
     finally:

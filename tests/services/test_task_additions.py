@@ -22,7 +22,6 @@ def any_world(any_store: Store) -> World:
     services.ctx.notifier = Recorder()
     scheduling = SchedulingRound(services.ctx)
     services.ctx.schedule_in = scheduling.schedule_pool_in
-    services.ctx.schedules = True
     return World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
 
 
@@ -80,7 +79,9 @@ def test_a_task_added_alone_to_a_pool_with_room_is_placed_in_the_same_transactio
 
 
 def test_without_a_scheduler_an_added_task_wakes_one(world: World) -> None:
-    world.services.ctx.schedules = False   # (a context whose scheduler is not installed)
+    from openbatch.services.context import no_round
+
+    world.services.ctx.schedule_in = no_round   # (a context whose scheduler is not installed)
     world.pool("p", nodes=1, slots=1)
     world.host("p")
     world.job("j", "p")

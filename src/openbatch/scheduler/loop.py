@@ -32,7 +32,6 @@ class Scheduler:
         self.on_silent = on_silent
         self.round = SchedulingRound(services.ctx)
         services.ctx.schedule_in = self.round.schedule_pool_in   # exit reports run it for the slots they free
-        services.ctx.schedules = True
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None

@@ -15,6 +15,7 @@ from ..domain.errors import not_found
 from ..domain.quotas import Quotas
 from ..protocol import Command
 from ..store.engine import Store, after_commit
+from ..store.loop_reads import LoopReads
 from ..store.records import JOBS, POOLS, TASKS, Record
 
 
@@ -89,6 +90,11 @@ class Outbox:
         raise NotImplementedError
 
 
+def no_round(conn: Connection, account: str, pool_key: str) -> tuple[int, int]:
+    """``schedule_in`` until a scheduler installs its own: nothing placed (no round ran)."""
+    return 0, 0
+
+
 @dataclass
 class ServiceContext:
     store: Store
@@ -101,9 +107,7 @@ class ServiceContext:
     #: A scheduling round for one pool (account, pool key) in the caller's write transaction:
     #: (tasks placed, free slots after). The scheduler installs its own (scheduler/round.py);
     #: without one, nothing is placed.
-    schedule_in: Callable[[Connection, str, str], tuple[int, int]] = field(default=lambda conn, account, pool_key: (0, 0))
-    #: Whether ``schedule_in`` is the scheduler's (a round placed nothing) or the default (none ran).
-    schedules: bool = False
+    schedule_in: Callable[[Connection, str, str], tuple[int, int]] = field(default=no_round)
     #: A node's last task left it (in the caller's transaction): what waited for that happens (it
     #: leaves its pool, or restarts). Installed by ``Services.create`` (node_ops.py), which owns it.
     node_vacated: Callable[[Connection, Record, datetime], None] = field(default=lambda conn, node, now: None)
@@ -161,6 +165,11 @@ class ServiceContext:
         """Runs sent to an agent and not taken yet (only a database outbox can tell; none are lost)."""
         return self.outbox.queued_runs(conn, agent_id) if self.outbox is not None else set()
 
+    @property
+    def schedules(self) -> bool:
+        """Whether a scheduler installed its round (then a round that placed nothing really ran)."""
+        return self.schedule_in is not no_round
+
     def wake_after(self, conn: Connection) -> None:
         if self.outbox is not None:
             self.outbox.wake_in(conn)
@@ -200,14 +209,29 @@ def require_pool(conn: Connection, account: str, pool_id: str, *, for_update: bo
 
 
 def require_job(conn: Connection, account: str, job_id: str, *, for_update: bool = False) -> Record:
-    record = JOBS.get(conn, (account,), (job_id,), for_update=for_update)
+    return _job_found(JOBS.get(conn, (account,), (job_id,), for_update=for_update), job_id)
+
+
+def require_task(conn: Connection, job: Record, task_id: str, *, for_update: bool = False) -> Record:
+    return _task_found(TASKS.get(conn, (job.pk,), (task_id,), for_update=for_update), task_id)
+
+
+async def require_job_on_loop(reads: LoopReads, account: str, job_id: str) -> Record:
+    """:func:`require_job` on the event loop (PostgreSQL, store/loop_reads.py)."""
+    return _job_found(await JOBS.get_on_loop(reads, (account,), (job_id,)), job_id)
+
+
+async def require_task_on_loop(reads: LoopReads, job: Record, task_id: str) -> Record:
+    return _task_found(await TASKS.get_on_loop(reads, (job.pk,), (task_id,)), task_id)
+
+
+def _job_found(record: Record | None, job_id: str) -> Record:
     if record is None:
         raise not_found("JobNotFound", "job", job_id)
     return record
 
 
-def require_task(conn: Connection, job: Record, task_id: str, *, for_update: bool = False) -> Record:
-    record = TASKS.get(conn, (job.pk,), (task_id,), for_update=for_update)
+def _task_found(record: Record | None, task_id: str) -> Record:
     if record is None:
         raise not_found("TaskNotFound", "task", task_id)
     return record

@@ -9,14 +9,15 @@ from ..store.engine import Conflict, Connection, WriterLock
 
 from ..domain import counts, tasks as rules
 from ..domain.conditions import NONE, Conditions, check
-from ..domain.errors import BatchError, not_found
+from ..domain.errors import BatchError
 from ..domain.models import TaskAddParameter, TaskUpdateParameter, decode
 from ..domain.states import JobState, check_job_action
-from ..store.records import JOBS, TASKS, Record, adjust_counters
+from ..store.records import TASKS, Record, adjust_counters
 from . import auto_storage, transitions
 from .retention import remove_task_directory
 from .calls import bounded_write, point_read
-from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_task
+from .context import (ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_job_on_loop,
+                      require_task, require_task_on_loop)
 from .jobs import JobService
 
 Json = dict[str, Any]
@@ -155,12 +156,7 @@ class TaskService:
         its task is the commonest read after the counts)."""
         reads = self.ctx.store.loop_reads
         assert reads is not None
-        job = await JOBS.get_on_loop(reads, (account,), (job_id,))
-        if job is None:
-            raise not_found("JobNotFound", "job", job_id)
-        record = await TASKS.get_on_loop(reads, (job.pk,), (task_id,))
-        if record is None:
-            raise not_found("TaskNotFound", "task", task_id)
+        record = await require_task_on_loop(reads, await require_job_on_loop(reads, account, job_id), task_id)
         check(conditions, record.etag, record.last_modified, read=True)
         return record
 
