@@ -60,6 +60,15 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
         admin.close()
 
 
+@pytest.fixture
+def postgres_store(postgres_databases: Callable[[], str]) -> Iterator[Store]:
+    """A migrated PostgreSQL store of its own, for this test only."""
+    store = Store(postgres_databases())
+    store.migrate()
+    yield store
+    store.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A migrated store of each kind, for this test only (PostgreSQL: a database of its own)."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
 
 import pytest
 
@@ -23,11 +22,8 @@ NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store(postgres_databases) -> Iterator[Store]:  # type: ignore[no-untyped-def]
-    store = Store(postgres_databases())
-    store.migrate()
-    yield store
-    store.dispose()
+def store(postgres_store: Store) -> Store:
+    return postgres_store
 
 
 def outbox(store: Store, leading: bool = False) -> tuple[DatabaseOutbox, list[str]]:

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Iterator
 
 import psycopg
-import pytest
 
 from openbatch.store.engine import Store
 from openbatch.store.records import JOBS, adjust_counters, counters_by_id_on_loop
 
 from .test_store import NOW, job_body
-
-
-@pytest.fixture
-def pg_store(postgres_databases) -> Iterator[Store]:  # type: ignore[no-untyped-def]
-    store = Store(postgres_databases())
-    store.migrate()
-    yield store
-    store.dispose()
 
 
 def test_sqlite_reads_in_place_instead(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -30,16 +20,16 @@ def test_sqlite_reads_in_place_instead(tmp_path) -> None:  # type: ignore[no-unt
     store.dispose()
 
 
-def test_reads_on_the_loop_see_each_commit_and_a_missing_row(pg_store: Store) -> None:
-    with pg_store.write() as conn:
+def test_reads_on_the_loop_see_each_commit_and_a_missing_row(postgres_store: Store) -> None:
+    with postgres_store.write() as conn:
         job = JOBS.insert(conn, ("acct",), job_body("j"), NOW)
-    reads = pg_store.loop_reads
+    reads = postgres_store.loop_reads
     assert reads is not None
 
     async def scenario() -> list[int | None]:
         seen: list[int | None] = []
         for _ in range(3):
-            with pg_store.write() as conn:
+            with postgres_store.write() as conn:
                 adjust_counters(conn, job.pk, Counter({"task_active": 1}))
             rows = await asyncio.gather(*[counters_by_id_on_loop(reads, "acct", "J") for _ in range(6)])
             assert len({row["task_active"] for row in rows if row}) == 1
@@ -51,12 +41,12 @@ def test_reads_on_the_loop_see_each_commit_and_a_missing_row(pg_store: Store) ->
     assert asyncio.run(scenario()) == [1, 2, 3, None]
 
 
-def test_a_connection_the_database_dropped_is_replaced(pg_store: Store) -> None:
-    with pg_store.write() as conn:
+def test_a_connection_the_database_dropped_is_replaced(postgres_store: Store) -> None:
+    with postgres_store.write() as conn:
         JOBS.insert(conn, ("acct",), job_body("j"), NOW)
-    reads = pg_store.loop_reads
+    reads = postgres_store.loop_reads
     assert reads is not None
-    admin_url = pg_store.url.replace("+psycopg", "")
+    admin_url = postgres_store.url.replace("+psycopg", "")
 
     async def scenario() -> int:
         # Every connection of the loop in use at once, so that each is connected before the kill.
@@ -73,10 +63,10 @@ def test_a_connection_the_database_dropped_is_replaced(pg_store: Store) -> None:
     assert asyncio.run(scenario()) >= 4
 
 
-def test_each_event_loop_has_its_own_connections(pg_store: Store) -> None:
-    with pg_store.write() as conn:
+def test_each_event_loop_has_its_own_connections(postgres_store: Store) -> None:
+    with postgres_store.write() as conn:
         JOBS.insert(conn, ("acct",), job_body("j"), NOW)
-    reads = pg_store.loop_reads
+    reads = postgres_store.loop_reads
     assert reads is not None
 
     async def read_once() -> bool:
