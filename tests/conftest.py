@@ -106,15 +106,18 @@ def _serve(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    """A running openbatch server (pools get no nodes), once on SQLite and once on PostgreSQL."""
-    yield from _serve(request, tmp_path_factory, spec, "data")
+    """A running openbatch server (pools get no nodes), once on SQLite and once on PostgreSQL; job
+    schedules may recur every 2 seconds (a development setting; Azure's minimum is a minute)."""
+    yield from _serve(request, tmp_path_factory, spec, "data", min_interval=2.0)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def live_nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    """A running server whose pools get real local compute nodes (agent processes), on both stores."""
+    """A running server whose pools get real local compute nodes (agent processes), on both stores; job
+    schedules may recur and pools autoscale every 2 seconds, on pool metrics sampled every second (development
+    settings; Azure's are a minute, 5 minutes and 30 seconds)."""
     yield from _serve(request, tmp_path_factory, spec, "nodes", node_provider="local", nodes_per_agent=1,
-                      node_lost_after=3.0)
+                      node_lost_after=3.0, min_interval=2.0, sample_interval=1.0)
 
 
 @pytest.fixture(scope="session")

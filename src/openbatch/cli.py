@@ -15,6 +15,11 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"OPENBATCH_{name}", default)
 
 
+def _float_env(name: str) -> float | None:
+    value = _env(name)
+    return float(value) if value else None
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="openbatch", description="A self-hosted Azure Batch compatible service.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -67,6 +72,13 @@ def parser() -> argparse.ArgumentParser:
                        help="connection string of the Azure Storage account linked as auto-storage: resource "
                             "files with autoStorageContainerName come from it (Azurite's works) "
                             "(OPENBATCH_AUTO_STORAGE)")
+    serve.add_argument("--min-interval", type=float, default=_float_env("MIN_INTERVAL"),
+                       help="local development: lower Azure's minimum intervals (job schedule recurrenceInterval and "
+                            "startWindow: 1 min; autoScaleEvaluationInterval: 5 min) to this many seconds "
+                            "(OPENBATCH_MIN_INTERVAL)")
+    serve.add_argument("--sample-interval", type=float, default=float(_env("SAMPLE_INTERVAL", "30")),
+                       help="seconds between the samples of pool metrics autoscale formulas read (Azure: 30) "
+                            "(OPENBATCH_SAMPLE_INTERVAL)")
     agent = commands.add_parser("agent", help="host compute nodes of a pool and run their tasks")
     agent.add_argument("--server", required=True, help="the openbatch server URL; several servers of one database comma-separated "
                        "(an agent that gets no answer moves on to the next)")
@@ -103,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 quota_pools=args.quota_pools,
                 quota_active_jobs=args.quota_active_jobs,
                 auto_storage=args.auto_storage,
+                min_interval=args.min_interval,
+                sample_interval=args.sample_interval,
                 slurm_partition=args.slurm_partition,
                 slurm_sbatch_options=args.slurm_sbatch_options or "",
                 slurm_max_queued=args.slurm_max_queued,

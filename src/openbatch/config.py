@@ -6,8 +6,10 @@ import base64
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
+from .domain.intervals import Intervals
 from .domain.quotas import Quotas
 
 DEFAULT_ACCOUNT = "openbatch"
@@ -47,6 +49,15 @@ class Settings:
     slurm_node_root: Path | None = None
     #: Connection string of the auto-storage account (ResourceFile.autoStorageContainerName), if any.
     auto_storage: str | None = None
+    #: Local development: Azure's minimum intervals (a job schedule's recurrence and start window, 1 min;
+    #: a pool's autoscale evaluation, 5 min) lowered to this many seconds; and how often pool metrics
+    #: are sampled for autoscale formulas (Azure: 30 s).
+    min_interval: float | None = None
+    sample_interval: float = 30.0
+
+    def intervals(self) -> Intervals:
+        minimum = timedelta(seconds=self.min_interval) if self.min_interval is not None else None
+        return Intervals.lowered(minimum, timedelta(seconds=self.sample_interval))
 
     def quotas(self) -> Quotas:
         return Quotas(self.quota_dedicated_cores, self.quota_pools, self.quota_active_jobs)

@@ -12,6 +12,7 @@ import uvicorn
 from .api.app import BatchApp
 from .auth import task_tokens
 from .config import Settings
+from .scheduler.timers import Timers
 from .services.auto_storage import AutoStorage
 from .services import Services
 from .store.engine import Store
@@ -36,7 +37,8 @@ def build(settings: Settings) -> tuple[BatchApp, Store]:
         raise
     accounts = settings.accounts()
     hosted = settings.node_provider in ("local", "slurm")
-    services = Services.create(store, node_provider=hosted, quotas=settings.quotas(), auto_storage=auto_storage)
+    services = Services.create(store, node_provider=hosted, quotas=settings.quotas(), auto_storage=auto_storage,
+                               intervals=settings.intervals())
     services.ctx.issue_token = lambda account, job_id: task_tokens.issue(account, accounts[account], job_id,
                                                                          services.ctx.now())
     runtime = None
@@ -46,7 +48,8 @@ def build(settings: Settings) -> tuple[BatchApp, Store]:
         runtime = Runtime(services, accounts, settings.data_dir, settings.server_url(),
                           nodes_per_agent=settings.nodes_per_agent, node_lost_after=settings.node_lost_after,
                           provider=settings.node_provider, slurm=_slurm_settings(settings))
-    app = BatchApp(services, accounts, runtime=runtime, lease=lease)
+    timers = Timers(services, leading=(lambda: runtime.leading) if runtime is not None else (lambda: True))
+    app = BatchApp(services, accounts, runtime=runtime, lease=lease, timers=timers)
     return app, store
 
 

@@ -45,7 +45,7 @@ class BatchApp:
 
     def __init__(
         self, services: Services, accounts: Mapping[str, bytes], now: Callable[[], datetime] = clock.utcnow,
-        runtime: Any = None, lease: Any = None,
+        runtime: Any = None, lease: Any = None, timers: Any = None,
     ) -> None:
         self.services = services
         self.accounts = dict(accounts)
@@ -54,10 +54,12 @@ class BatchApp:
         self.runtime = runtime
         #: The server's lease on its database (openbatch.store.lease), released when it stops.
         self.lease = lease
+        #: What the clock starts (openbatch.scheduler.timers.Timers): started after the runtime.
+        self.timers = timers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send, self.runtime, self.lease, self.services.ctx.store)
+            await _lifespan(receive, send, self.runtime, self.lease, self.services.ctx.store, self.timers)
             return
         if scope["type"] != "http":
             return
@@ -150,15 +152,19 @@ async def _read_body(receive: Receive) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _lifespan(receive: Receive, send: Send, runtime: Any, lease: Any, store: Any) -> None:
+async def _lifespan(receive: Receive, send: Send, runtime: Any, lease: Any, store: Any, timers: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             if runtime is not None:
                 await runtime.start()
+            if timers is not None:
+                timers.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
+                if timers is not None:
+                    await timers.stop()
                 if runtime is not None:
                     await runtime.stop()
             finally:

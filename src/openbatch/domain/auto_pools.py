@@ -4,7 +4,9 @@ When a job with an auto pool specification is added, the pool is created from th
 specification, named ``<autoPoolIdPrefix>_<GUID>`` (a GUID alone without a prefix); the job's
 ``executionInfo.poolId`` names it while ``poolInfo`` keeps the specification, as Azure does.
 With ``poolLifetimeOption`` ``job`` the pool is deleted when the job completes or is deleted,
-unless ``keepAlive``. ``jobschedule`` applies only to job schedules. A pool the specification
+unless ``keepAlive``. ``jobschedule`` applies only to job schedules: their first job creates the
+pool, every later job of the schedule runs on it, and it goes when the schedule completes or
+is deleted (services/job_schedules.py). A pool the specification
 describes must be one Pool Add would accept: it is checked as one, and its errors name the
 property under ``poolInfo/autoPoolSpecification/pool``. A pool that cannot be created for a
 reason of the account (its pool quota) does not refuse the job: the job is added with a
@@ -26,7 +28,7 @@ PREFIX = "poolInfo/autoPoolSpecification"
 MAX_PREFIX_LENGTH = 20
 
 
-def _prefixed(error: BatchError, prefix: str) -> BatchError:
+def prefixed(error: BatchError, prefix: str) -> BatchError:
     """The same error with its PropertyName under ``prefix``."""
     values = [(key, f"{prefix}/{value}" if key == "PropertyName" and value else value)
               for key, value in error.values]
@@ -47,14 +49,15 @@ def pool_parameter(spec: Json, pool_id: str) -> PoolAddParameter:
     try:
         return decode({**pool, "id": pool_id}, PoolAddParameter)
     except BatchError as error:
-        raise _prefixed(error, f"{PREFIX}/pool") from None
+        raise prefixed(error, f"{PREFIX}/pool") from None
 
 
-def check_spec(spec: Json, validate_pool: Any) -> None:
-    """400 for a specification no pool can come from (``validate_pool``: Pool Add's own checks)."""
+def check_spec(spec: Json, validate_pool: Any, *, in_schedule: bool = False) -> None:
+    """400 for a specification no pool can come from (``validate_pool``: Pool Add's own checks);
+    ``in_schedule``: the job specification of a job schedule, where the pool may live as long as it."""
     if spec.get("poolLifetimeOption") is None:
         raise missing_property(f"{PREFIX}/poolLifetimeOption")
-    if spec.get("poolLifetimeOption") != "job":
+    if spec.get("poolLifetimeOption") != "job" and not (in_schedule and spec["poolLifetimeOption"] == "jobschedule"):
         raise invalid_property(f"{PREFIX}/poolLifetimeOption", spec.get("poolLifetimeOption"),
                                "A job's auto pool lives as long as the job ('job'); 'jobschedule' applies only "
                                "to job schedules.")
@@ -68,7 +71,7 @@ def check_spec(spec: Json, validate_pool: Any) -> None:
     try:
         validate_pool(parameter)
     except BatchError as error:
-        raise _prefixed(error, f"{PREFIX}/pool") from None
+        raise prefixed(error, f"{PREFIX}/pool") from None
 
 
 def auto_pool_spec(job: Json) -> Json | None:

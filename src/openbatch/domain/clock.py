@@ -51,6 +51,11 @@ def naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
+def aware_utc(value: datetime) -> datetime:
+    """A datetime a client sent, in UTC (one without a zone is UTC, as the API's times are)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value

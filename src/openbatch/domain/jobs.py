@@ -67,7 +67,8 @@ def _validate_auto_pool(pool: PoolAddParameter) -> None:
     check_application_packages(pool.applicationPackageReferences)
 
 
-def _check_pool_info(job: JobAddParameter | JobUpdateParameter | JobPatchParameter, adding: bool = False) -> None:
+def _check_pool_info(job: JobAddParameter | JobUpdateParameter | JobPatchParameter, adding: bool = False,
+                     in_schedule: bool = False) -> None:
     info = job.poolInfo
     if info is None:
         return
@@ -78,7 +79,7 @@ def _check_pool_info(job: JobAddParameter | JobUpdateParameter | JobPatchParamet
     if info.poolId:
         check_id(info.poolId, "poolInfo/poolId")
     if adding and info.autoPoolSpecification is not None:
-        auto_pools.check_spec(to_json(info.autoPoolSpecification), _validate_auto_pool)
+        auto_pools.check_spec(to_json(info.autoPoolSpecification), _validate_auto_pool, in_schedule=in_schedule)
     elif not adding:
         check_supported(job, REFUSED_JOB_CHANGE)
 
@@ -100,11 +101,12 @@ def _check_release(task: JobReleaseTask) -> None:
     check_duration(task.retentionTime, "jobReleaseTask/retentionTime")
 
 
-def validate_new_job(job: JobAddParameter) -> None:
+def validate_new_job(job: JobAddParameter, *, in_schedule: bool = False) -> None:
+    """``in_schedule``: the job specification of a job schedule (its id is the schedule's)."""
     check_id(job.id)
     check_display_name(job.displayName)
     _check_common(job.priority, job.maxParallelTasks, job.constraints, job.metadata)
-    _check_pool_info(job, adding=True)
+    _check_pool_info(job, adding=True, in_schedule=in_schedule)
     if job.jobReleaseTask is not None and job.jobPreparationTask is None:
         raise invalid_property(
             "jobReleaseTask", "", "A Job Release Task cannot be specified without also specifying a Job Preparation Task."
@@ -124,7 +126,7 @@ def validate_new_job(job: JobAddParameter) -> None:
 
 def new_job_body(job: JobAddParameter, now: datetime) -> Json:
     """The CloudJob body stored for a new job, with Azure's visible defaults."""
-    body = to_json(job)
+    body = {"id": job.id, **to_json(job)}
     body.setdefault("priority", 0)
     body.setdefault("maxParallelTasks", -1)
     body.setdefault("allowTaskPreemption", False)

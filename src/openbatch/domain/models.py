@@ -194,8 +194,9 @@ OnAllTasksComplete = Literal["noaction", "terminatejob"]
 OnTaskFailure = Literal["noaction", "performexitoptionsjobaction"]
 
 
-class JobAddParameter(Model, kw_only=True):
-    id: str
+class JobSpecification(Model, kw_only=True):
+    """What a job is made of: Job Add's body without its id (a job schedule's jobs come from one)."""
+
     displayName: str | None = None
     priority: int | None = None
     maxParallelTasks: int | None = None
@@ -211,6 +212,10 @@ class JobAddParameter(Model, kw_only=True):
     metadata: list[MetadataItem] | None = None
     usesTaskDependencies: bool | None = None
     networkConfiguration: Json | None = None
+
+
+class JobAddParameter(JobSpecification, kw_only=True):
+    id: str
 
 
 class JobPatchParameter(Model, kw_only=True):
@@ -241,6 +246,36 @@ class JobDisableParameter(Model, kw_only=True):
 
 class JobTerminateParameter(Model, kw_only=True):
     terminateReason: str | None = None
+
+
+# --- job schedules -------------------------------------------------------------------------
+
+
+class Schedule(Model, kw_only=True):
+    doNotRunUntil: datetime | None = None
+    doNotRunAfter: datetime | None = None
+    startWindow: str | None = None
+    recurrenceInterval: str | None = None
+
+
+class JobScheduleAddParameter(Model, kw_only=True):
+    id: str
+    displayName: str | None = None
+    schedule: Schedule
+    jobSpecification: JobSpecification
+    metadata: list[MetadataItem] | None = None
+
+
+class JobSchedulePatchParameter(Model, kw_only=True):
+    schedule: Schedule | None = None
+    jobSpecification: JobSpecification | None = None
+    metadata: list[MetadataItem] | None = None
+
+
+class JobScheduleUpdateParameter(Model, kw_only=True):
+    schedule: Schedule
+    jobSpecification: JobSpecification
+    metadata: list[MetadataItem] | None = None
 
 
 # --- tasks ---------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ JOB_SECRETS: tuple[str, ...] = (
     *(f"{kind}/{_REGISTRY}" for kind in _TASK_KINDS),
     *(f"poolInfo/autoPoolSpecification/pool/{path}" for path in POOL_SECRETS),
 )
+JOB_SCHEDULE_SECRETS: tuple[str, ...] = tuple(f"jobSpecification/{path}" for path in JOB_SECRETS)
 
 
 #: Secrets the Swagger marks required: blanked instead of left out.

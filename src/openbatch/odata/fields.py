@@ -224,6 +224,7 @@ _TABLE: dict[str, dict[str, FieldSpec]] = {
         "id": _ID,
         "state": _enum("active completed disabled terminating deleting"),
         **_COMMON_TIMES,
+        **_times("executionInfo/endTime", "schedule/doNotRunUntil", "schedule/doNotRunAfter"),
     },
     "Application_List": {},
     "Certificate_List": {},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .auto_storage import AutoStorage
+from ..domain.intervals import Intervals
 from ..domain.quotas import Quotas
 from ..store.engine import Store
 from ..store.records import Record
@@ -15,6 +16,7 @@ from .context import ServiceContext
 from .execution import ExecutionService
 from .files import FileService
 from .job_limits import JobLimits
+from .job_schedules import JobScheduleService
 from .jobs import JobService
 from .node_ops import NodeOperations
 from .nodes import NodeService
@@ -32,6 +34,7 @@ __all__ = ["Record", "Services"]
 class Services:
     pools: PoolService
     jobs: JobService
+    job_schedules: JobScheduleService
     tasks: TaskService
     nodes: NodeService
     files: FileService
@@ -47,10 +50,11 @@ class Services:
 
     @classmethod
     def create(cls, store: Store, *, node_provider: bool = False, quotas: Quotas | None = None,
-               auto_storage: AutoStorage | None = None) -> "Services":
+               auto_storage: AutoStorage | None = None, intervals: Intervals | None = None) -> "Services":
         """``node_provider``: pools get compute nodes (run by agents); otherwise pools allocate none.
         ``auto_storage``: the account autoStorageContainerName resource files come from."""
-        ctx = ServiceContext(store, quotas=quotas or Quotas(), auto_storage=auto_storage)
+        ctx = ServiceContext(store, quotas=quotas or Quotas(), auto_storage=auto_storage,
+                             intervals=intervals or Intervals())
         jobs = JobService(ctx)
         nodes = NodeService(ctx)
         allocation = Allocation(ctx, jobs)
@@ -67,6 +71,7 @@ class Services:
             retention=Retention(ctx),
             pools=pools,
             jobs=jobs,
+            job_schedules=JobScheduleService(ctx, jobs),
             tasks=TaskService(ctx, jobs),
             nodes=nodes,
             files=FileService(ctx, nodes),

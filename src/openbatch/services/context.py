@@ -12,6 +12,7 @@ from ..store.engine import Connection
 from .auto_storage import AutoStorage
 from ..domain import clock
 from ..domain.errors import not_found
+from ..domain.intervals import Intervals
 from ..domain.quotas import Quotas
 from ..protocol import Command
 from ..store.engine import Store, after_commit
@@ -104,6 +105,8 @@ class ServiceContext:
     account_url: Callable[[str], str] = field(default=lambda account: "")
     #: Every account's quotas (server settings).
     quotas: Quotas = field(default_factory=Quotas)
+    #: The documented minimum intervals (a server setting may lower them) and the metrics' sample period.
+    intervals: Intervals = field(default_factory=Intervals)
     #: A scheduling round for one pool (account, pool key) in the caller's write transaction:
     #: (tasks placed, free slots after). The scheduler installs its own (scheduler/round.py);
     #: without one, nothing is placed.

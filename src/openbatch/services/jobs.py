@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 
 from ..domain import auto_pools, clock, job_manager, commands, counts, execution, jobs as rules, tasks as task_rules
@@ -43,25 +43,37 @@ class JobService:
         self.ctx = ctx
         #: Creates and deletes the jobs' auto pools; set by ``Services.create`` (pools need jobs first).
         self.pools: PoolLifecycle | None = None
+        #: A job a job schedule created completed or is gone (in the caller's transaction): the schedule
+        #: moves on. Installed by the job schedule use cases (job_schedules.py), which own it.
+        self.on_job_ended: Callable[[Connection, Record], None] = lambda conn, record: None
 
     # -- create and read -------------------------------------------------------------------
 
     def add(self, account: str, job: JobAddParameter) -> Record:
         rules.validate_new_job(job)
         auto_storage.check_configured(self.ctx.auto_storage, job, auto_storage.JOB_NEEDS)
-        now = self.ctx.now()
-        body = rules.new_job_body(job, now)
         with self.ctx.store.write() as conn:
             if JOBS.get(conn, (account,), (job.id,)) is not None:
                 raise BatchError("JobExists", "The specified job already exists.", [("JobId", job.id)])
             check_job_quota(self.ctx.quotas, active_jobs(conn, account))
-            spec = auto_pools.auto_pool_spec(body)
-            if spec is not None:
-                self._create_auto_pool(conn, account, spec, body)
-            record = JOBS.insert(conn, (account,), body, now)
-            if job.jobManagerTask is not None:
-                self._add_job_manager(conn, record, job, now)
-            return self.after_tasks_changed(conn, record)
+            return self.add_in(conn, account, job)
+
+    def add_in(self, conn: Connection, account: str, job: JobAddParameter, *, schedule_key: str | None = None,
+               pool_id: str | None = None) -> Record:
+        """Add a checked job in the caller's transaction. ``schedule_key``: the job schedule creating
+        it; ``pool_id``: the auto pool the schedule's jobs share (poolLifetimeOption jobschedule)."""
+        now = self.ctx.now()
+        body = rules.new_job_body(job, now)
+        spec = auto_pools.auto_pool_spec(body)
+        if pool_id is not None:
+            body["executionInfo"]["poolId"] = pool_id
+        elif spec is not None:
+            self._create_auto_pool(conn, account, spec, body)
+        record = JOBS.insert(conn, (account,), body, now,
+                             extra={"job_schedule_key": schedule_key} if schedule_key else None)
+        if job.jobManagerTask is not None:
+            self._add_job_manager(conn, record, job, now)
+        return self.after_tasks_changed(conn, record)
 
     def _add_job_manager(self, conn: Connection, record: Record, job: JobAddParameter, now: datetime) -> None:
         """The job manager is the job's first task; run exclusively, it takes all of its node's slots."""
@@ -171,11 +183,14 @@ class JobService:
 
     def delete(self, account: str, job_id: str, conditions: Conditions = NONE) -> None:
         with self.ctx.store.write() as conn:
-            record = self._locked(conn, account, job_id, conditions, "delete")
-            now = self.ctx.now()
-            record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DELETING, now), now)
-            self._stop_running(conn, record, now)
-            self._settle(conn, record)
+            self.delete_in(conn, self._locked(conn, account, job_id, conditions, "delete"))
+
+    def delete_in(self, conn: Connection, record: Record) -> None:
+        """Delete a job (locked, not deleting yet): its running tasks end, release tasks run, then it goes."""
+        now = self.ctx.now()
+        record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DELETING, now), now)
+        self._stop_running(conn, record, now)
+        self._settle(conn, record)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -241,9 +256,11 @@ class JobService:
             self._delete_auto_pool(conn, record)
             if state is JobState.DELETING:
                 JOBS.delete(conn, record.pk)
-                return record
-            reason = record.body.get("executionInfo", {}).get("terminateReason", "UserTerminate")
-            return JOBS.update(conn, record, rules.completed(record.body, reason, now), now)
+            else:
+                reason = record.body.get("executionInfo", {}).get("terminateReason", "UserTerminate")
+                record = JOBS.update(conn, record, rules.completed(record.body, reason, now), now)
+            if record.row.get("job_schedule_key"):
+                self.on_job_ended(conn, record)
         return record
 
     def _release_due(self, conn: Connection, record: Record) -> bool:

@@ -7,6 +7,7 @@ from sqlalchemy import ColumnElement, Table
 from . import schema
 
 _p, _j, _t, _n, _r = schema.pools.c, schema.jobs.c, schema.tasks.c, schema.nodes.c, schema.prep_release.c
+_s = schema.job_schedules.c
 
 
 def _execution(prefix: str, wire: str, table: Table = schema.prep_release) -> dict[str, ColumnElement]:
@@ -43,6 +44,16 @@ FILTER_COLUMNS: dict[str, dict[str, ColumnElement]] = {
         "executionInfo/endTime": _j.end_time,
         "executionInfo/poolId": _j.pool_id_key,
     },
+    "JobSchedule_List": {
+        "id": _s.id_key,
+        "state": _s.state,
+        "stateTransitionTime": _s.state_transition_time,
+        "creationTime": _s.creation_time,
+        "lastModified": _s.last_modified,
+        "executionInfo/endTime": _s.end_time,
+        "schedule/doNotRunUntil": _s.do_not_run_until,
+        "schedule/doNotRunAfter": _s.do_not_run_after,
+    },
     "Task_List": {
         "id": _t.id_key,
         "state": _t.state,
@@ -71,3 +82,4 @@ FILTER_COLUMNS: dict[str, dict[str, ColumnElement]] = {
     },
     "Account_ListPoolNodeCounts": {"poolId": _p.id_key},
 }
+FILTER_COLUMNS["Job_ListFromJobSchedule"] = FILTER_COLUMNS["Job_List"]

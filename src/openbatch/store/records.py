@@ -229,7 +229,7 @@ class Collection:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def _values(self, body: Json, now: datetime, *, update: bool = False) -> dict[str, Any]:
+    def _values(self, body: Json, now: datetime, *, update: bool = False, touch: bool = True) -> dict[str, Any]:
         if update and self._project_changes is not None:
             values = self._project_changes(body)
         else:
@@ -238,7 +238,7 @@ class Collection:
                 for name in self.fixed:
                     del values[name]
         values["body"] = _encode(body).decode()
-        if self._has_etag:
+        if self._has_etag and touch:
             values["etag"] = clock.new_etag()
             values["last_modified"] = clock.naive(now)
         return values
@@ -293,10 +293,15 @@ class Collection:
         return True
 
     def update(
-        self, conn: Connection, record: Record, body: Json, now: datetime, extra: Mapping[str, Any] | None = None
+        self, conn: Connection, record: Record, body: Json, now: datetime, extra: Mapping[str, Any] | None = None,
+        *, touch: bool = True,
     ) -> Record:
-        values = {**self._values(body, now, update=True), **(extra or {})}
+        """Store a new body; ``touch`` False keeps the ETag and Last-Modified (a change the resource's
+        own data does not count, such as a job schedule's next run time)."""
+        values = {**self._values(body, now, update=True, touch=touch), **(extra or {})}
         self.set_columns(conn, record.pk, **values)
+        if not touch:
+            return Record(record.pk, body, record.etag, record.last_modified, {**record.row, **values})
         return Record(record.pk, body, values.get("etag", ""), now, {**record.row, **values})
 
     def update_many(
@@ -390,6 +395,19 @@ def _job_columns(body: Json) -> dict[str, Any]:
     }
 
 
+def _job_schedule_columns(body: Json) -> dict[str, Any]:
+    return {
+        "id": body["id"],
+        "id_key": body["id"].lower(),
+        "state": body["state"],
+        "creation_time": _wire_time(body, "creationTime"),
+        "state_transition_time": _wire_time(body, "stateTransitionTime"),
+        "end_time": _wire_time(body, "executionInfo", "endTime"),
+        "do_not_run_until": _wire_time(body, "schedule", "doNotRunUntil"),
+        "do_not_run_after": _wire_time(body, "schedule", "doNotRunAfter"),
+    }
+
+
 def _task_columns(body: Json) -> dict[str, Any]:
     return {
         "id": body["id"],
@@ -452,6 +470,11 @@ POOLS = Collection(schema.pools, _pool_columns, scope=("account",), fixed=("id",
                    filters={**FILTER_COLUMNS["Pool_List"], **FILTER_COLUMNS["Account_ListPoolNodeCounts"]})
 JOBS = Collection(schema.jobs, _job_columns, scope=("account",), fixed=("id", "id_key", "creation_time"),
                   filters=FILTER_COLUMNS["Job_List"])
+#: The jobs a job schedule created (Job_ListFromJobSchedule): the same rows, scoped by their schedule.
+SCHEDULED_JOBS = Collection(schema.jobs, _job_columns, scope=("account", "job_schedule_key"),
+                            fixed=("id", "id_key", "creation_time"), filters=FILTER_COLUMNS["Job_List"])
+JOB_SCHEDULES = Collection(schema.job_schedules, _job_schedule_columns, scope=("account",),
+                           fixed=("id", "id_key", "creation_time"), filters=FILTER_COLUMNS["JobSchedule_List"])
 TASKS = Collection(schema.tasks, _task_columns, scope=("job_pk",),
                    fixed=("id", "id_key", "creation_time", "required_slots"), project_changes=_task_changes,
                    listed=("pk", "id_key", "etag", "last_modified", "body"), filters=FILTER_COLUMNS["Task_List"])

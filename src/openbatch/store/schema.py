@@ -37,6 +37,9 @@ ID = String(64)
 #: Lower-cased ids for uniqueness, keyset paging and $filter ranges: byte order on PostgreSQL
 #: (COLLATE "C") so range scans agree with Python and use the index.
 ID_KEY = String(64).with_variant(String(64, collation="C"), "postgresql")
+#: A job's id: a job schedule names its jobs ``<schedule id>:job-<n>``, longer than the 64 of an id.
+JOB_ID = String(128)
+JOB_ID_KEY = String(128).with_variant(String(128, collation="C"), "postgresql")
 NODE_ID_KEY = String(128).with_variant(String(128, collation="C"), "postgresql")
 STATE = String(24)
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -77,8 +80,8 @@ jobs = Table(
     metadata,
     Column("pk", PK, primary_key=True, autoincrement=True),
     Column("account", String(64), nullable=False),
-    Column("id", ID, nullable=False),
-    Column("id_key", ID_KEY, nullable=False),
+    Column("id", JOB_ID, nullable=False),
+    Column("id_key", JOB_ID_KEY, nullable=False),
     Column("state", STATE, nullable=False),
     Column("pool_id_key", ID_KEY, nullable=True),
     Column("priority", Integer, nullable=False),
@@ -91,8 +94,37 @@ jobs = Table(
     Column("last_served", DateTime, nullable=True),
     *_resource_columns(),
     *[Column(name, BigInteger, nullable=False, server_default="0") for name in COUNTER_COLUMNS],
+    #: The job schedule that created the job (NULL: a job added by itself).
+    Column("job_schedule_key", ID_KEY, nullable=True),
     UniqueConstraint("account", "id_key", name="uq_jobs_account_id"),
     Index("ix_jobs_account_state", "account", "state"),
+    Index("ix_jobs_account_schedule", "account", "job_schedule_key", "id_key"),
+)
+
+job_schedules = Table(
+    "job_schedules",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("id", ID, nullable=False),
+    Column("id_key", ID_KEY, nullable=False),
+    Column("state", STATE, nullable=False),
+    Column("creation_time", DateTime, nullable=False),
+    Column("state_transition_time", DateTime, nullable=False),
+    Column("end_time", DateTime, nullable=True),
+    Column("do_not_run_until", DateTime, nullable=True),
+    Column("do_not_run_after", DateTime, nullable=True),
+    *_resource_columns(),
+    #: Where its occurrences count from, the first one not yet used or lost (domain/job_schedules.py),
+    #: and when the server must look at it again (NULL: when its job ends, or never).
+    Column("origin", DateTime, nullable=False),
+    Column("next_index", Integer, nullable=False, server_default="0"),
+    Column("due_at", DateTime, nullable=True),
+    Column("jobs_created", Integer, nullable=False, server_default="0"),
+    #: The auto pool all its jobs run on (poolLifetimeOption jobschedule), once the first made it.
+    Column("pool_id", ID, nullable=True),
+    UniqueConstraint("account", "id_key", name="uq_job_schedules_account_id"),
+    Index("ix_job_schedules_due_at", "due_at"),
 )
 
 

@@ -28,7 +28,7 @@ def _job_url(req: ApiRequest, job_id: str) -> str:
     return req.url("jobs", job_id)
 
 
-def _render(req: ApiRequest, record: Record, with_stats: bool) -> Json:
+def render_job(req: ApiRequest, record: Record, with_stats: bool) -> Json:
     url = _job_url(req, record.body["id"])
     extra = None
     if with_stats:
@@ -51,14 +51,14 @@ async def add(req: ApiRequest) -> Response:
 async def list_jobs(req: ApiRequest) -> Response:
     expand = check_expand(req)
     page = await run(req.services.jobs.list, req.account, list_query(req, "Job_List"))
-    return listing(req, "jobs", (_render(req, r, expand) for r in page.records), page.next_after)
+    return listing(req, "jobs", (render_job(req, r, expand) for r in page.records), page.next_after)
 
 
 @operation("Job_Get")
 async def get(req: ApiRequest) -> Response:
     expand = check_expand(req)
     record = await run(req.services.jobs.get, req.account, req.params["jobId"], req.conditions())
-    return entity(req, "jobs/@Element", _render(req, record, expand), record)
+    return entity(req, "jobs/@Element", render_job(req, record, expand), record)
 
 
 @operation("Job_Patch")
