@@ -275,15 +275,27 @@ def test_add_with_unknown_application_package_409(rest: httpx.Client, batch: Bat
     assert not batch.get_pool(pool_id).application_package_references
 
 
-def test_add_autoscale_pool_refused(batch: BatchClient) -> None:
+def test_add_autoscale_pool_evaluates_its_formula_at_once(batch: BatchClient) -> None:
     pool_id = uid("auto")
-    options = m.BatchPoolCreateOptions(
+    batch.create_pool(m.BatchPoolCreateOptions(
         id=pool_id, vm_size=VM_SIZE, virtual_machine_configuration=_vm_config(),
-        enable_auto_scale=True, auto_scale_formula="$TargetDedicatedNodes = 1;",
-    )
-    error = _fails(lambda: batch.create_pool(options), 400, "UnsupportedProperty")
-    assert _values(error)["PropertyName"] == "enableAutoScale"
-    assert _exists(batch, pool_id) is False
+        enable_auto_scale=True, auto_scale_formula="$TargetDedicatedNodes = 2;\n$TargetLowPriorityNodes = 1;"))
+    pool = batch.get_pool(pool_id)
+    assert pool.enable_auto_scale is True and pool.auto_scale_evaluation_interval == datetime.timedelta(minutes=15)
+    assert (pool.target_dedicated_nodes, pool.target_low_priority_nodes) == (2, 1)
+    assert pool.auto_scale_run.results == ("$TargetDedicatedNodes=2;$TargetLowPriorityNodes=1;"
+                                           "$NodeDeallocationOption=requeue")
+    assert pool.auto_scale_run.error is None and pool.auto_scale_run.timestamp is not None
+    bad = m.BatchPoolCreateOptions(id=uid("auto"), vm_size=VM_SIZE, virtual_machine_configuration=_vm_config(),
+                                   enable_auto_scale=True, auto_scale_formula="$TargetDedicatedNodes = max(1,;")
+    error = _fails(lambda: batch.create_pool(bad), 400, "AutoScalingFormulaSyntaxError")
+    assert _values(error)["Line"] == "1" and _values(error)["Column"] == "31"
+    assert _exists(batch, bad.id) is False
+    short = m.BatchPoolCreateOptions(id=uid("auto"), vm_size=VM_SIZE, virtual_machine_configuration=_vm_config(),
+                                     enable_auto_scale=True, auto_scale_formula="$TargetDedicatedNodes = 1;",
+                                     auto_scale_evaluation_interval=datetime.timedelta(seconds=1))
+    error = _fails(lambda: batch.create_pool(short), 400, "InvalidPropertyValue")
+    assert _values(error)["PropertyName"] == "autoScaleEvaluationInterval"
 
 
 # -- exists, get, list ----------------------------------------------------------------------
@@ -532,20 +544,33 @@ def test_remove_missing_node_404(batch: BatchClient, rest: httpx.Client) -> None
     _rest_fails(rest.post(f"/pools/{pool_id}/removenodes", params=Q, json={}), 400, "MissingRequiredProperty")
 
 
-@pytest.mark.parametrize("operation", ["Pool_EnableAutoScale", "Pool_DisableAutoScale", "Pool_EvaluateAutoScale"])
-def test_autoscale_operations_501(batch: BatchClient, operation: str) -> None:
+def test_enable_evaluate_and_disable_autoscale(batch: BatchClient, rest: httpx.Client) -> None:
     pool_id = _create(batch, "as")
-    calls = {
-        "Pool_EnableAutoScale": lambda: batch.enable_pool_auto_scale(
-            pool_id, m.BatchPoolEnableAutoScaleOptions(auto_scale_formula="$TargetDedicatedNodes = 1;")),
-        "Pool_DisableAutoScale": lambda: batch.disable_pool_auto_scale(pool_id),
-        "Pool_EvaluateAutoScale": lambda: batch.evaluate_pool_auto_scale(
-            pool_id, m.BatchPoolEvaluateAutoScaleOptions(auto_scale_formula="$TargetDedicatedNodes = 1;")),
-    }
-    error = _fails(calls[operation], 501, "NotImplemented")
-    assert operation in error["message"]["value"]
-    assert _values(error).get("OperationId") == operation
-    assert batch.get_pool(pool_id).enable_auto_scale is False
+    formula = "$TargetDedicatedNodes = 1;"
+    _fails(lambda: batch.evaluate_pool_auto_scale(pool_id, m.BatchPoolEvaluateAutoScaleOptions(
+        auto_scale_formula=formula)), 409, "OperationInvalidForCurrentState")
+    _fails(lambda: batch.enable_pool_auto_scale(pool_id, m.BatchPoolEnableAutoScaleOptions()), 400,
+           "MissingRequiredProperty")
+    batch.enable_pool_auto_scale(pool_id, m.BatchPoolEnableAutoScaleOptions(
+        auto_scale_formula=formula, auto_scale_evaluation_interval=datetime.timedelta(minutes=5)))
+    pool = batch.get_pool(pool_id)
+    assert pool.enable_auto_scale is True and pool.auto_scale_formula == formula
+    assert pool.target_dedicated_nodes == 1 and pool.auto_scale_run.results.startswith("$TargetDedicatedNodes=1;")
+    _fails(lambda: batch.begin_resize_pool(pool_id, m.BatchPoolResizeOptions(target_dedicated_nodes=3),
+                                           polling_interval=0), 409, "OperationInvalidForCurrentState")
+    run = batch.evaluate_pool_auto_scale(pool_id, m.BatchPoolEvaluateAutoScaleOptions(
+        auto_scale_formula="x = $CurrentDedicatedNodes + 4;\n$TargetDedicatedNodes = x;"))
+    assert run.results == "$TargetDedicatedNodes=4;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;x=4"
+    assert batch.get_pool(pool_id).target_dedicated_nodes == 1     # evaluating applies nothing
+    run = batch.evaluate_pool_auto_scale(pool_id, m.BatchPoolEvaluateAutoScaleOptions(
+        auto_scale_formula="$TargetDedicatedNodes = avg($CPUPercent.GetSample(TimeInterval_Minute * 10, 90));"))
+    assert run.error.code == "InsufficientSampleData" and run.error.error_values[0].name == "Message"
+    error = _fails(lambda: batch.evaluate_pool_auto_scale(pool_id, m.BatchPoolEvaluateAutoScaleOptions(
+        auto_scale_formula="$TargetDedicatedNodes = (1;")), 400, "AutoScalingFormulaSyntaxError")
+    assert "Line 1" in _values(error)["Message"]
+    batch.disable_pool_auto_scale(pool_id)
+    pool = batch.get_pool(pool_id)
+    assert pool.enable_auto_scale is False and pool.auto_scale_formula is None and pool.target_dedicated_nodes == 1
 
 
 # -- delete ---------------------------------------------------------------------------------

@@ -129,19 +129,6 @@ def test_pool_update_properties_refuses(rest: httpx.Client, rule: Refused) -> No
     _refused(rest.post(f"/pools/{pool_id}/updateproperties", params=Q, json=body), path)
 
 
-@pytest.mark.parametrize("rule", REFUSED_RESIZE, ids=_ids(REFUSED_RESIZE))
-def test_pool_resize_refuses_and_changes_nothing(rest: httpx.Client, batch: BatchClient, rule: Refused) -> None:
-    pool_id = uid("resize")
-    assert rest.post("/pools", params=Q, json=_pool_body(pool_id)).status_code == 201
-    body, path = _asking({"targetDedicatedNodes": 1}, rule)
-    _refused(rest.post(f"/pools/{pool_id}/resize", params=Q, json=body), path)
-    pool = batch.get_pool(pool_id)
-    assert (pool.target_dedicated_nodes, pool.target_low_priority_nodes) == (0, 0)
-    # through the SDK too: low-priority nodes would otherwise become dedicated ones
-    expect_failure(lambda: batch.begin_resize_pool(pool_id, m.BatchPoolResizeOptions(
-        target_dedicated_nodes=0, target_low_priority_nodes=3), polling_interval=0), 400, "UnsupportedProperty")
-
-
 @pytest.mark.parametrize("rule", REFUSED_JOB, ids=_ids(REFUSED_JOB))
 def test_job_add_refuses(rest: httpx.Client, rule: Refused) -> None:
     base = {"id": uid("job"), "poolInfo": {"poolId": "somewhere"}}

@@ -7,6 +7,7 @@ import pytest
 from openbatch.domain.errors import BatchError
 from openbatch.domain.models import PoolResizeParameter, TaskAddParameter, decode
 from openbatch.protocol import RunCommand
+from openbatch.services.context import ListQuery
 from tests.services.conftest import ACCOUNT, World
 
 
@@ -43,8 +44,27 @@ def test_refused_properties_change_nothing(world: World) -> None:
     assert [o.error.code if o.error else None for o in outcomes] == [None, "UnsupportedProperty"]
     assert world.counts("j")["active"] == 1
     with pytest.raises(BatchError) as refused:
-        world.pool("spot", nodes=0, targetLowPriorityNodes=3)
-    assert dict(refused.value.values)["PropertyName"] == "targetLowPriorityNodes"
+        world.pool("mounts", nodes=0, mountConfiguration=[{"nfsMountConfiguration": {"source": "s",
+                                                                                      "relativeMountPath": "m"}}])
+    assert dict(refused.value.values)["PropertyName"] == "mountConfiguration"
+    with pytest.raises(BatchError):
+        world.services.pools.get(ACCOUNT, "mounts")
+
+
+def test_low_priority_nodes_are_counted_apart_from_dedicated_ones(world: World) -> None:
+    world.pool("spot", nodes=1, targetLowPriorityNodes=2)
+    body = world.services.pools.get(ACCOUNT, "spot").body
+    assert (body["currentDedicatedNodes"], body["currentLowPriorityNodes"]) == (1, 2)
+    nodes = world.services.nodes.list(ACCOUNT, "spot", ListQuery())[0].records
+    assert sorted(n.body["isDedicated"] for n in nodes) == [False, False, True]
+    assert all(n.body["id"].endswith("_p") for n in nodes if not n.body["isDedicated"])
+    counts, _ = world.services.account.pool_node_counts(ACCOUNT, ListQuery())
+    (spot,) = [c for c in counts if c["poolId"] == "spot"]
+    assert (spot["dedicated"]["total"], spot["lowPriority"]["total"], spot["lowPriority"]["creating"]) == (1, 2, 2)
+    world.services.pools.resize(ACCOUNT, "spot", decode({"targetDedicatedNodes": 1, "targetLowPriorityNodes": 0},
+                                                        PoolResizeParameter))
+    body = world.services.pools.get(ACCOUNT, "spot").body
+    assert (body["currentDedicatedNodes"], body["currentLowPriorityNodes"]) == (1, 0)
 
 
 def test_equal_priority_jobs_take_turns(world: World) -> None:

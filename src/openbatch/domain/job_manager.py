@@ -8,7 +8,7 @@ counts), made when the job is added so it comes first in the job's task order. O
 - ``runExclusive`` (default true): no other task shares its node while it runs. It takes
   every slot of its node: its ``requiredSlots`` becomes the pool's ``taskSlotsPerNode``
   when the job is added (for a pool that does not exist yet, its own requiredSlots);
-- ``allowLowPriorityNode``: every node here is dedicated, so it always holds;
+- ``allowLowPriorityNode`` (default true): false keeps it off low-priority nodes (scheduler/placement.py);
 - ``authenticationTokenSettings`` (any task may have them): see :mod:`openbatch.auth.task_tokens`.
 """
 

@@ -411,6 +411,15 @@ class PoolUpdatePropertiesParameter(Model, kw_only=True):
 DeallocationOption = Literal["requeue", "terminate", "taskcompletion", "retaineddata"]
 
 
+class PoolEnableAutoScaleParameter(Model, kw_only=True):
+    autoScaleFormula: str | None = None
+    autoScaleEvaluationInterval: str | None = None
+
+
+class PoolEvaluateAutoScaleParameter(Model, kw_only=True):
+    autoScaleFormula: str
+
+
 class PoolResizeParameter(Model, kw_only=True):
     targetDedicatedNodes: int | None = None
     targetLowPriorityNodes: int | None = None

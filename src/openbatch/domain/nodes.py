@@ -35,12 +35,12 @@ class NodeState(StrEnum):
 SCHEDULABLE = frozenset({NodeState.IDLE.value, NodeState.RUNNING.value})
 
 
-def new_node_id() -> str:
-    """An id shaped like Azure's (``tvmps_<hex>_d``), unique across pools."""
-    return f"tvmps_{secrets.token_hex(16)}_d"
+def new_node_id(dedicated: bool = True) -> str:
+    """An id shaped like Azure's (``tvmps_<hex>_d``; ``_p`` for a low-priority node), unique across pools."""
+    return f"tvmps_{secrets.token_hex(16)}_{'d' if dedicated else 'p'}"
 
 
-def new_node_body(pool: Json, node_id: str, now: datetime) -> Json:
+def new_node_body(pool: Json, node_id: str, now: datetime, dedicated: bool = True) -> Json:
     stamp = clock.to_wire(now)
     body: Json = {
         "id": node_id,
@@ -51,7 +51,7 @@ def new_node_body(pool: Json, node_id: str, now: datetime) -> Json:
         "ipAddress": "127.0.0.1",
         "affinityId": f"TVM:{node_id}",
         "vmSize": pool["vmSize"],
-        "isDedicated": True,
+        "isDedicated": dedicated,
         "nodeAgentInfo": {"version": AGENT_VERSION, "lastUpdateTime": stamp},
     }
     vm = pool.get("virtualMachineConfiguration")

@@ -16,6 +16,7 @@ from .models import (
     to_json,
 )
 from .states import AllocationState, PoolState
+from . import pool_autoscale
 from .tasks import check_task_common
 from .secrets import POOL_SECRETS, redacted
 from .support import REFUSED_POOL, REFUSED_POOL_PROPERTIES, REFUSED_RESIZE, check_supported
@@ -74,7 +75,8 @@ def _check_targets(dedicated: int | None, low_priority: int | None) -> None:
             raise invalid_property(name, value, "The target node count must not be negative.")
 
 
-def validate_new_pool(pool: PoolAddParameter) -> None:
+def validate_new_pool(pool: PoolAddParameter, autoscale_minimum: timedelta = pool_autoscale.MIN_INTERVAL) -> None:
+    """``autoscale_minimum``: the least autoScaleEvaluationInterval (Azure's 5 minutes unless the server lowers it)."""
     check_id(pool.id)
     check_display_name(pool.displayName)
     if pool.virtualMachineConfiguration is None:
@@ -85,8 +87,13 @@ def validate_new_pool(pool: PoolAddParameter) -> None:
         if pool.targetDedicatedNodes is not None or pool.targetLowPriorityNodes is not None:
             raise invalid_property("targetDedicatedNodes", pool.targetDedicatedNodes,
                                    "Target node counts may not be given when enableAutoScale is true.")
-        if not pool.autoScaleFormula:
-            raise missing_property("autoScaleFormula")
+        pool_autoscale.parsed(pool.autoScaleFormula)
+        pool_autoscale.check_interval(pool.autoScaleEvaluationInterval, autoscale_minimum)
+    else:
+        for name in ("autoScaleFormula", "autoScaleEvaluationInterval"):
+            if getattr(pool, name) is not None:
+                raise invalid_property(name, getattr(pool, name),
+                                       "This property must not be specified if enableAutoScale is false.")
     if pool.taskSlotsPerNode is not None and not 1 <= pool.taskSlotsPerNode <= MAX_SLOTS_PER_NODE:
         raise invalid_property("taskSlotsPerNode", pool.taskSlotsPerNode, f"Must be between 1 and {MAX_SLOTS_PER_NODE}.")
     _check_start_task(pool.startTask)
@@ -102,6 +109,8 @@ def new_pool_body(pool: PoolAddParameter, now: datetime) -> Json:
     body.setdefault("targetDedicatedNodes", 0)
     body.setdefault("targetLowPriorityNodes", 0)
     body.setdefault("enableAutoScale", False)
+    if body["enableAutoScale"]:
+        body.setdefault("autoScaleEvaluationInterval", pool_autoscale.DEFAULT_INTERVAL)
     body.setdefault("enableInterNodeCommunication", False)
     body.setdefault("taskSlotsPerNode", 1)
     body.setdefault("taskSchedulingPolicy", {"nodeFillType": "spread"})

@@ -25,14 +25,6 @@ def _given(value: Any) -> bool:
     return value is not None and value != [] and value != {}
 
 
-def _positive(value: Any) -> bool:
-    return isinstance(value, int) and value > 0
-
-
-def _true(value: Any) -> bool:
-    return value is True
-
-
 @dataclass(frozen=True, slots=True)
 class Refused:
     """A property refused while ``when(value)`` holds for its value in a request."""
@@ -74,9 +66,6 @@ REFUSED_POOL: tuple[Refused, ...] = (
     Refused("mountConfiguration", "Mounting file systems on the nodes", "not planned yet"),
     Refused("certificateReferences", "Certificates on the nodes", "not planned (Azure retires certificates)"),
     Refused("applicationLicenses", "Application licenses", "not planned yet"),
-    Refused("targetLowPriorityNodes", "Low-priority (spot) nodes", "planned in issue 15 (low-priority nodes)",
-            _positive),
-    Refused("enableAutoScale", "Autoscale", "planned in issue 15 (autoscale)", _true),
     *(Refused(f"startTask/{r.path}", r.what, r.until, r.when) for r in REFUSED_TASK_COMMON),
 )
 
@@ -91,10 +80,7 @@ REFUSED_JOB: tuple[Refused, ...] = (
 REFUSED_POOL_PROPERTIES: tuple[Refused, ...] = tuple(
     r for r in REFUSED_POOL if r.path.startswith(("startTask/", "certificateReferences")))
 
-REFUSED_RESIZE: tuple[Refused, ...] = (
-    Refused("targetLowPriorityNodes", "Low-priority (spot) nodes", "planned in issue 15 (low-priority nodes)",
-            _positive),
-)
+REFUSED_RESIZE: tuple[Refused, ...] = ()
 
 #: (property, why it is accepted and returned although it changes nothing here)
 ACCEPTED_WITHOUT_LOCAL_MEANING: tuple[tuple[str, str], ...] = (
@@ -113,7 +99,6 @@ ACCEPTED_WITHOUT_LOCAL_MEANING: tuple[tuple[str, str], ...] = (
      "(a named userIdentity is refused)"),
     ("userIdentity/autoUser (every kind of task)", "tasks run as the OS user of the agent that hosts the node"),
     ("job allowTaskPreemption", "there are no low-priority nodes to preempt"),
-    ("jobManagerTask allowLowPriorityNode", "every node is dedicated: a job manager may run on any of them"),
 )
 
 

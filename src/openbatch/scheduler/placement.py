@@ -11,6 +11,8 @@ many of its slots fill at the same moment); with waitForSuccess its tasks wait i
 of that job. Without waitForSuccess the job's tasks keep running there whatever the
 preparation's outcome, and a failed preparation is not started again for them.
 
+A job manager task with allowLowPriorityNode false runs only on a dedicated node.
+
 A node whose allocation ends (``seconds_left``: a Slurm time limit) takes only tasks that can
 finish there: one with a maxWallClockTime no longer than the time left, one without a limit
 only while more than :data:`DRAIN_SECONDS` are left (then the node drains; when its allocation
@@ -37,6 +39,7 @@ class NodeCapacity:
     preparing: set[int] = field(default_factory=set)   # jobs whose preparation runs here
     excluded: frozenset[int] = frozenset()   # jobs whose preparation failed here
     seconds_left: float | None = None   # until its allocation ends (None: it does not)
+    dedicated: bool = True   # False: a low-priority node
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,7 @@ class Candidate:
     prep: PrepMode = "none"
     affinity_id: str | None = None
     wall_clock: float | None = None   # maxWallClockTime in seconds (None: unlimited)
+    dedicated_only: bool = False   # a job manager with allowLowPriorityNode false
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,8 @@ def _choose(candidate: Candidate, nodes: list[NodeCapacity], fill: str) -> NodeC
         if node.free < candidate.slots or (candidate.prep == "wait" and candidate.job_pk in node.excluded):
             continue
         if node.seconds_left is not None and not _finishes_in_time(candidate, node.seconds_left):
+            continue
+        if candidate.dedicated_only and not node.dedicated:
             continue
         if candidate.affinity_id and node.affinity_id == candidate.affinity_id:
             return node

@@ -71,7 +71,7 @@ class SchedulingRound:
         now = clock.naive(self.ctx.now())
         nodes = {pk: NodeCapacity(pk=pk, free=row.slots - row.used_slots, affinity_id=f"TVM:{row.id}",
                                   seconds_left=None if row.available_until is None
-                                  else (row.available_until - now).total_seconds())
+                                  else (row.available_until - now).total_seconds(), dedicated=bool(row.dedicated))
                  for pk, row in node_rows.items()}
         timed = any(node.seconds_left is not None for node in nodes.values())
         free = sum(n.free for n in nodes.values())
@@ -248,6 +248,9 @@ class _JobTasks:
         self.mode = mode
         self.widest = widest
         self.waits = bool(job.body.get("usesTaskDependencies"))
+        manager = job.body.get("jobManagerTask") or {}
+        #: The job manager's id when it must run on a dedicated node (allowLowPriorityNode false).
+        self.dedicated_manager = manager.get("id") if manager.get("allowLowPriorityNode") is False else None
         self.after = 0
         self.done = False
         self.buffer: list[tuple[Candidate, Any]] = []
@@ -261,14 +264,16 @@ class _JobTasks:
             for row in rows:
                 self.after = row.pk
                 affinity = wall_clock = None
-                if self.timed or '"dependsOn"' in row.body or '"affinityInfo"' in row.body:
+                dedicated_only = False
+                if self.timed or self.dedicated_manager or '"dependsOn"' in row.body or '"affinityInfo"' in row.body:
                     body = TASKS.decode(row.body)
+                    dedicated_only = body["id"] == self.dedicated_manager
                     if "dependsOn" in body and unmet_dependencies(self.conn, self.job.pk, body["dependsOn"]):
                         continue
                     affinity = body.get("affinityInfo", {}).get("affinityId")
                     wall_clock = commands.wall_clock_seconds(body.get("constraints", {}).get("maxWallClockTime"))
                 self.buffer.append((Candidate(row.pk, self.job.pk, row.required_slots, self.mode, affinity,
-                                              wall_clock), row))
+                                              wall_clock, dedicated_only), row))
         taken, self.buffer = self.buffer[:count], self.buffer[count:]
         return taken
 

@@ -1,4 +1,5 @@
-"""Work the clock starts: job schedules whose run time or start window has come.
+"""Work the clock starts: job schedules whose run time or start window has come, autoscale
+evaluations whose interval has passed, and the samples of pool metrics formulas read.
 
 Runs on the server's event loop, the database work in worker threads, on the server that leads
 (every server checks again under the schedule's row lock, so one more looking would only cost
@@ -47,12 +48,14 @@ class Timers:
         while True:
             wait = SWEEP_SECONDS
             if self.leading():
-                try:
-                    due = await anyio.to_thread.run_sync(self.services.job_schedules.run_due)
-                    if due is not None:
-                        wait = min(wait, max(0.0, (due - clock.utcnow()).total_seconds()))
-                except Exception:  # noqa: BLE001 - the loop must survive any single failed pass
-                    log.exception("running the job schedules failed")
+                for what, run_due in (("the job schedules", self.services.job_schedules.run_due),
+                                      ("autoscale", self.services.autoscale.run_due)):
+                    try:
+                        due = await anyio.to_thread.run_sync(run_due)
+                        if due is not None:
+                            wait = min(wait, max(0.0, (due - clock.utcnow()).total_seconds()))
+                    except Exception:  # noqa: BLE001 - the loop must survive any single failed pass
+                        log.exception("running %s failed", what)
             try:
                 await asyncio.wait_for(self._wake.wait(), wait)
             except asyncio.TimeoutError:

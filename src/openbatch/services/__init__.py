@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .auto_storage import AutoStorage
+from .autoscale import AutoscaleService
 from ..domain.intervals import Intervals
 from ..domain.quotas import Quotas
 from ..store.engine import Store
@@ -33,6 +34,7 @@ __all__ = ["Record", "Services"]
 @dataclass
 class Services:
     pools: PoolService
+    autoscale: AutoscaleService
     jobs: JobService
     job_schedules: JobScheduleService
     tasks: TaskService
@@ -70,6 +72,7 @@ class Services:
             job_limits=JobLimits(ctx, jobs),
             retention=Retention(ctx),
             pools=pools,
+            autoscale=AutoscaleService(ctx, pools),
             jobs=jobs,
             job_schedules=JobScheduleService(ctx, jobs),
             tasks=TaskService(ctx, jobs),

@@ -53,16 +53,18 @@ class AccountService:
             page: Page = page_of(POOLS.page(conn, (account,), query.filter, query.after, query.limit + 1), query.limit, id_key)
             keys = [r.row["id_key"] for r in page.records]
             rows = node_states_by_pool(conn, account, keys) if keys else []
-        per_pool: dict[str, Counter[str]] = {k: Counter() for k in keys}
-        for pool_key, state, count in rows:
-            per_pool[pool_key][state] += count
+        per_pool: dict[tuple[str, bool], Counter[str]] = {}
+        for pool_key, dedicated_kind, state, count in rows:
+            per_pool.setdefault((pool_key, dedicated_kind), Counter())[state] += count
         result = []
         for record in page.records:
-            dedicated = _zero_counts()
-            for state, count in per_pool[record.row["id_key"]].items():
-                dedicated[NODE_COUNT_STATES.get(state, "unknown")] += count
-                dedicated["total"] += count
-            result.append({"poolId": record.body["id"], "dedicated": dedicated, "lowPriority": _zero_counts()})
+            kinds = {}
+            for name, dedicated_kind in (("dedicated", True), ("lowPriority", False)):
+                counts = kinds[name] = _zero_counts()
+                for state, count in per_pool.get((record.row["id_key"], dedicated_kind), Counter()).items():
+                    counts[NODE_COUNT_STATES.get(state, "unknown")] += count
+                    counts["total"] += count
+            result.append({"poolId": record.body["id"], **kinds})
         return result, page.next_after
 
     def supported_images(self) -> list[Json]:

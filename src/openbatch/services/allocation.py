@@ -38,18 +38,21 @@ class Allocation:
     def pool_nodes(self, conn: Connection, account: str, pool_key: str) -> list[Record]:
         return node_queries.pool_nodes(conn, account, pool_key)
 
-    def grow(self, conn: Connection, account: str, pool: Record, count: int, now: datetime) -> None:
+    def grow(self, conn: Connection, account: str, pool: Record, count: int, now: datetime,
+             dedicated: bool = True) -> None:
         slots = int(pool.body.get("taskSlotsPerNode", 1))
-        bodies = [node_rules.new_node_body(pool.body, node_rules.new_node_id(), now) for _ in range(count)]
+        bodies = [node_rules.new_node_body(pool.body, node_rules.new_node_id(dedicated), now, dedicated)
+                  for _ in range(count)]
         for body in bodies:
             NODES.insert(conn, (account, pool.row["id_key"]), body, now, extra={"slots": slots})
         if bodies:
             self.ctx.nodes_changed_after(conn)
 
-    def shrink(self, conn: Connection, account: str, pool: Record, count: int, option: str, now: datetime) -> None:
-        """Remove ``count`` nodes, least busy first."""
+    def shrink(self, conn: Connection, account: str, pool: Record, count: int, option: str, now: datetime,
+               dedicated: bool = True) -> None:
+        """Remove ``count`` nodes of one kind, least busy first."""
         for node_id in node_queries.nodes_to_remove(conn, account, pool.row["id_key"], count, _FIRST_TO_REMOVE,
-                                                    NodeState.LEAVING_POOL.value):
+                                                    NodeState.LEAVING_POOL.value, dedicated):
             node = NODES.get(conn, (account, pool.row["id_key"]), (node_id,), for_update=True)
             if node is not None:
                 self.remove(conn, account, node, option, now)
@@ -99,7 +102,8 @@ class Allocation:
         pool = POOLS.get(conn, (account,), (pool_key,), for_update=True)
         if pool is None:
             return
-        body = {**pool.body, "currentDedicatedNodes": NODES.count(conn, (account, pool_key))}
+        dedicated, low_priority = node_queries.count_by_kind(conn, account, pool_key)
+        body = {**pool.body, "currentDedicatedNodes": dedicated, "currentLowPriorityNodes": low_priority}
         resizing = body["allocationState"] == AllocationState.RESIZING.value
         if resizing and not self.leaving(conn, account, pool_key):
             body = pool_rules.with_allocation_state(body, AllocationState.STEADY, now)

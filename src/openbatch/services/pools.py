@@ -8,8 +8,7 @@ resize error saying why the target was not reached.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
+from typing import Any, Callable
 
 from ..domain import pools as rules
 from ..domain.conditions import NONE, Conditions, check
@@ -24,6 +23,7 @@ from ..domain.models import (
 )
 from ..domain.states import AllocationState, PoolState
 from ..store.engine import Connection
+from ..store import node_queries
 from ..store.node_queries import nodes_by_vm_size
 from ..store.records import NODES, POOLS, Record
 from . import auto_storage
@@ -41,9 +41,12 @@ class PoolService:
         self.ctx = ctx
         #: Creates and removes compute nodes; None when no node provider is attached.
         self.allocation = allocation
+        #: Evaluate a pool's autoscale formula now and apply it (in the caller's transaction); installed
+        #: by the autoscale use cases (autoscale.py), which own it.
+        self.autoscale_in: Callable[[Connection, str, Record], Record] = lambda conn, account, record: record
 
     def add(self, account: str, pool: PoolAddParameter) -> Record:
-        rules.validate_new_pool(pool)
+        rules.validate_new_pool(pool, self.ctx.intervals.autoscale_minimum)
         auto_storage.check_configured(self.ctx.auto_storage, pool, auto_storage.POOL_NEEDS)
         rules.check_application_packages(pool.applicationPackageReferences)
         with self.ctx.store.write() as conn:
@@ -56,6 +59,8 @@ class PoolService:
             raise BatchError("PoolExists", "The specified pool already exists.", [("PoolId", pool.id)])
         quota_rules.check_pool_quota(self.ctx.quotas, POOLS.count(conn, (account,)))
         record = POOLS.insert(conn, (account,), rules.new_pool_body(pool, now), now)
+        if record.body.get("enableAutoScale"):
+            record = self.autoscale_in(conn, account, record)   # its first evaluation sets its targets
         return self._settle_allocation(conn, account, record)
 
     def allocation_failed(self, account: str, pool_id: str, message: str) -> None:
@@ -151,8 +156,11 @@ class PoolService:
                 for node in found:
                     self.allocation.remove(conn, account, node, params.nodeDeallocationOption or "requeue", now)
             body = dict(record.body)
-            body["targetDedicatedNodes"] = max(0, body["targetDedicatedNodes"] - len(found))
-            body["currentDedicatedNodes"] = NODES.count(conn, (account, record.row["id_key"]))
+            removed_dedicated = sum(1 for node in found if node.body.get("isDedicated", True))
+            body["targetDedicatedNodes"] = max(0, body["targetDedicatedNodes"] - removed_dedicated)
+            body["targetLowPriorityNodes"] = max(0, body["targetLowPriorityNodes"] - (len(found) - removed_dedicated))
+            body["currentDedicatedNodes"], body["currentLowPriorityNodes"] = node_queries.count_by_kind(
+                conn, account, record.row["id_key"])
             return POOLS.update(conn, record, body, now)
 
     def _locked(self, conn: Connection, account: str, pool_id: str, conditions: Conditions) -> Record:
@@ -171,8 +179,9 @@ class PoolService:
         if self.allocation is not None:
             return self._allocate(conn, account, record, option, now)
         new = rules.with_allocation_state(body, AllocationState.STEADY, now)
-        current = NODES.count(conn, (account, record.row["id_key"]))
-        new["currentDedicatedNodes"] = current
+        new["currentDedicatedNodes"], new["currentLowPriorityNodes"] = node_queries.count_by_kind(
+            conn, account, record.row["id_key"])
+        current = new["currentDedicatedNodes"] + new["currentLowPriorityNodes"]
         if body["allocationState"] == AllocationState.RESIZING.value and body["targetDedicatedNodes"] + body[
             "targetLowPriorityNodes"
         ] > current:
@@ -186,31 +195,51 @@ class PoolService:
         return POOLS.update(conn, record, new, now)
 
     def _allocate(self, conn: Connection, account: str, record: Record, option: str, now: datetime) -> Record:
+        """Grow or shrink each kind of node (dedicated, low-priority) to its target. Only dedicated nodes
+        count against the account's dedicated core quota."""
         assert self.allocation is not None
         body = record.body
         key = record.row["id_key"]
         errors: list[Json] = []
         if body["allocationState"] == AllocationState.RESIZING.value:
-            target = body["targetDedicatedNodes"]   # low-priority nodes are refused (domain/support.py)
-            current = NODES.count(conn, (account, key))
-            if target > current:
-                allowed = current + nodes_within_quota(self.ctx, conn, account, record, current, target - current)
+            dedicated, low_priority = node_queries.count_by_kind(conn, account, key)
+            target = body["targetDedicatedNodes"]
+            if target > dedicated:
+                allowed = dedicated + nodes_within_quota(self.ctx, conn, account, record, dedicated, target - dedicated)
                 if allowed < target:
                     errors.append(quota_rules.core_quota_error(self.ctx.quotas.dedicated_cores, body["vmSize"],
                                                                target, allowed))
-                self.allocation.grow(conn, account, record, allowed - current, now)
-            elif target < current:
-                self.allocation.shrink(conn, account, record, current - target, option, now)
+                self.allocation.grow(conn, account, record, allowed - dedicated, now)
+            elif target < dedicated:
+                self.allocation.shrink(conn, account, record, dedicated - target, option, now)
+            target = body["targetLowPriorityNodes"]
+            if target > low_priority:
+                self.allocation.grow(conn, account, record, target - low_priority, now, dedicated=False)
+            elif target < low_priority:
+                self.allocation.shrink(conn, account, record, low_priority - target, option, now, dedicated=False)
         # A resize down with taskcompletion/retaineddata ends when the nodes waiting for their tasks have left.
         resizing = (body["allocationState"] == AllocationState.RESIZING.value
                     and self.allocation.leaving(conn, account, key))
         new = rules.with_allocation_state(body, AllocationState.RESIZING if resizing else AllocationState.STEADY, now)
-        new["currentDedicatedNodes"] = NODES.count(conn, (account, key))
+        new["currentDedicatedNodes"], new["currentLowPriorityNodes"] = node_queries.count_by_kind(conn, account, key)
         if errors:
             new["resizeErrors"] = errors
         else:
             new.pop("resizeErrors", None)
         return POOLS.update(conn, record, new, now)
+
+    def retarget_in(self, conn: Connection, account: str, record: Record, dedicated: int, low_priority: int,
+                    option: str) -> Record:
+        """New targets from an autoscale evaluation (pool locked): the pool resizes to them, nodes leaving
+        by ``option``. Unchanged targets change nothing."""
+        body = record.body
+        if body["targetDedicatedNodes"] == dedicated and body["targetLowPriorityNodes"] == low_priority:
+            return record
+        now = self.ctx.now()
+        new = rules.with_allocation_state({**body, "targetDedicatedNodes": dedicated,
+                                           "targetLowPriorityNodes": low_priority}, AllocationState.RESIZING, now)
+        new.pop("resizeErrors", None)
+        return self._settle_allocation(conn, account, POOLS.update(conn, record, new, now), option)
 
 
 def nodes_within_quota(ctx: ServiceContext, conn: Connection, account: str, pool: Record, current: int,

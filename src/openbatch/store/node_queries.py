@@ -99,14 +99,22 @@ def pool_nodes(conn: Connection, account: str, pool_key: str) -> list[Record]:
 
 
 def nodes_to_remove(conn: Connection, account: str, pool_key: str, count: int, first_states: Sequence[str],
-                    keep_state: str) -> list[str]:
-    """Ids of ``count`` nodes of the pool to take away: those in ``first_states`` first, then idle ones,
-    then the least busy (never those already in ``keep_state``)."""
+                    keep_state: str, dedicated: bool = True) -> list[str]:
+    """Ids of ``count`` nodes of the pool (of one kind) to take away: those in ``first_states`` first, then
+    idle ones, then the least busy (never those already in ``keep_state``)."""
     order = sa.case((_n.c.state.in_(list(first_states)), 0), (_n.c.state == "idle", 1), else_=2)
     rows = conn.execute(sa.select(_n.c.id).where(_n.c.account == account, _n.c.pool_id_key == pool_key,
-                                                  _n.c.state != keep_state)
+                                                  _n.c.state != keep_state, _n.c.dedicated == dedicated)
                         .order_by(order, _n.c.running_tasks, _n.c.pk).limit(count))
     return list(rows.scalars())
+
+
+def count_by_kind(conn: Connection, account: str, pool_key: str) -> tuple[int, int]:
+    """(dedicated, low-priority) nodes of the pool."""
+    rows = conn.execute(sa.select(_n.c.dedicated, sa.func.count()).where(
+        _n.c.account == account, _n.c.pool_id_key == pool_key).group_by(_n.c.dedicated))
+    counts = {bool(r[0]): int(r[1]) for r in rows}
+    return counts.get(True, 0), counts.get(False, 0)
 
 
 def pool_has_node_in(conn: Connection, account: str, pool_key: str, state: str) -> bool:
@@ -114,19 +122,19 @@ def pool_has_node_in(conn: Connection, account: str, pool_key: str, state: str) 
                                                  _n.c.state == state).limit(1)).first() is not None
 
 
-def node_states_by_pool(conn: Connection, account: str, pool_keys: Sequence[str]) -> list[tuple[str, str, int]]:
-    """(pool key, node state, how many nodes) of the account's pools ``pool_keys``."""
-    rows = conn.execute(sa.select(_n.c.pool_id_key, _n.c.state, sa.func.count())
+def node_states_by_pool(conn: Connection, account: str, pool_keys: Sequence[str]) -> list[tuple[str, bool, str, int]]:
+    """(pool key, dedicated, node state, how many nodes) of the account's pools ``pool_keys``."""
+    rows = conn.execute(sa.select(_n.c.pool_id_key, _n.c.dedicated, _n.c.state, sa.func.count())
                         .where(_n.c.account == account, _n.c.pool_id_key.in_(list(pool_keys)))
-                        .group_by(_n.c.pool_id_key, _n.c.state))
-    return [(r[0], r[1], int(r[2])) for r in rows]
+                        .group_by(_n.c.pool_id_key, _n.c.dedicated, _n.c.state))
+    return [(r[0], bool(r[1]), r[2], int(r[3])) for r in rows]
 
 
 def nodes_by_vm_size(conn: Connection, account: str, except_pool_key: str) -> list[tuple[str, int]]:
     """(vmSize, how many nodes) of the account's pools other than ``except_pool_key``."""
     rows = conn.execute(sa.select(_p.c.vm_size, sa.func.count(_n.c.pk))
                         .join(_n, sa.and_(_n.c.account == _p.c.account, _n.c.pool_id_key == _p.c.id_key))
-                        .where(_p.c.account == account, _p.c.id_key != except_pool_key)
+                        .where(_p.c.account == account, _p.c.id_key != except_pool_key, _n.c.dedicated)
                         .group_by(_p.c.id_key, _p.c.vm_size))
     return [(r[0], int(r[1])) for r in rows]
 

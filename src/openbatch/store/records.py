@@ -437,6 +437,7 @@ def _node_columns(body: Json) -> dict[str, Any]:
     return {
         "id": body["id"],
         "id_key": body["id"].lower(),
+        "dedicated": body.get("isDedicated", True),
         "state": body["state"],
         "scheduling_state": body.get("schedulingState", "enabled"),
         "state_transition_time": _wire_time(body, "stateTransitionTime"),
@@ -478,7 +479,7 @@ JOB_SCHEDULES = Collection(schema.job_schedules, _job_schedule_columns, scope=("
 TASKS = Collection(schema.tasks, _task_columns, scope=("job_pk",),
                    fixed=("id", "id_key", "creation_time", "required_slots"), project_changes=_task_changes,
                    listed=("pk", "id_key", "etag", "last_modified", "body"), filters=FILTER_COLUMNS["Task_List"])
-NODES = Collection(schema.nodes, _node_columns, scope=("account", "pool_id_key"), fixed=("id", "id_key"),
+NODES = Collection(schema.nodes, _node_columns, scope=("account", "pool_id_key"), fixed=("id", "id_key", "dedicated"),
                    filters=FILTER_COLUMNS["ComputeNode_List"])
 PREP_RELEASE = Collection(
     schema.prep_release,

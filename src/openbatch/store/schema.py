@@ -69,7 +69,22 @@ pools = Table(
     Column("state_transition_time", DateTime, nullable=False),
     Column("allocation_state_transition_time", DateTime, nullable=False),
     *_resource_columns(),
+    #: When its autoscale formula is evaluated next (NULL: autoscale is off).
+    Column("autoscale_due_at", DateTime, nullable=True),
     UniqueConstraint("account", "id_key", name="uq_pools_account_id"),
+    Index("ix_pools_autoscale_due_at", "autoscale_due_at"),
+)
+
+#: What the server recorded of a pool at a time, for its autoscale formula (domain/pool_autoscale.py).
+pool_samples = Table(
+    "pool_samples",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("pool_pk", PK, ForeignKey("pools.pk", ondelete="CASCADE"), nullable=False),
+    Column("time", DateTime, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_pool_samples_pool_time", "pool_pk", "time"),
+    Index("ix_pool_samples_time", "time"),
 )
 
 COUNTER_COLUMNS = [f"{kind}_{bucket}" for kind in ("task", "slot")
@@ -186,6 +201,8 @@ nodes = Table(
     Column("id", String(128), nullable=False),
     Column("id_key", NODE_ID_KEY, nullable=False),
     Column("state", STATE, nullable=False),
+    #: A dedicated node (false: low-priority, which may be preempted).
+    Column("dedicated", Boolean, nullable=False, server_default=sa.true()),
     Column("scheduling_state", STATE, nullable=False),
     Column("state_transition_time", DateTime, nullable=False),
     Column("last_boot_time", DateTime, nullable=True),

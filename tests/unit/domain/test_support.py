@@ -4,7 +4,7 @@ import pytest
 
 from openbatch.domain.errors import BatchError
 from openbatch.domain.models import PoolResizeParameter, TaskAddParameter, decode
-from openbatch.domain.support import REFUSED_RESIZE, REFUSED_TASK, check_supported
+from openbatch.domain.support import REFUSED_RESIZE, REFUSED_TASK, Refused, check_supported
 
 
 def _task(**extra: object) -> TaskAddParameter:
@@ -38,6 +38,10 @@ def test_the_refused_property_is_named_with_its_index() -> None:
 
 
 def test_conditions_on_values() -> None:
-    check_supported(PoolResizeParameter(targetDedicatedNodes=2, targetLowPriorityNodes=0), REFUSED_RESIZE)
-    assert _refusal(PoolResizeParameter(targetLowPriorityNodes=1), REFUSED_RESIZE)["PropertyName"] == \
-        "targetLowPriorityNodes"
+    rules = (Refused("targetLowPriorityNodes", "Something", "never", lambda value: value > 0),)
+    check_supported(PoolResizeParameter(targetDedicatedNodes=2, targetLowPriorityNodes=0), rules)
+    assert _refusal(PoolResizeParameter(targetLowPriorityNodes=1), rules)["PropertyName"] == "targetLowPriorityNodes"
+
+
+def test_low_priority_nodes_and_autoscale_are_no_longer_refused() -> None:
+    check_supported(PoolResizeParameter(targetLowPriorityNodes=3), REFUSED_RESIZE)

@@ -112,3 +112,10 @@ def test_a_node_whose_allocation_ends_takes_only_what_can_finish() -> None:
     assert [p.task_pk for p in plan] == [5]   # under a minute left: only a task known to finish
     forever = NodeCapacity(pk=3, free=1)
     assert [p.node_pk for p in place([Candidate(6, 1, wall_clock=1e9)], [draining, forever])] == [3]
+
+
+def test_a_job_manager_kept_off_low_priority_nodes_waits_for_a_dedicated_one() -> None:
+    spot = [NodeCapacity(pk=1, free=4, dedicated=False), NodeCapacity(pk=2, free=1)]
+    manager = Candidate(task_pk=1, job_pk=1, dedicated_only=True)
+    assert where(place([manager, *tasks(2, start=2)], spot)) == [2, 1, 1]
+    assert place([manager], [NodeCapacity(pk=1, free=4, dedicated=False)]) == []

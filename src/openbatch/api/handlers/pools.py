@@ -7,6 +7,8 @@ from starlette.responses import Response
 from ...domain import clock, stats
 from ...domain.pools import public_body, update_properties_model
 from ...domain.models import (
+    PoolEnableAutoScaleParameter,
+    PoolEvaluateAutoScaleParameter,
     NodeRemoveParameter,
     PoolAddParameter,
     PoolPatchParameter,
@@ -82,6 +84,28 @@ async def resize(req: ApiRequest) -> Response:
     body = req.json(PoolResizeParameter)
     record = await run(req.services.pools.resize, req.account, req.params["poolId"], body, req.conditions())
     return changed(req, 202, _pool_url(req, record), record)
+
+
+@operation("Pool_EnableAutoScale")
+async def enable_autoscale(req: ApiRequest) -> Response:
+    body = req.json(PoolEnableAutoScaleParameter)
+    record = await run(req.services.autoscale.enable, req.account, req.params["poolId"], body)
+    return changed(req, 200, _pool_url(req, record), record)
+
+
+@operation("Pool_DisableAutoScale")
+async def disable_autoscale(req: ApiRequest) -> Response:
+    record = await run(req.services.autoscale.disable, req.account, req.params["poolId"])
+    return changed(req, 200, _pool_url(req, record), record)
+
+
+@operation("Pool_EvaluateAutoScale")
+async def evaluate_autoscale(req: ApiRequest) -> Response:
+    body = req.json(PoolEvaluateAutoScaleParameter)
+    result = await run(req.services.autoscale.evaluate, req.account, req.params["poolId"], body.autoScaleFormula)
+    url = req.url("pools", req.params["poolId"])
+    return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#Microsoft.Azure.Batch.Protocol.Entities"
+                                                 f".AutoScaleRun", **result}, 200, {"DataServiceId": url})
 
 
 @operation("Pool_StopResize")

@@ -1,0 +1,86 @@
+"""What autoscale reads and records: pools due for an evaluation, their samples, their jobs' task
+totals and their nodes by kind and state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain import clock
+from . import schema
+from .prepared import Prepared
+
+_p, _j, _n, _s = schema.pools, schema.jobs, schema.nodes, schema.pool_samples
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+_DUE = Prepared(sa.select(_p.c.account, _p.c.id).where(_p.c.autoscale_due_at <= sa.bindparam("b_now"))
+                .order_by(_p.c.autoscale_due_at))
+_NEXT_DUE = Prepared(sa.select(sa.func.min(_p.c.autoscale_due_at)))
+_SAMPLED = Prepared(sa.select(_p.c.pk, _p.c.account, _p.c.id_key, _p.c.body).where(_p.c.state == "active"))
+_TASKS = Prepared(sa.select(sa.func.coalesce(sa.func.sum(_j.c.task_active), 0),
+                            sa.func.coalesce(sa.func.sum(_j.c.task_running), 0),
+                            sa.func.coalesce(sa.func.sum(_j.c.task_succeeded), 0),
+                            sa.func.coalesce(sa.func.sum(_j.c.task_failed), 0))
+                  .where(_j.c.account == sa.bindparam("b_account"), _j.c.pool_id_key == sa.bindparam("b_pool")))
+_NODES = Prepared(sa.select(_n.c.dedicated, _n.c.state, sa.func.count())
+                  .where(_n.c.account == sa.bindparam("b_account"), _n.c.pool_id_key == sa.bindparam("b_pool"))
+                  .group_by(_n.c.dedicated, _n.c.state))
+_RECENT = Prepared(sa.select(_s.c.time, _s.c.body).where(_s.c.pool_pk == sa.bindparam("b_pool"),
+                                                          _s.c.time > sa.bindparam("b_since")).order_by(_s.c.time))
+_LAST = Prepared(sa.select(_s.c.body).where(_s.c.pool_pk == sa.bindparam("b_pool"))
+                 .order_by(_s.c.time.desc()).limit(1))
+_INSERT = Prepared(_s.insert().values(pool_pk=sa.bindparam("b_pool"), time=sa.bindparam("b_time"),
+                                      body=sa.bindparam("b_body")))
+_PRUNE = Prepared(_s.delete().where(_s.c.time < sa.bindparam("b_before")))
+
+
+def due(conn: Connection, now: datetime) -> list[tuple[str, str]]:
+    """(account, pool id) of the pools whose next evaluation is due by ``now``."""
+    return [(row.account, row.id) for row in _DUE.rows(conn, {"b_now": clock.naive(now)})]
+
+
+def next_due(conn: Connection) -> datetime | None:
+    row = _NEXT_DUE.first(conn)
+    return clock.aware(row[0]) if row is not None and row[0] is not None else None
+
+
+def sampled_pools(conn: Connection) -> list[tuple[int, str, str, Any]]:
+    """(pk, account, pool key, body) of every active pool: each gets a sample."""
+    return [(row.pk, row.account, row.id_key, _decode(row.body)) for row in _SAMPLED.rows(conn)]
+
+
+def task_totals(conn: Connection, account: str, pool_key: str) -> dict[str, int]:
+    """The tasks of the jobs on the pool: active and running now, succeeded and failed so far."""
+    row = _TASKS.first(conn, {"b_account": account, "b_pool": pool_key})
+    active, running, succeeded, failed = (int(v) for v in row) if row is not None else (0, 0, 0, 0)
+    return {"active": active, "running": running, "succeeded": succeeded, "failed": failed}
+
+
+def node_kinds(conn: Connection, account: str, pool_key: str) -> list[tuple[bool, str, int]]:
+    """(dedicated, state, how many) of the pool's nodes."""
+    return [(bool(row[0]), row[1], int(row[2])) for row in _NODES.rows(conn, {"b_account": account, "b_pool": pool_key})]
+
+
+def recent_samples(conn: Connection, pool_pk: int, since: datetime) -> list[tuple[datetime, dict]]:
+    """The pool's samples after ``since``, oldest first."""
+    return [(clock.aware(row.time), _decode(row.body)) for row in
+            _RECENT.rows(conn, {"b_pool": pool_pk, "b_since": clock.naive(since)})]  # type: ignore[misc]
+
+
+def last_sample(conn: Connection, pool_pk: int) -> dict | None:
+    row = _LAST.first(conn, {"b_pool": pool_pk})
+    return _decode(row.body) if row is not None else None
+
+
+def record_sample(conn: Connection, pool_pk: int, time: datetime, values: dict) -> None:
+    _INSERT.run(conn, {"b_pool": pool_pk, "b_time": clock.naive(time), "b_body": _encode(values).decode()})
+
+
+def prune_samples(conn: Connection, before: datetime) -> None:
+    """Samples older than any formula may ask for go."""
+    _PRUNE.run(conn, {"b_before": clock.naive(before)})
