@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from openbatch.domain.models import JobScheduleAddParameter, JobTerminateParameter, decode
+from openbatch.domain.models import JobScheduleAddParameter, JobScheduleUpdateParameter, JobTerminateParameter, decode
 from openbatch.services import Services
 from openbatch.store.engine import Store
 from openbatch.services.context import ListQuery
@@ -101,3 +101,56 @@ def test_do_not_run_after_completes_the_schedule_once_its_last_job_ends(any_stor
     record = services.job_schedules.get(ACCOUNT, "a")
     assert record.body["state"] == "completed"
     assert record.body["executionInfo"]["endTime"] == "2026-03-01T08:06:00.000000Z"
+
+
+def test_a_job_that_completes_as_it_is_added_moves_the_schedule_on_once(any_store: Store) -> None:
+    clock = Clock()
+    services = server(any_store, clock)
+    spec = {"poolInfo": {"poolId": "p"}, "onAllTasksComplete": "terminatejob"}   # no tasks: done at once
+    services.job_schedules.add(ACCOUNT, decode({"id": "r", "schedule": {"recurrenceInterval": "PT5M"},
+                                                "jobSpecification": spec}, JobScheduleAddParameter))
+    assert jobs_of(services, "r") == ["r:job-1"]
+    record = services.job_schedules.get(ACCOUNT, "r")
+    assert record.body["state"] == "active" and record.row["next_index"] == 1
+    services.job_schedules.add(ACCOUNT, decode({"id": "once", "schedule": {}, "jobSpecification": spec},
+                                               JobScheduleAddParameter))
+    assert services.job_schedules.get(ACCOUNT, "once").body["state"] == "completed"
+
+
+def test_the_same_schedule_sent_again_starts_no_second_job(any_store: Store) -> None:
+    clock = Clock()
+    services = server(any_store, clock)
+    body = {"schedule": {"recurrenceInterval": "PT1H"}, "jobSpecification": {"poolInfo": {"poolId": "p"}}}
+    services.job_schedules.add(ACCOUNT, decode({"id": "h", **body}, JobScheduleAddParameter))
+    end(services, "h:job-1")
+    clock.at(20)
+    services.job_schedules.update(ACCOUNT, "h", decode({**body, "metadata": [{"name": "a", "value": "b"}]},
+                                                        JobScheduleUpdateParameter))
+    assert jobs_of(services, "h") == ["h:job-1"]
+    assert services.job_schedules.get(ACCOUNT, "h").body["executionInfo"]["nextRunTime"].startswith("2026-03-01T09:00")
+
+
+def test_no_job_starts_after_do_not_run_after_even_for_an_earlier_occurrence(any_store: Store) -> None:
+    clock = Clock()
+    services = server(any_store, clock)
+    services.job_schedules.add(ACCOUNT, decode({
+        "id": "late", "schedule": {"recurrenceInterval": "PT5M", "doNotRunAfter": "2026-03-01T08:06:00Z"},
+        "jobSpecification": {"poolInfo": {"poolId": "p"}}}, JobScheduleAddParameter))
+    clock.at(5.5)
+    services.job_schedules.run_due()       # occurrence 1 (08:05) waits for job-1
+    clock.at(7)
+    end(services, "late:job-1")             # past doNotRunAfter: no job-2, the schedule completes
+    assert jobs_of(services, "late") == ["late:job-1"]
+    assert services.job_schedules.get(ACCOUNT, "late").body["state"] == "completed"
+
+
+def test_an_infinite_start_window_or_interval_is_never_an_error(any_store: Store) -> None:
+    clock = Clock()
+    services = server(any_store, clock)
+    forever = "P10675199DT2H48M5.4775807S"   # .NET TimeSpan.MaxValue, what clients send for "infinite"
+    services.job_schedules.add(ACCOUNT, decode({
+        "id": "inf", "schedule": {"recurrenceInterval": forever, "startWindow": forever},
+        "jobSpecification": {"poolInfo": {"poolId": "p"}}}, JobScheduleAddParameter))
+    assert jobs_of(services, "inf") == ["inf:job-1"]
+    end(services, "inf:job-1")
+    assert services.job_schedules.get(ACCOUNT, "inf").body["state"] == "completed"

@@ -140,16 +140,17 @@ def changed_body(body: Json, change: JobSchedulePatchParameter | JobScheduleUpda
                  minimum: timedelta = MIN_INTERVAL) -> tuple[Json, bool]:
     """The body after Patch (``replace`` False: only what is given) or Update (every updatable
     property; metadata omitted is emptied), and whether its ``schedule`` changed (its occurrences
-    start again from the new one)."""
+    start again from the new one; the same schedule sent again changes nothing)."""
     if change.schedule is not None:
         _check_schedule(change.schedule, minimum)
     if change.jobSpecification is not None:
         check_job_specification(body["id"], change.jobSpecification)
     check_metadata(change.metadata)
     new = dict(body)
-    rescheduled = change.schedule is not None
+    rescheduled = False
     if change.schedule is not None:
         new["schedule"] = _schedule_json(change.schedule)
+        rescheduled = new["schedule"] != body["schedule"]
     if change.jobSpecification is not None:
         new["jobSpecification"] = to_json(change.jobSpecification)
     if change.metadata is not None or replace:
@@ -178,6 +179,11 @@ def with_next_run(body: Json, next_run: datetime | None) -> Json:
 
 def with_recent_job(body: Json, job: str) -> Json:
     return {**body, "executionInfo": {**body.get("executionInfo", {}), "recentJob": {"id": job}}}
+
+
+def auto_pool_of(body: Json) -> Json | None:
+    """The auto pool specification of the schedule's jobs (None: they name a pool)."""
+    return body["jobSpecification"].get("poolInfo", {}).get("autoPoolSpecification")
 
 
 def job_parameter(body: Json, job: str) -> JobAddParameter:
@@ -210,28 +216,47 @@ class Plan:
     exhausted: bool
 
 
+def _later(time: datetime | None, span: timedelta) -> datetime | None:
+    """``time + span``, or None (never) past the last datetime: .NET's TimeSpan.MaxValue means "infinite"."""
+    try:
+        return time + span if time is not None else None
+    except OverflowError:
+        return None
+
+
 def plan(body: Json, start: datetime, next_index: int, now: datetime, job_running: bool) -> Plan:
     """The schedule's next step at ``now``; ``start``: its origin; ``job_running``: one of its jobs
-    has not completed yet."""
+    has not completed yet. No job starts after doNotRunAfter, whenever its occurrence was."""
     schedule = body["schedule"]
     interval = parse_duration(schedule["recurrenceInterval"], "") if schedule.get("recurrenceInterval") else None
     window = parse_duration(schedule["startWindow"], "") if schedule.get("startWindow") else None
     after = clock.from_wire(schedule["doNotRunAfter"]) if schedule.get("doNotRunAfter") else None
 
-    def at(k: int) -> datetime:
-        return start + k * interval if interval else start
+    def at(k: int) -> datetime | None:
+        if not interval:
+            return start if k == 0 else None
+        try:
+            return start + k * interval
+        except OverflowError:
+            return None
 
     def window_end(k: int) -> datetime | None:
-        ends = [t for t in (at(k) + window if window else None, at(k + 1) if interval else None) if t is not None]
+        ends = [t for t in (_later(at(k), window) if window else None, at(k + 1) if interval else None, after)
+                if t is not None]
         return min(ends) if ends else None
+
+    def gone(time: datetime | None) -> bool:
+        return time is None or (after is not None and time > after)
 
     k = next_index
     if interval and now > start:
         k = max(k, int((now - start) / interval))
     while True:
-        if (not interval and k > 0) or (after is not None and at(k) > after):
+        begins = at(k)
+        if gone(begins) or (after is not None and now > after):
             return Plan(False, k, None, None, True)
-        begins, ends = at(k), window_end(k)
+        assert begins is not None
+        ends = window_end(k)
         if now < begins:
             return Plan(False, k, begins, begins, False)
         if ends is not None and now >= ends:
@@ -239,7 +264,7 @@ def plan(body: Json, start: datetime, next_index: int, now: datetime, job_runnin
             continue
         if job_running:
             return Plan(False, k, begins, ends, False)
-        following = k + 1
-        exhausted = (not interval) or (after is not None and at(following) > after)
-        next_run = None if exhausted else at(following)
-        return Plan(True, following, next_run, next_run, exhausted)
+        following = at(k + 1)
+        exhausted = gone(following)
+        next_run = None if exhausted else following
+        return Plan(True, k + 1, next_run, next_run, exhausted)

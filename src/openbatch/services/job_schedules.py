@@ -10,7 +10,8 @@ however many servers look, an occurrence starts one job.
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 
 from ..domain import clock, job_schedules as rules, stats
 from ..domain.conditions import NONE, Conditions, check
@@ -27,6 +28,10 @@ from .jobs import JobService, active_jobs
 
 #: Job states that no longer hold the schedule's next job back.
 _ENDED = ("completed", "deleting")
+#: When the timer tries again a schedule whose job could not be started (logged).
+RETRY_AFTER = timedelta(minutes=1)
+
+log = logging.getLogger("openbatch.job_schedules")
 
 
 class JobScheduleService:
@@ -97,7 +102,14 @@ class JobScheduleService:
             now = self.ctx.now()
             body, rescheduled = rules.changed_body(record.body, change, replace=replace,
                                                    minimum=self.ctx.intervals.schedule_minimum)
-            extra = {"origin": clock.naive(rules.origin(body, now)), "next_index": 0} if rescheduled else None
+            extra: dict = {}
+            if rescheduled:
+                extra.update(origin=clock.naive(rules.origin(body, now)), next_index=0)
+            if rules.auto_pool_of(body) != rules.auto_pool_of(record.body):
+                # later jobs get a pool of the new specification; the old one goes now unless a job runs on it
+                if not queries.has_job(conn, account, record.row["id_key"], _ENDED):
+                    self._delete_pool(conn, record)
+                extra["pool_id"] = None
             return self._advance(conn, JOB_SCHEDULES.update(conn, record, body, now, extra), now)
 
     def disable(self, account: str, schedule_id: str, conditions: Conditions = NONE) -> Record:
@@ -150,11 +162,19 @@ class JobScheduleService:
         with self.ctx.store.read() as conn:
             due = queries.due(conn, now)
         for account, schedule_id in due:
-            with self.ctx.store.write() as conn:
-                record = JOB_SCHEDULES.get(conn, (account,), (schedule_id,), for_update=True)
-                due_at = record.row["due_at"] if record is not None else None
-                if due_at is not None and clock.aware(due_at) <= now:   # another server may have been first
-                    self._advance(conn, record, now)
+            try:
+                with self.ctx.store.write() as conn:
+                    record = JOB_SCHEDULES.get(conn, (account,), (schedule_id,), for_update=True)
+                    due_at = record.row["due_at"] if record is not None else None
+                    if due_at is not None and clock.aware(due_at) <= now:   # another server may have been first
+                        self._advance(conn, record, now)
+            except Exception:  # noqa: BLE001 - one schedule that cannot move on must not hold the others
+                log.exception("job schedule %s of account %s could not start its job; trying again in %s",
+                              schedule_id, account, RETRY_AFTER)
+                with self.ctx.store.write() as conn:
+                    record = JOB_SCHEDULES.get(conn, (account,), (schedule_id,), for_update=True)
+                    if record is not None:
+                        JOB_SCHEDULES.set_columns(conn, record.pk, due_at=clock.naive(now + RETRY_AFTER))
         with self.ctx.store.read() as conn:
             return queries.next_due(conn)
 
@@ -189,8 +209,13 @@ class JobScheduleService:
         if step.create_job:
             number, job_id = self._next_job_id(conn, account, record)
             body = rules.with_recent_job(body, job_id)
-            extra.update(jobs_created=number, **self._start_job(conn, account, record, job_id))
-        elif step.exhausted and not running:
+            extra["jobs_created"] = number
+            # the occurrence is used before its job exists: a job that completes as it is added (no
+            # tasks, onAllTasksComplete terminatejob) moves the schedule on from here, not again
+            record = JOB_SCHEDULES.update(conn, record, body, now, extra, touch=False)
+            self._start_job(conn, account, record, job_id)
+            return JOB_SCHEDULES.get_by_pk(conn, record.pk, for_update=True) or record
+        if step.exhausted and not running:
             return self._complete(conn, record, now)
         if body == record.body and all(record.row.get(k) == v for k, v in extra.items()):
             return record
@@ -204,15 +229,22 @@ class JobScheduleService:
             number += 1
         return number, rules.job_id(record.body["id"], number)
 
-    def _start_job(self, conn: Connection, account: str, record: Record, job_id: str) -> dict:
-        """Add the occurrence's job; the columns of the schedule it changes (the pool its jobs share)."""
+    def _start_job(self, conn: Connection, account: str, record: Record, job_id: str) -> None:
+        """Add the occurrence's job. With poolLifetimeOption jobschedule the schedule's jobs share one
+        auto pool: the first job (or the first after the pool went, or after its specification changed)
+        makes it, and the schedule remembers it."""
         spec = record.body["jobSpecification"]
         shared = (spec.get("poolInfo", {}).get("autoPoolSpecification") or {}).get("poolLifetimeOption") == "jobschedule"
         pool_id = record.row.get("pool_id") if shared else None
+        if pool_id is not None:
+            pool = POOLS.get(conn, (account,), (pool_id,))
+            if pool is None or pool.body["state"] == "deleting":
+                pool_id = None
         job = self.jobs.add_in(conn, account, rules.job_parameter(record.body, job_id),
                                schedule_key=record.row["id_key"], pool_id=pool_id)
         made = job.body.get("executionInfo", {}).get("poolId")
-        return {"pool_id": made} if shared and pool_id is None and made else {}
+        if shared and pool_id is None and made:
+            JOB_SCHEDULES.set_columns(conn, record.pk, pool_id=made)
 
     def _complete(self, conn: Connection, record: Record, now: datetime) -> Record:
         self._delete_pool(conn, record)

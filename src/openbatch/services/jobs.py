@@ -20,6 +20,7 @@ from ..domain.models import (
 )
 from ..domain.states import JobState, TaskState, check_job_action
 from ..store import task_queries
+from ..store.job_schedule_queries import active_schedules
 from ..store.engine import Connection
 from ..store.records import (JOBS, POOLS, PREP_RELEASE, TASKS, Record, counters_by_id, counters_by_id_on_loop,
                              read_counters)
@@ -55,7 +56,7 @@ class JobService:
         with self.ctx.store.write() as conn:
             if JOBS.get(conn, (account,), (job.id,)) is not None:
                 raise BatchError("JobExists", "The specified job already exists.", [("JobId", job.id)])
-            check_job_quota(self.ctx.quotas, active_jobs(conn, account))
+            check_job_quota(self.ctx.quotas, active_jobs(conn, account) + active_schedules(conn, account))
             return self.add_in(conn, account, job)
 
     def add_in(self, conn: Connection, account: str, job: JobAddParameter, *, schedule_key: str | None = None,
