@@ -115,9 +115,9 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 def live_nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spec) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     """A running server whose pools get real local compute nodes (agent processes), on both stores; job
     schedules may recur and pools autoscale every 2 seconds, on pool metrics sampled every second (development
-    settings; Azure's are a minute, 5 minutes and 30 seconds)."""
+    settings; Azure's are a minute, 5 minutes and 30 seconds); a preempted low-priority node comes back after 3 s."""
     yield from _serve(request, tmp_path_factory, spec, "nodes", node_provider="local", nodes_per_agent=1,
-                      node_lost_after=3.0, min_interval=2.0, sample_interval=1.0)
+                      node_lost_after=3.0, min_interval=2.0, sample_interval=1.0, spot_recovery=3.0)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .config import Settings, default_data_dir, parse_accounts
+from .config import KEY_FILE, Settings, default_data_dir, parse_accounts
 from .domain.quotas import Quotas
 
 
@@ -79,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--sample-interval", type=float, default=float(_env("SAMPLE_INTERVAL", "30")),
                        help="seconds between the samples of pool metrics autoscale formulas read (Azure: 30) "
                             "(OPENBATCH_SAMPLE_INTERVAL)")
+    serve.add_argument("--spot-preemption-rate", type=float, default=float(_env("SPOT_PREEMPTION_RATE", "0")),
+                       help="rehearse spot VMs: preempt each low-priority node at this rate (per node and hour; "
+                            "default 0: never); `openbatch preempt` preempts on request (OPENBATCH_SPOT_PREEMPTION_RATE)")
+    serve.add_argument("--spot-recovery", type=float, default=float(_env("SPOT_RECOVERY", "60")),
+                       help="seconds a preempted node waits before it comes back (OPENBATCH_SPOT_RECOVERY)")
     agent = commands.add_parser("agent", help="host compute nodes of a pool and run their tasks")
     agent.add_argument("--server", required=True, help="the openbatch server URL; several servers of one database comma-separated "
                        "(an agent that gets no answer moves on to the next)")
@@ -91,7 +96,36 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--log-dir", type=Path, default=None,
                        help="where the agent keeps its log files (UploadBatchServiceLogs sends them); "
                             "default: <root>/agent-logs")
+    preempt = commands.add_parser("preempt", help="preempt low-priority nodes of a pool now, as Azure takes spot "
+                                  "VMs back (their tasks are requeued; they return after --spot-recovery)")
+    preempt.add_argument("pool", help="the pool")
+    preempt.add_argument("nodes", nargs="*", help="node ids (default: every low-priority node that can be preempted)")
+    preempt.add_argument("--server", default=_env("SERVER", "http://127.0.0.1:8080"),
+                         help="the openbatch server URL (OPENBATCH_SERVER)")
+    preempt.add_argument("--account", default=_env("ACCOUNT", "openbatch"), help="account name (OPENBATCH_ACCOUNT)")
+    preempt.add_argument("--key", default=_env("KEY"),
+                         help="account key (OPENBATCH_KEY; default: the one `openbatch serve` keeps in its data dir)")
     return root
+
+
+def _preempt(args: argparse.Namespace) -> None:
+    import httpx
+
+    from .auth.client import SharedKeyAuth
+
+    stored = Path(_env("DATA_DIR") or default_data_dir()) / KEY_FILE
+    if not args.key and not stored.exists():
+        raise SystemExit("openbatch preempt: give the account key (--key or OPENBATCH_KEY)")
+    key = args.key or stored.read_text().strip()
+    response = httpx.post(f"{args.server.rstrip('/')}/openbatch/pools/{args.pool}/preemptnodes",
+                          params={"api-version": "2024-07-01.20.0"}, json={"nodeList": args.nodes},
+                          auth=SharedKeyAuth(args.account, key), timeout=30)
+    if response.status_code != 200:
+        error = response.json() if response.content else {}
+        raise SystemExit(f"openbatch preempt: {response.status_code} {error.get('code', '')}: "
+                         f"{(error.get('message') or {}).get('value', response.text)}")
+    preempted = response.json()["preempted"]
+    print(f"preempted {len(preempted)} node(s)" + "".join(f"\n  {node}" for node in preempted))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -116,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 quota_active_jobs=args.quota_active_jobs,
                 auto_storage=args.auto_storage,
                 min_interval=args.min_interval,
+                spot_preemption_rate=args.spot_preemption_rate,
+                spot_recovery=args.spot_recovery,
                 sample_interval=args.sample_interval,
                 slurm_partition=args.slurm_partition,
                 slurm_sbatch_options=args.slurm_sbatch_options or "",
@@ -123,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 slurm_node_root=Path(args.slurm_node_root) if args.slurm_node_root else None,
             )
         )
+    elif args.command == "preempt":
+        _preempt(args)
     elif args.command == "agent":
         if not args.node and args.nodes < 1:
             raise SystemExit("openbatch agent: --nodes must be at least 1")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .domain.intervals import Intervals
 from .domain.quotas import Quotas
+from .domain.spot import Spot
 
 DEFAULT_ACCOUNT = "openbatch"
 KEY_FILE = "account.key"
@@ -54,6 +55,13 @@ class Settings:
     #: are sampled for autoscale formulas (Azure: 30 s).
     min_interval: float | None = None
     sample_interval: float = 30.0
+    #: Rehearsing spot VMs: each low-priority node is preempted at this rate (per node and hour; 0: never),
+    #: and comes back this many seconds later.
+    spot_preemption_rate: float = 0.0
+    spot_recovery: float = 60.0
+
+    def spot(self) -> Spot:
+        return Spot(max(0.0, self.spot_preemption_rate), timedelta(seconds=max(0.0, self.spot_recovery)))
 
     def intervals(self) -> Intervals:
         minimum = timedelta(seconds=self.min_interval) if self.min_interval is not None else None

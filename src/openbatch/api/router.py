@@ -106,12 +106,17 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("Task_Reactivate", "POST", "/jobs/{jobId}/tasks/{taskId}/reactivate"),
 ]
 
+#: openbatch's own operations, beside Azure's: under ``/openbatch/``, signed and versioned like the rest.
+EXTENSIONS: list[tuple[str, str, str]] = [
+    ("Openbatch_PreemptNodes", "POST", "/openbatch/pools/{poolId}/preemptnodes"),
+]
+
 HANDLERS: dict[str, Handler] = {}
 
 
 def operation(operation_id: str) -> Callable[[Handler], Handler]:
     """Register the handler of one operation."""
-    if operation_id not in {op for op, _, _ in OPERATIONS}:
+    if operation_id not in {op for op, _, _ in OPERATIONS + EXTENSIONS}:
         raise KeyError(f"unknown operation {operation_id}")
 
     def register(handler: Handler) -> Handler:
@@ -189,6 +194,7 @@ def _compile(order: int, operation_id: str, method: str, path: str) -> Route:
 
 
 ROUTES = [_compile(order, *entry) for order, entry in enumerate(OPERATIONS)]
+_EXTENSION_ROUTES = tuple(_compile(order, *entry) for order, entry in enumerate(EXTENSIONS))
 _LONGEST = max(route.size for route in ROUTES)
 _FIRSTS = frozenset(route.first for route in ROUTES if route.first is not None)
 
@@ -220,7 +226,7 @@ def resolve(method: str, raw_path: str) -> tuple[str, Handler | None, dict[str, 
     first = parts[0].lower()
     key = (min(len(parts), _LONGEST + 1), first if first in _FIRSTS else None)
     path_known = False
-    for route in _CANDIDATES[key]:
+    for route in _EXTENSION_ROUTES if first == "openbatch" else _CANDIDATES[key]:
         params = route.match(parts)
         if params is None:
             continue

@@ -420,6 +420,12 @@ class PoolEvaluateAutoScaleParameter(Model, kw_only=True):
     autoScaleFormula: str
 
 
+class PreemptNodesParameter(Model, kw_only=True):
+    """openbatch's own: which low-priority nodes to preempt (none: every one that can be)."""
+
+    nodeList: list[str] | None = None
+
+
 class PoolResizeParameter(Model, kw_only=True):
     targetDedicatedNodes: int | None = None
     targetLowPriorityNodes: int | None = None

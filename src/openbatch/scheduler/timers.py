@@ -1,5 +1,6 @@
 """Work the clock starts: job schedules whose run time or start window has come, autoscale
-evaluations whose interval has passed, and the samples of pool metrics formulas read.
+evaluations whose interval has passed, the samples of pool metrics formulas read, and the
+preemption of low-priority nodes (at the server's rate) and their return.
 
 Runs on the server's event loop, the database work in worker threads, on the server that leads
 (every server checks again under the schedule's row lock, so one more looking would only cost
@@ -49,7 +50,8 @@ class Timers:
             wait = SWEEP_SECONDS
             if self.leading():
                 for what, run_due in (("the job schedules", self.services.job_schedules.run_due),
-                                      ("autoscale", self.services.autoscale.run_due)):
+                                      ("autoscale", self.services.autoscale.run_due),
+                                      ("preemption", self.services.preemption.run_due)):
                     try:
                         due = await anyio.to_thread.run_sync(run_due)
                         if due is not None:

@@ -8,6 +8,7 @@ from .auto_storage import AutoStorage
 from .autoscale import AutoscaleService
 from ..domain.intervals import Intervals
 from ..domain.quotas import Quotas
+from ..domain.spot import Spot
 from ..store.engine import Store
 from ..store.records import Record
 from .account import AccountService
@@ -22,6 +23,7 @@ from .jobs import JobService
 from .node_ops import NodeOperations
 from .nodes import NodeService
 from .pools import PoolService
+from .preemption import PreemptionService
 from .prep_release import PrepReleaseService
 from .retention import Retention
 from .runs import RunService
@@ -49,14 +51,16 @@ class Services:
     node_ops: NodeOperations
     job_limits: JobLimits
     retention: Retention
+    preemption: PreemptionService
 
     @classmethod
     def create(cls, store: Store, *, node_provider: bool = False, quotas: Quotas | None = None,
-               auto_storage: AutoStorage | None = None, intervals: Intervals | None = None) -> "Services":
+               auto_storage: AutoStorage | None = None, intervals: Intervals | None = None,
+               spot: Spot | None = None) -> "Services":
         """``node_provider``: pools get compute nodes (run by agents); otherwise pools allocate none.
         ``auto_storage``: the account autoStorageContainerName resource files come from."""
         ctx = ServiceContext(store, quotas=quotas or Quotas(), auto_storage=auto_storage,
-                             intervals=intervals or Intervals())
+                             intervals=intervals or Intervals(), spot=spot or Spot())
         jobs = JobService(ctx)
         nodes = NodeService(ctx)
         allocation = Allocation(ctx, jobs)
@@ -71,6 +75,7 @@ class Services:
             node_ops=node_ops,
             job_limits=JobLimits(ctx, jobs),
             retention=Retention(ctx),
+            preemption=PreemptionService(ctx, node_ops),
             pools=pools,
             autoscale=AutoscaleService(ctx, pools),
             jobs=jobs,

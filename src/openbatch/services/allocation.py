@@ -27,7 +27,7 @@ from .jobs import JobService
 Json = dict[str, Any]
 
 #: Nodes taken away first when a pool shrinks (then idle ones, then the least busy).
-_FIRST_TO_REMOVE = ("creating", "starting", "unusable", "starttaskfailed", "offline")
+_FIRST_TO_REMOVE = ("creating", "starting", "unusable", "preempted", "starttaskfailed", "offline")
 
 
 class Allocation:

@@ -14,6 +14,7 @@ from ..domain import clock
 from ..domain.errors import not_found
 from ..domain.intervals import Intervals
 from ..domain.quotas import Quotas
+from ..domain.spot import Spot
 from ..protocol import Command
 from ..store.engine import Store, after_commit
 from ..store.loop_reads import LoopReads
@@ -107,6 +108,8 @@ class ServiceContext:
     quotas: Quotas = field(default_factory=Quotas)
     #: The documented minimum intervals (a server setting may lower them) and the metrics' sample period.
     intervals: Intervals = field(default_factory=Intervals)
+    #: How low-priority nodes are preempted (a server setting; by default never).
+    spot: Spot = field(default_factory=Spot)
     #: A scheduling round for one pool (account, pool key) in the caller's write transaction:
     #: (tasks placed, free slots after). The scheduler installs its own (scheduler/round.py);
     #: without one, nothing is placed.

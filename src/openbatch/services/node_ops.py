@@ -57,7 +57,8 @@ class NodeOperations:
             raise not_found("NodeNotFound", "node", node_id)
         return node
 
-    def _end_tasks(self, conn: Connection, node: Record, option: str, now: datetime) -> None:
+    def end_tasks(self, conn: Connection, node: Record, option: str, now: datetime) -> None:
+        """End what runs on the node: ``terminate`` (completed as failed) or requeued."""
         for task in tasks_on_node(conn, node.pk):
             job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
             body = task_rules.terminated(task.body, now) if option == "terminate" else execution.requeued(task.body, now)
@@ -70,7 +71,7 @@ class NodeOperations:
             node = self._node(conn, account, pool_id, node_id)
             node_rules.check_scheduling_change(node.body, enable)
             if not enable and option in ("requeue", "terminate"):
-                self._end_tasks(conn, node, option, now)
+                self.end_tasks(conn, node, option, now)
                 node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
             body = {**node.body, "schedulingState": "enabled" if enable else "disabled"}
             state = node_rules.busy_state(body, int(node.row["running_tasks"]))
@@ -87,14 +88,15 @@ class NodeOperations:
             node = self._node(conn, account, pool_id, node_id)
             code = _BUSY.get(node.body["state"])
             if code or node.body["state"] not in (NodeState.IDLE.value, NodeState.RUNNING.value, NodeState.OFFLINE.value,
-                                                  NodeState.START_TASK_FAILED.value, NodeState.UNUSABLE.value):
+                                                  NodeState.START_TASK_FAILED.value, NodeState.UNUSABLE.value,
+                                                  NodeState.PREEMPTED.value):
                 raise BatchError(code or "OperationNotValidOnNode", "The node cannot be rebooted in its current state.",
                                  [("NodeState", node.body["state"])])
             if option in ("taskcompletion", "retaineddata") and int(node.row["running_tasks"]) > 0:
                 NODES.set_columns(conn, node.pk, pending_restart="reimage" if reimage else "reboot")
                 return node
             if option in ("requeue", "terminate"):
-                self._end_tasks(conn, node, option, now)
+                self.end_tasks(conn, node, option, now)
                 node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
             return self.restart_in(conn, node, reimage, now)
 

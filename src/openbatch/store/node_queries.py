@@ -109,6 +109,22 @@ def nodes_to_remove(conn: Connection, account: str, pool_key: str, count: int, f
     return list(rows.scalars())
 
 
+def low_priority_nodes(conn: Connection, account: str | None, pool_key: str | None,
+                       states: Sequence[str]) -> list[Record]:
+    """The low-priority nodes in ``states`` (of one pool, or of every pool), locked."""
+    where = [~_n.c.dedicated, _n.c.state.in_(list(states))]
+    if account is not None:
+        where += [_n.c.account == account, _n.c.pool_id_key == pool_key]
+    return [NODES.record(row) for row in conn.execute(sa.select(_n).where(*where).order_by(_n.c.pk).with_for_update())]
+
+
+def preempted_before(conn: Connection, before: datetime) -> list[Record]:
+    """Nodes preempted before ``before`` (naive UTC), locked: they come back now."""
+    rows = conn.execute(sa.select(_n).where(_n.c.state == "preempted", _n.c.state_transition_time <= before)
+                        .order_by(_n.c.pk).with_for_update())
+    return [NODES.record(row) for row in rows]
+
+
 def count_by_kind(conn: Connection, account: str, pool_key: str) -> tuple[int, int]:
     """(dedicated, low-priority) nodes of the pool."""
     rows = conn.execute(sa.select(_n.c.dedicated, sa.func.count()).where(

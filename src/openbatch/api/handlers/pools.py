@@ -8,6 +8,7 @@ from ...domain import clock, stats
 from ...domain.pools import public_body, update_properties_model
 from ...domain.models import (
     PoolEnableAutoScaleParameter,
+    PreemptNodesParameter,
     PoolEvaluateAutoScaleParameter,
     NodeRemoveParameter,
     PoolAddParameter,
@@ -106,6 +107,15 @@ async def evaluate_autoscale(req: ApiRequest) -> Response:
     url = req.url("pools", req.params["poolId"])
     return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#Microsoft.Azure.Batch.Protocol.Entities"
                                                  f".AutoScaleRun", **result}, 200, {"DataServiceId": url})
+
+
+@operation("Openbatch_PreemptNodes")
+async def preempt_nodes(req: ApiRequest) -> Response:
+    """Preempt low-priority nodes now, as Azure takes spot VMs back (openbatch's own operation)."""
+    body = req.optional_json(PreemptNodesParameter)
+    node_ids = (body.nodeList if body else None) or []
+    preempted = await run(req.services.preemption.preempt, req.account, req.params["poolId"], node_ids)
+    return json_response(req, {"preempted": preempted}, 200)
 
 
 @operation("Pool_StopResize")
