@@ -46,6 +46,9 @@ class WorkRequest(Message, kw_only=True):
     runs: list[str] = []
     #: The agent lost the server for a while and stopped its runs: the server reconciles it.
     reconcile: bool = False
+    #: What its host is using (agent/usage.py): cpuPercent, memoryBytes, diskBytes and running totals
+    #: of disk and network traffic; the pool's autoscale samples average them over its agents.
+    usage: dict[str, float] | None = None
 
 
 class Event(Message, kw_only=True):

@@ -35,6 +35,15 @@ def test_an_autoscaled_pool_grows_with_its_queue_and_shrinks_when_idle(batch: Ba
         run = batch.get_pool(pool_id).auto_scale_run
         assert "$TargetDedicatedNodes=2" in run.results and "pending=[" in run.results
 
+        def host_metrics() -> m.AutoScaleRun | None:   # the agents' hosts report CPU, memory and disk
+            found = batch.evaluate_pool_auto_scale(pool_id, m.BatchPoolEvaluateAutoScaleOptions(
+                auto_scale_formula="cpu = avg($CPUPercent.GetSample(1)); memory = avg($MemoryBytes.GetSample(1));\n"
+                                   "disk = avg($DiskBytes.GetSample(1)); $TargetDedicatedNodes = 2;"))
+            return found if found.error is None else None
+
+        results = dict(item.split("=", 1) for item in wait_for(host_metrics, timeout=10).results.split(";"))
+        assert 0 <= float(results["cpu"]) <= 100 and float(results["memory"]) > 0 and float(results["disk"]) > 0
+
         def all_done() -> bool:
             return all(task.state == "completed" for task in batch.list_tasks(job_id))
 

@@ -114,3 +114,21 @@ def test_enable_disable_and_the_documented_refusals(world: World, clock: Clock) 
     world.services.autoscale.disable(ACCOUNT, "manual")
     body = pool(world, "manual")
     assert body["enableAutoScale"] is False and "autoScaleFormula" not in body and body["targetDedicatedNodes"] == 2
+
+
+def test_resource_metrics_average_what_the_agents_report(world: World, clock: Clock) -> None:
+    autoscale_pool(world, "res", "$TargetDedicatedNodes = 0;")
+    world.pool("hosted", nodes=2)
+    agent_id, _ = world.host("hosted")
+    totals = {"cpuPercent": 40.0, "memoryBytes": 1e9, "diskBytes": 5e9, "networkInBytes": 1000.0}
+    world.services.agents.seen([agent_id], {agent_id: totals})
+    world.services.autoscale.record_samples(clock.now)
+    clock.tick(1)
+    world.services.agents.seen([agent_id], {agent_id: {**totals, "cpuPercent": 60.0, "networkInBytes": 4000.0}})
+    world.services.autoscale.record_samples(clock.now)
+    world.services.autoscale.enable(ACCOUNT, "hosted", PoolEnableAutoScaleParameter(
+        autoScaleFormula="$TargetDedicatedNodes = 2;"))
+    run = world.services.autoscale.evaluate(ACCOUNT, "hosted", "cpu = avg($CPUPercent.GetSample(2));\n"
+                                            "net = $NetworkInBytes.GetSample(1);\n$TargetDedicatedNodes = 2;")
+    assert "error" not in run, run
+    assert "cpu=50;" in run["results"] and "net=[3000]" in run["results"]

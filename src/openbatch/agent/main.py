@@ -53,6 +53,7 @@ from .files import NodeFiles
 from .http import Client, TransportError
 from .reaper import REAPER
 from .runner import RUN_GROUPS, RunResult, RunSpec, run
+from .usage import HostUsage
 
 log = logging.getLogger("openbatch.agent")
 
@@ -98,6 +99,8 @@ class Agent:
         self.node_ids = node_ids or []
         self.node_count = node_count
         self.root = root or Path.cwd() / "openbatch-nodes"
+        #: The host's usage, reported with the long-polls (the pool's autoscale samples).
+        self.usage = HostUsage(self.root)
         self.nodes: dict[str, Node] = {}
         self.outbox: list[Event] = []
         self.outbox_ready = asyncio.Event()
@@ -214,7 +217,8 @@ class Agent:
                 runs += sorted(self.unacknowledged)
                 reconcile = self.fenced
                 response = await self.http.post(f"{PREFIX}/work", params={"wait": self.poll_seconds},
-                                                json={"runs": runs, "reconcile": reconcile},
+                                                json={"runs": runs, "reconcile": reconcile,
+                                                      "usage": self.usage.read()},
                                                 headers={"authorization": self.auth})
                 if not self.answered(response.status_code):
                     return

@@ -126,6 +126,8 @@ class AgentApi:
             raise BatchError("InvalidQueryParameterValue", "wait must be a number of seconds.") from None
         body = await _body(request, MAX_BODY_BYTES)
         work = _WORK.decode(body) if body.strip() else WorkRequest()
+        if work.usage:
+            self.hub.note_usage(agent.agent_id, work.usage)
         if self.hub.first_contact(agent.agent_id) or work.reconcile:
             await run(self.services.agents.reconcile, agent, set(work.runs))
         elif self._recheck_due(agent.agent_id):

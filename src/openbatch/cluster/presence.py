@@ -1,6 +1,6 @@
 """Which agents still call, whichever server they call: each server writes down the agents it
-heard from (or holds a long-poll of) once a second (``agents.seen_at``); the leader reads who
-has been silent for the node-lost timeout.
+heard from (or holds a long-poll of) once a second (``agents.seen_at``, with the host usage they
+reported for autoscale samples); the leader reads who has been silent for the node-lost timeout.
 
 A new leader gives every agent that long from its election first: an agent of a server that
 just died needs a moment to find another.
@@ -48,8 +48,9 @@ class Presence:
 
     async def flush(self) -> None:
         seen = self.hub.drain_seen()
-        if seen:
-            await asyncio.to_thread(self.services.agents.seen, seen)
+        usage = self.hub.drain_usage()
+        if seen or usage:
+            await asyncio.to_thread(self.services.agents.seen, seen, usage)
 
     async def silent(self) -> list[str]:
         """Agents silent for the node-lost timeout, each told once per silence (again only after it

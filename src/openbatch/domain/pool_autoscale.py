@@ -74,10 +74,39 @@ def node_scalars(pool: Json, nodes: Sequence[tuple[bool, str, int]]) -> dict[str
     }
 
 
-def sample_values(tasks: Mapping[str, int], nodes: Mapping[str, float], previous: Mapping[str, float] | None) -> Json:
-    """One recorded sample: ``tasks`` has the pool's jobs' totals (active, running, succeeded, failed)."""
+#: Host usage the agents report (agent/usage.py) -> the formula's variable: averaged over the pool's agents.
+USAGE_GAUGES = {"cpuPercent": "$CPUPercent", "memoryBytes": "$MemoryBytes", "diskBytes": "$DiskBytes"}
+#: Running totals the agents report -> the variable: each agent's increase since the sample before, averaged.
+USAGE_TOTALS = {"diskReadBytes": "$DiskReadBytes", "diskWriteBytes": "$DiskWriteBytes", "diskReadOps": "$DiskReadOps",
+                "diskWriteOps": "$DiskWriteOps", "networkInBytes": "$NetworkInBytes",
+                "networkOutBytes": "$NetworkOutBytes"}
+
+
+def usage_values(usage: Mapping[str, Mapping[str, float]], previous: Mapping[str, Any] | None) -> Json:
+    """The resource metrics of a sample from the usage each of the pool's agents last reported."""
+    before = (previous or {}).get("agents", {})
+    values: Json = {}
+    for key, name in USAGE_GAUGES.items():
+        seen = [float(u[key]) for u in usage.values() if key in u]
+        if seen:
+            values[name] = sum(seen) / len(seen)
+    for key, name in USAGE_TOTALS.items():
+        grown = [max(0.0, float(u[key]) - float(before[agent][key])) for agent, u in usage.items()
+                 if key in u and key in before.get(agent, {})]
+        if grown:
+            values[name] = sum(grown) / len(grown)
+    values["agents"] = {agent: {k: u[k] for k in USAGE_TOTALS if k in u} for agent, u in usage.items()}
+    return values
+
+
+def sample_values(tasks: Mapping[str, int], nodes: Mapping[str, float], previous: Mapping[str, Any] | None,
+                  usage: Mapping[str, Mapping[str, float]] | None = None, period: timedelta = timedelta(0)) -> Json:
+    """One recorded sample: ``tasks`` has the pool's jobs' totals (active, running, succeeded, failed);
+    ``usage`` what each of its agents reported. $WallClockSeconds counts the seconds its running tasks
+    had in the period (running tasks x period)."""
     before = previous or {}
     values: Json = {
+        "$WallClockSeconds": tasks["running"] * period.total_seconds(),
         "$ActiveTasks": tasks["active"],
         "$RunningTasks": tasks["running"],
         "$PendingTasks": tasks["active"] + tasks["running"],
@@ -87,6 +116,7 @@ def sample_values(tasks: Mapping[str, int], nodes: Mapping[str, float], previous
         "failed_total": tasks["failed"],
     }
     values.update(nodes)
+    values.update(usage_values(usage or {}, previous))
     return values
 
 

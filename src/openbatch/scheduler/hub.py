@@ -24,6 +24,8 @@ class AgentHub:
         self._queues: dict[str, list[Command]] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._seen: set[str] = set()
+        #: The latest usage each agent reported since the last drain (written down once a second).
+        self._usage: dict[str, dict[str, float]] = {}
         #: (fetch) Agents whose queue in the database may hold something: signalled since their
         #: last fetch, or never fetched here.
         self._dirty: set[str] = set()
@@ -114,6 +116,14 @@ class AgentHub:
     def touch(self, agent_id: str) -> None:
         self._seen.add(agent_id)
 
+    def note_usage(self, agent_id: str, usage: dict[str, float]) -> None:
+        self._usage[agent_id] = usage
+
+    def drain_usage(self) -> dict[str, dict[str, float]]:
+        """The agents' latest reported usage since the last drain."""
+        usage, self._usage = self._usage, {}
+        return usage
+
     def drain_seen(self) -> list[str]:
         """The agents that called since the last drain, or are waiting in a long-poll now."""
         seen, self._seen = self._seen, set()
@@ -126,6 +136,7 @@ class AgentHub:
             self._queues.pop(agent_id, None)
             event = self._events.pop(agent_id, None)
             self._seen.discard(agent_id)
+            self._usage.pop(agent_id, None)
             self._dirty.discard(agent_id)
             self._polling.pop(agent_id, None)
             self._greeted.discard(agent_id)

@@ -8,7 +8,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..domain import clock, commands, execution, nodes as node_rules
 from ..domain.errors import BatchError, not_found
@@ -183,11 +183,15 @@ class AgentService:
             present = node_queries.existing_node_keys(conn, node_ids)
         return [node_id for node_id in node_ids if node_id.lower() in present]
 
-    def seen(self, agent_ids: Sequence[str]) -> None:
-        """These agents called a server (each server writes what it saw, about once a second)."""
-        if agent_ids:
+    def seen(self, agent_ids: Sequence[str], usage: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        """These agents called a server, some reporting their host's usage (each server writes what
+        it saw, about once a second)."""
+        if agent_ids or usage:
             with self.ctx.store.write(lock="none") as conn:   # (never behind a long transaction)
-                cluster_queries.mark_seen(conn, agent_ids, self.ctx.now())
+                if agent_ids:
+                    cluster_queries.mark_seen(conn, agent_ids, self.ctx.now())
+                if usage:
+                    cluster_queries.record_usage(conn, usage)
 
     def silent_since(self, cutoff: datetime) -> list[tuple[str, datetime]]:
         """(agent id, its last call) of the agents that have called no server since ``cutoff``."""

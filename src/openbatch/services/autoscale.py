@@ -126,11 +126,12 @@ class AutoscaleService:
             return queries.next_due(conn)
 
     def record_samples(self, now: datetime) -> None:
-        """One sample of every active pool: its jobs' tasks and its nodes."""
+        """One sample of every active pool: its jobs' tasks, its nodes and what its agents' hosts use."""
         with self.ctx.store.write(lock="none") as conn:
             for pk, account, pool_key, body in queries.sampled_pools(conn):
                 nodes = rules.node_scalars(body, queries.node_kinds(conn, account, pool_key))
                 values = rules.sample_values(queries.task_totals(conn, account, pool_key), nodes,
-                                             queries.last_sample(conn, pk))
+                                             queries.last_sample(conn, pk), queries.agent_usage(conn, account, pool_key),
+                                             self.ctx.intervals.sample_period)
                 queries.record_sample(conn, pk, now, values)
             queries.prune_samples(conn, now - self.ctx.intervals.sample_period * HISTORY_SAMPLES)

@@ -14,7 +14,7 @@ from ..domain import clock
 from . import schema
 from .prepared import Prepared
 
-_p, _j, _n, _s = schema.pools, schema.jobs, schema.nodes, schema.pool_samples
+_p, _j, _n, _s, _a = schema.pools, schema.jobs, schema.nodes, schema.pool_samples, schema.agents
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -30,6 +30,9 @@ _TASKS = Prepared(sa.select(sa.func.coalesce(sa.func.sum(_j.c.task_active), 0),
 _NODES = Prepared(sa.select(_n.c.dedicated, _n.c.state, sa.func.count())
                   .where(_n.c.account == sa.bindparam("b_account"), _n.c.pool_id_key == sa.bindparam("b_pool"))
                   .group_by(_n.c.dedicated, _n.c.state))
+_USAGE = Prepared(sa.select(_a.c.id, _a.c.usage).where(_a.c.account == sa.bindparam("b_account"),
+                                                      _a.c.pool_id_key == sa.bindparam("b_pool"),
+                                                      _a.c.usage.is_not(None)))
 _RECENT = Prepared(sa.select(_s.c.time, _s.c.body).where(_s.c.pool_pk == sa.bindparam("b_pool"),
                                                           _s.c.time > sa.bindparam("b_since")).order_by(_s.c.time))
 _LAST = Prepared(sa.select(_s.c.body).where(_s.c.pool_pk == sa.bindparam("b_pool"))
@@ -64,6 +67,11 @@ def task_totals(conn: Connection, account: str, pool_key: str) -> dict[str, int]
 def node_kinds(conn: Connection, account: str, pool_key: str) -> list[tuple[bool, str, int]]:
     """(dedicated, state, how many) of the pool's nodes."""
     return [(bool(row[0]), row[1], int(row[2])) for row in _NODES.rows(conn, {"b_account": account, "b_pool": pool_key})]
+
+
+def agent_usage(conn: Connection, account: str, pool_key: str) -> dict[str, dict]:
+    """The host usage each agent of the pool last reported."""
+    return {row.id: _decode(row.usage) for row in _USAGE.rows(conn, {"b_account": account, "b_pool": pool_key})}
 
 
 def recent_samples(conn: Connection, pool_pk: int, since: datetime) -> list[tuple[datetime, dict]]:

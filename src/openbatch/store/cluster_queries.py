@@ -7,8 +7,9 @@ back: a command and the wake-up that announces it are one. Channels are in :data
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -83,6 +84,13 @@ def drop_file_answers_before(conn: Connection, before: datetime) -> None:
 
 def mark_seen(conn: Connection, agent_ids: Sequence[str], now: datetime) -> None:
     conn.execute(_a.update().where(_a.c.id.in_(list(agent_ids))).values(seen_at=now.replace(tzinfo=None)))
+
+
+def record_usage(conn: Connection, usage: Mapping[str, Mapping[str, float]]) -> None:
+    """Each agent's latest host usage (JSON), for the autoscale samples."""
+    statement = _a.update().where(_a.c.id == sa.bindparam("b_id")).values(usage=sa.bindparam("b_usage"))
+    conn.execute(statement, [{"b_id": agent_id, "b_usage": json.dumps(dict(values))}
+                             for agent_id, values in sorted(usage.items())])
 
 
 def agents_silent_since(conn: Connection, cutoff: datetime) -> list[tuple[str, datetime]]:

@@ -238,6 +238,8 @@ agents = Table(
     Column("registered", DateTime, nullable=False),
     #: When the agent last called any server (each server writes what it saw once a second).
     Column("seen_at", DateTime, nullable=True),
+    #: What its host used when it last said (JSON, agent/usage.py): the pool's autoscale samples.
+    Column("usage", Text, nullable=True),
 )
 
 

@@ -1,4 +1,4 @@
-"""Autoscale and low-priority nodes: pools.autoscale_due_at, pool_samples, nodes.dedicated
+"""Autoscale and low-priority nodes: pools.autoscale_due_at, pool_samples, nodes.dedicated, agents.usage
 
 Revision ID: 0012
 Revises: 0011
@@ -32,9 +32,13 @@ def upgrade() -> None:
     )
     op.create_index('ix_pool_samples_pool_time', 'pool_samples', ['pool_pk', 'time'])
     op.create_index('ix_pool_samples_time', 'pool_samples', ['time'])
+    with op.batch_alter_table('agents') as batch:
+        batch.add_column(sa.Column('usage', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('agents') as batch:
+        batch.drop_column('usage')
     op.drop_index('ix_pool_samples_time', 'pool_samples')
     op.drop_index('ix_pool_samples_pool_time', 'pool_samples')
     op.drop_table('pool_samples')
