@@ -416,3 +416,39 @@ def test_raw_response_headers_and_types(client: BatchServiceClient) -> None:
     for stamp in stamps:
         assert isinstance(stamp, dt.datetime) and stamp.tzinfo is not None
     assert abs(raw.headers["Last-Modified"] - job.last_modified) < dt.timedelta(seconds=1)
+
+
+def test_job_schedule_lifecycle(client: BatchServiceClient) -> None:
+    schedule_id = uid("s14")
+    spec = m.JobSpecification(pool_info=m.PoolInformation(pool_id=uid("nopool")), priority=3)
+    client.job_schedule.add(m.JobScheduleAddParameter(id=schedule_id, schedule=m.Schedule(), job_specification=spec))
+    assert client.job_schedule.exists(schedule_id) is True
+    schedule = client.job_schedule.get(schedule_id)
+    assert schedule.state == m.JobScheduleState.active
+    assert schedule.execution_info.recent_job.id == f"{schedule_id}:job-1"
+    assert [job.id for job in client.job.list_from_job_schedule(schedule_id)] == [f"{schedule_id}:job-1"]
+    assert schedule_id in [s.id for s in client.job_schedule.list(
+        m.JobScheduleListOptions(filter=f"id eq '{schedule_id}'"))]
+    client.job_schedule.patch(schedule_id, m.JobSchedulePatchParameter(metadata=[m.MetadataItem(name="a", value="b")]))
+    client.job_schedule.update(schedule_id, m.JobScheduleUpdateParameter(schedule=m.Schedule(), job_specification=spec))
+    client.job_schedule.disable(schedule_id)
+    client.job_schedule.enable(schedule_id)
+    client.job_schedule.terminate(schedule_id)
+    assert client.job_schedule.get(schedule_id).state == m.JobScheduleState.completed
+    batch_error(lambda: client.job_schedule.disable(schedule_id), 409, "JobScheduleCompleted")
+    client.job_schedule.delete(schedule_id)
+    assert client.job_schedule.exists(schedule_id) is False
+    batch_error(lambda: client.job_schedule.get(schedule_id), 404, "JobScheduleNotFound")
+
+
+def test_autoscale(client: BatchServiceClient) -> None:
+    pool_id = add_pool(client)
+    client.pool.enable_auto_scale(pool_id, auto_scale_formula="$TargetDedicatedNodes = 0; x = 2 * 3;")
+    pool = client.pool.get(pool_id)
+    assert pool.enable_auto_scale is True and "x=6" in pool.auto_scale_run.results
+    run = client.pool.evaluate_auto_scale(pool_id, "$TargetLowPriorityNodes = 1;")
+    assert run.results.startswith("$TargetDedicatedNodes=0;$TargetLowPriorityNodes=1;")
+    batch_error(lambda: client.pool.evaluate_auto_scale(pool_id, "$TargetDedicatedNodes = (;"), 400,
+                "AutoScalingFormulaSyntaxError")
+    client.pool.disable_auto_scale(pool_id)
+    assert client.pool.get(pool_id).enable_auto_scale is False
