@@ -69,8 +69,12 @@ class PreemptionService:
         spot = self.ctx.spot
         seconds = (now - self._last_pass).total_seconds() if self._last_pass is not None else 0.0
         self._last_pass = now
+        drawing = spot.rate_per_hour > 0 and seconds > 0
+        with self.ctx.store.read() as conn:   # most passes have nothing to do: no writer's lock for them
+            if not node_queries.preemption_work(conn, clock.naive(now - spot.recovery), drawing):
+                return
         with self.ctx.store.write() as conn:
-            if spot.rate_per_hour > 0 and seconds > 0:
+            if drawing:
                 for node in node_queries.low_priority_nodes(conn, None, None, PREEMPTIBLE):
                     if preempted_in(spot, seconds, self.rng):
                         self.preempt_in(conn, node, now)

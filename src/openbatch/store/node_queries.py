@@ -118,6 +118,14 @@ def low_priority_nodes(conn: Connection, account: str | None, pool_key: str | No
     return [NODES.record(row) for row in conn.execute(sa.select(_n).where(*where).order_by(_n.c.pk).with_for_update())]
 
 
+def preemption_work(conn: Connection, recovered_before: datetime, any_low_priority: bool) -> bool:
+    """Whether a preempted node is due back, or (``any_low_priority``) a low-priority node exists."""
+    due = sa.select(_n.c.pk).where(_n.c.state == "preempted", _n.c.state_transition_time <= recovered_before)
+    if any_low_priority:
+        due = due.union_all(sa.select(_n.c.pk).where(~_n.c.dedicated))
+    return conn.execute(due.limit(1)).first() is not None
+
+
 def preempted_before(conn: Connection, before: datetime) -> list[Record]:
     """Nodes preempted before ``before`` (naive UTC), locked: they come back now."""
     rows = conn.execute(sa.select(_n).where(_n.c.state == "preempted", _n.c.state_transition_time <= before)
