@@ -64,8 +64,8 @@ def test_keep_alive_keeps_the_pool_and_delete_takes_it(batch: BatchClient) -> No
 @pytest.mark.parametrize("change, where", [
     ({"task_slots_per_node": 0}, "poolInfo/autoPoolSpecification/pool/taskSlotsPerNode"),
     ({"resize_timeout": "PT1M"}, "poolInfo/autoPoolSpecification/pool/resizeTimeout"),
-    ({"enable_auto_scale": True, "auto_scale_formula": "$TargetDedicatedNodes=1;", "target_dedicated_nodes": None},
-     "poolInfo/autoPoolSpecification/pool/enableAutoScale"),
+    ({"enable_auto_scale": True, "auto_scale_formula": "$TargetDedicatedNodes=(1;", "target_dedicated_nodes": None},
+     "poolInfo/autoPoolSpecification/pool/autoScaleFormula"),
 ])
 def test_a_pool_spec_that_pool_add_would_refuse_is_refused(batch: BatchClient, change: dict, where: str) -> None:
     job_id = uid("bad")
