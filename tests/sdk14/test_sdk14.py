@@ -114,11 +114,8 @@ def test_pool_lifecycle(client: BatchServiceClient) -> None:
     batch_error(lambda: client.pool.stop_resize(pool_id), 409, "OperationInvalidForCurrentState")
     batch_error(lambda: client.pool.remove_nodes(pool_id, m.NodeRemoveParameter(node_list=["tvm-nope"])),
                 404, "NodeNotFound")
-    exc = batch_error(
-        lambda: client.pool.enable_auto_scale(pool_id, auto_scale_formula="$TargetDedicatedNodes=0;"),
-        501, "NotImplemented",
-    )
-    assert any(v.key == "OperationId" and v.value == "Pool_EnableAutoScale" for v in exc.error.values or [])
+    batch_error(lambda: client.pool.enable_auto_scale(pool_id, auto_scale_formula="$TargetDedicatedNodes=(0;"),
+                400, "AutoScalingFormulaSyntaxError")
 
     assert list(client.compute_node.list(pool_id)) == []
     batch_error(lambda: client.compute_node.get(pool_id, "tvm-nope"), 404, "NodeNotFound")

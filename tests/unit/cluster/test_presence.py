@@ -14,7 +14,7 @@ class Agents:
         self.silent: list[tuple[str, int]] = []
         self.seen_calls: list[list[str]] = []
 
-    def seen(self, ids: list[str]) -> None:
+    def seen(self, ids: list[str], usage: dict | None = None) -> None:
         self.seen_calls.append(list(ids))
 
     def silent_since(self, cutoff: datetime) -> list[tuple[str, int]]:
