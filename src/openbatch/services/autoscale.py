@@ -37,6 +37,8 @@ class AutoscaleService:
         self.pools = pools
         pools.autoscale_in = self.evaluate_in
         self._last_sampled: datetime | None = None
+        #: The last sample this server recorded of each pool (by pk): the next one's totals count from it.
+        self._previous: dict[int, dict] = {}
 
     # -- the operations --------------------------------------------------------------------
 
@@ -126,12 +128,23 @@ class AutoscaleService:
             return queries.next_due(conn)
 
     def record_samples(self, now: datetime) -> None:
-        """One sample of every active pool: its jobs' tasks, its nodes and what its agents' hosts use."""
+        """One sample of every active pool: its jobs' tasks, its nodes and what its agents' hosts use (a
+        few grouped reads and one insert, however many pools there are)."""
+        period = self.ctx.intervals.sample_period
         with self.ctx.store.write(lock="none") as conn:
+            tasks = queries.task_totals_by_pool(conn)
+            nodes = queries.node_kinds_by_pool(conn)
+            usage = queries.agent_usage_by_pool(conn)
+            samples = {}
             for pk, account, pool_key, body in queries.sampled_pools(conn):
-                nodes = rules.node_scalars(body, queries.node_kinds(conn, account, pool_key))
-                values = rules.sample_values(queries.task_totals(conn, account, pool_key), nodes,
-                                             queries.last_sample(conn, pk), queries.agent_usage(conn, account, pool_key),
-                                             self.ctx.intervals.sample_period)
-                queries.record_sample(conn, pk, now, values)
-            queries.prune_samples(conn, now - self.ctx.intervals.sample_period * HISTORY_SAMPLES)
+                key = (account, pool_key)
+                previous = self._previous.get(pk)
+                if previous is None:    # the first sample this server records of the pool
+                    previous = queries.last_sample(conn, pk)
+                samples[pk] = rules.sample_values(
+                    tasks.get(key, {"active": 0, "running": 0, "succeeded": 0, "failed": 0}),
+                    rules.node_scalars(body, nodes.get(key, [])), previous, usage.get(key, {}), period)
+            if samples:
+                queries.record_samples(conn, now, samples)
+            self._previous = samples
+            queries.prune_samples(conn, now - period * HISTORY_SAMPLES)

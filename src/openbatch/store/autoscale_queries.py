@@ -22,23 +22,22 @@ _DUE = Prepared(sa.select(_p.c.account, _p.c.id).where(_p.c.autoscale_due_at <= 
                 .order_by(_p.c.autoscale_due_at))
 _NEXT_DUE = Prepared(sa.select(sa.func.min(_p.c.autoscale_due_at)))
 _SAMPLED = Prepared(sa.select(_p.c.pk, _p.c.account, _p.c.id_key, _p.c.body).where(_p.c.state == "active"))
-_TASKS = Prepared(sa.select(sa.func.coalesce(sa.func.sum(_j.c.task_active), 0),
-                            sa.func.coalesce(sa.func.sum(_j.c.task_running), 0),
-                            sa.func.coalesce(sa.func.sum(_j.c.task_succeeded), 0),
-                            sa.func.coalesce(sa.func.sum(_j.c.task_failed), 0))
-                  .where(_j.c.account == sa.bindparam("b_account"), _j.c.pool_id_key == sa.bindparam("b_pool")))
 _NODES = Prepared(sa.select(_n.c.dedicated, _n.c.state, sa.func.count())
                   .where(_n.c.account == sa.bindparam("b_account"), _n.c.pool_id_key == sa.bindparam("b_pool"))
                   .group_by(_n.c.dedicated, _n.c.state))
-_USAGE = Prepared(sa.select(_a.c.id, _a.c.usage).where(_a.c.account == sa.bindparam("b_account"),
-                                                      _a.c.pool_id_key == sa.bindparam("b_pool"),
-                                                      _a.c.usage.is_not(None)))
+_ALL_TASKS = Prepared(sa.select(_j.c.account, _j.c.pool_id_key, sa.func.sum(_j.c.task_active),
+                                sa.func.sum(_j.c.task_running), sa.func.sum(_j.c.task_succeeded),
+                                sa.func.sum(_j.c.task_failed)).where(_j.c.pool_id_key.is_not(None))
+                      .group_by(_j.c.account, _j.c.pool_id_key))
+_ALL_NODES = Prepared(sa.select(_n.c.account, _n.c.pool_id_key, _n.c.dedicated, _n.c.state, sa.func.count())
+                      .group_by(_n.c.account, _n.c.pool_id_key, _n.c.dedicated, _n.c.state))
+_ALL_USAGE = Prepared(sa.select(_a.c.account, _a.c.pool_id_key, _a.c.id, _a.c.usage).where(_a.c.usage.is_not(None)))
+_INSERT_MANY = Prepared(_s.insert().values(pool_pk=sa.bindparam("b_pool"), time=sa.bindparam("b_time"),
+                                           body=sa.bindparam("b_body")))
 _RECENT = Prepared(sa.select(_s.c.time, _s.c.body).where(_s.c.pool_pk == sa.bindparam("b_pool"),
                                                           _s.c.time > sa.bindparam("b_since")).order_by(_s.c.time))
 _LAST = Prepared(sa.select(_s.c.body).where(_s.c.pool_pk == sa.bindparam("b_pool"))
                  .order_by(_s.c.time.desc()).limit(1))
-_INSERT = Prepared(_s.insert().values(pool_pk=sa.bindparam("b_pool"), time=sa.bindparam("b_time"),
-                                      body=sa.bindparam("b_body")))
 _PRUNE = Prepared(_s.delete().where(_s.c.time < sa.bindparam("b_before")))
 
 
@@ -57,21 +56,43 @@ def sampled_pools(conn: Connection) -> list[tuple[int, str, str, Any]]:
     return [(row.pk, row.account, row.id_key, _decode(row.body)) for row in _SAMPLED.rows(conn)]
 
 
-def task_totals(conn: Connection, account: str, pool_key: str) -> dict[str, int]:
-    """The tasks of the jobs on the pool: active and running now, succeeded and failed so far."""
-    row = _TASKS.first(conn, {"b_account": account, "b_pool": pool_key})
-    active, running, succeeded, failed = (int(v) for v in row) if row is not None else (0, 0, 0, 0)
-    return {"active": active, "running": running, "succeeded": succeeded, "failed": failed}
-
-
 def node_kinds(conn: Connection, account: str, pool_key: str) -> list[tuple[bool, str, int]]:
     """(dedicated, state, how many) of the pool's nodes."""
     return [(bool(row[0]), row[1], int(row[2])) for row in _NODES.rows(conn, {"b_account": account, "b_pool": pool_key})]
 
 
-def agent_usage(conn: Connection, account: str, pool_key: str) -> dict[str, dict]:
-    """The host usage each agent of the pool last reported."""
-    return {row.id: _decode(row.usage) for row in _USAGE.rows(conn, {"b_account": account, "b_pool": pool_key})}
+PoolKey = tuple[str, str]
+
+
+def task_totals_by_pool(conn: Connection) -> dict[PoolKey, dict[str, int]]:
+    """The tasks of the jobs on each pool that has jobs, in one read: active and running now, succeeded and
+    failed so far."""
+    return {(row[0], row[1]): {"active": int(row[2] or 0), "running": int(row[3] or 0),
+                               "succeeded": int(row[4] or 0), "failed": int(row[5] or 0)}
+            for row in _ALL_TASKS.rows(conn)}
+
+
+def node_kinds_by_pool(conn: Connection) -> dict[PoolKey, list[tuple[bool, str, int]]]:
+    """(dedicated, state, how many) of every pool's nodes, in one read."""
+    kinds: dict[PoolKey, list[tuple[bool, str, int]]] = {}
+    for row in _ALL_NODES.rows(conn):
+        kinds.setdefault((row[0], row[1]), []).append((bool(row[2]), row[3], int(row[4])))
+    return kinds
+
+
+def agent_usage_by_pool(conn: Connection) -> dict[PoolKey, dict[str, dict]]:
+    """The host usage each agent of each pool last reported, in one read."""
+    usage: dict[PoolKey, dict[str, dict]] = {}
+    for row in _ALL_USAGE.rows(conn):
+        usage.setdefault((row.account, row.pool_id_key), {})[row.id] = _decode(row.usage)
+    return usage
+
+
+def record_samples(conn: Connection, time: datetime, samples: dict[int, dict]) -> None:
+    """One sample per pool (by pk), in one statement."""
+    stamp = clock.naive(time)
+    _INSERT_MANY.run_many(conn, [{"b_pool": pk, "b_time": stamp, "b_body": _encode(values).decode()}
+                                 for pk, values in samples.items()])
 
 
 def recent_samples(conn: Connection, pool_pk: int, since: datetime) -> list[tuple[datetime, dict]]:
@@ -83,10 +104,6 @@ def recent_samples(conn: Connection, pool_pk: int, since: datetime) -> list[tupl
 def last_sample(conn: Connection, pool_pk: int) -> dict | None:
     row = _LAST.first(conn, {"b_pool": pool_pk})
     return _decode(row.body) if row is not None else None
-
-
-def record_sample(conn: Connection, pool_pk: int, time: datetime, values: dict) -> None:
-    _INSERT.run(conn, {"b_pool": pool_pk, "b_time": clock.naive(time), "b_body": _encode(values).decode()})
 
 
 def prune_samples(conn: Connection, before: datetime) -> None:
