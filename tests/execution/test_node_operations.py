@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 from azure.batch import BatchClient, models as m
-from azure.batch.models._models import BatchNodeRebootOptions, BatchNodeReimageOptions  # not exported by 15.1
+from azure.batch.models._models import (  # not exported by 15.1
+    BatchNodeDeallocateOptions, BatchNodeRebootOptions, BatchNodeReimageOptions)
 from azure.core.exceptions import HttpResponseError
 
 from tests.execution.conftest import wait_for
@@ -179,3 +180,48 @@ def test_reboot_with_task_completion_waits_for_the_running_task(batch: BatchClie
     assert first.state == "completed" and first.execution_info.exit_code == 0  # ran to its end, not requeued
     assert first.execution_info.requeue_count == 0
     wait_for(lambda: batch.get_task(job_id, "second").state == "completed", message="second ran after the reboot")
+
+
+def test_deallocate_stops_a_node_with_its_disk_and_start_brings_it_back(batch: BatchClient,
+                                                                        live_nodes: LiveServer) -> None:
+    pool_id, [node_id] = _pool(batch)
+    marker = Path(live_nodes.app.runtime.provider.node_root(node_id)) / "shared" / "marker"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("kept")
+    job_id = uid("job")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="work", command_line="/bin/sh -c 'sleep 2'"))
+    wait_for(lambda: batch.get_task(job_id, "work").state == "running", message="the task runs")
+    batch.begin_deallocate_node(pool_id, node_id, BatchNodeDeallocateOptions(node_deallocate_option="requeue"),
+                                polling_interval=0).result(timeout=30)
+    assert _state(batch, pool_id, node_id) == "deallocated"
+    task = batch.get_task(job_id, "work")
+    assert task.state == "active" and task.execution_info.requeue_count == 1
+    counts = {c.pool_id: c for c in batch.list_pool_node_counts()}[pool_id]
+    assert counts.dedicated.deallocated == 1
+    with pytest.raises(HttpResponseError) as again:   # (azure-batch 15.1 cannot send it without options)
+        batch.begin_deallocate_node(pool_id, node_id, BatchNodeDeallocateOptions(node_deallocate_option="requeue"),
+                                    polling_interval=0)
+    assert again.value.status_code == 409
+    assert batch.get_task(job_id, "work").state == "active"      # a deallocated node takes no task
+    batch.begin_start_node(pool_id, node_id, polling_interval=0).result(timeout=30)
+    wait_for(lambda: batch.get_task(job_id, "work").state == "completed", message="the task runs once it is back")
+    assert batch.get_task(job_id, "work").execution_info.exit_code == 0
+    assert marker.read_text() == "kept"                             # its disk was kept
+    with pytest.raises(HttpResponseError) as idle:
+        batch.begin_start_node(pool_id, node_id, polling_interval=0)
+    assert idle.value.status_code == 409 and idle.value.response.json()["code"] == "OperationNotValidOnNode"
+
+
+def test_deallocate_with_task_completion_waits_for_the_running_task(batch: BatchClient) -> None:
+    pool_id, [node_id] = _pool(batch)
+    job_id = uid("job")
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="work", command_line="/bin/sh -c 'sleep 1'"))
+    wait_for(lambda: batch.get_task(job_id, "work").state == "running", message="the task runs")
+    batch.begin_deallocate_node(pool_id, node_id, BatchNodeDeallocateOptions(node_deallocate_option="taskcompletion"),
+                                polling_interval=0)
+    assert _state(batch, pool_id, node_id) == "deallocating"
+    wait_for(lambda: _state(batch, pool_id, node_id) == "deallocated", message="deallocated after its task")
+    task = batch.get_task(job_id, "work")
+    assert task.state == "completed" and task.execution_info.exit_code == 0

@@ -498,5 +498,9 @@ class NodeRebootParameter(Model, kw_only=True):
     nodeRebootOption: DeallocationOption | None = None
 
 
+class NodeDeallocateParameter(Model, kw_only=True):
+    nodeDeallocateOption: DeallocationOption | None = None
+
+
 class NodeReimageParameter(Model, kw_only=True):
     nodeReimageOption: DeallocationOption | None = None

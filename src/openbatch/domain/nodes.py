@@ -29,6 +29,8 @@ class NodeState(StrEnum):
     LEAVING_POOL = "leavingpool"
     OFFLINE = "offline"
     PREEMPTED = "preempted"
+    DEALLOCATING = "deallocating"
+    DEALLOCATED = "deallocated"
 
 
 #: States in which a node with scheduling enabled may be given tasks.

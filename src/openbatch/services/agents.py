@@ -222,7 +222,9 @@ class AgentService:
             self._requeue_node_tasks(conn, node, set(), now, lost=lost)
             self._fail_running_prep_release(conn, node, now)
             stale_preparations(conn, node, reimage=False)
-            body = node_rules.with_state(node.body, state, now)
+            # a deallocated or preempted node is down anyway: it stays so (Start or its recovery brings it back)
+            stays = node.body["state"] in _STAYS_DOWN
+            body = node.body if stays else node_rules.with_state(node.body, state, now)
             NODES.update(conn, node, body, now, extra={"used_slots": 0, "running_tasks": 0, "start_run_id": None,
                                                        "pending_restart": None})
 
@@ -342,7 +344,9 @@ class AgentService:
 
 #: Node states in which a local node waits for an agent to host it.
 _WAITING_FOR_AGENT = (NodeState.CREATING.value, NodeState.UNUSABLE.value, NodeState.REBOOTING.value,
-                      NodeState.REIMAGING.value)
+                      NodeState.REIMAGING.value, NodeState.STARTING.value)
+#: Node states a lost agent leaves as they are (the node runs nothing and comes back by itself).
+_STAYS_DOWN = (NodeState.DEALLOCATED.value, NodeState.PREEMPTED.value)
 
 
 def unhosted_local_nodes(ctx: ServiceContext) -> list[tuple[str, str, str, str]]:

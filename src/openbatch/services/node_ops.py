@@ -1,9 +1,14 @@
-"""Operations on one compute node: disable/enable scheduling, reboot, reimage.
+"""Operations on one compute node: disable/enable scheduling, reboot, reimage, deallocate, start.
 
 A reboot or reimage ends what runs on the node by the chosen option (``requeue`` back to
 active, ``terminate`` as failed) and restarts the node through ``rebooting``/``reimaging``
 and ``starting`` (its start task runs again). Job preparation tasks rerun before that
 job's next task there when rerunOnNodeRebootAfterSuccess is true (always after a reimage).
+
+Deallocate stops a node as Azure stops its VM: what runs ends by the option (or, with
+taskcompletion/retaineddata, the node takes no new task and stops when its tasks have ended), the
+node is ``deallocated``, keeps its directories (its disk) and takes no task; Start brings it up
+through ``starting`` as after a reboot.
 
 An ``unusable`` node (its agent was lost) can be rebooted or reimaged too: a local node
 whose agent is gone is brought up by a new agent (the node provider starts one for nodes
@@ -44,11 +49,43 @@ class NodeOperations:
 
     def node_vacated(self, conn: Connection, node: Record, now: datetime) -> None:
         """A node's last task left: what waited for it happens (taskcompletion/retaineddata): the
-        node leaves its pool, or restarts (a reboot or reimage asked for meanwhile)."""
+        node leaves its pool, stops (deallocate) or restarts (a reboot or reimage asked for meanwhile)."""
         if node.row["state"] == NodeState.LEAVING_POOL:
             self.allocation.remove(conn, node.row["account"], node, "requeue", now)
+        elif node.row.get("pending_restart") == "deallocate":
+            self._deallocated(conn, node, now)
         elif node.row.get("pending_restart"):
             self.restart_in(conn, node, node.row["pending_restart"] == "reimage", now)
+
+    def deallocate(self, account: str, pool_id: str, node_id: str, option: str = "requeue") -> Record:
+        """Stop the node now (requeue/terminate its tasks), or once its running tasks have ended."""
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            node = self._node(conn, account, pool_id, node_id)
+            if node.body["state"] not in (NodeState.IDLE.value, NodeState.RUNNING.value):
+                raise BatchError(_BUSY.get(node.body["state"], "OperationNotValidOnNode"),
+                                 "A node can be deallocated only when it is idle or running.",
+                                 [("NodeState", node.body["state"])])
+            if option in ("taskcompletion", "retaineddata") and int(node.row["running_tasks"]) > 0:
+                body = node_rules.with_state(node.body, NodeState.DEALLOCATING, now)
+                return NODES.update(conn, node, body, now, extra={"pending_restart": "deallocate"})
+            self.end_tasks(conn, node, "terminate" if option == "terminate" else "requeue", now)
+            node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
+            return self._deallocated(conn, node, now)
+
+    def _deallocated(self, conn: Connection, node: Record, now: datetime) -> Record:
+        return NODES.update(conn, node, node_rules.with_state(node.body, NodeState.DEALLOCATED, now), now,
+                            extra={"used_slots": 0, "running_tasks": 0, "pending_restart": None})
+
+    def start(self, account: str, pool_id: str, node_id: str) -> Record:
+        """Start a deallocated node: it boots (its start task runs again) and takes tasks again."""
+        now = self.ctx.now()
+        with self.ctx.store.write() as conn:
+            node = self._node(conn, account, pool_id, node_id)
+            if node.body["state"] != NodeState.DEALLOCATED.value:
+                raise BatchError("OperationNotValidOnNode", "Only a deallocated node can be started.",
+                                 [("NodeState", node.body["state"])])
+            return self.restart_in(conn, node, False, now, state=NodeState.STARTING)
 
     def _node(self, conn: Connection, account: str, pool_id: str, node_id: str) -> Record:
         pool = require_pool(conn, account, pool_id)
@@ -100,12 +137,14 @@ class NodeOperations:
                 node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
             return self.restart_in(conn, node, reimage, now)
 
-    def restart_in(self, conn: Connection, node: Record, reimage: bool, now: datetime) -> Record:
+    def restart_in(self, conn: Connection, node: Record, reimage: bool, now: datetime,
+                   state: NodeState | None = None) -> Record:
         """The node restarts (in the caller's transaction): its agent kills what runs there and
         brings it up again; preparation tasks rerun as rerunOnNodeRebootAfterSuccess says.
-        A node without an agent (a local node whose agent was lost) gets a new one."""
+        A node without an agent (a local node whose agent was lost) gets a new one. ``state``: what
+        it shows meanwhile (default rebooting or reimaging)."""
         stale_preparations(conn, node, reimage)
-        state = NodeState.REIMAGING if reimage else NodeState.REBOOTING
+        state = state or (NodeState.REIMAGING if reimage else NodeState.REBOOTING)
         record = NODES.update(conn, node, node_rules.with_state(node.body, state, now), now,
                               extra={"start_run_id": None, "used_slots": 0, "running_tasks": 0,
                                      "pending_restart": None})

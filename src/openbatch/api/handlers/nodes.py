@@ -9,6 +9,7 @@ from ...domain.secrets import NODE_SECRETS, redacted
 from ...domain import clock
 from ...domain.models import (
     NodeDisableSchedulingParameter,
+    NodeDeallocateParameter,
     NodeRebootParameter,
     NodeReimageParameter,
     UploadBatchServiceLogsConfiguration,
@@ -69,6 +70,20 @@ async def reboot(req: ApiRequest) -> Response:
     body = req.optional_json(NodeRebootParameter)
     option = (body.nodeRebootOption if body else None) or "requeue"
     await run(lambda: req.services.node_ops.reboot(req.account, req.params["poolId"], req.params["nodeId"], option))
+    return changed(req, 202, _node_url(req))
+
+
+@operation("ComputeNode_Deallocate")
+async def deallocate(req: ApiRequest) -> Response:
+    body = req.optional_json(NodeDeallocateParameter)
+    option = (body.nodeDeallocateOption if body else None) or "requeue"
+    await run(req.services.node_ops.deallocate, req.account, req.params["poolId"], req.params["nodeId"], option)
+    return changed(req, 202, _node_url(req))
+
+
+@operation("ComputeNode_Start")
+async def start(req: ApiRequest) -> Response:
+    await run(req.services.node_ops.start, req.account, req.params["poolId"], req.params["nodeId"])
     return changed(req, 202, _node_url(req))
 
 
