@@ -225,3 +225,14 @@ def test_deallocate_with_task_completion_waits_for_the_running_task(batch: Batch
     wait_for(lambda: _state(batch, pool_id, node_id) == "deallocated", message="deallocated after its task")
     task = batch.get_task(job_id, "work")
     assert task.state == "completed" and task.execution_info.exit_code == 0
+
+
+def test_a_node_has_no_vm_extensions(batch: BatchClient) -> None:
+    pool_id, [node_id] = _pool(batch)
+    assert list(batch.list_node_extensions(pool_id, node_id)) == []
+    with pytest.raises(HttpResponseError) as missing:
+        batch.get_node_extension(pool_id, node_id, "KeyVaultForLinux")
+    assert missing.value.status_code == 404 and missing.value.response.json()["code"] == "ResourceNotFound"
+    with pytest.raises(HttpResponseError) as no_node:
+        list(batch.list_node_extensions(pool_id, "tvmps_none_d"))
+    assert no_node.value.response.json()["code"] == "NodeNotFound"

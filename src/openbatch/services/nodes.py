@@ -48,6 +48,17 @@ class NodeService:
             raise not_found("NodeNotFound", "node", node_id)
         return record
 
+    def extensions(self, account: str, pool_id: str, node_id: str) -> list[Json]:
+        """The VM extensions on the node: none (a pool's extensions are refused: nothing installs them here)."""
+        self.get(account, pool_id, node_id)
+        return []
+
+    def extension(self, account: str, pool_id: str, node_id: str, name: str) -> Json:
+        for extension in self.extensions(account, pool_id, node_id):
+            if extension["vmExtension"]["name"].lower() == name.lower():
+                return extension
+        raise not_found("ResourceNotFound", "extension", name)
+
     def get_with_recent(self, account: str, pool_id: str, node_id: str) -> tuple[Record, list[Json]]:
         record = self.get(account, pool_id, node_id)
         with self.ctx.store.read() as conn:

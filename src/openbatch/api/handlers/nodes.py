@@ -47,6 +47,19 @@ async def get(req: ApiRequest) -> Response:
     return entity(req, "nodes/@Element", _render(req, pool_id, record, recent))
 
 
+@operation("ComputeNodeExtension_List")
+async def list_extensions(req: ApiRequest) -> Response:
+    found = await run(req.services.nodes.extensions, req.account, req.params["poolId"], req.params["nodeId"])
+    return listing(req, "extensions", found, None)
+
+
+@operation("ComputeNodeExtension_Get")
+async def get_extension(req: ApiRequest) -> Response:
+    found = await run(req.services.nodes.extension, req.account, req.params["poolId"], req.params["nodeId"],
+                      req.params["extensionName"])
+    return entity(req, "extensions/@Element", found)
+
+
 def _node_url(req: ApiRequest) -> str:
     return req.url("pools", req.params["poolId"], "nodes", req.params["nodeId"])
 
