@@ -665,3 +665,15 @@ def test_missing_pool_404(batch: BatchClient, op: str) -> None:
 def test_missing_pool_exists_is_false_over_rest(rest: httpx.Client) -> None:
     response = rest.head(f"/pools/{uid('missing')}", params=Q)
     assert response.status_code == 404 and not response.content
+
+
+def test_list_usage_metrics(batch: BatchClient, rest: httpx.Client) -> None:
+    """A new server has no interval that has ended yet: an empty list, with the documented parameters."""
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=3)
+    assert list(batch.list_pool_usage_metrics(start_time=start, end_time=start + datetime.timedelta(hours=1),
+                                              filter="startswith(poolId, 'p')")) == []
+    assert isinstance(list(batch.list_pool_usage_metrics()), list)
+    _rest_fails(rest.get("/poolusagemetrics", params={**Q, "starttime": "2026-01-02T00:00:00Z",
+                                                      "endtime": "2026-01-01T00:00:00Z"}), 400, "InvalidQueryParameterValue")
+    _rest_fails(rest.get("/poolusagemetrics", params={**Q, "starttime": "yesterday"}), 400, "InvalidQueryParameterValue")
+    _rest_fails(rest.get("/poolusagemetrics", params={**Q, "$filter": "poolId ne 'x'"}), 400, "InvalidQueryParameterValue")

@@ -449,3 +449,9 @@ def test_autoscale(client: BatchServiceClient) -> None:
                 "AutoScalingFormulaSyntaxError")
     client.pool.disable_auto_scale(pool_id)
     assert client.pool.get(pool_id).enable_auto_scale is False
+
+
+def test_pool_usage_metrics(client: BatchServiceClient) -> None:
+    assert isinstance(list(client.pool.list_usage_metrics()), list)
+    batch_error(lambda: list(client.pool.list_usage_metrics(m.PoolListUsageMetricsOptions(filter="poolId ne 'x'"))),
+                400, "InvalidQueryParameterValue")

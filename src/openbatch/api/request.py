@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
@@ -60,6 +61,17 @@ class ApiRequest:
         if not low <= value <= high:
             raise out_of_range_query(name, raw, f"The value must be between {low} and {high}.")
         return value
+
+    def time_query(self, name: str) -> datetime | None:
+        """An ISO 8601 date-time query parameter (UTC when it names no zone); None when absent."""
+        raw = self.query.get(name.lower())
+        if raw is None or raw == "":
+            return None
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise invalid_query(name, raw, "The value must be an ISO 8601 date-time.") from None
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
     def bool_query(self, name: str, default: bool = False) -> bool:
         raw = self.query.get(name.lower())

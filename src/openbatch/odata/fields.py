@@ -226,6 +226,7 @@ _TABLE: dict[str, dict[str, FieldSpec]] = {
         **_COMMON_TIMES,
         **_times("executionInfo/endTime", "schedule/doNotRunUntil", "schedule/doNotRunAfter"),
     },
+    "Pool_ListUsageMetrics": {"poolId": FieldSpec("string", (_CMP - {"ne"}) | {"startswith"}, case_insensitive=True)},
     "Application_List": {},
     "Certificate_List": {},
 }

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..domain import clock, pool_autoscale as rules
+from ..domain import clock, pool_autoscale as rules, usage_metrics
 from ..domain.autoscale import Evaluation
 from ..domain.errors import BatchError
 from ..domain.models import PoolEnableAutoScaleParameter
@@ -129,7 +129,8 @@ class AutoscaleService:
 
     def record_samples(self, now: datetime) -> None:
         """One sample of every active pool: its jobs' tasks, its nodes and what its agents' hosts use (a
-        few grouped reads and one insert, however many pools there are)."""
+        few grouped reads and one insert, however many pools there are); and its core seconds in the
+        current usage interval (Pool_ListUsageMetrics)."""
         period = self.ctx.intervals.sample_period
         with self.ctx.store.write(lock="none") as conn:
             tasks = queries.task_totals_by_pool(conn)
@@ -144,6 +145,10 @@ class AutoscaleService:
                 samples[pk] = rules.sample_values(
                     tasks.get(key, {"active": 0, "running": 0, "succeeded": 0, "failed": 0}),
                     rules.node_scalars(body, nodes.get(key, [])), previous, usage.get(key, {}), period)
+                queries.add_usage(conn, account, usage_metrics.entry_body(body["id"], body["vmSize"],
+                                                                          usage_metrics.interval_start(now)),
+                                  usage_metrics.core_seconds(body["vmSize"], nodes.get(key, []),
+                                                             period.total_seconds()))
             if samples:
                 queries.record_samples(conn, now, samples)
             self._previous = samples

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from ..domain import pools as rules
 from ..domain.conditions import NONE, Conditions, check
 from ..domain.errors import BatchError, not_found
-from ..domain import quotas as quota_rules
+from ..domain import quotas as quota_rules, usage_metrics as usage_rules
 from ..domain.models import (
     NodeRemoveParameter,
     PoolAddParameter,
@@ -25,7 +25,8 @@ from ..domain.states import AllocationState, PoolState
 from ..store.engine import Connection
 from ..store import node_queries
 from ..store.node_queries import nodes_by_vm_size
-from ..store.records import NODES, POOLS, Record
+from ..odata.fields import BoundAnd, BoundComparison, FieldSpec
+from ..store.records import NODES, POOL_USAGE, POOLS, Record
 from . import auto_storage
 from .allocation import Allocation
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_pool
@@ -91,6 +92,18 @@ class PoolService:
         with self.ctx.store.read() as conn:
             records = POOLS.page(conn, (account,), query.filter, query.after, query.limit + 1)
         return page_of(records, query.limit, id_key)
+
+    def usage_metrics(self, account: str, start: datetime | None, end: datetime | None, query: ListQuery) -> Page:
+        """Pool_ListUsageMetrics: the pools' core-hours per interval within [start, end] (domain/usage_metrics.py)."""
+        first, stop = usage_rules.window(self.ctx.now(), start, end)
+        spec = FieldSpec("datetime", frozenset({"ge", "lt"}))
+        within: Any = BoundAnd((BoundComparison("startTime", "ge", first, spec),
+                                BoundComparison("startTime", "lt", stop, spec)))
+        if query.filter is not None:
+            within = BoundAnd((within, query.filter))
+        with self.ctx.store.read() as conn:
+            records = POOL_USAGE.page(conn, (account,), within, query.after, query.limit + 1)
+        return page_of(records, query.limit, lambda r: (r.row["interval_key"], r.row["pool_id_key"]))
 
     def delete(self, account: str, pool_id: str, conditions: Conditions = NONE) -> None:
         with self.ctx.store.write() as conn:

@@ -1,5 +1,5 @@
 """What autoscale reads and records: pools due for an evaluation, their samples, their jobs' task
-totals and their nodes by kind and state."""
+totals and their nodes by kind and state; and the pools' usage per interval the samples add up."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from ..domain import clock
 from . import schema
 from .prepared import Prepared
+from .records import POOL_USAGE
 
 _p, _j, _n, _s, _a = schema.pools, schema.jobs, schema.nodes, schema.pool_samples, schema.agents
 _encode = msgspec.json.Encoder().encode
@@ -38,6 +39,11 @@ _RECENT = Prepared(sa.select(_s.c.time, _s.c.body).where(_s.c.pool_pk == sa.bind
                                                           _s.c.time > sa.bindparam("b_since")).order_by(_s.c.time))
 _LAST = Prepared(sa.select(_s.c.body).where(_s.c.pool_pk == sa.bindparam("b_pool"))
                  .order_by(_s.c.time.desc()).limit(1))
+_pu = schema.pool_usage
+_ADD_USAGE = Prepared(_pu.update().where(_pu.c.account == sa.bindparam("b_account"),
+                                         _pu.c.interval_key == sa.bindparam("b_interval"),
+                                         _pu.c.pool_id_key == sa.bindparam("b_pool"))
+                      .values(core_seconds=_pu.c.core_seconds + sa.bindparam("b_add")))
 _PRUNE = Prepared(_s.delete().where(_s.c.time < sa.bindparam("b_before")))
 
 
@@ -104,6 +110,14 @@ def recent_samples(conn: Connection, pool_pk: int, since: datetime) -> list[tupl
 def last_sample(conn: Connection, pool_pk: int) -> dict | None:
     row = _LAST.first(conn, {"b_pool": pool_pk})
     return _decode(row.body) if row is not None else None
+
+
+def add_usage(conn: Connection, account: str, body: dict, seconds: float) -> None:
+    """Add core seconds to a pool's interval (its row made on the interval's first sample)."""
+    params = {"b_account": account, "b_interval": body["startTime"], "b_pool": body["poolId"].lower(),
+              "b_add": seconds}
+    if _ADD_USAGE.run(conn, params) == 0:
+        POOL_USAGE.insert(conn, (account,), body, clock.utcnow(), extra={"core_seconds": seconds})
 
 
 def prune_samples(conn: Connection, before: datetime) -> None:

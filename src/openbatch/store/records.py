@@ -408,6 +408,14 @@ def _job_schedule_columns(body: Json) -> dict[str, Any]:
     }
 
 
+def _usage_columns(body: Json) -> dict[str, Any]:
+    return {
+        "pool_id_key": body["poolId"].lower(),
+        "interval_key": body["startTime"],
+        "interval_start": _wire_time(body, "startTime"),
+    }
+
+
 def _task_columns(body: Json) -> dict[str, Any]:
     return {
         "id": body["id"],
@@ -476,6 +484,11 @@ SCHEDULED_JOBS = Collection(schema.jobs, _job_columns, scope=("account", "job_sc
                             fixed=("id", "id_key", "creation_time"), filters=FILTER_COLUMNS["Job_List"])
 JOB_SCHEDULES = Collection(schema.job_schedules, _job_schedule_columns, scope=("account",),
                            fixed=("id", "id_key", "creation_time"), filters=FILTER_COLUMNS["JobSchedule_List"])
+#: Pool usage per aggregation interval, listed by interval then pool (core seconds in a column of their own).
+POOL_USAGE = Collection(schema.pool_usage, _usage_columns, scope=("account",), order=("interval_key", "pool_id_key"),
+                        key=("interval_key", "pool_id_key"), fixed=("pool_id_key", "interval_key", "interval_start"),
+                        filters={"poolId": schema.pool_usage.c.pool_id_key,
+                                 "startTime": schema.pool_usage.c.interval_start})
 TASKS = Collection(schema.tasks, _task_columns, scope=("job_pk",),
                    fixed=("id", "id_key", "creation_time", "required_slots"), project_changes=_task_changes,
                    listed=("pk", "id_key", "etag", "last_modified", "body"), filters=FILTER_COLUMNS["Task_List"])

@@ -75,6 +75,21 @@ pools = Table(
     Index("ix_pools_autoscale_due_at", "autoscale_due_at"),
 )
 
+#: Core-seconds each pool used per aggregation interval (Pool_ListUsageMetrics): rows outlive their pool.
+pool_usage = Table(
+    "pool_usage",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("pool_id_key", ID_KEY, nullable=False),
+    #: The interval's start as the wire writes it (keyset paging orders by it, then by pool).
+    Column("interval_key", String(32), nullable=False),
+    Column("interval_start", DateTime, nullable=False),
+    Column("core_seconds", sa.Float, nullable=False, server_default="0"),
+    Column("body", Text, nullable=False),
+    UniqueConstraint("account", "interval_key", "pool_id_key", name="uq_pool_usage_interval_pool"),
+)
+
 #: What the server recorded of a pool at a time, for its autoscale formula (domain/pool_autoscale.py).
 pool_samples = Table(
     "pool_samples",

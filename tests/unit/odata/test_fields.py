@@ -119,6 +119,7 @@ EXPECTED: dict[str, dict[str, tuple[str, str, str]]] = {
         "schedule/doNotRunUntil": _T,
         "schedule/doNotRunAfter": _T,
     },
+    "Pool_ListUsageMetrics": {"poolId": ("string-ci", "eq ge gt le lt startswith", "")},
     "Application_List": {},
     "Certificate_List": {},
 }

@@ -109,6 +109,15 @@ async def evaluate_autoscale(req: ApiRequest) -> Response:
                                                  f".AutoScaleRun", **result}, 200, {"DataServiceId": url})
 
 
+@operation("Pool_ListUsageMetrics")
+async def usage_metrics(req: ApiRequest) -> Response:
+    start, end = req.time_query("starttime"), req.time_query("endtime")
+    page = await run(req.services.pools.usage_metrics, req.account, start, end,
+                     list_query(req, "Pool_ListUsageMetrics"))
+    entries = ({**r.body, "totalCoreHours": round(float(r.row["core_seconds"]) / 3600.0, 6)} for r in page.records)
+    return listing(req, "poolusagemetrics", entries, page.next_after)
+
+
 @operation("Openbatch_PreemptNodes")
 async def preempt_nodes(req: ApiRequest) -> Response:
     """Preempt low-priority nodes now, as Azure takes spot VMs back (openbatch's own operation)."""

@@ -1,4 +1,5 @@
-"""Autoscale and low-priority nodes: pools.autoscale_due_at, pool_samples, nodes.dedicated, agents.usage
+"""Autoscale, low-priority nodes, usage metrics: pools.autoscale_due_at, pool_samples, nodes.dedicated,
+agents.usage, pool_usage
 
 Revision ID: 0012
 Revises: 0011
@@ -34,9 +35,21 @@ def upgrade() -> None:
     op.create_index('ix_pool_samples_time', 'pool_samples', ['time'])
     with op.batch_alter_table('agents') as batch:
         batch.add_column(sa.Column('usage', sa.Text(), nullable=True))
+    op.create_table(
+        'pool_usage',
+        sa.Column('pk', _PK, primary_key=True, autoincrement=True),
+        sa.Column('account', sa.String(64), nullable=False),
+        sa.Column('pool_id_key', sa.String(64).with_variant(sa.String(64, collation='C'), 'postgresql'), nullable=False),
+        sa.Column('interval_key', sa.String(32), nullable=False),
+        sa.Column('interval_start', sa.DateTime(), nullable=False),
+        sa.Column('core_seconds', sa.Float(), nullable=False, server_default='0'),
+        sa.Column('body', sa.Text(), nullable=False),
+        sa.UniqueConstraint('account', 'interval_key', 'pool_id_key', name='uq_pool_usage_interval_pool'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('pool_usage')
     with op.batch_alter_table('agents') as batch:
         batch.drop_column('usage')
     op.drop_index('ix_pool_samples_time', 'pool_samples')
