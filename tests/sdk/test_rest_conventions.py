@@ -889,3 +889,22 @@ def test_fuzz_never_500(live: LiveServer, rest: httpx.Client) -> None:
     summary = f"{len(failures)} bad responses (status counts {statuses}):\n"
     assert not failures, summary + "\n".join(failures[:40])
     assert statuses.get(200, 0) + statuses.get(404, 0) > 10, statuses  # the fuzz did reach the handlers
+
+
+def test_certificates_over_rest(rest: httpx.Client, other: httpx.Client) -> None:
+    """Certificates (removed from azure-batch 15's api-version): add, get, list, delete, cancel deletion."""
+    from tests.support.certificates import self_signed
+
+    thumbprint, _, cer = self_signed()
+    body = {"thumbprint": thumbprint, "thumbprintAlgorithm": "sha1", "data": cer, "certificateFormat": "cer"}
+    response = rest.post("/certificates", params=q(), json=body)
+    assert response.status_code == 201, response.text
+    path = f"/certificates(thumbprintAlgorithm=sha1,thumbprint={thumbprint})"
+    got = rest.get(path, params=q()).json()
+    assert got["publicData"] == cer and got["state"] == "active" and "data" not in got
+    assert other.get(path, params=q()).status_code == 404          # another account sees nothing
+    listed = rest.get("/certificates", params=q(**{"$filter": "state eq 'active'"})).json()["value"]
+    assert thumbprint in [c["thumbprint"] for c in listed]
+    assert rest.post(path + "/canceldelete", params=q()).json()["code"] == "CertificateStateActive"
+    assert rest.delete(path, params=q()).status_code == 202
+    assert rest.get(path, params=q()).json()["code"] == "CertificateNotFound"

@@ -455,3 +455,24 @@ def test_pool_usage_metrics(client: BatchServiceClient) -> None:
     assert isinstance(list(client.pool.list_usage_metrics()), list)
     batch_error(lambda: list(client.pool.list_usage_metrics(m.PoolListUsageMetricsOptions(filter="poolId ne 'x'"))),
                 400, "InvalidQueryParameterValue")
+
+
+def test_certificates(client: BatchServiceClient) -> None:
+    from tests.support.certificates import PASSWORD, self_signed
+
+    thumbprint, pfx, cer = self_signed()
+    client.certificate.add(m.CertificateAddParameter(thumbprint=thumbprint, thumbprint_algorithm="sha1", data=pfx,
+                                                     certificate_format="pfx", password=PASSWORD))
+    certificate = client.certificate.get("sha1", thumbprint)
+    assert certificate.state == m.CertificateState.active and certificate.public_data == cer
+    assert certificate.url.endswith(f"certificates(thumbprintAlgorithm=sha1,thumbprint={thumbprint})")
+    assert thumbprint in [c.thumbprint for c in client.certificate.list(
+        m.CertificateListOptions(filter="state eq 'active'"))]
+    batch_error(lambda: client.certificate.add(m.CertificateAddParameter(
+        thumbprint=thumbprint, thumbprint_algorithm="sha1", data=cer, certificate_format="cer")), 409, "CertificateExists")
+    batch_error(lambda: client.certificate.add(m.CertificateAddParameter(
+        thumbprint="0" * 40, thumbprint_algorithm="sha1", data=cer, certificate_format="cer")), 400, "InvalidPropertyValue")
+    batch_error(lambda: client.certificate.cancel_deletion("sha1", thumbprint), 409, "CertificateStateActive")
+    client.certificate.delete("sha1", thumbprint)
+    batch_error(lambda: client.certificate.get("sha1", thumbprint), 404, "CertificateNotFound")
+    batch_error(lambda: client.certificate.delete("sha1", thumbprint), 404, "CertificateNotFound")

@@ -46,7 +46,7 @@ _register(503, "ServerBusy TooManyEnableAutoScaleRequests")
 _register(
     409,
     """OperationInvalidForCurrentState PoolBeingDeleted PoolBeingResized PoolBeingCreated
-    NodeBeingCreated NodeBeingStarted NodeBeingReimaged NodeBeingRebooted NodeStateUnusable
+    CertificateStateActive CertificateStateDeleteFailed NodeBeingCreated NodeBeingStarted NodeBeingReimaged NodeBeingRebooted NodeStateUnusable
     JobScheduleBeingTerminated JobScheduleBeingDeleted CertificateBeingDeleted PoolExists
     JobScheduleExists NodeUserExists JobExists CertificateExists JobScheduleDisabled
     JobScheduleCompleted JobBeingTerminated JobBeingDeleted JobDisabled JobCompleted

@@ -228,7 +228,7 @@ _TABLE: dict[str, dict[str, FieldSpec]] = {
     },
     "Pool_ListUsageMetrics": {"poolId": FieldSpec("string", (_CMP - {"ne"}) | {"startswith"}, case_insensitive=True)},
     "Application_List": {},
-    "Certificate_List": {},
+    "Certificate_List": {"state": _enum("active deleting deletefailed"), **_times("stateTransitionTime")},
 }
 
 #: Filterable properties keyed by operation id (read-only mappings).

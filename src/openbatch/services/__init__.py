@@ -14,6 +14,7 @@ from ..store.records import Record
 from .account import AccountService
 from .agents import AgentService
 from .allocation import Allocation
+from .certificates import CertificateService
 from .context import ServiceContext
 from .execution import ExecutionService
 from .files import FileService
@@ -52,6 +53,7 @@ class Services:
     job_limits: JobLimits
     retention: Retention
     preemption: PreemptionService
+    certificates: CertificateService
 
     @classmethod
     def create(cls, store: Store, *, node_provider: bool = False, quotas: Quotas | None = None,
@@ -76,6 +78,7 @@ class Services:
             job_limits=JobLimits(ctx, jobs),
             retention=Retention(ctx),
             preemption=PreemptionService(ctx, node_ops),
+            certificates=CertificateService(ctx),
             pools=pools,
             autoscale=AutoscaleService(ctx, pools),
             jobs=jobs,

@@ -408,6 +408,14 @@ def _job_schedule_columns(body: Json) -> dict[str, Any]:
     }
 
 
+def _certificate_columns(body: Json) -> dict[str, Any]:
+    return {
+        "id_key": f"{body['thumbprintAlgorithm']}-{body['thumbprint']}".lower(),
+        "state": body["state"],
+        "state_transition_time": _wire_time(body, "stateTransitionTime"),
+    }
+
+
 def _usage_columns(body: Json) -> dict[str, Any]:
     return {
         "pool_id_key": body["poolId"].lower(),
@@ -484,6 +492,9 @@ SCHEDULED_JOBS = Collection(schema.jobs, _job_columns, scope=("account", "job_sc
                             fixed=("id", "id_key", "creation_time"), filters=FILTER_COLUMNS["Job_List"])
 JOB_SCHEDULES = Collection(schema.job_schedules, _job_schedule_columns, scope=("account",),
                            fixed=("id", "id_key", "creation_time"), filters=FILTER_COLUMNS["JobSchedule_List"])
+CERTIFICATES = Collection(schema.certificates, _certificate_columns, scope=("account",), fixed=("id_key",),
+                          filters={"state": schema.certificates.c.state,
+                                   "stateTransitionTime": schema.certificates.c.state_transition_time})
 #: Pool usage per aggregation interval, listed by interval then pool (core seconds in a column of their own).
 POOL_USAGE = Collection(schema.pool_usage, _usage_columns, scope=("account",), order=("interval_key", "pool_id_key"),
                         key=("interval_key", "pool_id_key"), fixed=("pool_id_key", "interval_key", "interval_start"),

@@ -75,6 +75,19 @@ pools = Table(
     Index("ix_pools_autoscale_due_at", "autoscale_due_at"),
 )
 
+#: Certificates by (algorithm, thumbprint): their public part only (domain/certificates.py).
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("id_key", ID_KEY, nullable=False),
+    Column("state", STATE, nullable=False),
+    Column("state_transition_time", DateTime, nullable=False),
+    *_resource_columns(),
+    UniqueConstraint("account", "id_key", name="uq_certificates_account_id"),
+)
+
 #: Core-seconds each pool used per aggregation interval (Pool_ListUsageMetrics): rows outlive their pool.
 pool_usage = Table(
     "pool_usage",

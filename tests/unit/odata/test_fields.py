@@ -121,7 +121,7 @@ EXPECTED: dict[str, dict[str, tuple[str, str, str]]] = {
     },
     "Pool_ListUsageMetrics": {"poolId": ("string-ci", "eq ge gt le lt startswith", "")},
     "Application_List": {},
-    "Certificate_List": {},
+    "Certificate_List": {"state": ("enum", "eq ne", "active deleting deletefailed"), "stateTransitionTime": _T},
 }
 
 
@@ -242,7 +242,7 @@ def test_property_names_are_case_sensitive() -> None:
     assert "did you mean 'executionInfo/exitCode'" in bad("ExecutionInfo/ExitCode eq 0", "Task_List")
 
 
-@pytest.mark.parametrize("operation", ["Application_List", "Certificate_List"])
+@pytest.mark.parametrize("operation", ["Application_List"])
 def test_operations_without_filter_support(operation: str) -> None:
     assert bad("id eq 'a'", operation) == "$filter is not supported for this operation"
 

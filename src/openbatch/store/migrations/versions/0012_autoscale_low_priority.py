@@ -1,5 +1,5 @@
 """Autoscale, low-priority nodes, usage metrics: pools.autoscale_due_at, pool_samples, nodes.dedicated,
-agents.usage, pool_usage
+agents.usage, pool_usage, certificates
 
 Revision ID: 0012
 Revises: 0011
@@ -47,8 +47,22 @@ def upgrade() -> None:
         sa.UniqueConstraint('account', 'interval_key', 'pool_id_key', name='uq_pool_usage_interval_pool'),
     )
 
+    op.create_table(
+        'certificates',
+        sa.Column('pk', _PK, primary_key=True, autoincrement=True),
+        sa.Column('account', sa.String(64), nullable=False),
+        sa.Column('id_key', sa.String(64).with_variant(sa.String(64, collation='C'), 'postgresql'), nullable=False),
+        sa.Column('state', sa.String(24), nullable=False),
+        sa.Column('state_transition_time', sa.DateTime(), nullable=False),
+        sa.Column('etag', sa.String(40), nullable=False),
+        sa.Column('last_modified', sa.DateTime(), nullable=False),
+        sa.Column('body', sa.Text(), nullable=False),
+        sa.UniqueConstraint('account', 'id_key', name='uq_certificates_account_id'),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table('certificates')
     op.drop_table('pool_usage')
     with op.batch_alter_table('agents') as batch:
         batch.drop_column('usage')
