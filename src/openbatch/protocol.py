@@ -22,6 +22,8 @@ class RegisterRequest(Message, kw_only=True):
     account: str | None = None
     pool: str
     hostname: str = "unknown"
+    #: The port an SSH server listens on on the agent's host (GetRemoteLoginSettings), if any.
+    sshPort: int | None = None
     nodes: list[str] = []
     nodeCount: int = 0
 

@@ -236,3 +236,37 @@ def test_a_node_has_no_vm_extensions(batch: BatchClient) -> None:
     with pytest.raises(HttpResponseError) as no_node:
         list(batch.list_node_extensions(pool_id, "tvmps_none_d"))
     assert no_node.value.response.json()["code"] == "NodeNotFound"
+
+
+def test_remote_login_is_the_ssh_server_of_the_nodes_host(batch: BatchClient, live_nodes: LiveServer) -> None:
+    import socket
+
+    import httpx
+
+    from openbatch.auth.client import SharedKeyAuth
+
+    from openbatch.agent.usage import ssh_port
+
+    if ssh_port() is None:   # no SSH server here: the node says it cannot be reached
+        pool_id, [node_id] = _pool(batch)
+        with pytest.raises(HttpResponseError) as none:
+            batch.get_node_remote_login_settings(pool_id, node_id)
+        assert none.value.status_code == 409 and none.value.response.json()["code"] == "OperationNotValidOnNode"
+        listener = socket.socket(socket.AF_INET6)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("::", 22))   # stands for sshd while the next pool's node registers
+        listener.listen()
+    else:
+        listener = None
+    try:
+        pool_id, [node_id] = _pool(batch)
+        settings = batch.get_node_remote_login_settings(pool_id, node_id)
+        assert (settings.remote_login_ip_address, settings.remote_login_port) == ("127.0.0.1", 22)
+        node = batch.get_node(pool_id, node_id)
+        assert node.endpoint_configuration.inbound_endpoints[0].frontend_port == 22
+        rdp = httpx.get(f"{live_nodes.url}/pools/{pool_id}/nodes/{node_id}/rdp",   # Windows only (2023-11-01 API)
+                        params={"api-version": "2023-11-01.18.0"}, auth=SharedKeyAuth(live_nodes.account, live_nodes.key))
+        assert rdp.status_code == 409 and rdp.json()["code"] == "OperationNotValidOnNode"
+    finally:
+        if listener is not None:
+            listener.close()

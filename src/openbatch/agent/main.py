@@ -53,7 +53,7 @@ from .files import NodeFiles
 from .http import Client, TransportError
 from .reaper import REAPER
 from .runner import RUN_GROUPS, RunResult, RunSpec, run
-from .usage import HostUsage
+from .usage import HostUsage, ssh_port
 
 log = logging.getLogger("openbatch.agent")
 
@@ -183,7 +183,8 @@ class Agent:
 
     async def register(self) -> None:
         body = msgspec.json.encode(RegisterRequest(account=self.account, pool=self.pool, hostname=socket.gethostname(),
-                                                   nodes=self.node_ids, nodeCount=self.node_count))
+                                                   nodes=self.node_ids, nodeCount=self.node_count,
+                                                   sshPort=ssh_port()))
         path = f"{PREFIX}/register"
         if self.join_token:
             headers = {"authorization": f"OpenBatchJoin {self.join_token}"}

@@ -85,3 +85,19 @@ class HostUsage:
             received += int(fields[0])
             sent += int(fields[8])
         return {"networkInBytes": float(received), "networkOutBytes": float(sent)}
+
+
+def ssh_port(proc: Path = Path("/proc"), port: int = 22) -> int | None:
+    """``port`` when an SSH server listens on it on this host (read from /proc/net/tcp and tcp6), else None."""
+    wanted = f":{port:04X}"
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = (proc / "net" / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[1].endswith(wanted) and fields[3] == "0A":   # 0A: LISTEN
+                return port
+    return None
+

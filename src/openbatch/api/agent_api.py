@@ -170,9 +170,11 @@ class AgentApi:
         params = _REGISTER.decode(await _body(request, MAX_BODY_BYTES))
         if account is None:
             account = params.account or ""
+        address = request.client.host if request.client is not None else None
         agent_id, credential, nodes = await run(
             lambda: self.services.agents.register(account, params.pool, params.hostname,
-                                                  node_ids=params.nodes, new_nodes=params.nodeCount))
+                                                  node_ids=params.nodes, new_nodes=params.nodeCount,
+                                                  address=address, ssh_port=params.sshPort))
         local = bool(params.nodes)
         self.hub.touch(agent_id)
         self.hub.first_contact(agent_id)  # a new agent has nothing to reconcile

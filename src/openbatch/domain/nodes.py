@@ -64,6 +64,27 @@ def new_node_body(pool: Json, node_id: str, now: datetime, dedicated: bool = Tru
     return body
 
 
+def with_host(body: Json, address: str | None, ssh_port: int | None) -> Json:
+    """The node on the host its agent runs on: its address, and an SSH endpoint when one listens there."""
+    new = dict(body)
+    if address:
+        new["ipAddress"] = address
+    new.pop("endpointConfiguration", None)
+    if ssh_port:
+        new["endpointConfiguration"] = {"inboundEndpoints": [{
+            "name": "SSHRule.0", "protocol": "tcp", "publicIPAddress": new["ipAddress"],
+            "publicFQDN": new["ipAddress"], "frontendPort": ssh_port, "backendPort": ssh_port}]}
+    return new
+
+
+def remote_login(body: Json) -> Json | None:
+    """GetRemoteLoginSettings: where SSH reaches the node (None: no SSH server listens on its host)."""
+    for endpoint in (body.get("endpointConfiguration") or {}).get("inboundEndpoints", []):
+        if endpoint.get("name", "").startswith("SSHRule"):
+            return {"remoteLoginIPAddress": endpoint["publicIPAddress"], "remoteLoginPort": endpoint["frontendPort"]}
+    return None
+
+
 def with_state(body: Json, state: NodeState, now: datetime) -> Json:
     value = state._value_  # the plain str (``.value`` is a slow descriptor on 3.11 enums)
     if body.get("state") == value:

@@ -53,10 +53,13 @@ class AgentService:
     # -- registration ----------------------------------------------------------------------
 
     def register(
-        self, account: str, pool_id: str, hostname: str, *, node_ids: Sequence[str] = (), new_nodes: int = 0
+        self, account: str, pool_id: str, hostname: str, *, node_ids: Sequence[str] = (), new_nodes: int = 0,
+        address: str | None = None, ssh_port: int | None = None,
     ) -> tuple[str, str, list[Record]]:
         """Register an agent hosting ``node_ids`` (local nodes, for the node provider) or ``new_nodes``
-        fresh nodes (an agent started on another host). Returns (agent id, credential, nodes)."""
+        fresh nodes (an agent started on another host). Its nodes take the address it called from and,
+        when an SSH server listens on its host, that as their remote login. Returns (agent id, credential,
+        nodes)."""
         agent_id = f"agent-{secrets.token_hex(8)}"
         credential = secrets.token_urlsafe(32)
         now = self.ctx.now()
@@ -81,7 +84,8 @@ class AgentService:
                                            extra={"slots": int(pool.body.get("taskSlotsPerNode", 1))}))
             result = []
             for node in hosted:
-                body = node_rules.with_state(node.body, NodeState.STARTING, now)
+                body = node_rules.with_host(node_rules.with_state(node.body, NodeState.STARTING, now), address,
+                                            ssh_port)
                 result.append(NODES.update(conn, node, body, now, extra={"agent_id": agent_id}))
             if new_nodes:
                 self._count_pool_nodes(conn, account, pool, now)
@@ -96,8 +100,9 @@ class AgentService:
                              f"dedicated core quota ({quota} cores).", [("CoreQuota", str(quota))])
 
     def _count_pool_nodes(self, conn: Connection, account: str, pool: Record, now: datetime) -> None:
-        count = NODES.count(conn, (account, pool.row["id_key"]))
-        POOLS.update(conn, pool, {**pool.body, "currentDedicatedNodes": count}, now)
+        dedicated, low_priority = node_queries.count_by_kind(conn, account, pool.row["id_key"])
+        POOLS.update(conn, pool, {**pool.body, "currentDedicatedNodes": dedicated,
+                                  "currentLowPriorityNodes": low_priority}, now)
 
     def authenticate(self, agent_id: str, credential: str) -> AgentIdentity:
         with self.ctx.store.read() as conn:

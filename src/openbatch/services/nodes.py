@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain.errors import not_found
+from ..domain import nodes as node_rules
+from ..domain.errors import BatchError, not_found
 from ..store import node_queries
 from ..store.engine import Connection
 from ..store.records import NODES, Record
@@ -58,6 +59,20 @@ class NodeService:
             if extension["vmExtension"]["name"].lower() == name.lower():
                 return extension
         raise not_found("ResourceNotFound", "extension", name)
+
+    def remote_login(self, account: str, pool_id: str, node_id: str) -> Json:
+        """The node's SSH endpoint: its host's address and port, when an SSH server listens there."""
+        settings = node_rules.remote_login(self.get(account, pool_id, node_id).body)
+        if settings is None:
+            raise BatchError("OperationNotValidOnNode", "No SSH server listens on this node's host, so the node "
+                             "cannot be reached for a remote login.", [("NodeId", node_id)])
+        return settings
+
+    def remote_desktop(self, account: str, pool_id: str, node_id: str) -> bytes:
+        """GetRemoteDesktop gives an RDP file for Windows nodes; nodes here run Linux (use SSH)."""
+        self.get(account, pool_id, node_id)
+        raise BatchError("OperationNotValidOnNode", "Remote Desktop is for Windows nodes; this node runs Linux: its "
+                         "remote login is SSH (GetRemoteLoginSettings).", [("NodeId", node_id)])
 
     def get_with_recent(self, account: str, pool_id: str, node_id: str) -> tuple[Record, list[Json]]:
         record = self.get(account, pool_id, node_id)

@@ -45,3 +45,16 @@ def test_the_usage_of_the_host(tmp_path: Path, monkeypatch) -> None:  # type: ig
 def test_what_the_host_does_not_offer_is_left_out(tmp_path: Path) -> None:
     reader = HostUsage(tmp_path, tmp_path / "no-proc", tmp_path / "no-block")
     assert set(reader.read()) == {"diskBytes"}
+
+
+def test_an_ssh_server_is_found_listening(tmp_path: Path) -> None:
+    from openbatch.agent.usage import ssh_port
+
+    (tmp_path / "net").mkdir()
+    header = "  sl  local_address rem_address   st tx_queue rx_queue\n"
+    (tmp_path / "net" / "tcp").write_text(header + "   0: 0100007F:1F90 00000000:0000 0A 0\n"     # :8080 listens
+                                          "   1: 0100007F:0016 0100007F:9C40 01 0\n")      # :22, established
+    assert ssh_port(tmp_path) is None
+    (tmp_path / "net" / "tcp6").write_text(header + "   0: 00000000000000000000000000000000:0016 "
+                                           "00000000000000000000000000000000:0000 0A 0\n")
+    assert ssh_port(tmp_path) == 22

@@ -47,6 +47,19 @@ async def get(req: ApiRequest) -> Response:
     return entity(req, "nodes/@Element", _render(req, pool_id, record, recent))
 
 
+@operation("ComputeNode_GetRemoteLoginSettings")
+async def remote_login_settings(req: ApiRequest) -> Response:
+    found = await run(req.services.nodes.remote_login, req.account, req.params["poolId"], req.params["nodeId"])
+    return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#Microsoft.Azure.Batch.Protocol.Entities."
+                                                 f"ComputeNodeGetRemoteLoginSettingsResult", **found})
+
+
+@operation("ComputeNode_GetRemoteDesktop")
+async def remote_desktop(req: ApiRequest) -> Response:
+    await run(req.services.nodes.remote_desktop, req.account, req.params["poolId"], req.params["nodeId"])
+    raise AssertionError("remote_desktop always refuses")
+
+
 @operation("ComputeNodeExtension_List")
 async def list_extensions(req: ApiRequest) -> Response:
     found = await run(req.services.nodes.extensions, req.account, req.params["poolId"], req.params["nodeId"])
