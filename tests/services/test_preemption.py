@@ -44,3 +44,44 @@ def test_nodes_are_preempted_at_the_rate_and_come_back(world: World) -> None:
         states = sorted(r.state for r in conn.exec_driver_sql("SELECT state FROM nodes").all())
     assert states == ["reimaging", "reimaging", "running"]
     assert world.services.pools.get(ACCOUNT, "spot").body["currentLowPriorityNodes"] == 2
+
+
+def test_a_pass_after_a_long_gap_draws_for_seconds_not_for_the_gap(world: World) -> None:
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    world.services.ctx.now = lambda: now
+    world.services.ctx.quotas = type(world.services.ctx.quotas)(dedicated_cores=100, pools=5, active_jobs=5)
+    world.services.ctx.spot = Spot(rate_per_hour=1.0)
+    world.services.preemption.rng = random.Random(3)
+    world.pool("many", nodes=0, targetLowPriorityNodes=20)
+    world.host("many")
+    world.services.preemption.run_due()
+    now += timedelta(hours=1)                       # another server led meanwhile
+    world.services.preemption.run_due()
+    with world.services.ctx.store.read() as conn:
+        preempted = conn.exec_driver_sql("SELECT count(*) FROM nodes WHERE state = 'preempted'").scalar_one()
+    assert preempted <= 1
+
+
+def test_going_down_drops_a_restart_that_waited_and_a_lost_agent_finishes_a_deallocation(world: World) -> None:
+    from openbatch.protocol import RebootNodeCommand
+
+    world.pool("p", nodes=1)
+    agent_id, (node_id,) = world.host("p")
+    world.job("j", "p")
+    world.tasks("j", "t")
+    world.round.schedule()
+    world.services.node_ops.reboot(ACCOUNT, "p", node_id, "taskcompletion")     # waits for t
+    world.notes.take(agent_id)
+    world.services.node_ops.deallocate(ACCOUNT, "p", node_id, "requeue")
+    assert not [c for c in world.notes.take(agent_id) if isinstance(c, RebootNodeCommand)]
+    assert world.services.nodes.get(ACCOUNT, "p", node_id).body["state"] == "deallocated"
+    assert world.services.node_ops.start(ACCOUNT, "p", node_id).body["state"] == "starting"
+    world.pool("q", nodes=1)
+    agent_q, (node_q,) = world.host("q")
+    world.job("k", "q")
+    world.tasks("k", "u")
+    world.round.schedule()
+    world.services.node_ops.deallocate(ACCOUNT, "q", node_q, "taskcompletion")   # deallocating until u ends
+    world.services.agents.agent_lost(agent_q)
+    assert world.services.nodes.get(ACCOUNT, "q", node_q).body["state"] == "deallocated"
+    assert world.counts("k")["active"] == 1                                       # u went back to the queue

@@ -227,9 +227,14 @@ class AgentService:
             self._requeue_node_tasks(conn, node, set(), now, lost=lost)
             self._fail_running_prep_release(conn, node, now)
             stale_preparations(conn, node, reimage=False)
-            # a deallocated or preempted node is down anyway: it stays so (Start or its recovery brings it back)
-            stays = node.body["state"] in _STAYS_DOWN
-            body = node.body if stays else node_rules.with_state(node.body, state, now)
+            # a deallocated or preempted node is down anyway: it stays so (Start or its recovery brings it back);
+            # one being deallocated is now (its tasks went back to the queue above)
+            if node.body["state"] == NodeState.DEALLOCATING.value:
+                body = node_rules.with_state(node.body, NodeState.DEALLOCATED, now)
+            elif node.body["state"] in _STAYS_DOWN:
+                body = node.body
+            else:
+                body = node_rules.with_state(node.body, state, now)
             NODES.update(conn, node, body, now, extra={"used_slots": 0, "running_tasks": 0, "start_run_id": None,
                                                        "pending_restart": None})
 

@@ -11,7 +11,7 @@ period (``ServiceContext.intervals``), so a formula enabled later has history to
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..domain import clock, pool_autoscale as rules, usage_metrics
@@ -29,6 +29,8 @@ Json = dict[str, Any]
 
 #: How many sample periods of history a formula can read (30 s: a little over a day).
 HISTORY_SAMPLES = 3000
+#: An agent's reported usage counts while it has called within this time (a lost agent's last report does not).
+USAGE_FRESH_FOR = timedelta(seconds=30)
 
 
 class AutoscaleService:
@@ -37,8 +39,9 @@ class AutoscaleService:
         self.pools = pools
         pools.autoscale_in = self.evaluate_in
         self._last_sampled: datetime | None = None
-        #: The last sample this server recorded of each pool (by pk): the next one's totals count from it.
+        #: The last sample this server recorded of each pool (by pk) and when: the next one's totals count from it.
         self._previous: dict[int, dict] = {}
+        self._previous_at: datetime | None = None
 
     # -- the operations --------------------------------------------------------------------
 
@@ -130,17 +133,21 @@ class AutoscaleService:
     def record_samples(self, now: datetime) -> None:
         """One sample of every active pool: its jobs' tasks, its nodes and what its agents' hosts use (a
         few grouped reads and one insert, however many pools there are); and its core seconds in the
-        current usage interval (Pool_ListUsageMetrics)."""
+        current usage interval (Pool_ListUsageMetrics), for the time since the sample before (at most
+        two periods: after a gap, such as another server leading, nothing is counted twice)."""
         period = self.ctx.intervals.sample_period
+        fresh = self._previous_at is not None and now - self._previous_at <= 2 * period
+        previous_samples = self._previous if fresh else {}
+        elapsed = (now - self._previous_at) if fresh and self._previous_at is not None else period
         with self.ctx.store.write(lock="none") as conn:
             tasks = queries.task_totals_by_pool(conn)
             nodes = queries.node_kinds_by_pool(conn)
-            usage = queries.agent_usage_by_pool(conn)
+            usage = queries.agent_usage_by_pool(conn, now - USAGE_FRESH_FOR)
             samples = {}
             for pk, account, pool_key, body in queries.sampled_pools(conn):
                 key = (account, pool_key)
-                previous = self._previous.get(pk)
-                if previous is None:    # the first sample this server records of the pool
+                previous = previous_samples.get(pk)
+                if previous is None:    # the first sample this server records of the pool (lately)
                     previous = queries.last_sample(conn, pk)
                 samples[pk] = rules.sample_values(
                     tasks.get(key, {"active": 0, "running": 0, "succeeded": 0, "failed": 0}),
@@ -148,8 +155,9 @@ class AutoscaleService:
                 queries.add_usage(conn, account, usage_metrics.entry_body(body["id"], body["vmSize"],
                                                                           usage_metrics.interval_start(now)),
                                   usage_metrics.core_seconds(body["vmSize"], nodes.get(key, []),
-                                                             period.total_seconds()))
-            if samples:
-                queries.record_samples(conn, now, samples)
-            self._previous = samples
+                                                             elapsed.total_seconds()))
+            if samples:   # the agents' running totals stay here (the next sample's increases), not in the history
+                queries.record_samples(conn, now, {pk: {k: v for k, v in values.items() if k != "agents"}
+                                                   for pk, values in samples.items()})
+            self._previous, self._previous_at = samples, now
             queries.prune_samples(conn, now - period * HISTORY_SAMPLES)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 
 
-from ..domain import execution, nodes as node_rules, tasks as task_rules
+from ..domain import commands, execution, nodes as node_rules, tasks as task_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
 from ..protocol import RebootNodeCommand
@@ -69,13 +69,24 @@ class NodeOperations:
             if option in ("taskcompletion", "retaineddata") and int(node.row["running_tasks"]) > 0:
                 body = node_rules.with_state(node.body, NodeState.DEALLOCATING, now)
                 return NODES.update(conn, node, body, now, extra={"pending_restart": "deallocate"})
-            self.end_tasks(conn, node, "terminate" if option == "terminate" else "requeue", now)
-            node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
+            node = self.take_down(conn, node, "terminate" if option == "terminate" else "requeue", now)
             return self._deallocated(conn, node, now)
+
+    def take_down(self, conn: Connection, node: Record, option: str, now: datetime) -> Record:
+        """(Node locked.) End what runs on a node that goes down (deallocated, preempted): its tasks by
+        ``option``, its start task; a restart asked for meanwhile is dropped (it must not run now)."""
+        NODES.set_columns(conn, node.pk, pending_restart=None)
+        self.end_tasks(conn, node, option, now)
+        node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
+        start_run = node.row.get("start_run_id")
+        if start_run and node.row["agent_id"] is not None:
+            self.ctx.send(conn, node.row["agent_id"], [commands.kill_command(start_run)])
+        return node
 
     def _deallocated(self, conn: Connection, node: Record, now: datetime) -> Record:
         return NODES.update(conn, node, node_rules.with_state(node.body, NodeState.DEALLOCATED, now), now,
-                            extra={"used_slots": 0, "running_tasks": 0, "pending_restart": None})
+                            extra={"used_slots": 0, "running_tasks": 0, "pending_restart": None,
+                                   "start_run_id": None})
 
     def start(self, account: str, pool_id: str, node_id: str) -> Record:
         """Start a deallocated node: it boots (its start task runs again) and takes tasks again."""

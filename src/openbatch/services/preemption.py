@@ -24,6 +24,10 @@ from .context import ServiceContext, require_pool
 from .node_ops import NodeOperations
 
 
+#: The longest time one pass draws preemptions for.
+MAX_PASS_SECONDS = 5.0
+
+
 class PreemptionService:
     def __init__(self, ctx: ServiceContext, node_ops: NodeOperations, rng: random.Random | None = None) -> None:
         self.ctx = ctx
@@ -57,17 +61,19 @@ class PreemptionService:
 
     def preempt_in(self, conn: Connection, node: Record, now: datetime) -> Record:
         """(Node locked.) Its tasks back to the queue, then ``preempted`` until it recovers."""
-        self.node_ops.end_tasks(conn, node, "requeue", now)
-        node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
+        node = self.node_ops.take_down(conn, node, "requeue", now)
         return NODES.update(conn, node, node_rules.with_state(node.body, NodeState.PREEMPTED, now), now,
-                            extra={"used_slots": 0, "running_tasks": 0, "pending_restart": None})
+                            extra={"used_slots": 0, "running_tasks": 0, "pending_restart": None,
+                                   "start_run_id": None})
 
     def run_due(self) -> None:
         """(The timer, about once a second.) Preempt at the configured rate; bring back the nodes
         preempted ``recovery`` ago."""
         now = self.ctx.now()
         spot = self.ctx.spot
-        seconds = (now - self._last_pass).total_seconds() if self._last_pass is not None else 0.0
+        # a pass covers the time since the one before, but no more than MAX_PASS_SECONDS: after a gap (another
+        # server led, the loop was held up) the nodes must not all be preempted at once
+        seconds = min(MAX_PASS_SECONDS, (now - self._last_pass).total_seconds()) if self._last_pass else 0.0
         self._last_pass = now
         drawing = spot.rate_per_hour > 0 and seconds > 0
         with self.ctx.store.read() as conn:   # most passes have nothing to do: no writer's lock for them

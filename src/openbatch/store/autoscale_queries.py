@@ -32,7 +32,8 @@ _ALL_TASKS = Prepared(sa.select(_j.c.account, _j.c.pool_id_key, sa.func.sum(_j.c
                       .group_by(_j.c.account, _j.c.pool_id_key))
 _ALL_NODES = Prepared(sa.select(_n.c.account, _n.c.pool_id_key, _n.c.dedicated, _n.c.state, sa.func.count())
                       .group_by(_n.c.account, _n.c.pool_id_key, _n.c.dedicated, _n.c.state))
-_ALL_USAGE = Prepared(sa.select(_a.c.account, _a.c.pool_id_key, _a.c.id, _a.c.usage).where(_a.c.usage.is_not(None)))
+_ALL_USAGE = Prepared(sa.select(_a.c.account, _a.c.pool_id_key, _a.c.id, _a.c.usage).where(
+    _a.c.usage.is_not(None), sa.func.coalesce(_a.c.seen_at, _a.c.registered) >= sa.bindparam("b_since")))
 _INSERT_MANY = Prepared(_s.insert().values(pool_pk=sa.bindparam("b_pool"), time=sa.bindparam("b_time"),
                                            body=sa.bindparam("b_body")))
 _RECENT = Prepared(sa.select(_s.c.time, _s.c.body).where(_s.c.pool_pk == sa.bindparam("b_pool"),
@@ -86,10 +87,10 @@ def node_kinds_by_pool(conn: Connection) -> dict[PoolKey, list[tuple[bool, str, 
     return kinds
 
 
-def agent_usage_by_pool(conn: Connection) -> dict[PoolKey, dict[str, dict]]:
-    """The host usage each agent of each pool last reported, in one read."""
+def agent_usage_by_pool(conn: Connection, since: datetime) -> dict[PoolKey, dict[str, dict]]:
+    """The host usage each agent of each pool that called since ``since`` last reported, in one read."""
     usage: dict[PoolKey, dict[str, dict]] = {}
-    for row in _ALL_USAGE.rows(conn):
+    for row in _ALL_USAGE.rows(conn, {"b_since": clock.naive(since)}):
         usage.setdefault((row.account, row.pool_id_key), {})[row.id] = _decode(row.usage)
     return usage
 

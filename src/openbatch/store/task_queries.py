@@ -151,11 +151,15 @@ def preparation_marks(conn: Connection, job_pks: Sequence[int], node_pks: Sequen
                         .where(_r.c.job_pk.in_(list(job_pks)), _r.c.node_pk.in_(list(node_pks)))).all()
 
 
+#: Nodes that cannot run a release task now: lost, or down (deallocated, preempted) with their disk.
+_NOT_LIVE = ("unusable", "deallocated", "preempted")
+
+
 def _live_prep_rows(job_pk: int) -> sa.Select:
-    """Rows (with their node's agent) of nodes still in their pool and usable that ran or run the
+    """Rows (with their node's agent) of nodes still in their pool and up that ran or run the
     job's preparation task."""
     return (sa.select(_r, _n.c.agent_id).join(_n, _n.c.pk == _r.c.node_pk)
-            .where(_r.c.job_pk == job_pk, _r.c.prep_state.is_not(None), _n.c.state != "unusable"))
+            .where(_r.c.job_pk == job_pk, _r.c.prep_state.is_not(None), _n.c.state.notin_(_NOT_LIVE)))
 
 
 def release_due(conn: Connection, job_pk: int) -> bool:
