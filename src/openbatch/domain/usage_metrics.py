@@ -41,6 +41,11 @@ def entry_body(pool_id: str, vm_size: str, start: datetime) -> Json:
             "vmSize": vm_size}
 
 
+def entry(body: Json, core_seconds_used: float) -> Json:
+    """The PoolUsageMetrics entry: the stored part and the core-hours its seconds make."""
+    return {**body, "totalCoreHours": round(core_seconds_used / 3600.0, 6)}
+
+
 def window(now: datetime, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
     """The starts of the intervals to list, as [first, stop): the intervals that lie within [start, end]
     and have ended. Without ``start``: from the last interval that has ended; without ``end``: until now."""

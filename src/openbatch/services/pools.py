@@ -25,8 +25,8 @@ from ..domain.states import AllocationState, PoolState
 from ..store.engine import Connection
 from ..store import node_queries
 from ..store.node_queries import nodes_by_vm_size
-from ..odata.fields import BoundAnd, BoundComparison, FieldSpec
-from ..store.records import NODES, POOL_USAGE, POOLS, Record
+from ..store.autoscale_queries import usage_page
+from ..store.records import NODES, POOLS, Record
 from . import auto_storage
 from .allocation import Allocation
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_pool
@@ -96,13 +96,8 @@ class PoolService:
     def usage_metrics(self, account: str, start: datetime | None, end: datetime | None, query: ListQuery) -> Page:
         """Pool_ListUsageMetrics: the pools' core-hours per interval within [start, end] (domain/usage_metrics.py)."""
         first, stop = usage_rules.window(self.ctx.now(), start, end)
-        spec = FieldSpec("datetime", frozenset({"ge", "lt"}))
-        within: Any = BoundAnd((BoundComparison("startTime", "ge", first, spec),
-                                BoundComparison("startTime", "lt", stop, spec)))
-        if query.filter is not None:
-            within = BoundAnd((within, query.filter))
         with self.ctx.store.read() as conn:
-            records = POOL_USAGE.page(conn, (account,), within, query.after, query.limit + 1)
+            records = usage_page(conn, account, first, stop, query.filter, query.after, query.limit + 1)
         return page_of(records, query.limit, lambda r: (r.row["interval_key"], r.row["pool_id_key"]))
 
     def delete(self, account: str, pool_id: str, conditions: Conditions = NONE) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from ..domain import clock
 from . import schema
+from ..odata.fields import BoundAnd, BoundComparison, FieldSpec
 from .prepared import Prepared
 from .records import POOL_USAGE
 
@@ -119,6 +120,17 @@ def add_usage(conn: Connection, account: str, body: dict, seconds: float) -> Non
               "b_add": seconds}
     if _ADD_USAGE.run(conn, params) == 0:
         POOL_USAGE.insert(conn, (account,), body, clock.utcnow(), extra={"core_seconds": seconds})
+
+
+def usage_page(conn: Connection, account: str, first: datetime, stop: datetime, bound_filter: Any,
+               after: Any, limit: int) -> list:
+    """Usage entries of intervals starting in [first, stop) that match ``bound_filter``, by interval then pool."""
+    spec = FieldSpec("datetime", frozenset({"ge", "lt"}))
+    within: Any = BoundAnd((BoundComparison("startTime", "ge", first, spec),
+                            BoundComparison("startTime", "lt", stop, spec)))
+    if bound_filter is not None:
+        within = BoundAnd((within, bound_filter))
+    return POOL_USAGE.page(conn, (account,), within, after, limit)
 
 
 def prune_samples(conn: Connection, before: datetime) -> None:

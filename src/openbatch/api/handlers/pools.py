@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from ...domain import clock, stats
+from ...domain import clock, stats, usage_metrics as usage_metrics_rules
 from ...domain.pools import public_body, update_properties_model
 from ...domain.models import (
     PoolEnableAutoScaleParameter,
@@ -114,7 +114,7 @@ async def usage_metrics(req: ApiRequest) -> Response:
     start, end = req.time_query("starttime"), req.time_query("endtime")
     page = await run(req.services.pools.usage_metrics, req.account, start, end,
                      list_query(req, "Pool_ListUsageMetrics"))
-    entries = ({**r.body, "totalCoreHours": round(float(r.row["core_seconds"]) / 3600.0, 6)} for r in page.records)
+    entries = (usage_metrics_rules.entry(r.body, float(r.row["core_seconds"])) for r in page.records)
     return listing(req, "poolusagemetrics", entries, page.next_after)
 
 
