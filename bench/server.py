@@ -265,6 +265,7 @@ def start_server(database_url: str | None, *, nodes_per_agent: int | None = None
     With ``profile`` the server runs under :mod:`bench.sampler`, which writes its samples there.
     """
     data_dir = Path(tempfile.mkdtemp(prefix="openbatch-bench-", dir=data_root))
+    data_dir.chmod(0o755)   # tasks run as their own accounts and must pass through (mkdtemp makes it 0700)
     port = free_port()
     key = key or new_key()
     db_url = database_url or f"sqlite:///{data_dir / 'openbatch.db'}"

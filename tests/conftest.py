@@ -25,6 +25,36 @@ PG_ADMIN_URL = os.environ.get("OPENBATCH_TEST_PG_URL", "postgresql://postgres@12
 HITS_DIR = Path(__file__).resolve().parent.parent / "build" / "coverage-hits"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _passable_temp_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Temporary directories other users may pass through: tasks run as their own accounts (``_azbatch``
+    and others) in node directories made under them, which pytest makes 0700."""
+    base = tmp_path_factory.getbasetemp()
+    for directory in (base.parent, base):
+        directory.chmod(0o755)
+    make = tmp_path_factory.mktemp
+
+    def mktemp(basename: str, numbered: bool = True) -> Path:
+        path = make(basename, numbered)
+        path.chmod(0o755)
+        return path
+
+    tmp_path_factory.mktemp = mktemp  # type: ignore[method-assign]   (tmp_path is made through it too)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_task_accounts_left() -> Iterator[None]:
+    """The task-scope and named accounts the session's nodes made leave the host with it (a server
+    stopped by a test keeps its nodes' accounts, as it keeps their directories)."""
+    yield
+    import pwd
+    import subprocess
+
+    for entry in pwd.getpwall():
+        if entry.pw_gecos.startswith(("openbatch task ", "openbatch pool ")):
+            subprocess.run(["userdel", "--remove", entry.pw_name], capture_output=True, check=False)
+
+
 def _pg_admin_connect():  # type: ignore[no-untyped-def]
     import psycopg
 

@@ -19,8 +19,13 @@ _DEFAULT_QUOTAS = Quotas()
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "openbatch"
+    """``$XDG_DATA_HOME/openbatch`` (``~/.local/share/openbatch``); ``/var/lib/openbatch`` for root, whose
+    home other users cannot pass through (tasks run as their own accounts in the nodes' directories)."""
+    if os.environ.get("XDG_DATA_HOME"):
+        return Path(os.environ["XDG_DATA_HOME"]) / "openbatch"
+    if os.geteuid() == 0:
+        return Path("/var/lib/openbatch")
+    return Path.home() / ".local" / "share" / "openbatch"
 
 
 @dataclass

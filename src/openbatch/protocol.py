@@ -86,6 +86,28 @@ class Command(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type"
     pass
 
 
+class RunUser(Message, kw_only=True):
+    """Who a run is (domain/identities.py): an auto user (``scope``, ``admin``) or a pool's named account
+    (``name`` and its settings; ``known`` False when the pool has no such account). A run with no
+    ``user`` runs as the pool's non-admin auto user."""
+
+    name: str | None = None
+    scope: str = "pool"   # pool or task (auto users)
+    admin: bool = False
+    known: bool = True
+    password: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    sshPrivateKey: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``AZ_BATCH_TASK_USER_IDENTITY``: PoolAdmin, TaskNonAdmin, TaskAdmin or the account's name."""
+        if self.name is not None:
+            return self.name
+        return ("Task" if self.scope == "task" else "Pool") + ("Admin" if self.admin else "NonAdmin")
+
+
 class RunCommand(Command, kw_only=True, tag="run"):
     """Run a process on a node: a task, a job preparation or release task, or a start task."""
 
@@ -99,6 +121,7 @@ class RunCommand(Command, kw_only=True, tag="run"):
     taskDir: str
     maxWallClockSeconds: float | None = None
     jobPrepDir: str | None = None
+    user: RunUser | None = None
 
 
 class KillCommand(Command, kw_only=True, tag="kill"):

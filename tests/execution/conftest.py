@@ -14,6 +14,13 @@ from tests.support.live import LiveServer
 T = TypeVar("T")
 
 
+@pytest.fixture(autouse=True)
+def _tasks_may_write_here(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Tasks run as their own accounts (``_azbatch``): the markers and logs the tests have them write in
+    ``tmp_path`` need a directory every account may write to, as /tmp is."""
+    tmp_path.chmod(0o1777)
+
+
 @pytest.fixture
 def batch(live_nodes: LiveServer) -> BatchClient:
     return BatchClient(endpoint=live_nodes.url, credential=AzureNamedKeyCredential(live_nodes.account, live_nodes.key))

@@ -55,7 +55,11 @@ def manager_job(pool_id: str, script: Path, **manager: object) -> m.BatchJobCrea
     return m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id),
                                    job_manager_task=m.BatchJobManagerTask(
                                        id="manager", command_line=f"{sys.executable} {shlex.quote(str(script))}",
-                                       **manager))
+                                       **{"user_identity": ADMIN, **manager}))
+
+
+#: The test's own interpreter (and its SDK) may be where only root may pass (pyenv under /root).
+ADMIN = m.UserIdentity(auto_user=m.AutoUserSpecification(scope="pool", elevation_level="admin"))
 
 
 def add_with_token(live: LiveServer, job: m.BatchJobCreateOptions) -> None:

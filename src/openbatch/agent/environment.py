@@ -9,9 +9,10 @@ variables (all absolute paths), then what the server sends — the task's
 ...). The server's values are applied last and win, so it can override any of
 the defaults here (for example ``AZ_BATCH_TASK_USER_IDENTITY`` or ``HOME``).
 
-``HOME`` defaults to the task working directory: tasks run as the agent's user
-here, and pointing ``HOME`` at the working directory keeps tools that write
-dotfiles (pip, git, ...) inside the task's own files, like a fresh task user.
+``HOME`` is the task working directory, as on Azure's Linux nodes: tools that write
+dotfiles (pip, git, ...) keep them inside the task's own files.
+``AZ_BATCH_TASK_USER_IDENTITY`` names the identity (PoolNonAdmin, TaskAdmin, a named
+account); the runner adds ``AZ_BATCH_TASK_USER``, the account it runs as.
 """
 
 from __future__ import annotations
@@ -57,6 +58,6 @@ def task_environment(spec: RunSpec, paths: tuple[str, str, str] | None = None) -
         env["AZ_BATCH_JOB_PREP_DIR"] = prep_dir
         env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = f"{prep_dir}/wd"
     env["AZ_BATCH_NODE_IS_DEDICATED"] = "true"
-    env["AZ_BATCH_TASK_USER_IDENTITY"] = DEFAULT_USER_IDENTITY
+    env["AZ_BATCH_TASK_USER_IDENTITY"] = spec.user.label if spec.user is not None else DEFAULT_USER_IDENTITY
     env.update(spec.environment)
     return env

@@ -49,6 +49,7 @@ from ..protocol import (
     RunCommand,
     info_to_wire,
 )
+from .accounts import Accounts
 from .files import NodeFiles
 from .http import Client, TransportError
 from .reaper import REAPER
@@ -101,6 +102,8 @@ class Agent:
         self.root = root or Path.cwd() / "openbatch-nodes"
         #: The host's usage, reported with the long-polls (the pool's autoscale samples).
         self.usage = HostUsage(self.root)
+        #: The Unix accounts its tasks run as (accounts.py).
+        self.accounts = Accounts(owner=pool)
         self.nodes: dict[str, Node] = {}
         self.outbox: list[Event] = []
         self.outbox_ready = asyncio.Event()
@@ -119,6 +122,8 @@ class Agent:
         #: Runs whose exit was reported but not yet taken by the server (they count as "had" in a reconcile).
         self.unacknowledged: set[str] = set()
         self.wipe_on_exit = False
+        #: The server no longer knows this agent: its nodes are gone (their task accounts go too).
+        self.forgotten = False
         #: The server that started this (local) agent died: nobody takes its last reports (the next
         #: server counts its runs as lost), so it ends without waiting to send them.
         self.orphaned = False
@@ -128,8 +133,7 @@ class Agent:
     async def serve(self) -> None:
         await self.register()
         for node in self.nodes.values():
-            for sub in ("shared", "startup", "workitems"):
-                (node.root / sub).mkdir(parents=True, exist_ok=True)
+            _make_node_dirs(node.root)
             self.report(Event(type="nodeReady", nodeId=node.id))
         self.last_answer = asyncio.get_running_loop().time()
         sender = asyncio.create_task(self.send_events())
@@ -144,7 +148,10 @@ class Agent:
         if self.wipe_on_exit:
             for node in self.nodes.values():
                 await asyncio.to_thread(shutil.rmtree, node.root, True)
-        elif not self.orphaned:
+        if self.forgotten:   # its nodes left their pool (a local node's directory is the server's to remove)
+            for node in self.nodes.values():
+                await asyncio.to_thread(self.accounts.node_removed, str(node.root), True)
+        elif not self.orphaned and not self.wipe_on_exit:
             await self.flush()
         sender.cancel()
         for sending in list(self.sending):
@@ -162,6 +169,7 @@ class Agent:
             if not self.done.is_set():
                 log.error("the server no longer knows this agent (%s); stopping", status)
             self.wipe_on_exit = not self.join_token
+            self.forgotten = True
             self.done.set()
             return False
         return True
@@ -252,7 +260,7 @@ class Agent:
             if node is not None and command.taskDir:
                 target = (node.root / command.taskDir).resolve()
                 if node.root.resolve() in target.parents:
-                    asyncio.create_task(asyncio.to_thread(shutil.rmtree, target, True))
+                    asyncio.create_task(asyncio.to_thread(self._remove_task_dir, node, command.taskDir, target))
         elif isinstance(command, FileCommand):
             asyncio.create_task(self.serve_file(command))
         elif isinstance(command, RebootNodeCommand):
@@ -263,10 +271,10 @@ class Agent:
             id=command.id, kind=command.kind, node_root=node.root, task_dir=command.taskDir,  # type: ignore[arg-type]
             command_line=command.commandLine, environment=command.environment,
             resource_files=command.resourceFiles, output_files=command.outputFiles, max_wall_clock=command.maxWallClockSeconds,
-            job_prep_dir=command.jobPrepDir,
+            job_prep_dir=command.jobPrepDir, user=command.user,
         )
         try:
-            result = await run(spec)
+            result = await run(spec, accounts=self.accounts)
             if _killed_from_outside(result) and not self.done.is_set():
                 # A signal nobody here sent: when an allocation ends (scancel, its time limit, a host
                 # going down) every process of it gets one at once, this agent too. Wait for that.
@@ -283,13 +291,19 @@ class Agent:
         self.unacknowledged.add(spec.id)
         self.report(_exited(spec.id, result))
 
+    def _remove_task_dir(self, node: Node, task_dir: str, target: Path) -> None:
+        shutil.rmtree(target, True)
+        self.accounts.task_dir_removed(str(node.root), task_dir)
+
     async def remove_node(self, node_id: str) -> None:
-        """The node leaves its pool: kill what runs there (waiting for the processes to die), drop its disk."""
+        """The node leaves its pool: kill what runs there (waiting for the processes to die), drop its disk
+        and the accounts made for it."""
         node = self.nodes.pop(node_id, None)
         if node is None:
             return
         await _stop_runs(node)
         await asyncio.to_thread(shutil.rmtree, node.root, True)
+        await asyncio.to_thread(self.accounts.node_removed, str(node.root), not self.nodes)
         if not self.nodes:
             self.done.set()
 
@@ -301,8 +315,8 @@ class Agent:
         await _stop_runs(node)
         if reimage:
             await asyncio.to_thread(shutil.rmtree, node.root, True)
-        for sub in ("shared", "startup", "workitems"):
-            (node.root / sub).mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(self.accounts.node_removed, str(node.root), False)
+        _make_node_dirs(node.root)
         self.report(Event(type="nodeReady", nodeId=node_id))
 
     async def serve_file(self, command: FileCommand) -> None:
@@ -427,6 +441,13 @@ class Agent:
             except (TransportError, ValueError) as error:
                 log.warning("reporting to the server failed (%s); retrying", error)
             await asyncio.sleep(RETRY_SECONDS)
+
+
+def _make_node_dirs(root: Path) -> None:
+    """A node's own directories; ``shared`` is every task's to write (tasks of several accounts use it)."""
+    for sub in ("shared", "startup", "workitems"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(root / "shared", 0o777)
 
 
 async def _stop_runs(node: Node) -> None:

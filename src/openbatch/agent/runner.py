@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
+from .accounts import AccountError, Accounts, Credentials
 from .commandline import CommandLineError, split_command_line
 from .failures import TaskFailure
 from .environment import task_environment, task_paths
@@ -178,12 +179,23 @@ async def _terminate(child: _Child) -> int:
     return await child.wait()
 
 
+_ACCOUNTS: list[Accounts] = []
+
+
+def _default_accounts() -> Accounts:
+    """The accounts of runs that name no set (tests, tools): one set per process."""
+    if not _ACCOUNTS:
+        _ACCOUNTS.append(Accounts(owner=""))
+    return _ACCOUNTS[0]
+
+
 #: Node roots whose ``shared`` and ``startup`` directories this process has made sure of.
 _NODE_DIRS_READY: set[str] = set()
 
 
-def _make_directories(root: str, task_dir: str, working_dir: str) -> None:
-    """The task's directory and ``wd/`` (and the node's ``shared``/``startup``, once per process).
+def _make_directories(root: str, task_dir: str, working_dir: str, user: Credentials | None) -> None:
+    """The task's directory and ``wd/``, owned by the task's account (and the node's ``shared``/``startup``,
+    once per process: ``shared`` is every task's to write, as on Azure's nodes).
 
     The common case (the job's directory exists, the task's does not) costs two mkdir calls.
     """
@@ -192,12 +204,30 @@ def _make_directories(root: str, task_dir: str, working_dir: str) -> None:
     if root not in _NODE_DIRS_READY:
         for name in ("shared", "startup"):
             os.makedirs(os.path.join(root, name), exist_ok=True)
+        os.chmod(os.path.join(root, "shared"), 0o777)
         _NODE_DIRS_READY.add(root)
     try:
         os.mkdir(task_dir)
         os.mkdir(working_dir)
     except OSError:  # a parent is missing (the job's first task here), or a rerun finds them
         os.makedirs(working_dir, exist_ok=True)
+    if user is not None:
+        os.chown(task_dir, user.uid, user.gid)
+        os.chown(working_dir, user.uid, user.gid)
+
+
+def _give_to(user: Credentials, directory: str) -> None:
+    """What the agent put in ``directory`` (resource files) becomes the task account's."""
+    for parent, directories, files in os.walk(directory):
+        for name in (*directories, *files):
+            os.lchown(os.path.join(parent, name), user.uid, user.gid)
+
+
+async def _account(accounts: Accounts, spec: RunSpec, root: str) -> Credentials | None:
+    """The run's account: at once when it is known, else from a thread (it may be created)."""
+    if accounts.known(spec.user):
+        return accounts.credentials(spec.user, root, spec.task_dir)
+    return await asyncio.to_thread(accounts.credentials, spec.user, root, spec.task_dir)
 
 
 def _open_outputs(task_dir: str) -> tuple[int, int]:
@@ -210,10 +240,12 @@ def _open_outputs(task_dir: str) -> tuple[int, int]:
         raise
 
 
-async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | None = None) -> RunResult:
+async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | None = None,
+              accounts: Accounts | None = None) -> RunResult:
     """Create the directories, download resource files, start the process, wait, return the result.
 
-    ``started`` is awaited right after the process starts (the agent reports it).
+    ``started`` is awaited right after the process starts (the agent reports it). ``accounts``: this
+    host's task accounts (accounts.py; the agent's, or a new set).
     Cancelling the task running this terminates the process group, then re-raises.
     """
     loop = asyncio.get_running_loop()
@@ -222,7 +254,11 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
     paths = root, task_dir, working_dir = task_paths(spec)
 
     try:
-        _make_directories(root, task_dir, working_dir)
+        user = await _account(accounts or _default_accounts(), spec, root)
+    except AccountError as exc:
+        return _not_started(begin, exc.failure(), pre_processing=True)
+    try:
+        _make_directories(root, task_dir, working_dir, user)
     except OSError as exc:
         return _setup_failed(begin, "The task's directories could not be created", exc, task_dir)
 
@@ -232,6 +268,8 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
         try:
             async with asyncio.timeout_at(deadline) as window:
                 await download(spec.resource_files, Path(working_dir))
+            if user is not None:
+                await asyncio.to_thread(_give_to, user, working_dir)
         except ResourceFileError as exc:
             return _not_started(begin, exc.failure(), pre_processing=True)
         except TimeoutError:
@@ -244,13 +282,17 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
     except CommandLineError as exc:
         return _launch_failed(begin, "CommandLaunchFailed", str(exc))
     env = {**task_environment(spec, paths), **REAPER.environment}   # (the reaper finds it by its mark too)
+    env["AZ_BATCH_TASK_USER"] = Accounts.name_of(user)
 
     try:
         out, err = _open_outputs(task_dir)
+        if user is not None:
+            os.fchown(out, user.uid, user.gid)
+            os.fchown(err, user.uid, user.gid)
     except OSError as exc:
         return _setup_failed(begin, "The task's output files could not be created", exc, task_dir)
     try:
-        pid = spawn(argv, working_dir, env, out, err)
+        pid = spawn(argv, working_dir, env, out, err, user)
     except FileNotFoundError as exc:
         return _launch_failed(begin, "CommandProgramNotFound", f"{argv[0]}: {exc.strerror}")
     except (OSError, ValueError) as exc:  # not executable, exec format error, NUL in the environment, ...

@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
+from ..protocol import RunUser
+
 __all__ = ["RunResult", "RunSpec"]
 
 
@@ -22,6 +24,7 @@ class RunSpec:
     output_files: Sequence[Mapping[str, Any]] = ()  # OutputFile wire dicts, uploaded after the process ends
     max_wall_clock: float | None = None  # seconds
     job_prep_dir: str | None = None  # relative task_dir of the job's preparation task on this node
+    user: RunUser | None = None  # who it runs as (None: the pool's non-admin auto user)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..protocol import KillCommand, RunCommand
+from .identities import run_user
 from .validation import UNLIMITED_DURATION, parse_duration
 
 Json = dict[str, Any]
@@ -27,6 +28,8 @@ class Identity:
     account_url: str
     pool_id: str
     node_id: str
+    #: The pool's ``userAccounts`` (the accounts a task's ``userIdentity`` may name).
+    user_accounts: Any = ()
 
 
 _RUN_SOURCE = secrets.token_hex(6)   # this process's own: ids stay unique across restarts and servers
@@ -77,8 +80,8 @@ def _run(run_id: str, kind: Kind, who: Identity, spec: Json, env: dict[str, str]
          wall_clock: float | None, job_prep_dir: str | None = None) -> RunCommand:
     return RunCommand(id=run_id, kind=kind, nodeId=who.node_id, commandLine=spec["commandLine"], environment=env,
                       resourceFiles=spec.get("resourceFiles", []), outputFiles=spec.get("outputFiles", []),
-                      taskDir=directory,
-                      maxWallClockSeconds=wall_clock, jobPrepDir=job_prep_dir)
+                      taskDir=directory, maxWallClockSeconds=wall_clock, jobPrepDir=job_prep_dir,
+                      user=run_user(spec.get("userIdentity"), who.user_accounts))
 
 
 def _prep_dir(job: Json) -> str | None:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import clock
+from .identities import check_user_accounts
 from .errors import BatchError, invalid_property, missing_property
 from .models import (
     PoolAddParameter,
@@ -97,6 +98,7 @@ def validate_new_pool(pool: PoolAddParameter, autoscale_minimum: timedelta = poo
     if pool.taskSlotsPerNode is not None and not 1 <= pool.taskSlotsPerNode <= MAX_SLOTS_PER_NODE:
         raise invalid_property("taskSlotsPerNode", pool.taskSlotsPerNode, f"Must be between 1 and {MAX_SLOTS_PER_NODE}.")
     _check_start_task(pool.startTask)
+    check_user_accounts(pool.userAccounts)
     check_metadata(pool.metadata)
     if pool.applicationPackageReferences and len(pool.applicationPackageReferences) > 10:
         raise invalid_property("applicationPackageReferences", len(pool.applicationPackageReferences), "At most 10.")
@@ -169,6 +171,7 @@ def check_not_deleting(body: Json) -> None:
 def patched_body(body: Json, patch: PoolPatchParameter) -> Json:
     check_not_deleting(body)
     _check_start_task(patch.startTask)
+    check_user_accounts(patch.userAccounts)
     check_supported(patch, REFUSED_POOL)
     check_metadata(patch.metadata)
     check_display_name(patch.displayName)

@@ -38,8 +38,6 @@ class Refused:
 #: Refused in every kind of task: tasks, start tasks, job preparation/release and job manager tasks.
 REFUSED_TASK_COMMON: tuple[Refused, ...] = (
     Refused("containerSettings", "Running a task inside a container", "planned in issue 16 (container tasks)"),
-    Refused("userIdentity/username", "Running a task as a named user account",
-            "planned in issue 16 (user identities); tasks run as the agent's OS user"),
     Refused("resourceFiles[]/identityReference", "Downloads with a managed identity",
             "no local equivalent; use a SAS URL or the auto-storage account"),
 )
@@ -95,9 +93,7 @@ ACCEPTED_WITHOUT_LOCAL_MEANING: tuple[tuple[str, str], ...] = (
     ("pool upgradePolicy", "OS upgrades of Azure VM scale sets"),
     ("pool resourceTags", "tags of Azure resources"),
     ("pool enableInterNodeCommunication", "local nodes share this host and always reach each other"),
-    ("pool userAccounts", "stored, passwords and keys never returned; no task can run as one yet "
-     "(a named userIdentity is refused)"),
-    ("userIdentity/autoUser (every kind of task)", "tasks run as the OS user of the agent that hosts the node"),
+    ("pool userAccounts/windowsUserConfiguration", "Windows logon options (nodes here run Linux)"),
     ("job allowTaskPreemption", "there are no low-priority nodes to preempt"),
 )
 

@@ -7,6 +7,7 @@ from operator import attrgetter
 from typing import Any, Callable
 
 from . import clock
+from .identities import check_user_identity
 from .errors import BatchError, invalid_property
 from .output_files import check_output_files
 from .models import TaskAddParameter, TaskConstraints, to_json
@@ -57,6 +58,7 @@ def check_task_common(task: Any, prefix: str) -> None:
     for i, setting in enumerate(getattr(task, "environmentSettings", None) or ()):
         if not setting.name:
             raise invalid_property(f"{prefix}/environmentSettings/{i}/name", "", "The name must not be empty.")
+    check_user_identity(getattr(task, "userIdentity", None), f"{prefix}/userIdentity".lstrip("/"))
 
 
 def _is_octal(text: str) -> bool:
@@ -88,7 +90,7 @@ def new_task_validator(job: Json) -> Callable[[TaskAddParameter], None]:
             raise BatchError(reserved, "The task id is the same as that of the job's preparation or release task.",
                              [("TaskId", task.id)])
         check_display_name(task.displayName)
-        if task.resourceFiles or task.environmentSettings:
+        if task.resourceFiles or task.environmentSettings or task.userIdentity:
             check_task_common(task, "")
         if any(_REFUSABLE(task)):
             check_supported(task, REFUSED_TASK)

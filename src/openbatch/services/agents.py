@@ -130,14 +130,12 @@ class AgentService:
                 run_id = commands.new_run_id("s")
                 body["startTaskInfo"] = {"state": "running", "startTime": clock.to_wire(now), "retryCount": 0}
                 extra["start_run_id"] = run_id
-                who = commands.Identity(agent.account, self.ctx.account_url(agent.account), self._pool_id(conn, agent), node_id)
+                pool = require_pool(conn, agent.account, agent.pool_key)
+                who = commands.Identity(agent.account, self.ctx.account_url(agent.account), pool.body["id"], node_id,
+                                        pool.body.get("userAccounts") or ())
                 self.ctx.send(conn, agent.agent_id, [commands.start_task_command(run_id, who, start, 0)])
             NODES.update(conn, node, body, now, extra=extra)
             self.ctx.wake_after(conn)
-
-    def _pool_id(self, conn: Connection, agent: AgentIdentity) -> str:
-        pool = require_pool(conn, agent.account, agent.pool_key)
-        return pool.body["id"]
 
     def _own_node(self, conn: Connection, agent: AgentIdentity, node_id: str) -> Record:
         node = NODES.get(conn, (agent.account, agent.pool_key), (node_id,), for_update=True)

@@ -286,8 +286,9 @@ class JobService:
             info.pop("retryCount")
             PREP_RELEASE.update(conn, prep_row, {**prep_row.body, "jobReleaseTaskExecutionInfo": info}, now,
                                 extra={"release_run_id": run_id})
+            pool = POOLS.get(conn, (account,), (prep_row.body["poolId"],))
             who = commands.Identity(account, self.ctx.account_url(account), prep_row.body["poolId"],
-                                    prep_row.body["nodeId"])
+                                    prep_row.body["nodeId"], pool.body.get("userAccounts") or () if pool else ())
             self.ctx.send(conn, agent_id, [commands.release_command(run_id, who, record.body)])
 
     def settle_in(self, conn: Connection, record: Record) -> Record:

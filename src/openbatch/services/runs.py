@@ -252,7 +252,7 @@ class RunService:
         account = job.row["account"]
         pool = POOLS.get(conn, (account,), (node.row["pool_id_key"],))
         return commands.Identity(account, self.ctx.account_url(account), pool.body["id"] if pool else "",
-                                 node.body["id"])
+                                 node.body["id"], pool.body.get("userAccounts") or () if pool else ())
 
     # -- start tasks -----------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ class RunService:
             account = node.row["account"]
             pool = POOLS.get(conn, (account,), (node.row["pool_id_key"],))
             who = commands.Identity(account, self.ctx.account_url(account), pool.body["id"] if pool else "",
-                                    node.body["id"])
+                                    node.body["id"], pool.body.get("userAccounts") or () if pool else ())
             self.ctx.send(conn, agent_id, [commands.start_task_command(new_run, who, start,
                                                                        body["startTaskInfo"]["retryCount"])])
             return

@@ -100,3 +100,25 @@ def test_launch_errors(tmp_path: Path) -> None:
         run(tmp_path, [SH, "-c", "true"], env={"BAD": "a\x00b"})
     with pytest.raises(ValueError):
         run(tmp_path, [])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root starts processes as another user")
+def test_another_user_is_that_user_and_nothing_more(tmp_path: Path) -> None:
+    from openbatch.agent.accounts import Credentials
+
+    out = os.open(tmp_path / "out.txt", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    before = (os.getresuid(), os.getresgid(), os.getgroups())
+    try:
+        pid = spawn([SH, "-c", "id -u; id -g; id -G; grep -E '^(Uid|Gid|CapPrm|CapEff):' /proc/self/status; "
+                     "python3 -c 'import os; os.setuid(0)' 2>/dev/null || echo cannot-become-root"],
+                    str(tmp_path), {"PATH": "/usr/bin:/bin"}, out, out, Credentials("nobody", 65534, 65534, (65534, 100)))
+    finally:
+        os.close(out)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert (os.getresuid(), os.getresgid(), os.getgroups()) == before   # the agent is root as it was
+    lines = (tmp_path / "out.txt").read_text().split("\n")
+    assert lines[:3] == ["65534", "65534", "65534 100"]
+    assert lines[3].split() == ["Uid:", "65534", "65534", "65534", "65534"]
+    assert lines[4].split() == ["Gid:", "65534", "65534", "65534", "65534"]
+    assert lines[5].split()[1] == lines[6].split()[1] == "0000000000000000"
+    assert lines[7] == "cannot-become-root"
