@@ -51,7 +51,7 @@ def _no_task_accounts_left() -> Iterator[None]:
     import subprocess
 
     for entry in pwd.getpwall():
-        if entry.pw_gecos.startswith(("openbatch task ", "openbatch pool ")):
+        if entry.pw_gecos.startswith(("openbatch task ", "openbatch pool ", "openbatch node ")):
             subprocess.run(["userdel", "--remove", entry.pw_name], capture_output=True, check=False)
 
 

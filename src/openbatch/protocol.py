@@ -167,7 +167,18 @@ class FileCommand(Command, kw_only=True, tag="file"):
     endTime: str | None = None
 
 
-AnyCommand = RunCommand | KillCommand | RemoveNodeCommand | RebootNodeCommand | RemoveTaskDirCommand | FileCommand
+class UserCommand(Command, kw_only=True, tag="user"):
+    """AddUser/UpdateUser/DeleteUser on a node of this agent (``op`` add, update, delete; ``settings`` as
+    domain/node_users.py makes them); answered like a file request, by POST to ``/files/<requestId>``."""
+
+    requestId: str
+    op: str
+    nodeId: str
+    settings: dict[str, Any]
+
+
+AnyCommand = (RunCommand | KillCommand | RemoveNodeCommand | RebootNodeCommand | RemoveTaskDirCommand | FileCommand
+              | UserCommand)
 
 
 class CommandsAnswer(msgspec.Struct, kw_only=True):

@@ -99,6 +99,7 @@ class Runtime(Notifier):
             and self.provider.node_root(where.node_id) else self.file_requests)
         self.agent_api.file_answer = self.file_answer
         services.files.upload_agent_logs = self.file_requests.upload_logs
+        services.node_users.ask = self.file_requests.node_user
 
     # -- Notifier (one server; with several, the outbox sends through the database) --------------
 

@@ -36,7 +36,8 @@ from typing import Sequence
 from ..protocol import RunUser
 from .failures import TaskFailure
 
-__all__ = ["AccountError", "Accounts", "Credentials", "POOL_USER", "task_account_name"]
+__all__ = ["ADMIN_GROUP", "AccountError", "Accounts", "Credentials", "POOL_USER", "grant_sudo", "group_named",
+           "host_lock", "lookup", "NODE_MARK", "run_tool", "task_account_name"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ LOCK_FILE = Path("/run/lock/openbatch-accounts.lock")
 _TASK_PREFIX = "_azbt"
 _TASK_MARK = "openbatch task "
 _POOL_MARK = "openbatch pool "
+NODE_MARK = "openbatch node "   # node users (node_users.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,27 +132,27 @@ class Accounts:
             self._delete_marked(task_account_name(node_root, task_dir), _TASK_MARK + os.path.abspath(node_root))
 
     def node_removed(self, node_root: str, last_of_pool: bool) -> None:
-        """A node left (or was reimaged): its task accounts go; its pool's named accounts too when this
-        agent hosts no other node of the pool."""
+        """A node left (or was reimaged): its task accounts and node users go; its pool's named accounts too
+        when this agent hosts no other node of the pool."""
         if not self.is_root:
             return
-        mark = _TASK_MARK + os.path.abspath(node_root)
+        marks = {_TASK_MARK + os.path.abspath(node_root), NODE_MARK + os.path.abspath(node_root)}
         for entry in pwd.getpwall():
-            if entry.pw_gecos == mark or (last_of_pool and entry.pw_gecos == _POOL_MARK + self.owner):
+            if entry.pw_gecos in marks or (last_of_pool and entry.pw_gecos == _POOL_MARK + self.owner):
                 self._delete_marked(entry.pw_name, entry.pw_gecos)
                 self._named.pop(entry.pw_name, None)
 
     # -- making them ---------------------------------------------------------------------------
 
     def _ensure(self, name: str, mark: str, *, system: bool) -> Credentials:
-        found = _lookup(name)
+        found = lookup(name)
         if found is None:
-            with _host_lock():
-                if _lookup(name) is None:
+            with host_lock():
+                if lookup(name) is None:
                     args = ["useradd", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
                             "--shell", "/bin/sh", "--comment", mark]
-                    _run([*args, *(["--system"] if system else []), name])
-            found = _lookup(name)
+                    run_tool([*args, *(["--system"] if system else []), name])
+            found = lookup(name)
         if found is None or found.pw_gecos != mark:
             raise AccountError(f"The account '{name}' exists on this host but openbatch did not create it for "
                                "this purpose; it is not used.", [("UserName", name)])
@@ -161,16 +163,16 @@ class Accounts:
         mark = _POOL_MARK + self.owner
         settings = hashlib.sha256(repr((user.password, user.admin, user.uid, user.gid, user.sshPrivateKey)).encode()
                                   ).hexdigest()
-        found = _lookup(name)
+        found = lookup(name)
         if found is not None and found.pw_gecos != mark:
             raise AccountError(f"The account '{name}' already exists on this host and openbatch did not create it "
                                "for this pool (local nodes of different pools share this host's accounts).",
                                [("UserName", name)])
         if found is None or self._named.get(name) != settings:
-            with _host_lock():
+            with host_lock():
                 self._apply_named(user, mark)
             self._named[name] = settings
-            found = _lookup(name)
+            found = lookup(name)
             if found is None:
                 raise AccountError(f"The account '{name}' could not be created.", [("UserName", name)])
         return _credentials(found)
@@ -178,36 +180,36 @@ class Accounts:
     def _apply_named(self, user: RunUser, mark: str) -> None:
         """Create (or bring up to date) a pool's named account. Runs under the host lock."""
         name = user.name or ""
-        if _lookup(name) is None:
+        if lookup(name) is None:
             args = ["useradd", "--create-home", "--shell", "/bin/bash", "--comment", mark]
             if user.uid is not None and user.gid is not None:
                 if not _group_exists(user.gid):
-                    _run(["groupadd", "--gid", str(user.gid), name])
+                    run_tool(["groupadd", "--gid", str(user.gid), name])
                 args += ["--uid", str(user.uid), "--gid", str(user.gid)]
             else:
                 args.append("--user-group")
-            _run([*args, name])
+            run_tool([*args, name])
         if user.admin:
-            if not _group_named(ADMIN_GROUP):
-                _run(["groupadd", "--system", ADMIN_GROUP])
-            _run(["usermod", "--append", "--groups", ADMIN_GROUP, name])
-            _grant_sudo()
-        elif _group_named(ADMIN_GROUP) and name in grp.getgrnam(ADMIN_GROUP).gr_mem:
-            _run(["gpasswd", "--delete", name, ADMIN_GROUP])
+            if not group_named(ADMIN_GROUP):
+                run_tool(["groupadd", "--system", ADMIN_GROUP])
+            run_tool(["usermod", "--append", "--groups", ADMIN_GROUP, name])
+            grant_sudo()
+        elif group_named(ADMIN_GROUP) and name in grp.getgrnam(ADMIN_GROUP).gr_mem:
+            run_tool(["gpasswd", "--delete", name, ADMIN_GROUP])
         if user.password:
-            _run(["chpasswd"], f"{name}:{user.password}\n")
+            run_tool(["chpasswd"], f"{name}:{user.password}\n")
         else:
-            _run(["passwd", "--lock", name])
+            run_tool(["passwd", "--lock", name])
         if user.sshPrivateKey:
             _install_key_pair(name, user.sshPrivateKey)
 
     def _delete_marked(self, name: str, mark: str) -> None:
-        found = _lookup(name)
+        found = lookup(name)
         if found is None or found.pw_gecos != mark:
             return
-        with _host_lock():
+        with host_lock():
             try:
-                _run(["userdel", "--remove", name] if mark.startswith(_POOL_MARK) else ["userdel", name])
+                run_tool(["userdel", "--remove", name] if not mark.startswith(_TASK_MARK) else ["userdel", name])
             except AccountError as error:   # still in use by a process, or gone meanwhile
                 log.warning("could not delete the account %s: %s", name, error.message)
 
@@ -238,7 +240,7 @@ def _may_enter(info: os.stat_result, credentials: Credentials) -> bool:
     return bool(info.st_mode & stat.S_IXOTH)
 
 
-def _lookup(name: str) -> pwd.struct_passwd | None:
+def lookup(name: str) -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(name)
     except KeyError:
@@ -253,7 +255,7 @@ def _group_exists(gid: int) -> bool:
     return True
 
 
-def _group_named(name: str) -> bool:
+def group_named(name: str) -> bool:
     try:
         grp.getgrnam(name)
     except KeyError:
@@ -266,7 +268,7 @@ def _credentials(entry: pwd.struct_passwd) -> Credentials:
     return Credentials(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
 
 
-def _run(argv: list[str], stdin: str | None = None) -> None:
+def run_tool(argv: list[str], stdin: str | None = None) -> None:
     try:
         done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
@@ -275,7 +277,7 @@ def _run(argv: list[str], stdin: str | None = None) -> None:
         raise AccountError(f"{argv[0]} failed (exit code {done.returncode}): {done.stderr.strip()[:300]}")
 
 
-class _host_lock:
+class host_lock:
     """An exclusive lock of this host's account changes (agents of several pools may share the host)."""
 
     def __enter__(self) -> None:
@@ -287,7 +289,7 @@ class _host_lock:
         os.close(self._fd)
 
 
-def _grant_sudo() -> None:
+def grant_sudo() -> None:
     """Members of the admin group may use sudo without a password (as on Azure's nodes), where sudo is."""
     if not SUDOERS_FILE.parent.is_dir() or SUDOERS_FILE.exists():
         return

@@ -47,6 +47,7 @@ from ..protocol import (
     RemoveNodeCommand,
     RemoveTaskDirCommand,
     RunCommand,
+    UserCommand,
     info_to_wire,
 )
 from .accounts import Accounts
@@ -265,6 +266,8 @@ class Agent:
             asyncio.create_task(self.serve_file(command))
         elif isinstance(command, RebootNodeCommand):
             asyncio.create_task(self.reboot_node(command.nodeId, command.reimage))
+        elif isinstance(command, UserCommand):
+            asyncio.create_task(self.serve_user(command))
 
     async def execute(self, node: Node, command: RunCommand) -> None:
         spec = RunSpec(
@@ -330,6 +333,28 @@ class Agent:
                                  headers={"authorization": self.auth})
         except TransportError as error:
             log.warning("answering a file request failed (%s)", error)
+
+    async def serve_user(self, command: UserCommand) -> None:
+        """AddUser, UpdateUser or DeleteUser on a node of this agent (node_users.py); answered like a file request."""
+        from .node_users import NodeUserError, add_user, delete_user, update_user
+
+        node = self.nodes.get(command.nodeId)
+        operations = {"add": add_user, "update": update_user,
+                      "delete": lambda root, settings: delete_user(root, settings["name"])}
+        try:
+            if node is None:
+                raise NodeUserError("NodeNotFound", "The node is not hosted by this agent.")
+            if command.op not in operations:
+                raise NodeUserError("InvalidInput", f"Unknown user operation {command.op}.")
+            await asyncio.to_thread(operations[command.op], str(node.root), command.settings)
+            answer: Json = {"ok": None}
+        except NodeUserError as error:
+            answer = {"error": {"code": error.code, "message": error.message, "values": []}}
+        try:
+            await self.http.post(f"{PREFIX}/files/{command.requestId}", json=answer,
+                                 headers={"authorization": self.auth})
+        except TransportError as error:
+            log.warning("answering a user request failed (%s)", error)
 
     async def _upload_logs(self, command: FileCommand) -> Json:
         """UploadBatchServiceLogs: this agent's log files of the range into the container."""

@@ -504,3 +504,21 @@ class NodeDeallocateParameter(Model, kw_only=True):
 
 class NodeReimageParameter(Model, kw_only=True):
     nodeReimageOption: DeallocationOption | None = None
+
+
+class ComputeNodeUser(Model, kw_only=True):
+    """ComputeNode AddUser's body."""
+
+    name: str
+    isAdmin: bool | None = None
+    expiryTime: datetime | None = None
+    password: str | None = None
+    sshPublicKey: str | None = None
+
+
+class NodeUpdateUserParameter(Model, kw_only=True):
+    """ComputeNode UpdateUser's body: everything it leaves out is removed (or defaulted)."""
+
+    password: str | None = None
+    expiryTime: datetime | None = None
+    sshPublicKey: str | None = None

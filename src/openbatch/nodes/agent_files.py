@@ -1,4 +1,5 @@
-"""Files of nodes hosted by agents on other hosts, read through the agent's own connection.
+"""Files of nodes hosted by agents on other hosts, read through the agent's own connection (and node
+users, which every node's agent makes).
 
 The server cannot connect to such an agent (connections are outbound from the agent),
 so a file operation becomes a ``file`` command on the agent's long-poll; the agent
@@ -14,7 +15,7 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 from ..domain.errors import BatchError
-from ..protocol import FileCommand, FileInfo, FileLocation, info_from_wire
+from ..protocol import Command, FileCommand, FileInfo, FileLocation, UserCommand, info_from_wire
 
 Json = dict[str, Any]
 
@@ -48,27 +49,35 @@ class AgentFileRequests:
             return list(self._pending)
 
     def _ask(self, where: FileLocation, op: str, wait: float = ANSWER_SECONDS, **params: Any) -> Any:
+        return self._request(where, lambda request_id: FileCommand(
+            requestId=request_id, op=op, nodeId=where.node_id, root=where.root, **params), wait)
+
+    def _request(self, where: FileLocation, command: Callable[[str], Command], wait: float) -> Any:
+        """Send the agent of ``where`` the command made for a new request id; its answer ("ok"), or its error."""
         agent_id = self.agent_of(where)
         if agent_id is None:
-            raise BatchError("NodeNotFound", "The node hosting these files is not connected.",
-                             [("NodeId", where.node_id)])
+            raise BatchError("NodeNotFound", "The node's agent is not connected.", [("NodeId", where.node_id)])
         request_id = secrets.token_hex(12)
         future: Future = Future()
         with self._lock:
             self._pending[request_id] = future
-        self.push(agent_id, [FileCommand(requestId=request_id, op=op, nodeId=where.node_id, root=where.root,
-                                         **params)])
+        self.push(agent_id, [command(request_id)])
         try:
             answer = future.result(wait)
         except FutureTimeout:
             with self._lock:
                 self._pending.pop(request_id, None)
-            raise BatchError("OperationTimedOut", "The node did not answer the file request in time.",
+            raise BatchError("OperationTimedOut", "The node did not answer the request in time.",
                              [("NodeId", where.node_id)]) from None
         if "error" in answer:
             error = answer["error"]
             raise BatchError(error["code"], error["message"], [tuple(v) for v in error.get("values", [])])
-        return answer["ok"]
+        return answer.get("ok")
+
+    def node_user(self, node_id: str, op: str, settings: Json) -> None:
+        """A node user's account made, changed or removed by the node's agent (services/node_users.py)."""
+        self._request(FileLocation("", node_id, ""), lambda request_id: UserCommand(
+            requestId=request_id, op=op, nodeId=node_id, settings=settings), ANSWER_SECONDS)
 
     # NodeFileSource
     def list(self, where: FileLocation, recursive: bool) -> list[FileInfo]:

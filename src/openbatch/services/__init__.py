@@ -15,6 +15,7 @@ from .account import AccountService
 from .agents import AgentService
 from .allocation import Allocation
 from .certificates import CertificateService
+from .node_users import NodeUserService
 from .context import ServiceContext
 from .execution import ExecutionService
 from .files import FileService
@@ -54,6 +55,7 @@ class Services:
     retention: Retention
     preemption: PreemptionService
     certificates: CertificateService
+    node_users: NodeUserService
 
     @classmethod
     def create(cls, store: Store, *, node_provider: bool = False, quotas: Quotas | None = None,
@@ -79,6 +81,7 @@ class Services:
             retention=Retention(ctx),
             preemption=PreemptionService(ctx, node_ops),
             certificates=CertificateService(ctx),
+            node_users=NodeUserService(ctx),
             pools=pools,
             autoscale=AutoscaleService(ctx, pools),
             jobs=jobs,
