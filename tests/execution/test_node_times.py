@@ -29,7 +29,10 @@ def test_task_times_span_the_process(batch: BatchClient, pools: Pools) -> None: 
 def test_preparation_and_release_times_are_distinct_and_ordered_per_node(batch: BatchClient,
                                                                           pools: Pools) -> None:  # noqa: F811
     pool_id, nodes = pools.add(2)
-    job_id = add_job(batch, pool_id, prep=sh("sleep 0.3"), release=sh("sleep 0.2"))
+    # (each node's preparation sleeps a little more, at random: two processes of different agents that end
+    # at the same moment may read the same microsecond, and then their times are rightly equal)
+    job_id = add_job(batch, pool_id, prep=sh("sleep 0.3; sleep 0.0$(od -An -N2 -tu2 /dev/urandom | tr -d \" \")"),
+                     release=sh("sleep 0.2"))
     add_tasks(batch, job_id, {"a": sh("sleep 0.5"), "b": sh("sleep 0.5")})
     wait_for(lambda: all(t.state == "completed" for t in batch.list_tasks(job_id)), message="tasks completed")
     batch.begin_terminate_job(job_id, BatchJobTerminateOptions(termination_reason="done"), polling_interval=0)

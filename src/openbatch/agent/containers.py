@@ -1,0 +1,154 @@
+"""Container tasks: the task's command line runs inside a container of its image, as on Azure's Linux nodes.
+
+The node's container engine is the ``docker`` command line (Podman's ``podman`` where no
+``docker`` is installed; both speak the same commands). A run is:
+
+1. the image, pulled when it is not on the node yet;
+2. ``docker create`` with Azure's mapping (the whole node root directory at the same path, or the
+   ``containerHostBatchBindMounts`` asked for; every task environment variable but ``PATH``; the
+   task's working directory as the container's, unless ``containerImageDefault``), then the
+   task's ``containerRunOptions``, the image and the command line;
+3. ``docker start --attach``, started by the runner like any task process (its output goes to
+   ``stdout.txt``/``stderr.txt``, its exit code is the container's);
+4. ``docker kill`` when the run is terminated (the attached command line does not pass SIGKILL
+   on), and ``docker rm`` when it is over, after its state is read for ``containerInfo``.
+
+The container carries the task's environment, so the agent's reaper and the local provider find
+its processes by their marks like any task's: nothing of a run outlives its agent. A node without
+an engine fails the run (it never runs on the host instead).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..protocol import RunContainer
+from .failures import TaskFailure
+
+__all__ = ["ContainerError", "ContainerRun", "engine", "prepare", "remove_node_containers"]
+
+#: Environment variables of the task not passed into the container (the image's own win).
+_NOT_PASSED = frozenset({"PATH", "HOME"})
+#: containerHostBatchBindMounts sources -> the directory under the node root (Task and JobPrep are the run's).
+_NODE_PATHS = {"Shared": "shared", "Startup": "startup", "VfsMounts": "fsmounts", "Applications": "applications"}
+_TIMEOUT = 600.0
+LABEL = "org.openbatch.node"
+
+
+class ContainerError(TaskFailure):
+    """The container could not be made (no engine, no image, a bad option): the run fails, nothing ran."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRun:
+    engine: str
+    name: str
+    container_id: str
+
+    def start_argv(self) -> list[str]:
+        return [self.engine, "start", "--attach", self.name]
+
+    def kill(self) -> None:
+        subprocess.run([self.engine, "kill", self.name], capture_output=True, timeout=_TIMEOUT, check=False)
+
+    def info(self) -> dict[str, Any]:
+        """TaskContainerExecutionInformation: its id, its state and error as the engine says."""
+        info: dict[str, Any] = {"containerId": self.container_id}
+        done = subprocess.run([self.engine, "inspect", "--format", "{{json .State}}", self.name],
+                              capture_output=True, text=True, timeout=_TIMEOUT, check=False)
+        if done.returncode == 0:
+            try:
+                state = json.loads(done.stdout)
+            except ValueError:
+                state = {}
+            if state.get("Status"):
+                info["state"] = state["Status"]
+            if state.get("Error"):
+                info["error"] = str(state["Error"])[:1000]
+        return info
+
+    def remove(self) -> None:
+        subprocess.run([self.engine, "rm", "--force", self.name], capture_output=True, timeout=_TIMEOUT, check=False)
+
+
+def engine() -> str | None:
+    """The node's container engine command (docker, else podman), or None."""
+    return shutil.which("docker") or shutil.which("podman")
+
+
+def prepare(container: RunContainer, run_id: str, argv: list[str], env: Mapping[str, str], root: str, task_dir: str,
+            working_dir: str, prep_dir: str | None) -> ContainerRun:
+    """Pull the image if needed and create the run's container (blocking: call from a thread)."""
+    if container.error:
+        raise ContainerError("ContainerSettingsMismatch", container.error)
+    command = engine()
+    if command is None:
+        raise ContainerError("ContainerEngineUnavailable", "The node has no container engine (docker or podman): "
+                             "the container task cannot run.")
+    image = container.imageName
+    if _run([command, "image", "inspect", image]).returncode != 0:
+        pulled = _run([command, "pull", image])
+        if pulled.returncode != 0:
+            raise ContainerError("ContainerImagePullFailed", f"The image {image} could not be pulled.",
+                                 [("Message", _said(pulled))])
+    try:
+        options = shlex.split(container.runOptions or "")
+    except ValueError as error:
+        raise ContainerError("ContainerCreateFailed", f"containerRunOptions cannot be read: {error}") from None
+    name = "openbatch-" + run_id
+    create = [command, "create", "--name", name, "--label", f"{LABEL}={root}", "--init"]
+    for source, target, read_only in _mounts(container, root, task_dir, prep_dir):
+        create += ["--volume", f"{source}:{target}" + (":ro" if read_only else "")]
+    for variable in env:
+        if variable not in _NOT_PASSED:
+            create += ["--env", variable]   # the value comes from the engine command's own environment
+    if (container.workingDirectory or "taskWorkingDirectory") == "taskWorkingDirectory":
+        create += ["--workdir", working_dir]
+    created = _run([*create, *options, image, *argv], env={**os.environ, **env})
+    if created.returncode != 0:
+        raise ContainerError("ContainerCreateFailed", f"The container of image {image} could not be created.",
+                             [("Message", _said(created))])
+    return ContainerRun(command, name, created.stdout.strip())
+
+
+def remove_node_containers(root: str) -> None:
+    """Every container a node's runs left (an agent killed outright cannot remove them)."""
+    command = engine()
+    if command is None:
+        return
+    listed = _run([command, "ps", "--all", "--quiet", "--filter", f"label={LABEL}={root}"])
+    ids = listed.stdout.split()
+    if listed.returncode == 0 and ids:
+        _run([command, "rm", "--force", *ids])
+
+
+def _mounts(container: RunContainer, root: str, task_dir: str, prep_dir: str | None) -> list[tuple[str, str, bool]]:
+    if container.bindMounts is None:
+        return [(root, root, False)]
+    mounts = []
+    for entry in container.bindMounts:
+        source = entry.get("source")
+        path = {"Task": task_dir, "JobPrep": prep_dir}.get(source) if source in ("Task", "JobPrep") else (
+            os.path.join(root, _NODE_PATHS[source]) if source in _NODE_PATHS else None)
+        if path is not None:
+            os.makedirs(path, exist_ok=True)
+            mounts.append((path, path, bool(entry.get("isReadOnly"))))
+    return mounts
+
+
+def _run(argv: list[str], env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT, check=False,
+                              env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return subprocess.CompletedProcess(argv, 125, "", str(error))
+
+
+def _said(done: subprocess.CompletedProcess[str]) -> str:
+    return (done.stderr or done.stdout).strip()[-500:]
