@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the test dependencies and run the whole test suite.
-#  0. .tools/azurite: the Azure Storage emulator (npm), for the Blob storage tests; scripts/slurm.sh: Slurm
+#  0. .tools/azurite: the Azure Storage emulator (npm), for the Blob storage tests; scripts/slurm.sh: Slurm;
+#     scripts/docker.sh: a Docker engine, for the container tasks
 #  1. .venv        : openbatch + azure-batch 15.1 + schemathesis (unit, store, REST, SDK 15 end-to-end and fuzz tests)
 #  2. .venv-sdk14  : openbatch + azure-batch 14.2 (the same server driven by the msrest-based SDK)
 #  3. the coverage table (docs/coverage.md) regenerated from both runs must equal the committed one
@@ -27,6 +28,8 @@ fi
 
 # A single-host Slurm cluster (Debian's packages) for the Slurm-backed pool tests; they skip, saying why, without it
 ./scripts/slurm.sh
+# A Docker engine (Debian's docker.io) for the container task tests; they skip, saying why, without it
+./scripts/docker.sh
 
 setup .venv -e ".[test,sdk15,fuzz]"
 setup .venv-sdk14 -e ".[test]" "azure-batch==14.2.0"

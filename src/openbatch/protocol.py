@@ -65,6 +65,8 @@ class Event(Message, kw_only=True):
     preProcessingError: bool | None = None
     startTime: str | None = None
     endTime: str | None = None
+    #: A container run's TaskContainerExecutionInformation (containerId, state, error).
+    containerInfo: dict[str, Any] | None = None
 
 
 class EventsRequest(Message, kw_only=True):
@@ -108,6 +110,17 @@ class RunUser(Message, kw_only=True):
         return ("Task" if self.scope == "task" else "Pool") + ("Admin" if self.admin else "NonAdmin")
 
 
+class RunContainer(Message, kw_only=True):
+    """A run inside a container (domain/containers.py): the task's ``containerSettings`` on a container pool.
+    ``error``: why the run cannot go (a task without settings on a container pool, or the reverse)."""
+
+    imageName: str = ""
+    runOptions: str | None = None
+    workingDirectory: str | None = None
+    bindMounts: list[dict[str, Any]] | None = None
+    error: str | None = None
+
+
 class RunCommand(Command, kw_only=True, tag="run"):
     """Run a process on a node: a task, a job preparation or release task, or a start task."""
 
@@ -122,6 +135,7 @@ class RunCommand(Command, kw_only=True, tag="run"):
     maxWallClockSeconds: float | None = None
     jobPrepDir: str | None = None
     user: RunUser | None = None
+    container: RunContainer | None = None
 
 
 class KillCommand(Command, kw_only=True, tag="kill"):

@@ -27,14 +27,13 @@ Q = {"api-version": API_VERSION}
 
 #: A value that asks for each refused leaf (by the last name of its path).
 SAMPLES: dict[str, Any] = {
-    "containerSettings": {"imageName": "ubuntu:22.04"},
-    "username": "render",
+    "registry": {"registryServer": "registry.example.com", "username": "u", "password": "p"},
+    "containerRegistries": [{"registryServer": "registry.example.com", "username": "u", "password": "p"}],
     "identityReference": {"resourceId": "/subscriptions/s/resourceGroups/g/providers/x/identity"},
     "multiInstanceSettings": {"numberOfInstances": 2, "coordinationCommandLine": "/bin/true"},
     "authenticationTokenSettings": {"access": ["job"]},
     "autoPoolSpecification": {"poolLifetimeOption": "job", "pool": {"vmSize": "standard_d2s_v3"}},
     "jobManagerTask": {"id": "manager", "commandLine": "/bin/true"},
-    "containerConfiguration": {"type": "dockerCompatible", "containerImageNames": ["busybox"]},
     "extensions": [{"name": "e", "publisher": "p", "type": "t"}],
     "mountConfiguration": [{"nfsMountConfiguration": {"source": "nfs://host/x", "relativeMountPath": "x"}}],
     "certificateReferences": [{"thumbprint": "ab12", "thumbprintAlgorithm": "sha1"}],
@@ -45,6 +44,8 @@ SAMPLES: dict[str, Any] = {
 #: What must sit beside a refused leaf for the body to be otherwise valid.
 SIBLINGS: dict[str, dict[str, Any]] = {
     "startTask": {"commandLine": "/bin/true"},
+    "containerSettings": {"imageName": "ubuntu:22.04"},
+    "containerConfiguration": {"type": "dockerCompatible"},
     "jobPreparationTask": {"commandLine": "/bin/true"},
     "jobReleaseTask": {"commandLine": "/bin/true"},
     "identityReference": {"httpUrl": "https://example.com/x", "filePath": "x"},

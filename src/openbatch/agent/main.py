@@ -274,7 +274,7 @@ class Agent:
             id=command.id, kind=command.kind, node_root=node.root, task_dir=command.taskDir,  # type: ignore[arg-type]
             command_line=command.commandLine, environment=command.environment,
             resource_files=command.resourceFiles, output_files=command.outputFiles, max_wall_clock=command.maxWallClockSeconds,
-            job_prep_dir=command.jobPrepDir, user=command.user,
+            job_prep_dir=command.jobPrepDir, user=command.user, container=command.container,
         )
         try:
             result = await run(spec, accounts=self.accounts)
@@ -307,6 +307,8 @@ class Agent:
         await _stop_runs(node)
         await asyncio.to_thread(shutil.rmtree, node.root, True)
         await asyncio.to_thread(self.accounts.node_removed, str(node.root), not self.nodes)
+        if "openbatch.agent.containers" in sys.modules:   # a container run may have been left by a killed agent
+            await asyncio.to_thread(sys.modules["openbatch.agent.containers"].remove_node_containers, str(node.root))
         if not self.nodes:
             self.done.set()
 
@@ -513,7 +515,7 @@ def _wire(value: datetime) -> str:
 def _exited(run_id: str, result: RunResult) -> Event:
     return Event(type="exited", id=run_id, exitCode=result.exit_code, failure=result.failure,
                  preProcessingError=result.pre_processing_error or None, startTime=_wire(result.start_time),
-                 endTime=_wire(result.end_time))
+                 endTime=_wire(result.end_time), containerInfo=result.container_info)
 
 
 def _internal_failure(error: Exception) -> RunResult:

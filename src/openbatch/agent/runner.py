@@ -43,9 +43,12 @@ import signal
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from .accounts import AccountError, Accounts, Credentials
+
+if TYPE_CHECKING:
+    from .containers import ContainerRun
 from .commandline import CommandLineError, split_command_line
 from .failures import TaskFailure
 from .environment import task_environment, task_paths
@@ -284,6 +287,30 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
     env = {**task_environment(spec, paths), **REAPER.environment}   # (the reaper finds it by its mark too)
     env["AZ_BATCH_TASK_USER"] = Accounts.name_of(user)
 
+    container = None
+    if spec.container is not None:
+        from .containers import ContainerError, prepare   # only nodes that run containers need it
+
+        try:
+            container = await asyncio.to_thread(prepare, spec.container, spec.id, argv, env, root, task_dir,
+                                                working_dir, env.get("AZ_BATCH_JOB_PREP_DIR"))
+        except ContainerError as exc:
+            return _not_started(begin, exc.failure(), pre_processing=True)
+        argv = container.start_argv()   # the engine's command line (the container runs as its image says)
+        user = None
+    try:
+        return await _run_process(spec, loop, begin, deadline, started, argv, env, task_dir, working_dir, user,
+                                  container)
+    finally:
+        if container is not None:
+            await asyncio.to_thread(container.remove)
+
+
+async def _run_process(spec: RunSpec, loop: asyncio.AbstractEventLoop, begin: datetime, deadline: float | None,
+                       started: Callable[[datetime], Awaitable[None]] | None, argv: list[str], env: dict[str, str],
+                       task_dir: str, working_dir: str, user: Credentials | None,
+                       container: ContainerRun | None) -> RunResult:
+    """Start the process, wait for it (its container too), upload the outputs."""
     try:
         out, err = _open_outputs(task_dir)
         if user is not None:
@@ -324,14 +351,19 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
                     code = await child.wait()
             except TimeoutError:
                 timed_out = True
+                if container is not None:   # the attached command line does not pass SIGKILL on
+                    await asyncio.to_thread(container.kill)
                 code = await _terminate(child)
     except BaseException:  # cancelled (task/job terminated, node removed) or `started` failed
+        if container is not None:
+            await asyncio.to_thread(container.kill)
         await _terminate(child)
         raise
     finally:
         RUN_GROUPS.pop(spec.id, None)
         REAPER.release(pid)
     end = _now()
+    container_info = await asyncio.to_thread(container.info) if container is not None else None
 
     exit_code = 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell reports it
     if timed_out:
@@ -350,4 +382,4 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
             failure = exc.failure()
         end = _now()   # the task completes once its outputs are uploaded
     return RunResult(start_time=start, end_time=end, exit_code=exit_code, failure=failure,
-                     result="success" if failure is None else "failure")
+                     result="success" if failure is None else "failure", container_info=container_info)

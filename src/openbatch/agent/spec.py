@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-from ..protocol import RunUser
+from ..protocol import RunContainer, RunUser
 
 __all__ = ["RunResult", "RunSpec"]
 
@@ -25,6 +25,7 @@ class RunSpec:
     max_wall_clock: float | None = None  # seconds
     job_prep_dir: str | None = None  # relative task_dir of the job's preparation task on this node
     user: RunUser | None = None  # who it runs as (None: the pool's non-admin auto user)
+    container: RunContainer | None = None  # the container it runs in (None: on the host)
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,4 @@ class RunResult:
     failure: dict | None  # TaskFailureInformation wire dict, or None
     result: Literal["success", "failure"]
     pre_processing_error: bool = False  # resource file / directory / launch failure
+    container_info: dict | None = None  # TaskContainerExecutionInformation of a container run

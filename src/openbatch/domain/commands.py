@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..protocol import KillCommand, RunCommand
+from .containers import run_container
 from .identities import run_user
 from .validation import UNLIMITED_DURATION, parse_duration
 
@@ -28,8 +29,8 @@ class Identity:
     account_url: str
     pool_id: str
     node_id: str
-    #: The pool's ``userAccounts`` (the accounts a task's ``userIdentity`` may name).
-    user_accounts: Any = ()
+    #: The pool's body: its ``userAccounts`` (what a ``userIdentity`` may name), its containerConfiguration.
+    pool: Json | None = None
 
 
 _RUN_SOURCE = secrets.token_hex(6)   # this process's own: ids stay unique across restarts and servers
@@ -81,7 +82,8 @@ def _run(run_id: str, kind: Kind, who: Identity, spec: Json, env: dict[str, str]
     return RunCommand(id=run_id, kind=kind, nodeId=who.node_id, commandLine=spec["commandLine"], environment=env,
                       resourceFiles=spec.get("resourceFiles", []), outputFiles=spec.get("outputFiles", []),
                       taskDir=directory, maxWallClockSeconds=wall_clock, jobPrepDir=job_prep_dir,
-                      user=run_user(spec.get("userIdentity"), who.user_accounts))
+                      user=run_user(spec.get("userIdentity"), (who.pool or {}).get("userAccounts")),
+                      container=run_container(spec.get("containerSettings"), who.pool, must_match=kind == "task"))
 
 
 def _prep_dir(job: Json) -> str | None:

@@ -161,7 +161,15 @@ def ended_by_node_removal(body: Json, now: datetime) -> Json:
 
 def from_result(body: Json, result: Json, now: datetime) -> Json:
     """Apply what a node reported for a finished run: exit code, or a failure before the process ran
-    (its ``startTime``/``endTime``, on the server's clock, when given: see :func:`node_times`)."""
+    (its ``startTime``/``endTime``, on the server's clock, when given: see :func:`node_times`), and the
+    container it ran in (``containerInfo``)."""
+    new = _applied(body, result, now)
+    if result.get("containerInfo"):
+        new["executionInfo"] = {**new.get("executionInfo", {}), "containerInfo": result["containerInfo"]}
+    return new
+
+
+def _applied(body: Json, result: Json, now: datetime) -> Json:
     failure = result.get("failure")
     if result.get("exitCode") is None or result.get("preProcessingError"):
         return failed_to_start(body, failure or {"category": "servererror", "code": "Unknown"}, now,

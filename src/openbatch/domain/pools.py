@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import clock
+from .containers import check_container_configuration
 from .identities import check_user_accounts
 from .errors import BatchError, invalid_property, missing_property
 from .models import (
@@ -99,6 +100,7 @@ def validate_new_pool(pool: PoolAddParameter, autoscale_minimum: timedelta = poo
         raise invalid_property("taskSlotsPerNode", pool.taskSlotsPerNode, f"Must be between 1 and {MAX_SLOTS_PER_NODE}.")
     _check_start_task(pool.startTask)
     check_user_accounts(pool.userAccounts)
+    check_container_configuration(pool.virtualMachineConfiguration.containerConfiguration)
     check_metadata(pool.metadata)
     if pool.applicationPackageReferences and len(pool.applicationPackageReferences) > 10:
         raise invalid_property("applicationPackageReferences", len(pool.applicationPackageReferences), "At most 10.")

@@ -37,7 +37,8 @@ class Refused:
 
 #: Refused in every kind of task: tasks, start tasks, job preparation/release and job manager tasks.
 REFUSED_TASK_COMMON: tuple[Refused, ...] = (
-    Refused("containerSettings", "Running a task inside a container", "planned in issue 16 (container tasks)"),
+    Refused("containerSettings/registry", "Container images from a private registry with credentials",
+            "planned in issue 16 (container registries); images already on the node or pullable run"),
     Refused("resourceFiles[]/identityReference", "Downloads with a managed identity",
             "no local equivalent; use a SAS URL or the auto-storage account"),
 )
@@ -58,8 +59,9 @@ REFUSED_JOB_CHANGE: tuple[Refused, ...] = (
 
 #: Refused in Pool Add and Pool Patch (UpdateProperties checks its startTask and certificates).
 REFUSED_POOL: tuple[Refused, ...] = (
-    Refused("virtualMachineConfiguration/containerConfiguration", "Container-enabled pools",
-            "planned in issue 16 (container tasks)"),
+    Refused("virtualMachineConfiguration/containerConfiguration/containerRegistries",
+            "Container images from private registries with credentials",
+            "planned in issue 16 (container registries); images already on the node or pullable run"),
     Refused("virtualMachineConfiguration/extensions", "VM extensions", "no local equivalent yet"),
     Refused("mountConfiguration", "Mounting file systems on the nodes", "not planned yet"),
     Refused("certificateReferences", "Certificates on the nodes", "not planned (Azure retires certificates)"),

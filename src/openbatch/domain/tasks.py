@@ -7,6 +7,7 @@ from operator import attrgetter
 from typing import Any, Callable
 
 from . import clock
+from .containers import check_container_settings
 from .identities import check_user_identity
 from .errors import BatchError, invalid_property
 from .output_files import check_output_files
@@ -59,6 +60,7 @@ def check_task_common(task: Any, prefix: str) -> None:
         if not setting.name:
             raise invalid_property(f"{prefix}/environmentSettings/{i}/name", "", "The name must not be empty.")
     check_user_identity(getattr(task, "userIdentity", None), f"{prefix}/userIdentity".lstrip("/"))
+    check_container_settings(getattr(task, "containerSettings", None), prefix)
 
 
 def _is_octal(text: str) -> bool:
@@ -90,7 +92,7 @@ def new_task_validator(job: Json) -> Callable[[TaskAddParameter], None]:
             raise BatchError(reserved, "The task id is the same as that of the job's preparation or release task.",
                              [("TaskId", task.id)])
         check_display_name(task.displayName)
-        if task.resourceFiles or task.environmentSettings or task.userIdentity:
+        if task.resourceFiles or task.environmentSettings or task.userIdentity or task.containerSettings:
             check_task_common(task, "")
         if any(_REFUSABLE(task)):
             check_supported(task, REFUSED_TASK)

@@ -183,7 +183,6 @@ class SchedulingRound:
         now = self.ctx.now()
         url = self.ctx.account_url(account)
         pool_id = snapshot.pool.body["id"]
-        user_accounts = snapshot.pool.body.get("userAccounts") or ()
         nodes: dict[int, Record] = {}
         taken: dict[int, tuple[int, int]] = {}   # node pk -> (slots, tasks) placed there
         changes: list[transitions.TaskChange] = []
@@ -203,7 +202,7 @@ class SchedulingRound:
             node = nodes.get(row.pk) or NODES.record(row)
             nodes[row.pk] = node
             taken[row.pk] = (used + slots, count + 1)
-            who = commands.Identity(account, url, pool_id, row.id, user_accounts)
+            who = commands.Identity(account, url, pool_id, row.id, snapshot.pool.body)
             node_info = {"affinityId": f"TVM:{row.id}", "poolId": pool_id, "nodeId": row.id,  # as new_node_body
                          "taskRootDirectory": commands.task_dir(job.body["id"], task.body["id"])}
             if step.start_preparation:

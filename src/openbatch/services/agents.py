@@ -132,7 +132,7 @@ class AgentService:
                 extra["start_run_id"] = run_id
                 pool = require_pool(conn, agent.account, agent.pool_key)
                 who = commands.Identity(agent.account, self.ctx.account_url(agent.account), pool.body["id"], node_id,
-                                        pool.body.get("userAccounts") or ())
+                                        pool.body)
                 self.ctx.send(conn, agent.agent_id, [commands.start_task_command(run_id, who, start, 0)])
             NODES.update(conn, node, body, now, extra=extra)
             self.ctx.wake_after(conn)

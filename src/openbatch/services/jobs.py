@@ -288,7 +288,7 @@ class JobService:
                                 extra={"release_run_id": run_id})
             pool = POOLS.get(conn, (account,), (prep_row.body["poolId"],))
             who = commands.Identity(account, self.ctx.account_url(account), prep_row.body["poolId"],
-                                    prep_row.body["nodeId"], pool.body.get("userAccounts") or () if pool else ())
+                                    prep_row.body["nodeId"], pool.body if pool else None)
             self.ctx.send(conn, agent_id, [commands.release_command(run_id, who, record.body)])
 
     def settle_in(self, conn: Connection, record: Record) -> Record:

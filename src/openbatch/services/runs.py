@@ -32,6 +32,8 @@ def _finished_info(info: Json, result: Json, now: datetime) -> Json:
     """Execution info of a preparation/release/start task whose run completed (at the node's times)."""
     done = {**info, "state": "completed"}
     done["endTime"] = execution.with_run_times(done, result.get("startTime"), result.get("endTime"), now)
+    if result.get("containerInfo"):
+        done["containerInfo"] = result["containerInfo"]
     code = result.get("exitCode")
     if code is not None:
         done["exitCode"] = code
@@ -252,7 +254,7 @@ class RunService:
         account = job.row["account"]
         pool = POOLS.get(conn, (account,), (node.row["pool_id_key"],))
         return commands.Identity(account, self.ctx.account_url(account), pool.body["id"] if pool else "",
-                                 node.body["id"], pool.body.get("userAccounts") or () if pool else ())
+                                 node.body["id"], pool.body if pool else None)
 
     # -- start tasks -----------------------------------------------------------------------
 
@@ -273,7 +275,7 @@ class RunService:
             account = node.row["account"]
             pool = POOLS.get(conn, (account,), (node.row["pool_id_key"],))
             who = commands.Identity(account, self.ctx.account_url(account), pool.body["id"] if pool else "",
-                                    node.body["id"], pool.body.get("userAccounts") or () if pool else ())
+                                    node.body["id"], pool.body if pool else None)
             self.ctx.send(conn, agent_id, [commands.start_task_command(new_run, who, start,
                                                                        body["startTaskInfo"]["retryCount"])])
             return

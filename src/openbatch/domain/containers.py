@@ -1,0 +1,75 @@
+"""Which runs go into a container: a task's ``containerSettings`` on a pool's ``containerConfiguration``.
+
+As the Swagger says: a task (and a job manager) of a container pool must have containerSettings,
+and a task of another pool must not; a start, preparation or release task may run either way on a
+container pool. A run that breaks the rule is sent with the reason (``RunContainer.error``) and
+fails on its node with a user error; nothing runs on the host in its container's stead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import RunContainer
+from .errors import invalid_property
+
+Json = dict[str, Any]
+
+
+def pool_containers(pool: Json | None) -> Json | None:
+    """The pool's containerConfiguration, if it runs containers."""
+    return ((pool or {}).get("virtualMachineConfiguration") or {}).get("containerConfiguration")
+
+
+def run_container(settings: Json | None, pool: Json | None, *, must_match: bool) -> RunContainer | None:
+    """``must_match``: a task or job manager task (the others may run on the host of a container pool)."""
+    configuration = pool_containers(pool)
+    if settings is None:
+        if configuration is not None and must_match:
+            return RunContainer(error="The pool runs its tasks in containers (containerConfiguration): the task "
+                                      "needs containerSettings.")
+        return None
+    if configuration is None:
+        return RunContainer(imageName=settings.get("imageName", ""), error="The task has containerSettings but its "
+                            "pool has no containerConfiguration: its nodes run no containers.")
+    return RunContainer(imageName=settings["imageName"], runOptions=settings.get("containerRunOptions"),
+                        workingDirectory=settings.get("workingDirectory"),
+                        bindMounts=settings.get("containerHostBatchBindMounts"))
+
+
+_WORKING_DIRECTORIES = ("taskWorkingDirectory", "containerImageDefault")
+_HOST_PATHS = ("Shared", "Startup", "VfsMounts", "Task", "JobPrep", "Applications")
+_TYPES = ("dockerCompatible", "criCompatible")
+
+
+def check_container_settings(settings: Json | None, prefix: str) -> None:
+    """A task's containerSettings: an image, a known working directory and known mount sources."""
+    if settings is None:
+        return
+    where = f"{prefix}/containerSettings".lstrip("/")
+    image = settings.get("imageName")
+    if not isinstance(image, str) or not image.strip():
+        raise invalid_property(f"{where}/imageName", image, "The image name is required.")
+    directory = settings.get("workingDirectory")
+    if directory is not None and directory not in _WORKING_DIRECTORIES:
+        raise invalid_property(f"{where}/workingDirectory", directory, f"Must be one of {', '.join(_WORKING_DIRECTORIES)}.")
+    options = settings.get("containerRunOptions")
+    if options is not None and not isinstance(options, str):
+        raise invalid_property(f"{where}/containerRunOptions", options, "Must be a string.")
+    for index, mount in enumerate(settings.get("containerHostBatchBindMounts") or ()):
+        if not isinstance(mount, dict) or mount.get("source") not in _HOST_PATHS:
+            raise invalid_property(f"{where}/containerHostBatchBindMounts/{index}/source",
+                                   mount.get("source") if isinstance(mount, dict) else mount,
+                                   f"Must be one of {', '.join(_HOST_PATHS)}.")
+
+
+def check_container_configuration(configuration: Json | None) -> None:
+    """A pool's containerConfiguration: its type, and image names that are strings."""
+    if configuration is None:
+        return
+    where = "virtualMachineConfiguration/containerConfiguration"
+    if configuration.get("type") not in _TYPES:
+        raise invalid_property(f"{where}/type", configuration.get("type"), f"Must be one of {', '.join(_TYPES)}.")
+    for index, name in enumerate(configuration.get("containerImageNames") or ()):
+        if not isinstance(name, str) or not name.strip():
+            raise invalid_property(f"{where}/containerImageNames/{index}", name, "An image name is required.")
