@@ -9,10 +9,14 @@ set -uo pipefail
 if [ "$(id -u)" != 0 ]; then
   echo "docker.sh: not root: Docker is not installed; the container tests will skip" >&2; exit 0
 fi
-if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null || ! command -v docker-registry >/dev/null \
+    || ! command -v htpasswd >/dev/null; then
+  # docker-registry and htpasswd (apache2-utils): a local registry with a password, for containerRegistries
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io \
-      >/dev/null; } || { echo "docker.sh: apt-get could not install docker.io; the container tests will skip" >&2; exit 0; }
+      docker-registry apache2-utils >/dev/null; } \
+    || { echo "docker.sh: apt-get could not install docker.io; the container tests will skip" >&2; exit 0; }
 fi
+systemctl disable --now docker-registry >/dev/null 2>&1 || true   # the tests start their own
 if timeout 10 docker info >/dev/null 2>&1; then
   exit 0
 fi

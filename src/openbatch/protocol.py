@@ -32,6 +32,9 @@ class RegisteredNode(Message, kw_only=True):
     id: str
     slots: int
     rootDir: str | None = None
+    #: The pool's containerImageNames, pulled before the node is ready (with its containerRegistries).
+    containerImages: list[str] = []
+    containerRegistries: list[dict[str, Any]] = []
 
 
 class RegisterAnswer(Message, kw_only=True):
@@ -118,6 +121,8 @@ class RunContainer(Message, kw_only=True):
     runOptions: str | None = None
     workingDirectory: str | None = None
     bindMounts: list[dict[str, Any]] | None = None
+    #: The credentials to pull the image with (a ContainerRegistry: registryServer, username, password).
+    registry: dict[str, Any] | None = None
     error: str | None = None
 
 

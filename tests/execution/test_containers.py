@@ -7,13 +7,14 @@ reachable. It has no /etc/debian_version, which the host has, so a task can tell
 from __future__ import annotations
 
 import subprocess
+from typing import Iterator
 
 import pytest
 from azure.batch import BatchClient, models as m
 
 from tests.execution.conftest import wait_for
 from tests.sdk.conftest import uid
-from tests.support.docker import build_test_image, docker_unavailable
+from tests.support.docker import Registry, build_test_image, docker_unavailable, registry_unavailable, start_registry
 
 _WHY = docker_unavailable()
 pytestmark = pytest.mark.skipif(_WHY is not None, reason=_WHY or "")
@@ -135,11 +136,80 @@ def test_a_task_and_its_pool_must_agree_on_containers(batch: BatchClient, image:
         assert info.failure_info.category == "usererror" and info.failure_info.code == code, task_id
 
 
-def test_registries_are_refused_until_they_are_implemented(batch: BatchClient, image: str) -> None:
+def test_managed_identities_for_registries_are_refused(batch: BatchClient, image: str) -> None:
     from azure.core.exceptions import HttpResponseError
 
     job_id = _job(batch, _pool(batch, None))
     with pytest.raises(HttpResponseError) as refused:
         batch.create_task(job_id, m.BatchTaskCreateOptions(id="r", command_line="/bin/true", container_settings=_settings(
-            image, registry=m.ContainerRegistryReference(registry_server="r.example", username="u", password="p"))))
+            image, registry=m.ContainerRegistryReference(registry_server="r.example", identity_reference=
+                                                         m.BatchNodeIdentityReference(resource_id="/x")))))
     assert refused.value.status_code == 400 and refused.value.error.code == "UnsupportedProperty"
+
+
+# -- private registries and the pool's images -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, image: str) -> Iterator[Registry]:
+    why = registry_unavailable()
+    if why:
+        pytest.skip(why)
+    started = start_registry(tmp_path_factory.mktemp("registry"))
+    yield started
+    started.stop()
+
+
+def _registry(registry: Registry, password: str | None = None) -> m.ContainerRegistryReference:
+    return m.ContainerRegistryReference(registry_server=registry.server, username=registry.username,
+                                        password=password or registry.password)
+
+
+def _container_pool(batch: BatchClient, images: list[str], registries: list[m.ContainerRegistryReference]) -> str:
+    pool_id = uid("pool")
+    containers = m.BatchContainerConfiguration(type="dockerCompatible", container_image_names=images,
+                                               container_registries=registries)
+    batch.create_pool(m.BatchPoolCreateOptions(id=pool_id, vm_size="standard_d2s_v3", target_dedicated_nodes=1,
+                                               virtual_machine_configuration=_vm(containers)))
+    return pool_id
+
+
+def _node(batch: BatchClient, pool_id: str, state: str) -> m.BatchNode:
+    return wait_for(lambda: (nodes := list(batch.list_nodes(pool_id))) and nodes[0].state == state and nodes[0],
+                    timeout=60, message=f"the node {state}")
+
+
+def test_the_pool_images_are_pulled_with_its_registry_before_its_node_is_ready(
+        batch: BatchClient, image: str, registry: Registry) -> None:
+    private = registry.push(image, f"{uid('tools')}:1")
+    pool_id = _container_pool(batch, [private], [_registry(registry)])
+    _node(batch, pool_id, "idle")
+    assert subprocess.run(["docker", "image", "inspect", private], capture_output=True).returncode == 0
+    job_id = _job(batch, pool_id)
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line=f"/bin/sh -c '{WHERE}'",
+                                                       container_settings=_settings(private)))
+    assert _done(batch, job_id, "t").execution_info.exit_code == 0
+    assert _stdout(batch, job_id, "t")[0] == "in-a-container"
+    registry.forget(private)
+
+
+def test_a_pool_image_that_cannot_be_pulled_makes_the_node_unusable(
+        batch: BatchClient, image: str, registry: Registry) -> None:
+    private = registry.push(image, f"{uid('tools')}:1")
+    pool_id = _container_pool(batch, [private], [_registry(registry, password="wrong")])
+    node = _node(batch, pool_id, "unusable")
+    assert node.errors[0].code == "ContainerImagePullFailed" and private in node.errors[0].message
+
+
+def test_a_task_pulls_its_image_with_its_own_registry(batch: BatchClient, image: str, registry: Registry) -> None:
+    private = registry.push(image, f"{uid('tools')}:1")
+    job_id = _job(batch, _pool(batch, image))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="anonymous", command_line="/bin/true",
+                                                       container_settings=_settings(private)))
+    info = _done(batch, job_id, "anonymous").execution_info
+    assert info.failure_info.code == "ContainerImagePullFailed"   # the registry wants its password
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="signed-in", command_line="/bin/echo signed-in",
+                                                       container_settings=_settings(private,
+                                                                                    registry=_registry(registry))))
+    assert _done(batch, job_id, "signed-in").execution_info.exit_code == 0
+    registry.forget(private)

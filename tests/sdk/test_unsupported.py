@@ -27,8 +27,6 @@ Q = {"api-version": API_VERSION}
 
 #: A value that asks for each refused leaf (by the last name of its path).
 SAMPLES: dict[str, Any] = {
-    "registry": {"registryServer": "registry.example.com", "username": "u", "password": "p"},
-    "containerRegistries": [{"registryServer": "registry.example.com", "username": "u", "password": "p"}],
     "identityReference": {"resourceId": "/subscriptions/s/resourceGroups/g/providers/x/identity"},
     "multiInstanceSettings": {"numberOfInstances": 2, "coordinationCommandLine": "/bin/true"},
     "authenticationTokenSettings": {"access": ["job"]},
@@ -46,6 +44,8 @@ SIBLINGS: dict[str, dict[str, Any]] = {
     "startTask": {"commandLine": "/bin/true"},
     "containerSettings": {"imageName": "ubuntu:22.04"},
     "containerConfiguration": {"type": "dockerCompatible"},
+    "registry": {"registryServer": "registry.example.com"},
+    "containerRegistries": {"registryServer": "registry.example.com"},
     "jobPreparationTask": {"commandLine": "/bin/true"},
     "jobReleaseTask": {"commandLine": "/bin/true"},
     "identityReference": {"httpUrl": "https://example.com/x", "filePath": "x"},

@@ -9,9 +9,17 @@ from __future__ import annotations
 import io
 import os
 import re
+import secrets
 import shutil
+import socket
 import subprocess
 import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 
 IMAGE = "openbatch-test/tools:1"
 #: The programs of the image (each with the libraries it needs).
@@ -80,3 +88,74 @@ def _merged(path: str) -> str:
         if path.startswith(top):
             return "usr" + path
     return path.lstrip("/")
+
+
+@dataclass
+class Registry:
+    """A local image registry that wants a username and password (Debian's docker-registry)."""
+
+    server: str
+    username: str
+    password: str
+    process: subprocess.Popen
+
+    def push(self, image: str, name: str) -> str:
+        """``image`` pushed as ``name``; the pushed reference (its local copy removed, so pulls must come here)."""
+        reference = f"{self.server}/{name}"
+        subprocess.run(["docker", "tag", image, reference], check=True, capture_output=True)
+        with tempfile.TemporaryDirectory() as config:
+            subprocess.run(["docker", "--config", config, "login", "--username", self.username, "--password-stdin",
+                            self.server], input=self.password.encode(), check=True, capture_output=True)
+            subprocess.run(["docker", "--config", config, "push", reference], check=True, capture_output=True)
+        self.forget(reference)
+        return reference
+
+    @staticmethod
+    def forget(reference: str) -> None:
+        subprocess.run(["docker", "rmi", "--force", reference], capture_output=True)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def registry_unavailable() -> str | None:
+    for program in ("docker-registry", "htpasswd"):
+        if shutil.which(program) is None:
+            return f"{program} is not installed (scripts/docker.sh installs it, as root)"
+    return docker_unavailable()
+
+
+def start_registry(directory: Path) -> Registry:
+    """A registry on a free loopback port (Docker pulls from 127.0.0.1 over plain HTTP)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    password = secrets.token_hex(8)
+    users = directory / "htpasswd"
+    users.write_bytes(subprocess.run(["htpasswd", "-Bbn", "puller", password], check=True,
+                                     capture_output=True).stdout)
+    config = directory / "config.yml"
+    config.write_text(f"""version: 0.1
+storage:
+  filesystem:
+    rootdirectory: {directory / 'data'}
+http:
+  addr: 127.0.0.1:{port}
+auth:
+  htpasswd:
+    realm: openbatch-tests
+    path: {users}
+""")
+    process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+        except urllib.error.HTTPError:   # 401: up, and wants the password
+            return Registry(f"127.0.0.1:{port}", "puller", password, process)
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the registry did not start")

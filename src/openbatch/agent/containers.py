@@ -25,13 +25,15 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..domain.containers import registry_for
 from ..protocol import RunContainer
 from .failures import TaskFailure
 
-__all__ = ["ContainerError", "ContainerRun", "engine", "prepare", "remove_node_containers"]
+__all__ = ["ContainerError", "ContainerRun", "engine", "ensure_image", "prefetch", "prepare", "remove_node_containers"]
 
 #: Environment variables of the task not passed into the container (the image's own win).
 _NOT_PASSED = frozenset({"PATH", "HOME"})
@@ -92,11 +94,7 @@ def prepare(container: RunContainer, run_id: str, argv: list[str], env: Mapping[
         raise ContainerError("ContainerEngineUnavailable", "The node has no container engine (docker or podman): "
                              "the container task cannot run.")
     image = container.imageName
-    if _run([command, "image", "inspect", image]).returncode != 0:
-        pulled = _run([command, "pull", image])
-        if pulled.returncode != 0:
-            raise ContainerError("ContainerImagePullFailed", f"The image {image} could not be pulled.",
-                                 [("Message", _said(pulled))])
+    ensure_image(command, image, container.registry)
     try:
         options = shlex.split(container.runOptions or "")
     except ValueError as error:
@@ -115,6 +113,37 @@ def prepare(container: RunContainer, run_id: str, argv: list[str], env: Mapping[
         raise ContainerError("ContainerCreateFailed", f"The container of image {image} could not be created.",
                              [("Message", _said(created))])
     return ContainerRun(command, name, created.stdout.strip())
+
+
+def ensure_image(command: str, image: str, registry: Mapping[str, Any] | None) -> None:
+    """The image on this node: pulled (with the registry's credentials, if any) when it is not here yet."""
+    if _run([command, "image", "inspect", image]).returncode == 0:
+        return
+    if registry and registry.get("username"):
+        with tempfile.TemporaryDirectory(prefix="openbatch-registry-") as config:   # these credentials only
+            server = registry.get("registryServer") or "docker.io"
+            login = _run([command, "--config", config, "login", "--username", registry["username"],
+                          "--password-stdin", *([] if server == "docker.io" else [server])],
+                         stdin=str(registry.get("password") or ""))
+            if login.returncode != 0:
+                raise ContainerError("ContainerImagePullFailed", f"The image {image} could not be pulled: logging "
+                                     f"in to the registry {server} failed.", [("Message", _said(login))])
+            pulled = _run([command, "--config", config, "pull", image])
+    else:
+        pulled = _run([command, "pull", image])
+    if pulled.returncode != 0:
+        raise ContainerError("ContainerImagePullFailed", f"The image {image} could not be pulled.",
+                             [("Message", _said(pulled))])
+
+
+def prefetch(images: list[str], registries: list[dict[str, Any]]) -> None:
+    """A container pool's containerImageNames, pulled before its node is ready (raises ContainerError)."""
+    command = engine()
+    if command is None:
+        raise ContainerError("ContainerEngineUnavailable", "The node has no container engine (docker or podman) "
+                             "for its pool's containerConfiguration.")
+    for image in images:
+        ensure_image(command, image, registry_for(image, registries))
 
 
 def remove_node_containers(root: str) -> None:
@@ -142,10 +171,12 @@ def _mounts(container: RunContainer, root: str, task_dir: str, prep_dir: str | N
     return mounts
 
 
-def _run(argv: list[str], env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], env: Mapping[str, str] | None = None,
+         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT, check=False,
-                              env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL)
+                              env=dict(env) if env is not None else None, input=stdin,
+                              stdin=subprocess.DEVNULL if stdin is None else None)
     except (OSError, subprocess.TimeoutExpired) as error:
         return subprocess.CompletedProcess(argv, 125, "", str(error))
 

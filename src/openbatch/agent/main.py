@@ -85,6 +85,9 @@ class Node:
     id: str
     root: Path
     runs: dict[str, asyncio.Task] = field(default_factory=dict)
+    #: Its pool's containerImageNames (pulled before it is ready) and containerRegistries.
+    images: list[str] = field(default_factory=list)
+    registries: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Agent:
@@ -135,13 +138,15 @@ class Agent:
         await self.register()
         for node in self.nodes.values():
             _make_node_dirs(node.root)
-            self.report(Event(type="nodeReady", nodeId=node.id))
         self.last_answer = asyncio.get_running_loop().time()
         sender = asyncio.create_task(self.send_events())
         poller = asyncio.create_task(self.poll_commands())
+        readying = [asyncio.create_task(self.node_ready(node)) for node in self.nodes.values()]
         watchdog = asyncio.create_task(self.fence()) if self.fence_after else None
         await self.done.wait()
         poller.cancel()
+        for ready in readying:
+            ready.cancel()
         if watchdog is not None:
             watchdog.cancel()
         for node in list(self.nodes.values()):   # nothing this agent started outlives it
@@ -212,7 +217,8 @@ class Agent:
                 self.fence_after = answer.nodeLostAfter * FENCE_SHARE
         for item in answer.nodes:
             root = (Path(item.rootDir) if item.rootDir else self.root / item.id).absolute()
-            self.nodes[item.id] = Node(item.id, root)
+            self.nodes[item.id] = Node(item.id, root, images=item.containerImages,
+                                       registries=item.containerRegistries)
         log.info("registered as %s with %d node(s)", answer.agentId, len(self.nodes))
 
     async def poll_commands(self) -> None:
@@ -322,7 +328,20 @@ class Agent:
             await asyncio.to_thread(shutil.rmtree, node.root, True)
             await asyncio.to_thread(self.accounts.node_removed, str(node.root), False)
         _make_node_dirs(node.root)
-        self.report(Event(type="nodeReady", nodeId=node_id))
+        await self.node_ready(node)
+
+    async def node_ready(self, node: Node) -> None:
+        """The node is up: its pool's container images are pulled first (a failure makes it unusable)."""
+        failure = None
+        if node.images:
+            from .containers import ContainerError, prefetch
+
+            try:
+                await asyncio.to_thread(prefetch, node.images, node.registries)
+            except ContainerError as error:
+                failure = {"code": error.code, "message": error.message,
+                           "errorDetails": [{"name": n, "value": v} for n, v in error.details]}
+        self.report(Event(type="nodeReady", nodeId=node.id, failure=failure))
 
     async def serve_file(self, command: FileCommand) -> None:
         """Answer the server's file request (Files API on a node of this agent)."""

@@ -176,12 +176,14 @@ class AgentApi:
                                                   node_ids=params.nodes, new_nodes=params.nodeCount,
                                                   address=address, ssh_port=params.sshPort))
         local = bool(params.nodes)
+        images, registries = await run(self.services.agents.pool_containers, account, params.pool)
         self.hub.touch(agent_id)
         self.hub.first_contact(agent_id)  # a new agent has nothing to reconcile
         answer = RegisterAnswer(
             agentId=agent_id, credential=credential, nodeLostAfter=self.node_lost_after,
             nodes=[RegisteredNode(id=n.body["id"], slots=n.row["slots"],
-                                  rootDir=self._root_dir(account, params.pool, n.body["id"]) if local else None)
+                                  rootDir=self._root_dir(account, params.pool, n.body["id"]) if local else None,
+                                  containerImages=images, containerRegistries=registries)
                    for n in nodes])
         return Response(_encode(answer), media_type="application/json")
 
@@ -206,7 +208,7 @@ class AgentApi:
         exits = []
         for event in report.events:
             if event.type == "nodeReady" and event.nodeId:
-                await run(self.services.agents.node_ready, agent, event.nodeId)
+                await run(self.services.agents.node_ready, agent, event.nodeId, event.failure)
             elif event.type == "exited" and event.id:
                 exits.append(msgspec.to_builtins(event))
         if not exits:

@@ -34,7 +34,23 @@ def run_container(settings: Json | None, pool: Json | None, *, must_match: bool)
                             "pool has no containerConfiguration: its nodes run no containers.")
     return RunContainer(imageName=settings["imageName"], runOptions=settings.get("containerRunOptions"),
                         workingDirectory=settings.get("workingDirectory"),
-                        bindMounts=settings.get("containerHostBatchBindMounts"))
+                        bindMounts=settings.get("containerHostBatchBindMounts"),
+                        registry=settings.get("registry") or registry_for(settings["imageName"],
+                                                                          configuration.get("containerRegistries")))
+
+
+def registry_server(image: str) -> str:
+    """The registry an image reference names (``docker.io`` when its first part is no host)."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first.lower()
+    return "docker.io"
+
+
+def registry_for(image: str, registries: list[Json] | None) -> Json | None:
+    """The pool's credentials for the image's registry, if it has them."""
+    server = registry_server(image)
+    return next((r for r in registries or () if (r.get("registryServer") or "docker.io").lower() == server), None)
 
 
 _WORKING_DIRECTORIES = ("taskWorkingDirectory", "containerImageDefault")

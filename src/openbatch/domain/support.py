@@ -37,8 +37,8 @@ class Refused:
 
 #: Refused in every kind of task: tasks, start tasks, job preparation/release and job manager tasks.
 REFUSED_TASK_COMMON: tuple[Refused, ...] = (
-    Refused("containerSettings/registry", "Container images from a private registry with credentials",
-            "planned in issue 16 (container registries); images already on the node or pullable run"),
+    Refused("containerSettings/registry/identityReference", "Pulling container images with a managed identity",
+            "no local equivalent; give the registry's username and password"),
     Refused("resourceFiles[]/identityReference", "Downloads with a managed identity",
             "no local equivalent; use a SAS URL or the auto-storage account"),
 )
@@ -59,9 +59,9 @@ REFUSED_JOB_CHANGE: tuple[Refused, ...] = (
 
 #: Refused in Pool Add and Pool Patch (UpdateProperties checks its startTask and certificates).
 REFUSED_POOL: tuple[Refused, ...] = (
-    Refused("virtualMachineConfiguration/containerConfiguration/containerRegistries",
-            "Container images from private registries with credentials",
-            "planned in issue 16 (container registries); images already on the node or pullable run"),
+    Refused("virtualMachineConfiguration/containerConfiguration/containerRegistries[]/identityReference",
+            "Pulling container images with a managed identity",
+            "no local equivalent; give the registry's username and password"),
     Refused("virtualMachineConfiguration/extensions", "VM extensions", "no local equivalent yet"),
     Refused("mountConfiguration", "Mounting file systems on the nodes", "not planned yet"),
     Refused("certificateReferences", "Certificates on the nodes", "not planned (Azure retires certificates)"),

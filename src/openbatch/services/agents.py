@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
-from ..domain import clock, commands, execution, nodes as node_rules
+from ..domain import clock, commands, containers, execution, nodes as node_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
 from ..store import cluster_queries, node_queries
@@ -113,16 +113,31 @@ class AgentService:
 
     # -- nodes coming up -------------------------------------------------------------------
 
+    def pool_containers(self, account: str, pool_id: str) -> tuple[list[str], list[Json]]:
+        """The pool's containerImageNames and containerRegistries (its nodes pull the images when they start)."""
+        with self.ctx.store.read() as conn:
+            pool = POOLS.get(conn, (account,), (pool_id,))
+        configuration = containers.pool_containers(pool.body if pool else None) or {}
+        return list(configuration.get("containerImageNames") or ()), list(configuration.get("containerRegistries") or ())
+
     @bounded_write
-    def node_ready(self, agent: AgentIdentity, node_id: str) -> None:
+    def node_ready(self, agent: AgentIdentity, node_id: str, failure: Json | None = None) -> None:
+        """The node is up; ``failure``: it could not get ready (its pool's container images could not be
+        pulled), and it is unusable, with the error, until it is rebooted or reimaged."""
         now = self.ctx.now()
         with self.ctx.store.write() as conn:
             node = self._own_node(conn, agent, node_id)
             if node.body["state"] not in (NodeState.STARTING.value, NodeState.REBOOTING.value,
                                           NodeState.REIMAGING.value):
                 return
+            if failure is not None:
+                body = node_rules.with_state(node.body, NodeState.UNUSABLE, now)
+                body["errors"] = [failure]
+                NODES.update(conn, node, body, now)
+                return
             state = node_rules.ready_state(node.body)
             body = node_rules.with_state(node.body, state, now)
+            body.pop("errors", None)
             body["lastBootTime"] = clock.to_wire(now)
             start = body.get("startTask")
             extra: Json = {}

@@ -35,8 +35,8 @@ def test_exclusive_slots() -> None:
 @pytest.mark.parametrize("manager, where", [
     ({"id": "bad id!"}, "jobManagerTask/id"),
     ({"requiredSlots": 0}, "jobManagerTask/requiredSlots"),
-    ({"containerSettings": {"imageName": "x", "registry": {"registryServer": "r"}}},
-     "jobManagerTask/containerSettings/registry"),
+    ({"containerSettings": {"imageName": "x", "registry": {"identityReference": {"resourceId": "/x"}}}},
+     "jobManagerTask/containerSettings/registry/identityReference"),
     ({"constraints": {"maxWallClockTime": "nope"}}, "jobManagerTask/constraints/maxWallClockTime"),
     ({"outputFiles": [{"filePattern": "../../x", "uploadOptions": {"uploadCondition": "taskcompletion"},
                        "destination": {"container": {"containerUrl": "https://a/c"}}}]},
