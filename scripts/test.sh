@@ -30,6 +30,12 @@ fi
 ./scripts/slurm.sh
 # A Docker engine (Debian's docker.io) for the container task tests; they skip, saying why, without it
 ./scripts/docker.sh
+# sudo: admin accounts (a pool's admin userAccounts, admin node users) get it; without it they are refused
+if [ "$(id -u)" = 0 ] && ! command -v sudo >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; } \
+    || echo "warning: sudo could not be installed: the admin account tests will fail" >&2
+fi
 
 setup .venv -e ".[test,sdk15,fuzz]"
 setup .venv-sdk14 -e ".[test]" "azure-batch==14.2.0"

@@ -81,8 +81,12 @@ def test_every_identity_runs_as_its_account(batch: BatchClient) -> None:
         batch.create_task(job_id, m.BatchTaskCreateOptions(id=task_id, command_line=WHOAMI, user_identity=identity))
     batch.create_task(job_id, m.BatchTaskCreateOptions(
         id="denied", command_line="/bin/sh -c 'touch /etc/openbatch-denied-$$'"))
-    for task in _completed(batch, job_id, len(tasks) + 1):
-        assert task.execution_info.exit_code == (1 if task.id == "denied" else 0), task.id
+    # the task directory is root's: what root writes there (stdout.txt, upload logs) cannot become a link
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="tamper", command_line="/bin/sh -c 'rm -f ../stderr.txt "
+                                                       "|| ln -s /etc/passwd ../planted || exit 7'"))
+    for task in _completed(batch, job_id, len(tasks) + 2):
+        expected = {"denied": 1, "tamper": 7}.get(task.id, 0)
+        assert task.execution_info.exit_code == expected, task.id
     out = {task_id: _stdout(batch, job_id, task_id).split() for task_id in tasks}
 
     assert out["default"][0] == "_azbatch" and out["default"][3:] == ["_azbatch", "_azbatch", "PoolNonAdmin"]
@@ -133,6 +137,8 @@ def test_an_unknown_or_foreign_account_fails_the_task(batch: BatchClient) -> Non
     ([{"name": "_azbatch", "password": "p"}], "nodes themselves"),
     ([{"name": "x", "password": "p", "linuxUserConfiguration": {"uid": 2000}}], "together"),
     ([{"name": "x", "password": ""}], "password"),
+    ([{"name": "x", "password": "p\nroot:owned"}], "line break"),
+    ([{"name": "_azbatchsudogrp", "password": "p"}], "nodes themselves"),
 ])
 def test_bad_user_accounts_are_refused(batch: BatchClient, accounts: list[dict], reason: str) -> None:
     body = {"id": uid("pool"), "vmSize": "standard_d2s_v3", "targetDedicatedNodes": 0,

@@ -58,7 +58,8 @@ def test_add_update_delete_a_node_user(batch: BatchClient) -> None:
     assert name in grp.getgrnam("_azbatchsudogrp").gr_mem
     keys = os.path.join(entry.pw_dir, ".ssh", "authorized_keys")
     assert open(keys).read() == key + "\n" and os.stat(keys).st_uid == entry.pw_uid
-    assert _expiry_day(name) == expiry.strftime("%b %d, %Y")
+    # (a Linux account expires on a day: the one after the expiry's, so it works through the expiry time)
+    assert _expiry_day(name) == (expiry + timedelta(days=1)).strftime("%b %d, %Y")
     assert subprocess.run(["su", "-s", "/bin/sh", name, "-c", "id -un"], capture_output=True, text=True
                           ).stdout.strip() == name
 
@@ -69,8 +70,9 @@ def test_add_update_delete_a_node_user(batch: BatchClient) -> None:
 
     batch.replace_node_user(pool_id, node_id, name, m.BatchNodeUserReplaceOptions(password="Other-pa55"))
     assert not os.path.exists(keys)                       # left out: removed
-    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
-    assert _expiry_day(name) in {tomorrow.strftime("%b %d, %Y"), (tomorrow + timedelta(hours=1)).strftime("%b %d, %Y")}
+    after_tomorrow = datetime.now(timezone.utc) + timedelta(days=2)
+    assert _expiry_day(name) in {after_tomorrow.strftime("%b %d, %Y"),
+                                 (after_tomorrow + timedelta(hours=1)).strftime("%b %d, %Y")}
     assert name in grp.getgrnam("_azbatchsudogrp").gr_mem   # an update keeps the account's rights
 
     batch.delete_node_user(pool_id, node_id, name)

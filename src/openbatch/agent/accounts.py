@@ -27,6 +27,8 @@ import hashlib
 import logging
 import os
 import pwd
+import re
+import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -68,6 +70,25 @@ class AccountError(TaskFailure):
         super().__init__("TaskUserAccountUnavailable", message, details)
 
 
+#: What the agent lets reach useradd and friends as an account's name (never an option, never ours).
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+_RESERVED = frozenset({"root", POOL_USER, ADMIN_GROUP})
+
+
+def check_account_name(name: str) -> str:
+    """``name`` if it may name a pool's or a node's account here (raises AccountError)."""
+    if not _SAFE_NAME.fullmatch(name or "") or name.lower() in _RESERVED or name.lower().startswith(_TASK_PREFIX):
+        raise AccountError(f"'{name}' cannot be an account name on this node.", [("UserName", name)])
+    return name
+
+
+def check_password(password: str) -> str:
+    """A password chpasswd takes as one line."""
+    if any(c in password for c in "\n\r\0"):
+        raise AccountError("A password may not contain a line break or NUL.")
+    return password
+
+
 def task_account_name(node_root: str, task_dir: str) -> str:
     """The account of a task-scope auto user: the same for every attempt of one task on one node."""
     digest = hashlib.sha256(f"{os.path.abspath(node_root)}\0{task_dir}".encode()).hexdigest()
@@ -100,7 +121,7 @@ class Accounts:
             raise AccountError(f"The pool has no user account named '{user.name}'.", [("UserName", user.name or "")])
         if not self.is_root:
             if user is not None and (user.admin or user.name is not None):
-                who = pwd.getpwuid(os.geteuid()).pw_name
+                who = Accounts.name_of(None)
                 raise AccountError(f"The agent hosting this node runs as '{who}', not as root: it can run tasks only "
                                    f"as itself, not as {user.label}. Run the agent (or the server) as root.",
                                    [("UserIdentity", user.label)])
@@ -113,7 +134,7 @@ class Accounts:
             credentials = self._pool_user
         elif user.name is None:
             name = task_account_name(node_root, task_dir)
-            credentials = self._ensure(name, _TASK_MARK + os.path.abspath(node_root), system=True)
+            credentials = self._ensure(name, _TASK_MARK + os.path.abspath(node_root), system=False)
         else:
             credentials = self._named_account(user)
         self._check_reachable(node_root, credentials)
@@ -121,8 +142,13 @@ class Accounts:
 
     @staticmethod
     def name_of(credentials: Credentials | None) -> str:
-        """``AZ_BATCH_TASK_USER``: the account's name."""
-        return credentials.name if credentials is not None else pwd.getpwuid(os.geteuid()).pw_name
+        """``AZ_BATCH_TASK_USER``: the account's name (the agent's own: its uid when it has no name)."""
+        if credentials is not None:
+            return credentials.name
+        try:
+            return pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            return str(os.geteuid())
 
     # -- accounts going away ---------------------------------------------------------------------
 
@@ -151,7 +177,7 @@ class Accounts:
                 if lookup(name) is None:
                     args = ["useradd", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
                             "--shell", "/bin/sh", "--comment", mark]
-                    run_tool([*args, *(["--system"] if system else []), name])
+                    run_tool([*args, *(["--system"] if system else []), "--", name])
             found = lookup(name)
         if found is None or found.pw_gecos != mark:
             raise AccountError(f"The account '{name}' exists on this host but openbatch did not create it for "
@@ -159,7 +185,7 @@ class Accounts:
         return _credentials(found)
 
     def _named_account(self, user: RunUser) -> Credentials:
-        name = user.name or ""
+        name = check_account_name(user.name or "")
         mark = _POOL_MARK + self.owner
         settings = hashlib.sha256(repr((user.password, user.admin, user.uid, user.gid, user.sshPrivateKey)).encode()
                                   ).hexdigest()
@@ -180,28 +206,37 @@ class Accounts:
     def _apply_named(self, user: RunUser, mark: str) -> None:
         """Create (or bring up to date) a pool's named account. Runs under the host lock."""
         name = user.name or ""
-        if lookup(name) is None:
+        existing = lookup(name)
+        if existing is None:
             args = ["useradd", "--create-home", "--shell", "/bin/bash", "--comment", mark]
             if user.uid is not None and user.gid is not None:
                 if not _group_exists(user.gid):
-                    run_tool(["groupadd", "--gid", str(user.gid), name])
+                    run_tool(["groupadd", "--gid", str(user.gid), "--", name])
+                elif grp.getgrgid(user.gid).gr_name != name:   # never the host's docker, disk, sudo, ... group
+                    raise AccountError(f"The gid {user.gid} is the group '{grp.getgrgid(user.gid).gr_name}' of this "
+                                       f"host: the account '{name}' cannot have it.", [("UserName", name)])
                 args += ["--uid", str(user.uid), "--gid", str(user.gid)]
             else:
                 args.append("--user-group")
-            run_tool([*args, name])
+            run_tool([*args, "--", name])
+        elif user.uid is not None and (existing.pw_uid, existing.pw_gid) != (user.uid, user.gid):
+            raise AccountError(f"The account '{name}' exists here with uid {existing.pw_uid} and gid "
+                               f"{existing.pw_gid}, not those the pool gives it.", [("UserName", name)])
         if user.admin:
             if not group_named(ADMIN_GROUP):
                 run_tool(["groupadd", "--system", ADMIN_GROUP])
-            run_tool(["usermod", "--append", "--groups", ADMIN_GROUP, name])
             grant_sudo()
+            run_tool(["usermod", "--append", "--groups", ADMIN_GROUP, "--", name])
         elif group_named(ADMIN_GROUP) and name in grp.getgrnam(ADMIN_GROUP).gr_mem:
             run_tool(["gpasswd", "--delete", name, ADMIN_GROUP])
         if user.password:
-            run_tool(["chpasswd"], f"{name}:{user.password}\n")
+            run_tool(["chpasswd"], f"{name}:{check_password(user.password)}\n")
         else:
-            run_tool(["passwd", "--lock", name])
+            run_tool(["passwd", "--lock", "--", name])
         if user.sshPrivateKey:
             _install_key_pair(name, user.sshPrivateKey)
+        else:
+            write_ssh_files(pwd.getpwnam(name), {}, remove=("id_rsa", "id_rsa.pub", "authorized_keys"))
 
     def _delete_marked(self, name: str, mark: str) -> None:
         found = lookup(name)
@@ -209,7 +244,8 @@ class Accounts:
             return
         with host_lock():
             try:
-                run_tool(["userdel", "--remove", name] if not mark.startswith(_TASK_MARK) else ["userdel", name])
+                run_tool(["userdel", "--force", "--", name] if mark.startswith(_TASK_MARK)
+                         else ["userdel", "--remove", "--force", "--", name])
             except AccountError as error:   # still in use by a process, or gone meanwhile
                 log.warning("could not delete the account %s: %s", name, error.message)
 
@@ -290,11 +326,15 @@ class host_lock:
 
 
 def grant_sudo() -> None:
-    """Members of the admin group may use sudo without a password (as on Azure's nodes), where sudo is."""
-    if not SUDOERS_FILE.parent.is_dir() or SUDOERS_FILE.exists():
+    """Members of the admin group may use sudo without a password (as on Azure's nodes); without sudo on the
+    host there is no admin account to make (raises AccountError)."""
+    rule = f"%{ADMIN_GROUP} ALL=(ALL) NOPASSWD:ALL\n"
+    if not SUDOERS_FILE.parent.is_dir() or shutil.which("sudo") is None:
+        raise AccountError("sudo is not installed on this node's host: an admin account cannot be made.")
+    if SUDOERS_FILE.exists() and SUDOERS_FILE.read_text() == rule:
         return
     temporary = SUDOERS_FILE.with_name(".openbatch.tmp")
-    temporary.write_text(f"%{ADMIN_GROUP} ALL=(ALL) NOPASSWD:ALL\n")
+    temporary.write_text(rule)
     os.chmod(temporary, 0o440)
     os.replace(temporary, SUDOERS_FILE)
 
@@ -312,14 +352,46 @@ def _install_key_pair(name: str, private_key: str) -> None:
             raise AccountError(f"The SSH private key of '{name}' cannot be read: {error}") from None
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,   # type: ignore[union-attr]
                                            serialization.PublicFormat.OpenSSH).decode()
-    entry = pwd.getpwnam(name)
-    ssh = Path(entry.pw_dir) / ".ssh"
-    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for file_name, content, mode in (("id_rsa", private_key.rstrip("\n") + "\n", 0o600),
-                                     ("id_rsa.pub", public + "\n", 0o644),
-                                     ("authorized_keys", public + "\n", 0o600)):
-        target = ssh / file_name
-        target.write_text(content)
-        os.chmod(target, mode)
-        os.chown(target, entry.pw_uid, entry.pw_gid)
-    os.chown(ssh, entry.pw_uid, entry.pw_gid)
+    write_ssh_files(pwd.getpwnam(name), {"id_rsa": (private_key.rstrip("\n") + "\n", 0o600),
+                                         "id_rsa.pub": (public + "\n", 0o644),
+                                         "authorized_keys": (public + "\n", 0o600)})
+
+
+def write_ssh_files(entry: pwd.struct_passwd, files: dict[str, tuple[str, int]], remove: Sequence[str] = ()) -> None:
+    """Files of the account's ``~/.ssh``, written by root without following a link the account made there
+    (a ``~/.ssh`` that is a link, or not the account's own directory, is refused)."""
+    home = os.open(entry.pw_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if files:
+            try:
+                os.mkdir(".ssh", 0o700, dir_fd=home)
+                os.chown(".ssh", entry.pw_uid, entry.pw_gid, dir_fd=home, follow_symlinks=False)
+            except FileExistsError:
+                pass
+        try:
+            ssh = os.open(".ssh", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=home)
+        except FileNotFoundError:
+            return
+        except OSError:
+            raise AccountError(f"~/.ssh of '{entry.pw_name}' is not a directory: its keys are not written.") from None
+        try:
+            if os.fstat(ssh).st_uid != entry.pw_uid:
+                raise AccountError(f"~/.ssh of '{entry.pw_name}' is not the account's own directory.")
+            for name in (*files, *remove):
+                try:
+                    os.unlink(name, dir_fd=ssh)
+                except FileNotFoundError:
+                    pass
+            for name, (content, mode) in files.items():
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                             dir_fd=ssh)
+                try:
+                    os.write(fd, content.encode())
+                    os.fchmod(fd, mode)
+                    os.fchown(fd, entry.pw_uid, entry.pw_gid)
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(ssh)
+    finally:
+        os.close(home)

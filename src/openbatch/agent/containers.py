@@ -27,11 +27,14 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..domain.containers import registry_for
 from ..protocol import RunContainer
 from .failures import TaskFailure
+
+if TYPE_CHECKING:
+    from .accounts import Credentials
 
 __all__ = ["ContainerError", "ContainerRun", "engine", "ensure_image", "prefetch", "prepare", "remove_node_containers"]
 
@@ -56,14 +59,18 @@ class ContainerRun:
     def start_argv(self) -> list[str]:
         return [self.engine, "start", "--attach", self.name]
 
+    @staticmethod
+    def start_env() -> dict[str, str]:
+        """The engine's command line runs with the agent's environment, never the task's (root runs it)."""
+        return dict(os.environ)
+
     def kill(self) -> None:
-        subprocess.run([self.engine, "kill", self.name], capture_output=True, timeout=_TIMEOUT, check=False)
+        _run([self.engine, "kill", self.name])
 
     def info(self) -> dict[str, Any]:
         """TaskContainerExecutionInformation: its id, its state and error as the engine says."""
         info: dict[str, Any] = {"containerId": self.container_id}
-        done = subprocess.run([self.engine, "inspect", "--format", "{{json .State}}", self.name],
-                              capture_output=True, text=True, timeout=_TIMEOUT, check=False)
+        done = _run([self.engine, "inspect", "--format", "{{json .State}}", self.name])
         if done.returncode == 0:
             try:
                 state = json.loads(done.stdout)
@@ -76,7 +83,7 @@ class ContainerRun:
         return info
 
     def remove(self) -> None:
-        subprocess.run([self.engine, "rm", "--force", self.name], capture_output=True, timeout=_TIMEOUT, check=False)
+        _run([self.engine, "rm", "--force", self.name])
 
 
 def engine() -> str | None:
@@ -85,10 +92,13 @@ def engine() -> str | None:
 
 
 def prepare(container: RunContainer, run_id: str, argv: list[str], env: Mapping[str, str], root: str, task_dir: str,
-            working_dir: str, prep_dir: str | None) -> ContainerRun:
-    """Pull the image if needed and create the run's container (blocking: call from a thread)."""
+            working_dir: str, prep_dir: str | None, user: Credentials | None = None) -> ContainerRun:
+    """Pull the image if needed and create the run's container (blocking: call from a thread). ``user``: the
+    task's account, which the container runs as (None: the image's user, for admin identities)."""
     if container.error:
         raise ContainerError("ContainerSettingsMismatch", container.error)
+    if container.imageName.startswith("-"):
+        raise ContainerError("ContainerCreateFailed", f"'{container.imageName}' is not an image reference.")
     command = engine()
     if command is None:
         raise ContainerError("ContainerEngineUnavailable", "The node has no container engine (docker or podman): "
@@ -103,12 +113,25 @@ def prepare(container: RunContainer, run_id: str, argv: list[str], env: Mapping[
     create = [command, "create", "--name", name, "--label", f"{LABEL}={root}", "--init"]
     for source, target, read_only in _mounts(container, root, task_dir, prep_dir):
         create += ["--volume", f"{source}:{target}" + (":ro" if read_only else "")]
-    for variable in env:
-        if variable not in _NOT_PASSED:
-            create += ["--env", variable]   # the value comes from the engine command's own environment
+    if user is not None:
+        create += ["--user", f"{user.uid}:{user.gid}"]
     if (container.workingDirectory or "taskWorkingDirectory") == "taskWorkingDirectory":
         create += ["--workdir", working_dir]
-    created = _run([*create, *options, image, *argv], env={**os.environ, **env})
+    # The task's variables go through a file of the (root's) task directory: not in the command line, which
+    # every user of the host may read, nor in the engine command's environment (LD_PRELOAD, DOCKER_HOST, ...).
+    variables = {k: v for k, v in env.items() if k not in _NOT_PASSED}
+    broken = next((k for k, v in variables.items() if "\n" in v or "\r" in v or "\0" in v), None)
+    if broken is not None:
+        raise ContainerError("ContainerCreateFailed", f"The environment variable {broken} has a line break: a "
+                             "container cannot take it.")
+    env_file = os.path.join(task_dir, ".container-env")
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{k}={v}\n" for k, v in variables.items())
+    try:
+        created = _run([*create, "--env-file", env_file, *options, "--", image, *argv])
+    finally:
+        os.unlink(env_file)
     if created.returncode != 0:
         raise ContainerError("ContainerCreateFailed", f"The container of image {image} could not be created.",
                              [("Message", _said(created))])
@@ -117,7 +140,7 @@ def prepare(container: RunContainer, run_id: str, argv: list[str], env: Mapping[
 
 def ensure_image(command: str, image: str, registry: Mapping[str, Any] | None) -> None:
     """The image on this node: pulled (with the registry's credentials, if any) when it is not here yet."""
-    if _run([command, "image", "inspect", image]).returncode == 0:
+    if _run([command, "image", "inspect", "--", image]).returncode == 0:
         return
     if registry and registry.get("username"):
         with tempfile.TemporaryDirectory(prefix="openbatch-registry-") as config:   # these credentials only
@@ -128,9 +151,9 @@ def ensure_image(command: str, image: str, registry: Mapping[str, Any] | None) -
             if login.returncode != 0:
                 raise ContainerError("ContainerImagePullFailed", f"The image {image} could not be pulled: logging "
                                      f"in to the registry {server} failed.", [("Message", _said(login))])
-            pulled = _run([command, "--config", config, "pull", image])
+            pulled = _run([command, "--config", config, "pull", "--", image])
     else:
-        pulled = _run([command, "pull", image])
+        pulled = _run([command, "pull", "--", image])
     if pulled.returncode != 0:
         raise ContainerError("ContainerImagePullFailed", f"The image {image} could not be pulled.",
                              [("Message", _said(pulled))])

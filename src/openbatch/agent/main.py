@@ -107,7 +107,7 @@ class Agent:
         #: The host's usage, reported with the long-polls (the pool's autoscale samples).
         self.usage = HostUsage(self.root)
         #: The Unix accounts its tasks run as (accounts.py).
-        self.accounts = Accounts(owner=pool)
+        self.accounts = Accounts(owner=f"{account or ''}/{pool}")
         self.nodes: dict[str, Node] = {}
         self.outbox: list[Event] = []
         self.outbox_ready = asyncio.Event()
@@ -313,8 +313,9 @@ class Agent:
         await _stop_runs(node)
         await asyncio.to_thread(shutil.rmtree, node.root, True)
         await asyncio.to_thread(self.accounts.node_removed, str(node.root), not self.nodes)
-        if "openbatch.agent.containers" in sys.modules:   # a container run may have been left by a killed agent
-            await asyncio.to_thread(sys.modules["openbatch.agent.containers"].remove_node_containers, str(node.root))
+        from .containers import remove_node_containers   # (a killed agent's container runs may be left)
+
+        await asyncio.to_thread(remove_node_containers, str(node.root))
         if not self.nodes:
             self.done.set()
 
@@ -371,6 +372,10 @@ class Agent:
             answer: Json = {"ok": None}
         except NodeUserError as error:
             answer = {"error": {"code": error.code, "message": error.message, "values": []}}
+        except Exception as error:  # noqa: BLE001 - the server waits for an answer: never leave it without one
+            log.exception("user operation %s on %s failed", command.op, command.nodeId)
+            answer = {"error": {"code": "OperationNotValidOnNode", "message": f"The user operation failed on the "
+                                f"node: {type(error).__name__}", "values": []}}
         try:
             await self.http.post(f"{PREFIX}/files/{command.requestId}", json=answer,
                                  headers={"authorization": self.auth})
@@ -490,10 +495,11 @@ class Agent:
 
 
 def _make_node_dirs(root: Path) -> None:
-    """A node's own directories; ``shared`` is every task's to write (tasks of several accounts use it)."""
+    """A node's own directories; ``shared`` is every task's to write, sticky as /tmp (tasks of several
+    accounts use it)."""
     for sub in ("shared", "startup", "workitems"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    os.chmod(root / "shared", 0o777)
+    os.chmod(root / "shared", 0o1777)
 
 
 async def _stop_runs(node: Node) -> None:

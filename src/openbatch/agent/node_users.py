@@ -13,10 +13,11 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-from pathlib import Path
+from datetime import date, timedelta
 from typing import Any
 
-from .accounts import ADMIN_GROUP, NODE_MARK, AccountError, grant_sudo, group_named, host_lock, lookup, run_tool
+from .accounts import (ADMIN_GROUP, NODE_MARK, AccountError, check_account_name, check_password, grant_sudo,
+                       group_named, host_lock, lookup, run_tool, write_ssh_files)
 
 __all__ = ["NodeUserError", "add_user", "delete_user", "node_mark", "update_user"]
 
@@ -38,30 +39,47 @@ def node_mark(node_root: str) -> str:
 
 
 def add_user(node_root: str, settings: Json) -> None:
-    name = settings["name"]
+    name = _name(settings["name"])
     _may_manage()
     with host_lock():
         if lookup(name) is not None:
             raise NodeUserError("NodeUserExists", f"The user '{name}' already exists on the node.")
         _tool(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash", "--comment", node_mark(node_root),
-               "--expiredate", settings["expiryTime"][:10], name])
-        _apply(settings)
+               "--expiredate", _expiry_day(settings["expiryTime"]), "--", name])
+        try:
+            _apply(settings)
+        except BaseException:   # no half-made account: AddUser failed, nothing was added
+            run_tool(["userdel", "--remove", "--force", "--", name])
+            raise
 
 
 def update_user(node_root: str, settings: Json) -> None:
-    name = settings["name"]
+    name = _name(settings["name"])
     _may_manage()
     with host_lock():
         _own(node_root, name)
-        _tool(["usermod", "--expiredate", settings["expiryTime"][:10], name])
+        _tool(["usermod", "--expiredate", _expiry_day(settings["expiryTime"]), "--", name])
         _apply(settings)
 
 
 def delete_user(node_root: str, name: str) -> None:
+    name = _name(name)
     _may_manage()
     with host_lock():
         _own(node_root, name)
-        _tool(["userdel", "--remove", "--force", name])
+        _tool(["userdel", "--remove", "--force", "--", name])
+
+
+def _name(name: str) -> str:
+    try:
+        return check_account_name(name)
+    except AccountError:
+        raise NodeUserError("NodeUserNotFound", f"The node has no user '{name}'.") from None
+
+
+def _expiry_day(expiry: str) -> str:
+    """useradd's expiry day: the account works through the day of ``expiry`` (UTC) and ends after it."""
+    return (date.fromisoformat(expiry[:10]) + timedelta(days=1)).isoformat()
 
 
 def _may_manage() -> None:
@@ -80,30 +98,41 @@ def _apply(settings: Json) -> None:
     """Password, admin rights and SSH key as ``settings`` say (what they leave out is removed)."""
     name = settings["name"]
     if settings.get("password"):
-        _tool(["chpasswd"], f"{name}:{settings['password']}\n")
+        _tool(["chpasswd"], f"{name}:{_checked(settings['password'])}\n")
     else:
-        _tool(["usermod", "--password", "*", name])   # no password works: only the key logs in
+        _tool(["usermod", "--password", "*", "--", name])   # no password works: only the key logs in
     admin_members = grp.getgrnam(ADMIN_GROUP).gr_mem if group_named(ADMIN_GROUP) else []
     if "isAdmin" not in settings:   # an update: the account keeps its rights
         pass
     elif settings["isAdmin"]:
         if not group_named(ADMIN_GROUP):
             _tool(["groupadd", "--system", ADMIN_GROUP])
-        _tool(["usermod", "--append", "--groups", ADMIN_GROUP, name])
-        grant_sudo()
+        _sudo()
+        _tool(["usermod", "--append", "--groups", ADMIN_GROUP, "--", name])
     elif name in admin_members:
         _tool(["gpasswd", "--delete", name, ADMIN_GROUP])
-    entry = pwd.getpwnam(name)
-    ssh = Path(entry.pw_dir) / ".ssh"
-    keys = ssh / "authorized_keys"
-    if settings.get("sshPublicKey"):
-        ssh.mkdir(mode=0o700, exist_ok=True)
-        keys.write_text(settings["sshPublicKey"].strip() + "\n")
-        os.chmod(keys, 0o600)
-        os.chown(keys, entry.pw_uid, entry.pw_gid)
-        os.chown(ssh, entry.pw_uid, entry.pw_gid)
-    elif keys.exists():
-        keys.unlink()
+    key = (settings.get("sshPublicKey") or "").strip()
+    try:
+        if key:
+            write_ssh_files(pwd.getpwnam(name), {"authorized_keys": (key.splitlines()[0] + "\n", 0o600)})
+        else:
+            write_ssh_files(pwd.getpwnam(name), {}, remove=("authorized_keys",))
+    except AccountError as error:
+        raise NodeUserError("OperationNotValidOnNode", error.message) from None
+
+
+def _checked(password: str) -> str:
+    try:
+        return check_password(password)
+    except AccountError as error:
+        raise NodeUserError("InvalidPropertyValue", error.message) from None
+
+
+def _sudo() -> None:
+    try:
+        grant_sudo()
+    except AccountError as error:
+        raise NodeUserError("OperationNotValidOnNode", error.message) from None
 
 
 def _tool(argv: list[str], stdin: str | None = None) -> None:

@@ -61,7 +61,7 @@ def _file_mode(value: Any, file_path: str) -> int:
         mode = int(str(value), 8)
     except ValueError:
         mode = -1
-    if not 0 <= mode <= 0o7777:
+    if not 0 <= mode <= 0o777:   # no setuid, setgid or sticky bit: root writes the file
         raise _write_failed(file_path, f"The fileMode '{value}' is not an octal file mode.",
                             ("FileMode", str(value)))
     return mode

@@ -40,6 +40,7 @@ import asyncio
 import logging
 import os
 import signal
+import stat
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,7 +64,7 @@ log = logging.getLogger(__name__)
 #: Seconds between SIGTERM and SIGKILL when a task's process group is terminated.
 KILL_GRACE_SECONDS = 5.0
 
-_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 
 #: Run id -> the process group of its process, while it runs (for a kill without grace).
 RUN_GROUPS: dict[str, int] = {}
@@ -197,8 +198,10 @@ _NODE_DIRS_READY: set[str] = set()
 
 
 def _make_directories(root: str, task_dir: str, working_dir: str, user: Credentials | None) -> None:
-    """The task's directory and ``wd/``, owned by the task's account (and the node's ``shared``/``startup``,
-    once per process: ``shared`` is every task's to write, as on Azure's nodes).
+    """The task's directory and ``wd/`` (and the node's ``shared``/``startup``, once per process: ``shared`` is
+    every task's to write, sticky, as /tmp). The task's directory stays root's, so what root writes there
+    (stdout.txt, stderr.txt, fileupload*.txt) cannot be swapped for a link by the task; ``wd/`` becomes the
+    account's once the resource files are in it (:func:`_give_to`).
 
     The common case (the job's directory exists, the task's does not) costs two mkdir calls.
     """
@@ -207,23 +210,25 @@ def _make_directories(root: str, task_dir: str, working_dir: str, user: Credenti
     if root not in _NODE_DIRS_READY:
         for name in ("shared", "startup"):
             os.makedirs(os.path.join(root, name), exist_ok=True)
-        os.chmod(os.path.join(root, "shared"), 0o777)
+        os.chmod(os.path.join(root, "shared"), 0o1777)
         _NODE_DIRS_READY.add(root)
     try:
         os.mkdir(task_dir)
         os.mkdir(working_dir)
     except OSError:  # a parent is missing (the job's first task here), or a rerun finds them
         os.makedirs(working_dir, exist_ok=True)
-    if user is not None:
-        os.chown(task_dir, user.uid, user.gid)
-        os.chown(working_dir, user.uid, user.gid)
+    if not stat.S_ISDIR(os.lstat(working_dir).st_mode):   # (its parent is root's: nothing else may swap it)
+        raise OSError(f"the working directory '{working_dir}' is not a directory")
 
 
 def _give_to(user: Credentials, directory: str) -> None:
-    """What the agent put in ``directory`` (resource files) becomes the task account's."""
+    """``directory`` (the working directory) and what the agent put in it become the task account's: the
+    directory itself last, so no process of the account can change it while root walks it (links are not
+    followed)."""
     for parent, directories, files in os.walk(directory):
         for name in (*directories, *files):
             os.lchown(os.path.join(parent, name), user.uid, user.gid)
+    os.lchown(directory, user.uid, user.gid)
 
 
 async def _account(accounts: Accounts, spec: RunSpec, root: str) -> Credentials | None:
@@ -271,8 +276,6 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
         try:
             async with asyncio.timeout_at(deadline) as window:
                 await download(spec.resource_files, Path(working_dir))
-            if user is not None:
-                await asyncio.to_thread(_give_to, user, working_dir)
         except ResourceFileError as exc:
             return _not_started(begin, exc.failure(), pre_processing=True)
         except TimeoutError:
@@ -280,6 +283,15 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
                 raise
             return _not_started(begin, _wall_clock_expired(), pre_processing=False)
 
+    if user is not None:
+        try:
+            if spec.resource_files:
+                await asyncio.to_thread(_give_to, user, working_dir)
+            elif os.lstat(working_dir).st_uid != user.uid:   # a new working directory: nothing in it yet
+                os.lchown(working_dir, user.uid, user.gid)
+        except OSError as exc:
+            return _setup_failed(begin, "The task's working directory could not be given to its account", exc,
+                                 task_dir)
     try:
         argv = split_command_line(spec.command_line)
     except CommandLineError as exc:
@@ -293,10 +305,10 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
 
         try:
             container = await asyncio.to_thread(prepare, spec.container, spec.id, argv, env, root, task_dir,
-                                                working_dir, env.get("AZ_BATCH_JOB_PREP_DIR"))
+                                                working_dir, env.get("AZ_BATCH_JOB_PREP_DIR"), user)
         except ContainerError as exc:
             return _not_started(begin, exc.failure(), pre_processing=True)
-        argv = container.start_argv()   # the engine's command line (the container runs as its image says)
+        argv = container.start_argv()   # the engine's command line, as root (the container runs as the account)
         user = None
     try:
         return await _run_process(spec, loop, begin, deadline, started, argv, env, task_dir, working_dir, user,
@@ -313,13 +325,10 @@ async def _run_process(spec: RunSpec, loop: asyncio.AbstractEventLoop, begin: da
     """Start the process, wait for it (its container too), upload the outputs."""
     try:
         out, err = _open_outputs(task_dir)
-        if user is not None:
-            os.fchown(out, user.uid, user.gid)
-            os.fchown(err, user.uid, user.gid)
     except OSError as exc:
         return _setup_failed(begin, "The task's output files could not be created", exc, task_dir)
     try:
-        pid = spawn(argv, working_dir, env, out, err, user)
+        pid = spawn(argv, working_dir, env if container is None else container.start_env(), out, err, user)
     except FileNotFoundError as exc:
         return _launch_failed(begin, "CommandProgramNotFound", f"{argv[0]}: {exc.strerror}")
     except (OSError, ValueError) as exc:  # not executable, exec format error, NUL in the environment, ...

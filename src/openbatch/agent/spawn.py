@@ -69,8 +69,8 @@ def spawn(argv: Sequence[str], cwd: str, env: Mapping[str, str], stdout: int, st
                 return os.posix_spawn(executable, list(argv), env, file_actions=actions, setsid=True,
                                       setsigdef=_DEFAULTS)
             groups, uids, gids = os.getgroups(), os.getresuid(), os.getresgid()
-            _set_ids(user.groups or (user.gid,), (user.gid, gids[1], gids[2]), (user.uid, uids[1], uids[2]))
             try:
+                _set_ids(user.groups or (user.gid,), (user.gid, gids[1], gids[2]), (user.uid, uids[1], uids[2]))
                 return os.posix_spawn(executable, list(argv), env, file_actions=actions, setsid=True,
                                       setsigdef=_DEFAULTS, resetids=True)
             finally:

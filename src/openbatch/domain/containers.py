@@ -64,8 +64,9 @@ def check_container_settings(settings: Json | None, prefix: str) -> None:
         return
     where = f"{prefix}/containerSettings".lstrip("/")
     image = settings.get("imageName")
-    if not isinstance(image, str) or not image.strip():
-        raise invalid_property(f"{where}/imageName", image, "The image name is required.")
+    if not _reference(image):
+        raise invalid_property(f"{where}/imageName", image, _REFERENCE_RULE)
+    _check_registry(settings.get("registry"), f"{where}/registry")
     directory = settings.get("workingDirectory")
     if directory is not None and directory not in _WORKING_DIRECTORIES:
         raise invalid_property(f"{where}/workingDirectory", directory, f"Must be one of {', '.join(_WORKING_DIRECTORIES)}.")
@@ -87,5 +88,23 @@ def check_container_configuration(configuration: Json | None) -> None:
     if configuration.get("type") not in _TYPES:
         raise invalid_property(f"{where}/type", configuration.get("type"), f"Must be one of {', '.join(_TYPES)}.")
     for index, name in enumerate(configuration.get("containerImageNames") or ()):
-        if not isinstance(name, str) or not name.strip():
-            raise invalid_property(f"{where}/containerImageNames/{index}", name, "An image name is required.")
+        if not _reference(name):
+            raise invalid_property(f"{where}/containerImageNames/{index}", name, _REFERENCE_RULE)
+    for index, registry in enumerate(configuration.get("containerRegistries") or ()):
+        _check_registry(registry, f"{where}/containerRegistries/{index}")
+
+
+_REFERENCE_RULE = "An image reference, as docker pull takes it (no spaces, not starting with '-')."
+
+
+def _reference(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and not value.startswith("-") and not any(
+        c.isspace() or c == "\0" for c in value)
+
+
+def _check_registry(registry: Json | None, where: str) -> None:
+    """A registry's server and user name go to ``docker login``: neither may look like an option."""
+    for key in ("registryServer", "username"):
+        value = (registry or {}).get(key)
+        if value is not None and not _reference(value):
+            raise invalid_property(f"{where}/{key}", value, "Must not be empty, contain spaces or start with '-'.")

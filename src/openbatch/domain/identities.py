@@ -25,7 +25,9 @@ Json = dict[str, Any]
 #: The pool-wide non-admin auto user's account (as on Azure's Linux nodes).
 POOL_USER = "_azbatch"
 #: Names a pool's user account may not take: the accounts the nodes use themselves.
-RESERVED_NAMES = frozenset({"root", POOL_USER})
+RESERVED_NAMES = frozenset({"root", POOL_USER, "_azbatchsudogrp"})
+#: Task-scope auto users' accounts begin so (agent/accounts.py).
+RESERVED_PREFIX = "_azbt"
 #: A Linux account name (useradd's rule), at most 20 characters (the Swagger's limit).
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,19}")
 _MAX_ID = 2**31 - 2
@@ -71,13 +73,15 @@ def check_user_accounts(accounts: list[Json] | None) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise invalid_property(f"{where}/name", name, "A user name on a Linux node has at most 20 characters: "
                                    "letters, digits, '_', '.' and '-', not starting with a digit, '.' or '-'.")
-        if name.lower() in RESERVED_NAMES:
+        if name.lower() in RESERVED_NAMES or name.lower().startswith(RESERVED_PREFIX):
             raise invalid_property(f"{where}/name", name, "This account name is used by the nodes themselves.")
         if name.lower() in seen:
             raise invalid_property(f"{where}/name", name, "Another user account has the same name.")
         seen.add(name.lower())
         if not account.get("password"):
             raise invalid_property(f"{where}/password", "", "A user account needs a password.")
+        if any(c in account["password"] for c in "\n\r\0"):
+            raise invalid_property(f"{where}/password", "", "A password may not contain a line break or NUL.")
         linux = account.get("linuxUserConfiguration") or {}
         uid, gid = linux.get("uid"), linux.get("gid")
         if (uid is None) != (gid is None):

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import clock
 from .errors import invalid_property
-from .identities import RESERVED_NAMES
+from .identities import RESERVED_NAMES, RESERVED_PREFIX
 
 Json = dict[str, Any]
 
@@ -32,7 +32,7 @@ def check_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise invalid_property("name", name, "A user name on a Linux node has at most 32 characters: letters, "
                                "digits, '_', '.' and '-', not starting with a digit, '.' or '-'.")
-    if name.lower() in RESERVED_NAMES:
+    if name.lower() in RESERVED_NAMES or name.lower().startswith(RESERVED_PREFIX):
         raise invalid_property("name", name, "This account name is used by the nodes themselves.")
     return name
 
@@ -42,8 +42,10 @@ def user_settings(name: str, is_admin: bool | None, expiry: datetime | None, pas
     """What the node's agent makes of an AddUser or UpdateUser body (the defaults filled in)."""
     if ssh_public_key is not None:
         check_ssh_public_key(ssh_public_key)
-    if password is not None and ("\n" in password or ":" in password or not password):
-        raise invalid_property("password", "", "A password may not be empty or contain ':' or a line break.")
+        if len(ssh_public_key.strip().splitlines()) > 1:
+            raise invalid_property("sshPublicKey", ssh_public_key[:40], "One key, on one line.")
+    if password is not None and (any(c in password for c in "\n\r\0:") or not password):
+        raise invalid_property("password", "", "A password may not be empty or contain ':', a line break or NUL.")
     expires = expiry if expiry is not None else now + DEFAULT_LIFETIME
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=timezone.utc)

@@ -64,7 +64,8 @@ def check_task_common(task: Any, prefix: str) -> None:
 
 
 def _is_octal(text: str) -> bool:
-    return bool(text) and all(c in "01234567" for c in text) and len(text) <= 4
+    """An octal permission mode without setuid, setgid or sticky bits (the file is written by root)."""
+    return bool(text) and all(c in "01234567" for c in text) and len(text) <= 4 and int(text, 8) <= 0o777
 
 
 def check_constraints(constraints: TaskConstraints | None, prefix: str = "constraints") -> None:

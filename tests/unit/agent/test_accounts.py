@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,31 @@ def test_admin_auto_users_are_root(tmp_path: Path) -> None:
     assert accounts.known(RunUser(admin=True, scope="task"))
     assert accounts.credentials(RunUser(admin=True, scope="task"), str(tmp_path), "t") is None
     assert Accounts.name_of(None) == "root"
+
+
+def _entry(home: Path) -> pwd.struct_passwd:
+    return pwd.struct_passwd(("someone", "x", os.geteuid(), os.getegid(), "", str(home), "/bin/sh"))
+
+
+def test_ssh_files_are_written_without_following_links(tmp_path: Path) -> None:
+    from openbatch.agent.accounts import write_ssh_files
+
+    home = tmp_path / "home"
+    home.mkdir()
+    write_ssh_files(_entry(home), {"authorized_keys": ("ssh-ed25519 AAAA\n", 0o600)})
+    assert (home / ".ssh" / "authorized_keys").read_text() == "ssh-ed25519 AAAA\n"
+    target = tmp_path / "precious"
+    target.write_text("keep")
+    (home / ".ssh" / "authorized_keys").unlink()
+    (home / ".ssh" / "authorized_keys").symlink_to(target)   # planted by the account: replaced, not followed
+    write_ssh_files(_entry(home), {"authorized_keys": ("ssh-ed25519 BBBB\n", 0o600)})
+    assert target.read_text() == "keep" and not (home / ".ssh" / "authorized_keys").is_symlink()
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    for child in (home / ".ssh").iterdir():
+        child.unlink()
+    (home / ".ssh").rmdir()
+    (home / ".ssh").symlink_to(other)                        # a linked ~/.ssh is refused
+    with pytest.raises(AccountError):
+        write_ssh_files(_entry(home), {"authorized_keys": ("x\n", 0o600)})
+    assert not list(other.iterdir())

@@ -183,6 +183,9 @@ def test_write_failure(server: str, wd: Path) -> None:
 def test_bad_file_mode(server: str, wd: Path) -> None:
     error = failure_of([{"httpUrl": f"{server}/hello.txt", "filePath": "f", "fileMode": "rwx"}], wd)
     assert error.code == "ResourceFileWriteFailed" and "fileMode" in error.message
+    # root writes the file: no setuid, setgid or sticky bit (the API refuses them too)
+    error = failure_of([{"httpUrl": f"{server}/hello.txt", "filePath": "g", "fileMode": "4755"}], wd)
+    assert error.code == "ResourceFileWriteFailed" and not (wd / "g").exists()
 
 
 def test_nothing_to_do(wd: Path) -> None:
