@@ -81,9 +81,11 @@ def test_every_identity_runs_as_its_account(batch: BatchClient) -> None:
         batch.create_task(job_id, m.BatchTaskCreateOptions(id=task_id, command_line=WHOAMI, user_identity=identity))
     batch.create_task(job_id, m.BatchTaskCreateOptions(
         id="denied", command_line="/bin/sh -c 'touch /etc/openbatch-denied-$$'"))
-    # the task directory is root's: what root writes there (stdout.txt, upload logs) cannot become a link
-    batch.create_task(job_id, m.BatchTaskCreateOptions(id="tamper", command_line="/bin/sh -c 'rm -f ../stderr.txt "
-                                                       "|| ln -s /etc/passwd ../planted || exit 7'"))
+    # the task directory is root's and sticky: the task adds files there, but what root writes there (its
+    # stdout.txt, stderr.txt) it can neither remove nor swap for a link
+    batch.create_task(job_id, m.BatchTaskCreateOptions(id="tamper", command_line="/bin/sh -c 'echo mine > ../mine.txt "
+                                                       "&& rm -f ../stderr.txt; ln -sf /etc/passwd ../stdout.txt; "
+                                                       "test -f ../stderr.txt && test ! -L ../stdout.txt && exit 7'"))
     for task in _completed(batch, job_id, len(tasks) + 2):
         expected = {"denied": 1, "tamper": 7}.get(task.id, 0)
         assert task.execution_info.exit_code == expected, task.id

@@ -162,7 +162,13 @@ class _Log:
         """Both files (a few lines: written inline, as the task's own files are)."""
         for name, lines in (("fileuploadout.txt", self.out), ("fileuploaderr.txt", self.err)):
             try:
-                with open(os.path.join(self.task_dir, name), "w", encoding="utf-8") as file:
+                path = os.path.join(self.task_dir, name)
+                try:   # (a link a process of the task's account put there is removed, never followed)
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                with open(os.open(path, flags, 0o644), "w", encoding="utf-8") as file:
                     file.writelines(lines)
             except OSError:
                 pass

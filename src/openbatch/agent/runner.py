@@ -199,9 +199,10 @@ _NODE_DIRS_READY: set[str] = set()
 
 def _make_directories(root: str, task_dir: str, working_dir: str, user: Credentials | None) -> None:
     """The task's directory and ``wd/`` (and the node's ``shared``/``startup``, once per process: ``shared`` is
-    every task's to write, sticky, as /tmp). The task's directory stays root's, so what root writes there
-    (stdout.txt, stderr.txt, fileupload*.txt) cannot be swapped for a link by the task; ``wd/`` becomes the
-    account's once the resource files are in it (:func:`_give_to`).
+    every task's to write, sticky, as /tmp). The task's directory stays root's, writable by the account's
+    group but sticky (mode 1775): the task may add files there, but what root put there (stdout.txt,
+    stderr.txt, wd/) cannot be removed or swapped for a link. ``wd/`` is root's again at the start of each
+    attempt and becomes the account's once the resource files are in it (:func:`_give_to`).
 
     The common case (the job's directory exists, the task's does not) costs two mkdir calls.
     """
@@ -217,17 +218,24 @@ def _make_directories(root: str, task_dir: str, working_dir: str, user: Credenti
         os.mkdir(working_dir)
     except OSError:  # a parent is missing (the job's first task here), or a rerun finds them
         os.makedirs(working_dir, exist_ok=True)
-    if not stat.S_ISDIR(os.lstat(working_dir).st_mode):   # (its parent is root's: nothing else may swap it)
+    found = os.lstat(working_dir)
+    if not stat.S_ISDIR(found.st_mode):   # (a link left by an earlier attempt: never followed)
         raise OSError(f"the working directory '{working_dir}' is not a directory")
+    if user is not None:
+        if os.lstat(task_dir).st_gid != user.gid:
+            os.lchown(task_dir, 0, user.gid)
+            os.chmod(task_dir, 0o1775)
+        if found.st_uid != 0:   # an earlier attempt's: root's again, so no process of the account can swap it
+            os.lchown(working_dir, 0, found.st_gid)
 
 
 def _give_to(user: Credentials, directory: str) -> None:
     """``directory`` (the working directory) and what the agent put in it become the task account's: the
     directory itself last, so no process of the account can change it while root walks it (links are not
     followed)."""
-    for parent, directories, files in os.walk(directory):
+    for _parent, directories, files, parent_fd in os.fwalk(directory, follow_symlinks=False):
         for name in (*directories, *files):
-            os.lchown(os.path.join(parent, name), user.uid, user.gid)
+            os.chown(name, user.uid, user.gid, dir_fd=parent_fd, follow_symlinks=False)
     os.lchown(directory, user.uid, user.gid)
 
 
@@ -287,7 +295,7 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
         try:
             if spec.resource_files:
                 await asyncio.to_thread(_give_to, user, working_dir)
-            elif os.lstat(working_dir).st_uid != user.uid:   # a new working directory: nothing in it yet
+            elif os.lstat(working_dir).st_uid != user.uid:   # (root's: nothing was put in it)
                 os.lchown(working_dir, user.uid, user.gid)
         except OSError as exc:
             return _setup_failed(begin, "The task's working directory could not be given to its account", exc,
