@@ -81,7 +81,7 @@ class Services:
             retention=Retention(ctx),
             preemption=PreemptionService(ctx, node_ops),
             certificates=CertificateService(ctx),
-            node_users=NodeUserService(ctx),
+            node_users=NodeUserService(ctx, nodes),
             pools=pools,
             autoscale=AutoscaleService(ctx, pools),
             jobs=jobs,

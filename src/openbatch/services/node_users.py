@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
-from ..domain.errors import BatchError, not_found
+from ..domain.errors import BatchError
 from ..domain.node_users import check_name, user_settings
 from ..domain.nodes import NodeState
-from ..store.records import NODES
-from .context import ServiceContext, require_pool
+from .context import ServiceContext
+from .nodes import NodeService
 
 Json = dict[str, Any]
 
@@ -29,8 +29,9 @@ def _no_agents(node_id: str, op: str, settings: Json) -> None:
 
 
 class NodeUserService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, nodes: NodeService) -> None:
         self.ctx = ctx
+        self.nodes = nodes
         #: Set by the runtime: how a node's agent is asked (nodes/agent_files.py).
         self.ask: AskAgent = _no_agents
 
@@ -58,11 +59,7 @@ class NodeUserService:
 
     def _usable_node(self, account: str, pool_id: str, node_id: str) -> None:
         """Accounts are managed on a node that is up (idle or running), as on Azure."""
-        with self.ctx.store.read() as conn:
-            pool = require_pool(conn, account, pool_id)
-            node = NODES.get(conn, (account, pool.row["id_key"]), (node_id,))
-        if node is None:
-            raise not_found("NodeNotFound", "node", node_id)
+        node = self.nodes.get(account, pool_id, node_id)
         if node.body["state"] not in (NodeState.IDLE.value, NodeState.RUNNING.value):
             raise BatchError("OperationNotValidOnNode", "User accounts can be managed only on a node that is "
                              "idle or running.", [("NodeState", node.body["state"])])
