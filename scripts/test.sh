@@ -37,6 +37,13 @@ if [ "$(id -u)" = 0 ] && ! command -v sudo >/dev/null; then
     || echo "warning: sudo could not be installed: the admin account tests will fail" >&2
 fi
 
+# Open MPI (Debian's openmpi-bin): the multi-instance task tests run mpirun across their nodes; that one skips without it
+if [ "$(id -u)" = 0 ] && ! command -v mpirun >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin >/dev/null; } \
+    || echo "warning: openmpi-bin could not be installed: the mpirun test will skip" >&2
+fi
+
 setup .venv -e ".[test,sdk15,fuzz]"
 setup .venv-sdk14 -e ".[test]" "azure-batch==14.2.0"
 

@@ -57,7 +57,8 @@ class WorkRequest(Message, kw_only=True):
 
 
 class Event(Message, kw_only=True):
-    """``exited`` (a run ended: id, exitCode or failure, the node's start and end time) or
+    """``exited`` (a run ended: id, exitCode or failure, the node's start and end time), ``coordinated``
+    (an instance of a multi-instance task ran its coordination command successfully: id, its times) or
     ``nodeReady`` (nodeId)."""
 
     type: str
@@ -126,8 +127,19 @@ class RunContainer(Message, kw_only=True):
     error: str | None = None
 
 
+class RunMultiInstance(Message, kw_only=True):
+    """An instance of a multi-instance task (domain/multi_instance.py): ``instance`` 0 is the primary."""
+
+    instance: int = 0
+    coordinationCommandLine: str | None = None
+    commonResourceFiles: list[dict[str, Any]] = []
+    #: The task's directory relative to the node root (AZ_BATCH_TASK_SHARED_DIR; the common resource files).
+    sharedDir: str
+
+
 class RunCommand(Command, kw_only=True, tag="run"):
-    """Run a process on a node: a task, a job preparation or release task, or a start task."""
+    """Run a process on a node: a task (or an instance of a multi-instance task: kind ``subtask`` for
+    the instances other than the primary), a job preparation or release task, or a start task."""
 
     id: str
     kind: str   # task, preparation, release, start
@@ -141,6 +153,13 @@ class RunCommand(Command, kw_only=True, tag="run"):
     jobPrepDir: str | None = None
     user: RunUser | None = None
     container: RunContainer | None = None
+    multiInstance: RunMultiInstance | None = None
+
+
+class ProceedCommand(Command, kw_only=True, tag="proceed"):
+    """Every instance of the multi-instance task whose primary run is ``id`` coordinated: run its command."""
+
+    id: str
 
 
 class KillCommand(Command, kw_only=True, tag="kill"):
@@ -197,7 +216,7 @@ class UserCommand(Command, kw_only=True, tag="user"):
 
 
 AnyCommand = (RunCommand | KillCommand | RemoveNodeCommand | RebootNodeCommand | RemoveTaskDirCommand | FileCommand
-              | UserCommand)
+              | UserCommand | ProceedCommand)
 
 
 class CommandsAnswer(msgspec.Struct, kw_only=True):

@@ -41,7 +41,8 @@ def test_refused_properties_change_nothing(world: World) -> None:
         decode({"id": "ok", "commandLine": "x"}, TaskAddParameter),
         decode({"id": "mpi", "commandLine": "x", "multiInstanceSettings": {"coordinationCommandLine": "c"}},
                TaskAddParameter)])
-    assert [o.error.code if o.error else None for o in outcomes] == [None, "UnsupportedProperty"]
+    # (a multi-instance task on a pool without inter-node communication would never run)
+    assert [o.error.code if o.error else None for o in outcomes] == [None, "InvalidPropertyValue"]
     assert world.counts("j")["active"] == 1
     with pytest.raises(BatchError) as refused:
         world.pool("mounts", nodes=0, mountConfiguration=[{"nfsMountConfiguration": {"source": "s",

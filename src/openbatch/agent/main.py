@@ -41,6 +41,7 @@ from ..protocol import (
     FileCommand,
     FileLocation,
     KillCommand,
+    ProceedCommand,
     RebootNodeCommand,
     RegisterAnswer,
     RegisterRequest,
@@ -131,6 +132,8 @@ class Agent:
         #: The server that started this (local) agent died: nobody takes its last reports (the next
         #: server counts its runs as lost), so it ends without waiting to send them.
         self.orphaned = False
+        #: Primary runs of multi-instance tasks waiting for (or given) the server's word to run their command.
+        self.proceeds: dict[str, asyncio.Event] = {}
 
     # -- the life of an agent --------------------------------------------------------------
 
@@ -255,6 +258,8 @@ class Agent:
             node = self.nodes.get(command.nodeId)
             if node is not None and command.id not in node.runs:
                 node.runs[command.id] = asyncio.create_task(self.execute(node, command))
+        elif isinstance(command, ProceedCommand):
+            self.proceeds.setdefault(command.id, asyncio.Event()).set()
         elif isinstance(command, KillCommand):
             for node in self.nodes.values():
                 task = node.runs.pop(command.id, None)
@@ -281,9 +286,11 @@ class Agent:
             command_line=command.commandLine, environment=command.environment,
             resource_files=command.resourceFiles, output_files=command.outputFiles, max_wall_clock=command.maxWallClockSeconds,
             job_prep_dir=command.jobPrepDir, user=command.user, container=command.container,
+            multi_instance=command.multiInstance,
         )
+        link = _InstanceLink(self, command.id) if command.multiInstance is not None else None
         try:
-            result = await run(spec, accounts=self.accounts)
+            result = await run(spec, accounts=self.accounts, link=link)
             if _killed_from_outside(result) and not self.done.is_set():
                 # A signal nobody here sent: when an allocation ends (scancel, its time limit, a host
                 # going down) every process of it gets one at once, this agent too. Wait for that.
@@ -297,6 +304,7 @@ class Agent:
             result = _internal_failure(error)
         finally:
             node.runs.pop(command.id, None)
+            self.proceeds.pop(command.id, None)
         self.unacknowledged.add(spec.id)
         self.report(_exited(spec.id, result))
 
@@ -492,6 +500,21 @@ class Agent:
             except (TransportError, ValueError) as error:
                 log.warning("reporting to the server failed (%s); retrying", error)
             await asyncio.sleep(RETRY_SECONDS)
+
+
+class _InstanceLink:
+    """An instance of a multi-instance task reports its coordination and waits for the server's word."""
+
+    def __init__(self, agent: Agent, run_id: str) -> None:
+        self.agent = agent
+        self.run_id = run_id
+
+    def coordinated(self, result: RunResult) -> None:
+        self.agent.report(Event(type="coordinated", id=self.run_id, exitCode=0, startTime=_wire(result.start_time),
+                                endTime=_wire(result.end_time)))
+
+    async def proceed(self) -> None:
+        await self.agent.proceeds.setdefault(self.run_id, asyncio.Event()).wait()
 
 
 def _make_node_dirs(root: Path) -> None:

@@ -41,19 +41,20 @@ import logging
 import os
 import signal
 import stat
-import threading
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .accounts import AccountError, Accounts, Credentials
 
 if TYPE_CHECKING:
     from .containers import ContainerRun
+    from .instances import Coordination, InstanceLink
 from .commandline import CommandLineError, split_command_line
-from .failures import TaskFailure
 from .environment import task_environment, task_paths
 from .reaper import REAPER
+from .processes import (KILL_GRACE_SECONDS, Child, failure_info, give_to, not_started, utcnow, open_outputs, reap,
+                        terminate, wall_clock_expired)
 from .spawn import spawn
 from .spec import RunResult, RunSpec
 
@@ -61,26 +62,8 @@ __all__ = ["KILL_GRACE_SECONDS", "RUN_GROUPS", "RunResult", "RunSpec", "run"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds between SIGTERM and SIGKILL when a task's process group is terminated.
-KILL_GRACE_SECONDS = 5.0
-
-_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
-
 #: Run id -> the process group of its process, while it runs (for a kill without grace).
 RUN_GROUPS: dict[str, int] = {}
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _failure(code: str, message: str, details: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-    return TaskFailure(code, message, details).failure()
-
-
-def _not_started(begin: datetime, failure: dict[str, Any], *, pre_processing: bool) -> RunResult:
-    return RunResult(start_time=begin, end_time=_now(), exit_code=None, failure=failure, result="failure",
-                     pre_processing_error=pre_processing)
 
 
 _LAUNCH_MESSAGES = {
@@ -91,96 +74,14 @@ _LAUNCH_MESSAGES = {
 
 def _launch_failed(begin: datetime, code: str, detail: str) -> RunResult:
     """The process could not be started (Azure reports no exit code and no pre-processing error)."""
-    failure = _failure(code, _LAUNCH_MESSAGES[code], [("Message", detail)])
-    return _not_started(begin, failure, pre_processing=False)
+    failure = failure_info(code, _LAUNCH_MESSAGES[code], [("Message", detail)])
+    return not_started(begin, failure, pre_processing=False)
 
 
 def _setup_failed(begin: datetime, message: str, exc: OSError, task_dir: str) -> RunResult:
     details = [("Message", str(exc)), ("TaskDirectory", task_dir)]
-    failure = _failure("ResourceDirectoryCreateFailed", message, details)
-    return _not_started(begin, failure, pre_processing=True)
-
-
-def _wall_clock_expired() -> dict[str, Any]:
-    return _failure("MaxWallClockTimeExpiry", "The task exceeded the maximum wall clock time")
-
-
-class _Child:
-    """A started process group and the wait for its leader's exit."""
-
-    __slots__ = ("pid", "returncode", "_event", "_loop", "_pidfd")
-
-    def __init__(self, pid: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-        self._event = asyncio.Event()
-        self._loop = loop
-        try:
-            self._pidfd = os.pidfd_open(pid)
-        except (AttributeError, OSError):  # no pidfd (non-Linux, old kernel): one waiter thread
-            self._pidfd = -1
-            waiter = threading.Thread(target=self._wait_in_thread, name=f"wait-{pid}", daemon=True)
-            waiter.start()
-        else:
-            loop.add_reader(self._pidfd, self._on_readable)
-
-    def _on_readable(self) -> None:
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:  # reaped by someone else: the status is lost
-            pid, code = self.pid, 255
-        else:
-            if pid == 0:
-                return
-            code = os.waitstatus_to_exitcode(status)
-        self._loop.remove_reader(self._pidfd)
-        os.close(self._pidfd)
-        self._pidfd = -1
-        self._exited(code)
-
-    def _wait_in_thread(self) -> None:
-        code = _reap(self.pid)
-        try:
-            self._loop.call_soon_threadsafe(self._exited, code)
-        except RuntimeError:  # the loop is closed; the process is reaped anyway
-            pass
-
-    def _exited(self, code: int) -> None:
-        self.returncode = code
-        self._event.set()
-
-    async def wait(self) -> int:
-        if self.returncode is None:
-            await self._event.wait()
-        assert self.returncode is not None
-        return self.returncode
-
-    def signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):  # the whole group is gone already
-            pass
-
-
-def _reap(pid: int) -> int:
-    """Wait for ``pid`` and return its exit code (negative: killed by that signal)."""
-    try:
-        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    except ChildProcessError:  # reaped by someone else: the status is lost
-        return 255
-
-
-async def _terminate(child: _Child) -> int:
-    """SIGTERM the process group, SIGKILL it after the grace period; the leader's exit status."""
-    child.signal_group(signal.SIGTERM)
-    try:
-        async with asyncio.timeout(KILL_GRACE_SECONDS):
-            await child.wait()
-    except TimeoutError:
-        log.info("process group %d outlived SIGTERM by %.1f s: SIGKILL", child.pid, KILL_GRACE_SECONDS)
-    finally:
-        child.signal_group(signal.SIGKILL)  # also whatever of the group outlived its leader
-    return await child.wait()
+    failure = failure_info("ResourceDirectoryCreateFailed", message, details)
+    return not_started(begin, failure, pre_processing=True)
 
 
 _ACCOUNTS: list[Accounts] = []
@@ -202,7 +103,7 @@ def _make_directories(root: str, task_dir: str, working_dir: str, user: Credenti
     every task's to write, sticky, as /tmp). The task's directory stays root's, writable by the account's
     group but sticky (mode 1775): the task may add files there, but what root put there (stdout.txt,
     stderr.txt, wd/) cannot be removed or swapped for a link. ``wd/`` is root's again at the start of each
-    attempt and becomes the account's once the resource files are in it (:func:`_give_to`).
+    attempt and becomes the account's once the resource files are in it (:func:`give_to`).
 
     The common case (the job's directory exists, the task's does not) costs two mkdir calls.
     """
@@ -229,16 +130,6 @@ def _make_directories(root: str, task_dir: str, working_dir: str, user: Credenti
             os.lchown(working_dir, 0, found.st_gid)
 
 
-def _give_to(user: Credentials, directory: str) -> None:
-    """``directory`` (the working directory) and what the agent put in it become the task account's: the
-    directory itself last, so no process of the account can change it while root walks it (links are not
-    followed)."""
-    for _parent, directories, files, parent_fd in os.fwalk(directory, follow_symlinks=False):
-        for name in (*directories, *files):
-            os.chown(name, user.uid, user.gid, dir_fd=parent_fd, follow_symlinks=False)
-    os.lchown(directory, user.uid, user.gid)
-
-
 async def _account(accounts: Accounts, spec: RunSpec, root: str) -> Credentials | None:
     """The run's account: at once when it is known, else from a thread (it may be created)."""
     if accounts.known(spec.user):
@@ -246,33 +137,24 @@ async def _account(accounts: Accounts, spec: RunSpec, root: str) -> Credentials 
     return await asyncio.to_thread(accounts.credentials, spec.user, root, spec.task_dir)
 
 
-def _open_outputs(task_dir: str) -> tuple[int, int]:
-    """``stdout.txt`` and ``stderr.txt`` of the task directory, truncated, as inheritable-at-exec fds."""
-    out = os.open(os.path.join(task_dir, "stdout.txt"), _OUTPUT_FLAGS, 0o664)
-    try:
-        return out, os.open(os.path.join(task_dir, "stderr.txt"), _OUTPUT_FLAGS, 0o664)
-    except BaseException:
-        os.close(out)
-        raise
-
-
 async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | None = None,
-              accounts: Accounts | None = None) -> RunResult:
+              accounts: Accounts | None = None, link: InstanceLink | None = None) -> RunResult:
     """Create the directories, download resource files, start the process, wait, return the result.
 
     ``started`` is awaited right after the process starts (the agent reports it). ``accounts``: this
-    host's task accounts (accounts.py; the agent's, or a new set).
+    host's task accounts (accounts.py; the agent's, or a new set). ``link``: the agent's side of an
+    instance of a multi-instance task (instances.py), which coordinates first.
     Cancelling the task running this terminates the process group, then re-raises.
     """
     loop = asyncio.get_running_loop()
-    begin = _now()
+    begin = utcnow()
     deadline = None if spec.max_wall_clock is None else loop.time() + spec.max_wall_clock
     paths = root, task_dir, working_dir = task_paths(spec)
 
     try:
         user = await _account(accounts or _default_accounts(), spec, root)
     except AccountError as exc:
-        return _not_started(begin, exc.failure(), pre_processing=True)
+        return not_started(begin, exc.failure(), pre_processing=True)
     try:
         _make_directories(root, task_dir, working_dir, user)
     except OSError as exc:
@@ -285,27 +167,72 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
             async with asyncio.timeout_at(deadline) as window:
                 await download(spec.resource_files, Path(working_dir))
         except ResourceFileError as exc:
-            return _not_started(begin, exc.failure(), pre_processing=True)
+            return not_started(begin, exc.failure(), pre_processing=True)
         except TimeoutError:
             if not window.expired():
                 raise
-            return _not_started(begin, _wall_clock_expired(), pre_processing=False)
+            return not_started(begin, wall_clock_expired(), pre_processing=False)
 
     if user is not None:
         try:
             if spec.resource_files:
-                await asyncio.to_thread(_give_to, user, working_dir)
+                await asyncio.to_thread(give_to, user, working_dir)
             elif os.lstat(working_dir).st_uid != user.uid:   # (root's: nothing was put in it)
                 os.lchown(working_dir, user.uid, user.gid)
         except OSError as exc:
             return _setup_failed(begin, "The task's working directory could not be given to its account", exc,
                                  task_dir)
+    env = {**task_environment(spec, paths), **REAPER.environment}   # (the reaper finds it by its mark too)
+    env["AZ_BATCH_TASK_USER"] = Accounts.name_of(user)
+    if spec.multi_instance is not None:
+        from .instances import Coordination
+
+        coordination = Coordination(spec, spec.multi_instance, root, task_dir, working_dir, user, env)
+        try:
+            return await _coordinated(spec, coordination, link, begin, deadline, loop, started, env, paths, user)
+        finally:
+            coordination.end()
+    return await _launch(spec, begin, deadline, loop, started, env, paths, user)
+
+
+async def _coordinated(spec: RunSpec, coordination: Coordination, link: InstanceLink | None, begin: datetime,
+                       deadline: float | None, loop: asyncio.AbstractEventLoop,
+                       started: Callable[[datetime], Awaitable[None]] | None, env: dict[str, str],
+                       paths: tuple[str, str, str], user: Credentials | None) -> RunResult:
+    """An instance of a multi-instance task: coordinate; then a subtask holds its node until it is ended, the
+    primary runs the application once the server says every instance coordinated."""
+    from .instances import coordinated_result, hold
+
+    if link is None:
+        raise RuntimeError("an instance of a multi-instance task runs only under an agent")
+    failed = await coordination.run(deadline, lambda at, failure, pre: not_started(at, failure, pre_processing=pre))
+    if failed is not None:
+        return failed
+    link.coordinated(coordinated_result(begin))
+    if spec.kind == "subtask":
+        RUN_GROUPS[spec.id] = coordination.group or 0
+        try:
+            await hold()
+        finally:
+            RUN_GROUPS.pop(spec.id, None)
+    try:
+        async with asyncio.timeout_at(deadline):
+            await link.proceed()
+    except TimeoutError:
+        return not_started(begin, wall_clock_expired(), pre_processing=False)
+    return await _launch(spec, begin, deadline, loop, started, env, paths, user,
+                         append=bool(spec.multi_instance and spec.multi_instance.coordinationCommandLine))
+
+
+async def _launch(spec: RunSpec, begin: datetime, deadline: float | None, loop: asyncio.AbstractEventLoop,
+                  started: Callable[[datetime], Awaitable[None]] | None, env: dict[str, str],
+                  paths: tuple[str, str, str], user: Credentials | None, append: bool = False) -> RunResult:
+    """The task's own process, in its container if it has one."""
+    root, task_dir, working_dir = paths
     try:
         argv = split_command_line(spec.command_line)
     except CommandLineError as exc:
         return _launch_failed(begin, "CommandLaunchFailed", str(exc))
-    env = {**task_environment(spec, paths), **REAPER.environment}   # (the reaper finds it by its mark too)
-    env["AZ_BATCH_TASK_USER"] = Accounts.name_of(user)
 
     container = None
     if spec.container is not None:
@@ -315,12 +242,12 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
             container = await asyncio.to_thread(prepare, spec.container, spec.id, argv, env, root, task_dir,
                                                 working_dir, env.get("AZ_BATCH_JOB_PREP_DIR"), user)
         except ContainerError as exc:
-            return _not_started(begin, exc.failure(), pre_processing=True)
+            return not_started(begin, exc.failure(), pre_processing=True)
         argv = container.start_argv()   # the engine's command line, as root (the container runs as the account)
         user = None
     try:
         return await _run_process(spec, loop, begin, deadline, started, argv, env, task_dir, working_dir, user,
-                                  container)
+                                  container, append)
     finally:
         if container is not None:
             await asyncio.to_thread(container.remove)
@@ -329,10 +256,11 @@ async def run(spec: RunSpec, started: Callable[[datetime], Awaitable[None]] | No
 async def _run_process(spec: RunSpec, loop: asyncio.AbstractEventLoop, begin: datetime, deadline: float | None,
                        started: Callable[[datetime], Awaitable[None]] | None, argv: list[str], env: dict[str, str],
                        task_dir: str, working_dir: str, user: Credentials | None,
-                       container: ContainerRun | None) -> RunResult:
-    """Start the process, wait for it (its container too), upload the outputs."""
+                       container: ContainerRun | None, append: bool = False) -> RunResult:
+    """Start the process, wait for it (its container too), upload the outputs. ``append``: after what the
+    coordination command of a multi-instance task wrote to stdout.txt/stderr.txt."""
     try:
-        out, err = _open_outputs(task_dir)
+        out, err = open_outputs(task_dir, append)
     except OSError as exc:
         return _setup_failed(begin, "The task's output files could not be created", exc, task_dir)
     try:
@@ -346,12 +274,12 @@ async def _run_process(spec: RunSpec, loop: asyncio.AbstractEventLoop, begin: da
     finally:
         os.close(out)
         os.close(err)
-    start = _now()
+    start = utcnow()
     try:
-        child = _Child(pid, loop)
+        child = Child(pid, loop)
     except BaseException:  # could not watch it: do not leave it running unobserved
         os.killpg(pid, signal.SIGKILL)
-        _reap(pid)
+        reap(pid)
         raise
 
     timed_out = False
@@ -370,23 +298,23 @@ async def _run_process(spec: RunSpec, loop: asyncio.AbstractEventLoop, begin: da
                 timed_out = True
                 if container is not None:   # the attached command line does not pass SIGKILL on
                     await asyncio.to_thread(container.kill)
-                code = await _terminate(child)
+                code = await terminate(child)
     except BaseException:  # cancelled (task/job terminated, node removed) or `started` failed
         if container is not None:
             await asyncio.to_thread(container.kill)
-        await _terminate(child)
+        await terminate(child)
         raise
     finally:
         RUN_GROUPS.pop(spec.id, None)
         REAPER.release(pid)
-    end = _now()
+    end = utcnow()
     container_info = await asyncio.to_thread(container.info) if container is not None else None
 
     exit_code = 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell reports it
     if timed_out:
-        failure: dict[str, Any] | None = _wall_clock_expired()
+        failure: dict[str, Any] | None = wall_clock_expired()
     elif exit_code != 0:
-        failure = _failure("FailureExitCode", "The task exited with an exit code representing a failure",
+        failure = failure_info("FailureExitCode", "The task exited with an exit code representing a failure",
                            [("Message", f"The task exited with exit code {exit_code}")])
     else:
         failure = None
@@ -397,6 +325,6 @@ async def _run_process(spec: RunSpec, loop: asyncio.AbstractEventLoop, begin: da
             await upload_outputs(spec.output_files, working_dir, task_dir, env, failure is None)
         except UploadError as exc:
             failure = exc.failure()
-        end = _now()   # the task completes once its outputs are uploaded
+        end = utcnow()   # the task completes once its outputs are uploaded
     return RunResult(start_time=start, end_time=end, exit_code=exit_code, failure=failure,
                      result="success" if failure is None else "failure", container_info=container_info)

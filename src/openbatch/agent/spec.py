@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-from ..protocol import RunContainer, RunUser
+from ..protocol import RunContainer, RunMultiInstance, RunUser
 
 __all__ = ["RunResult", "RunSpec"]
 
@@ -15,7 +15,7 @@ __all__ = ["RunResult", "RunSpec"]
 @dataclass(frozen=True)
 class RunSpec:
     id: str  # the command id (unique per run attempt)
-    kind: Literal["task", "preparation", "release", "start"]
+    kind: Literal["task", "subtask", "preparation", "release", "start"]
     node_root: Path  # the node's root directory (AZ_BATCH_NODE_ROOT_DIR)
     task_dir: str  # relative to node_root, e.g. "workitems/job1/job-1/task1" ("startup" for start tasks)
     command_line: str
@@ -26,6 +26,7 @@ class RunSpec:
     job_prep_dir: str | None = None  # relative task_dir of the job's preparation task on this node
     user: RunUser | None = None  # who it runs as (None: the pool's non-admin auto user)
     container: RunContainer | None = None  # the container it runs in (None: on the host)
+    multi_instance: RunMultiInstance | None = None  # an instance of a multi-instance task (instances.py)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..protocol import KillCommand, RunCommand
+from ..protocol import KillCommand, ProceedCommand, RunCommand, RunMultiInstance
 from .containers import run_container
 from .identities import run_user
 from .validation import UNLIMITED_DURATION, parse_duration
 
 Json = dict[str, Any]
-Kind = Literal["task", "preparation", "release", "start"]
+Kind = Literal["task", "subtask", "preparation", "release", "start"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,33 @@ def task_command(run_id: str, who: Identity, job: Json, task: Json, token: str |
         env["AZ_BATCH_AUTHENTICATION_TOKEN"] = token
     wall_clock = _seconds(task.get("constraints", {}).get("maxWallClockTime"))
     return _run(run_id, "task", who, task, env, task_dir(job["id"], task["id"]), wall_clock, _prep_dir(job))
+
+
+def instance_commands(run_ids: list[str], whos: list[Identity], addresses: list[str], job: Json, task: Json,
+                      token: str | None = None) -> list[RunCommand]:
+    """The runs of a multi-instance task's instances (domain/multi_instance.py), the primary's first: each
+    with the host list of all, its own directory (a subtask's inside the task's) and the coordination."""
+    from .multi_instance import environment, subtask_dir
+
+    settings = task["multiInstanceSettings"]
+    shared = task_dir(job["id"], task["id"])
+    out = []
+    for instance, (run_id, who) in enumerate(zip(run_ids, whos)):
+        command = task_command(run_id, who, job, task, token)
+        command.environment.update(environment(addresses, instance))
+        command.multiInstance = RunMultiInstance(
+            instance=instance, coordinationCommandLine=settings.get("coordinationCommandLine"),
+            commonResourceFiles=settings.get("commonResourceFiles", []), sharedDir=shared)
+        if instance:   # a subtask: the coordination only, in its own directory
+            command.kind, command.commandLine = "subtask", ""
+            command.resourceFiles, command.outputFiles = [], []
+            command.taskDir = subtask_dir(shared, instance)
+        out.append(command)
+    return out
+
+
+def proceed_command(run_id: str) -> ProceedCommand:
+    return ProceedCommand(id=run_id)
 
 
 def preparation_command(run_id: str, who: Identity, job: Json, retry_count: int) -> Json:

@@ -48,9 +48,7 @@ REFUSED_OUTPUTS: tuple[Refused, ...] = (
             "no local equivalent; use a containerUrl with a SAS"),
 )
 
-REFUSED_TASK: tuple[Refused, ...] = REFUSED_TASK_COMMON + REFUSED_OUTPUTS + (
-    Refused("multiInstanceSettings", "Multi-instance (MPI) tasks", "planned in issue 16 (multi-instance tasks)"),
-)
+REFUSED_TASK: tuple[Refused, ...] = REFUSED_TASK_COMMON + REFUSED_OUTPUTS
 
 REFUSED_JOB_CHANGE: tuple[Refused, ...] = (
     Refused("poolInfo/autoPoolSpecification", "Moving an existing job to a new auto pool",

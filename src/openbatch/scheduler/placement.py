@@ -11,7 +11,8 @@ many of its slots fill at the same moment); with waitForSuccess its tasks wait i
 of that job. Without waitForSuccess the job's tasks keep running there whatever the
 preparation's outcome, and a failed preparation is not started again for them.
 
-A job manager task with allowLowPriorityNode false runs only on a dedicated node.
+A job manager task with allowLowPriorityNode false runs only on a dedicated node. A multi-instance
+task takes as many distinct nodes as it has instances, in one step, or waits.
 
 A node whose allocation ends (``seconds_left``: a Slurm time limit) takes only tasks that can
 finish there: one with a maxWallClockTime no longer than the time left, one without a limit
@@ -51,6 +52,7 @@ class Candidate:
     affinity_id: str | None = None
     wall_clock: float | None = None   # maxWallClockTime in seconds (None: unlimited)
     dedicated_only: bool = False   # a job manager with allowLowPriorityNode false
+    instances: int = 1   # a multi-instance task: this many nodes, each with a free slot, or none
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class Placement:
     node_pk: int
     start_preparation: bool   # run the job preparation task on this node now
     wait_for_preparation: bool   # the task is ``preparing`` until that preparation succeeds
+    others: tuple[int, ...] = ()   # a multi-instance task: the nodes of its subtasks 1..N-1
 
 
 def place(
@@ -78,6 +81,13 @@ def place(
         limit = room.get(candidate.job_pk)
         if limit is not None and limit <= 0:
             continue
+        if candidate.instances > 1:
+            step = _place_instances(candidate, open_nodes, fill)
+            if step is not None:
+                plan.append(step)
+                if limit is not None:
+                    room[candidate.job_pk] = limit - 1
+            continue
         node = _choose(candidate, open_nodes, fill)
         if node is None:
             continue
@@ -95,6 +105,25 @@ def place(
             wait = candidate.prep == "wait"
         plan.append(Placement(candidate.task_pk, candidate.job_pk, node.pk, start, wait))
     return plan
+
+
+def _place_instances(candidate: Candidate, open_nodes: list[NodeCapacity], fill: str) -> Placement | None:
+    """A multi-instance task on ``candidate.instances`` distinct nodes (the first is the primary's), or None
+    when fewer have room now (all or none: nothing is taken then). Its jobs have no preparation task."""
+    chosen: list[NodeCapacity] = []
+    left = list(open_nodes)
+    while len(chosen) < candidate.instances:
+        node = _choose(candidate, left, fill)
+        if node is None:
+            return None
+        chosen.append(node)
+        left.remove(node)
+    for node in chosen:
+        node.free -= candidate.slots
+        if node.free <= 0:
+            open_nodes.remove(node)
+    return Placement(candidate.task_pk, candidate.job_pk, chosen[0].pk, False, False,
+                     tuple(node.pk for node in chosen[1:]))
 
 
 def _choose(candidate: Candidate, nodes: list[NodeCapacity], fill: str) -> NodeCapacity | None:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..domain import clock, commands, execution, pools as pool_rules
+from ..domain import clock, commands, execution, multi_instance, pools as pool_rules
 from ..services import transitions
 from ..services.context import ServiceContext
 from ..services.dependencies import unmet_dependencies
-from ..store import schedule_queries as queries
+from ..store import schedule_queries as queries, subtask_queries
 from ..store.engine import Connection
 from ..store.records import NODES, POOLS, PREP_RELEASE, TASKS, Record
 from ..store.task_queries import preparation_marks
@@ -84,10 +84,13 @@ class SchedulingRound:
         # Only a job's maxParallelTasks or a node that failed its preparation can turn a candidate
         # away (dependencies are checked while reading, and no candidate needs more slots than
         # the widest node has free): otherwise as many candidates as free slots will all be placed.
-        limited = prepared or timed or any(limit is not None for limit in room.values())
+        # (and a multi-instance task that finds too few nodes with room)
+        multi = multi_instance.pool_problem(pool.body) is None
+        limited = prepared or timed or multi or any(limit is not None for limit in room.values())
         order = pool_rules.job_default_order(pool.body)
         shared: set[int] = set()   # jobs served beside others of their priority: their turn is recorded
-        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD if limited else free, order, shared, timed)
+        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD if limited else free, order, shared, timed,
+                                 multi)
         if not tasks:
             return 0, free
         fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
@@ -108,7 +111,7 @@ class SchedulingRound:
         return {job.pk: job for job in queries.active_jobs(conn, account, pool_key) if self._job_room(job) != 0}
 
     def _candidates(self, conn: Connection, jobs: dict[int, Record], nodes: dict[int, NodeCapacity],
-                    limit: int, order: str, shared: set[int], timed: bool = False
+                    limit: int, order: str, shared: set[int], timed: bool = False, multi: bool = False
                     ) -> dict[int, tuple[Candidate, Any]]:
         """Up to ``limit`` placeable tasks in scheduling order, with their locked rows.
 
@@ -121,7 +124,8 @@ class SchedulingRound:
         What cannot be placed this round is no candidate, so that however much of it
         comes first it never holds back what is behind: jobs whose preparation task
         failed on every node with free slots, tasks needing more slots than any node
-        has free, and tasks whose dependencies are unmet.
+        has free, tasks whose dependencies are unmet, and multi-instance tasks on a pool that cannot
+        run them (``multi`` False; they were refused when the job's pool was known then).
         """
         widest = max(n.free for n in nodes.values())
         streams: list[_JobTasks] = []
@@ -130,7 +134,7 @@ class SchedulingRound:
             mode = "none" if prep is None else ("wait" if prep.get("waitForSuccess", True) else "nowait")
             if mode == "wait" and all(job.pk in node.excluded for node in nodes.values()):
                 continue
-            streams.append(_JobTasks(conn, job, mode, widest, timed))
+            streams.append(_JobTasks(conn, job, mode, widest, timed, multi))
         candidates: dict[int, tuple[Candidate, Any]] = {}
         for group in _equal_priority_groups(streams, order):
             if len(group) > 1:
@@ -199,6 +203,14 @@ class SchedulingRound:
             used, count = taken.get(row.pk, (0, 0))
             if int(row.used_slots) + used + slots > int(row.slots):
                 continue
+            if step.others:
+                others = [snapshot.nodes.get(pk) for pk in step.others]
+                if any(other is None or int(other.used_slots) + taken.get(other.pk, (0, 0))[0] + slots > int(other.slots)
+                       for other in others):
+                    continue
+                self._place_instances(conn, account, snapshot, job, task, [row, *others], nodes, taken, changes,
+                                      out, now)
+                continue
             node = nodes.get(row.pk) or NODES.record(row)
             nodes[row.pk] = node
             taken[row.pk] = (used + slots, count + 1)
@@ -219,6 +231,37 @@ class SchedulingRound:
         for agent_id, batch in out.items():
             self.ctx.send(conn, agent_id, batch)
         return len(changes), sum(slots for slots, _ in taken.values())
+
+    def _place_instances(self, conn: Connection, account: str, snapshot: "Snapshot", job: Record, task: Record,
+                         rows: list[Any], nodes: dict[int, Record], taken: dict[int, tuple[int, int]],
+                         changes: list[transitions.TaskChange], out: dict[str, list[Json]], now: Any) -> None:
+        """A multi-instance task on ``rows`` (the primary's node first): the task runs on the first, its
+        subtasks' rows hold the others, and every instance's run leaves for its agent."""
+        url = self.ctx.account_url(account)
+        pool_id = snapshot.pool.body["id"]
+        shared = commands.task_dir(job.body["id"], task.body["id"])
+        records = []
+        for row in rows:
+            record = nodes.get(row.pk) or NODES.record(row)
+            nodes[row.pk] = record
+            used, count = taken.get(row.pk, (0, 0))
+            taken[row.pk] = (used + 1, count + 1)
+            records.append(record)
+        whos = [commands.Identity(account, url, pool_id, node.body["id"], snapshot.pool.body) for node in records]
+        infos = [{"affinityId": f"TVM:{node.body['id']}", "poolId": pool_id, "nodeId": node.body["id"],
+                  "taskRootDirectory": shared if instance == 0 else multi_instance.subtask_dir(shared, instance)}
+                 for instance, node in enumerate(records)]
+        run_ids = [commands.new_run_id("t" if instance == 0 else "m") for instance in range(len(records))]
+        body = execution.assigned(task.body, infos[0], now, preparing=False)
+        changes.append(transitions.TaskChange(job.pk, task, body, {"node_pk": records[0].pk, "run_id": run_ids[0]}))
+        subtask_queries.replace(conn, task.pk, [   # (instance 0: the primary's coordination; its run is the task's)
+            subtask_queries.Subtask(0, task.pk, instance, node.pk, run_ids[instance] if instance else None, False,
+                                    multi_instance.subtask_started(instance, infos[instance], now))
+            for instance, node in enumerate(records)])
+        token = self.ctx.task_token(account, job.body, body)
+        addresses = [node.body.get("ipAddress") or "127.0.0.1" for node in records]
+        for node, command in zip(records, commands.instance_commands(run_ids, whos, addresses, job.body, body, token)):
+            out[node.row["agent_id"]].append(command)
 
     def _start_preparation(self, conn: Connection, job: Record, node: Record, who: commands.Identity, now: Any) -> Json:
         run_id = commands.new_run_id("p")
@@ -241,8 +284,10 @@ class _JobTasks:
     candidate is in columns); tasks with unmet dependencies are skipped.
     """
 
-    def __init__(self, conn: Connection, job: Record, mode: Any, widest: int, timed: bool = False) -> None:
+    def __init__(self, conn: Connection, job: Record, mode: Any, widest: int, timed: bool = False,
+                 multi: bool = False) -> None:
         self.conn = conn
+        self.multi = multi   # multi-instance tasks can run on the pool
         self.timed = timed   # some node's allocation ends: each candidate's maxWallClockTime is needed
         self.job = job
         self.mode = mode
@@ -265,15 +310,21 @@ class _JobTasks:
                 self.after = row.pk
                 affinity = wall_clock = None
                 dedicated_only = False
-                if self.timed or self.dedicated_manager or '"dependsOn"' in row.body or '"affinityInfo"' in row.body:
+                instances = 1
+                if (self.timed or self.dedicated_manager or '"dependsOn"' in row.body or '"affinityInfo"' in row.body
+                        or '"multiInstanceSettings"' in row.body):
                     body = TASKS.decode(row.body)
                     dedicated_only = body["id"] == self.dedicated_manager
                     if "dependsOn" in body and unmet_dependencies(self.conn, self.job.pk, body["dependsOn"]):
                         continue
+                    if "multiInstanceSettings" in body:
+                        if not self.multi:
+                            continue
+                        instances = multi_instance.instances(body)
                     affinity = body.get("affinityInfo", {}).get("affinityId")
                     wall_clock = commands.wall_clock_seconds(body.get("constraints", {}).get("maxWallClockTime"))
                 self.buffer.append((Candidate(row.pk, self.job.pk, row.required_slots, self.mode, affinity,
-                                              wall_clock, dedicated_only), row))
+                                              wall_clock, dedicated_only, instances), row))
         taken, self.buffer = self.buffer[:count], self.buffer[count:]
         return taken
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from ..domain import clock, commands, containers, execution, nodes as node_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
-from ..store import cluster_queries, node_queries
+from ..store import cluster_queries, node_queries, subtask_queries
 from ..store.engine import Connection
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from ..store.task_queries import current_runs, prep_rows_of_node, tasks_on_node
@@ -260,7 +260,8 @@ class AgentService:
         recovery, and a task lost too often fails (:func:`execution.recovered`)."""
         jobs: set[int] = set()
         for task in tasks_on_node(conn, node.pk):
-            if task.row["run_id"] and task.row["run_id"] in keep or only is not None and task.pk not in only:
+            run_id = _run_on(conn, task, node.pk)
+            if run_id and run_id in keep or only is not None and task.pk not in only:
                 continue
             job = JOBS.get_by_pk(conn, task.row["job_pk"], for_update=True)
             extra: Json = {"node_pk": None, "run_id": None}
@@ -276,10 +277,14 @@ class AgentService:
                                 job.body["id"], node.body["id"], recoveries)
             else:
                 body = execution.requeued(task.body, now)
+            jobs.add(job.pk)
+            if "multiInstanceSettings" in task.body:   # all its instances stop, wherever they run
+                transitions.stop_on_node(self.ctx, conn, job, task, body, now)
+                TASKS.set_columns(conn, task.pk, **{name: value for name, value in extra.items() if name == "recoveries"})
+                continue
             transitions.apply(conn, job, task, body, now)
             TASKS.set_columns(conn, task.pk, **extra)
             transitions.vacate_node(conn, node.pk, task.body["requiredSlots"], now, ran=False, succeeded=False)
-            jobs.add(job.pk)
         for job_pk in jobs:
             job = JOBS.get_by_pk(conn, job_pk, for_update=True)
             if job is not None:
@@ -297,7 +302,7 @@ class AgentService:
         def overdue(conn: Connection, have: set[str]) -> set[int]:
             return {task.pk for node in node_queries.nodes_of_agent(conn, agent.agent_id)
                     for task in tasks_on_node(conn, node.pk)
-                    if task.body["state"] == "running" and task.row["run_id"] not in have
+                    if task.body["state"] == "running" and _run_on(conn, task, node.pk) not in have
                     and task.body.get("executionInfo", {}).get("startTime", "") < before}
 
         with self.ctx.store.read() as conn:
@@ -363,6 +368,13 @@ class AgentService:
                 job = JOBS.get_by_pk(conn, record.row["job_pk"], for_update=True)
                 if job is not None:
                     self.jobs.settle_in(conn, job)
+
+
+def _run_on(conn: Connection, task: Record, node_pk: int) -> str | None:
+    """The task's run on the node: its own, or (a multi-instance task) that of its subtask there."""
+    if task.row["node_pk"] == node_pk or "multiInstanceSettings" not in task.body:
+        return task.row["run_id"]
+    return subtask_queries.run_on_node(conn, task.pk, node_pk)
 
 
 #: Node states in which a local node waits for an agent to host it.

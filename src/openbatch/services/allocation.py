@@ -74,6 +74,9 @@ class Allocation:
                 new = execution.ended_by_node_removal(task.body, now)
             else:
                 new = execution.requeued(task.body, now)
+            if "multiInstanceSettings" in task.body:   # all its instances stop, wherever they run
+                transitions.stop_on_node(self.ctx, conn, job, task, new, now)
+                continue
             transitions.apply(conn, job, task, new, now)
             TASKS.set_columns(conn, task.pk, node_pk=None, run_id=None)
             transitions.vacate_node(conn, node.pk, task.body["requiredSlots"], now, ran=False, succeeded=False)

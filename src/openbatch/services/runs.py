@@ -23,6 +23,7 @@ from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from . import transitions
 from .calls import bounded_write
 from .context import ServiceContext
+from .instances import InstanceService
 from .jobs import JobService
 
 Json = dict[str, Any]
@@ -59,6 +60,7 @@ class RunService:
     def __init__(self, ctx: ServiceContext, jobs: JobService) -> None:
         self.ctx = ctx
         self.jobs = jobs
+        self.instances = InstanceService(ctx, jobs)
 
     @bounded_write
     def report(self, agent_id: str, results: Sequence[Json], sent_at: str | None = None,
@@ -86,14 +88,17 @@ class RunService:
             wake = False
             for result in results:
                 run_id = str(result.get("id", ""))
-                if run_id[:1] == "t":
+                coordinated = result.get("type") == "coordinated"
+                if run_id[:1] == "t" and not coordinated:
                     tasks.append(result)
                     continue
                 freed |= self._tasks(conn, agent_id, tasks, now, emptied)
                 transitions.settle_nodes(conn, emptied, now)
                 emptied.clear()
                 tasks = []
-                handler = {"p": self._preparation, "r": self._release, "s": self._start}.get(run_id[:1])
+                handler = self.instances.coordinated if coordinated else {
+                    "p": self._preparation, "r": self._release, "s": self._start,
+                    "m": self.instances.subtask_exited}.get(run_id[:1])
                 if handler is not None:
                     handler(conn, agent_id, run_id, result, now)
                     wake = True
@@ -148,6 +153,9 @@ class RunService:
                 departures[row.node_pk].add(body["requiredSlots"], ran=True,
                                             succeeded=body["executionInfo"].get("result") == "success")
         transitions.apply_many(conn, changes, now)
+        for change in changes:   # (a multi-instance task's subtasks end with its primary)
+            if "multiInstanceSettings" in change.body:
+                transitions.end_subtasks(self.ctx, conn, change.task.pk, now)
         freed = set()
         for node in transitions.vacate_nodes(conn, departures, now, emptied):
             transitions.after_vacated(self.ctx, conn, node, now)
@@ -169,6 +177,8 @@ class RunService:
         body = execution.from_result(task.body, result, now)
         task = transitions.apply(conn, job, task, body, now)
         TASKS.set_columns(conn, task.pk, run_id=None, node_pk=row_node_pk if body["state"] == "completed" else None)
+        if "multiInstanceSettings" in body:
+            transitions.end_subtasks(self.ctx, conn, task.pk, now)
         succeeded = body["executionInfo"].get("result") == "success"
         node = transitions.vacate_node(conn, row_node_pk, body["requiredSlots"], now, ran=True, succeeded=succeeded)
         if node is not None:

@@ -7,12 +7,13 @@ from typing import Any, Sequence
 
 from ..store.engine import Conflict, Connection, WriterLock
 
-from ..domain import counts, tasks as rules
+from ..domain import counts, multi_instance, tasks as rules
 from ..domain.conditions import NONE, Conditions, check
 from ..domain.errors import BatchError
 from ..domain.models import TaskAddParameter, TaskUpdateParameter, decode
 from ..domain.states import JobState, check_job_action
-from ..store.records import TASKS, Record, adjust_counters
+from ..store import subtask_queries
+from ..store.records import POOLS, TASKS, Record, adjust_counters
 from . import auto_storage, transitions
 from .retention import remove_task_directory
 from .calls import bounded_write, point_read
@@ -115,7 +116,10 @@ class TaskService:
                     if key in existing or key in seen:
                         raise BatchError("TaskExists", "The specified task already exists.", [("TaskId", task.id)])
                     seen.add(key)
-                    fresh.append((outcome, body_of(task)))
+                    body = body_of(task)
+                    if task.multiInstanceSettings is not None:
+                        multi_instance.check_task(body, job.body, self._pool_of(conn, account, job.body))
+                    fresh.append((outcome, body))
                 except BatchError as error:
                     outcome.error = error
             records = transitions.insert_tasks(conn, job, [body for _, body in fresh], now)
@@ -160,6 +164,15 @@ class TaskService:
         check(conditions, record.etag, record.last_modified, read=True)
         return record
 
+    @staticmethod
+    def _pool_of(conn: Connection, account: str, job: Json) -> Json | None:
+        """The pool the job runs on (its auto pool's specification), when it exists now."""
+        info = job.get("poolInfo", {})
+        if "poolId" in info:
+            pool = POOLS.get(conn, (account,), (info["poolId"].lower(),))
+            return pool.body if pool is not None else None
+        return info.get("autoPoolSpecification", {}).get("pool")
+
     def list(self, account: str, job_id: str, query: ListQuery) -> Page:
         with self.ctx.store.read() as conn:
             job = require_job(conn, account, job_id)
@@ -167,9 +180,14 @@ class TaskService:
         return page_of(records, query.limit, id_key)
 
     def list_subtasks(self, account: str, job_id: str, task_id: str) -> list[Json]:
-        """Subtasks exist only for multi-instance tasks that have run; none have yet."""
-        self.get(account, job_id, task_id)
-        return []
+        """The subtasks (SubtaskInformation) of a multi-instance task's current or last attempt; none for
+        another task."""
+        with self.ctx.store.read() as conn:
+            job = require_job(conn, account, job_id)
+            task = require_task(conn, job, task_id)
+            if "multiInstanceSettings" not in task.body:
+                return []
+            return [row.body for row in subtask_queries.of_task(conn, task.pk) if row.instance > 0]
 
     # -- change ----------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-from ..domain import commands, counts, nodes
+from ..domain import commands, counts, multi_instance, nodes
+from ..store import subtask_queries
 from ..store.engine import Connection
 from ..store.records import NODES, TASKS, Record, adjust_counters
 from ..store.task_queries import nodes_by_pk
@@ -157,6 +158,8 @@ def stop_on_node(ctx: ServiceContext, conn: Connection, job: Record, task: Recor
     run_id, node_pk = task.row.get("run_id"), task.row.get("node_pk")
     task = apply(conn, job, task, body, now)
     TASKS.set_columns(conn, task.pk, run_id=None, node_pk=node_pk if body["state"] == "completed" else None)
+    if "multiInstanceSettings" in body:
+        end_subtasks(ctx, conn, task.pk, now)
     if node_pk is not None:
         node = vacate_node(conn, node_pk, body["requiredSlots"], now, ran=run_id is not None, succeeded=False)
         if node is not None and run_id:
@@ -171,3 +174,20 @@ def after_vacated(ctx: ServiceContext, conn: Connection, node: Record, now: date
     """What waited for a node's last task (leaving its pool, a restart): see ``ServiceContext.node_vacated``."""
     if not node.row["running_tasks"]:
         ctx.node_vacated(conn, node, now)
+
+
+def end_subtasks(ctx: ServiceContext, conn: Connection, task_pk: int, now: datetime) -> None:
+    """A multi-instance task's attempt ended (its primary exited, or the task was stopped): its subtasks
+    complete, their runs are killed (with what their coordination left running) and their nodes freed."""
+    for subtask in subtask_queries.of_task(conn, task_pk, for_update=True):
+        if subtask.run_id is None:
+            continue
+        subtask.body = multi_instance.ended_with_task(subtask.body, now, subtask.coordinated)
+        run_id, subtask.run_id = subtask.run_id, None
+        subtask_queries.save(conn, subtask)
+        if subtask.node_pk is None:
+            continue
+        node = vacate_node(conn, subtask.node_pk, 1, now, ran=True, succeeded=subtask.coordinated)
+        if node is not None:
+            ctx.send(conn, node.row["agent_id"], [commands.kill_command(run_id)])
+            after_vacated(ctx, conn, node, now)

@@ -210,6 +210,25 @@ tasks = Table(
     Index("ix_tasks_retain_until", "retain_until", **_where("retain_until IS NOT NULL")),
 )
 
+#: The subtasks of a multi-instance task's current attempt (instances 1..N-1; the primary is the task
+#: itself): the node each runs on, its run while it holds that node, and its SubtaskInformation body.
+subtasks = Table(
+    "subtasks",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("task_pk", PK, ForeignKey("tasks.pk", ondelete="CASCADE"), nullable=False),
+    Column("instance", Integer, nullable=False),
+    Column("node_pk", PK, nullable=True),
+    Column("run_id", String(64), nullable=True),
+    #: Its coordination command ended successfully (the primary's application waits for every instance).
+    Column("coordinated", Boolean, nullable=False, server_default=sa.false()),
+    Column("body", Text, nullable=False),
+    UniqueConstraint("task_pk", "instance", name="uq_subtasks_task_instance"),
+    Index("ix_subtasks_node", "node_pk", **_where("run_id IS NOT NULL")),
+    Index("ix_subtasks_run", "run_id", **_where("run_id IS NOT NULL")),
+)
+
+
 def _execution_columns(prefix: str) -> list[Column]:
     return [
         Column(f"{prefix}_state", STATE, nullable=True),

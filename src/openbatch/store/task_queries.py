@@ -37,8 +37,12 @@ _CHUNK = 500
 
 
 def tasks_on_node(conn: Connection, node_pk: int) -> list[Record]:
-    """The tasks a node is running (or preparing for)."""
-    rows = conn.execute(sa.select(_t).where(_t.c.node_pk == node_pk, _t.c.state.in_(_ON_NODES)))
+    """The tasks a node is running (or preparing for): those whose primary runs there, and multi-instance
+    tasks one of whose subtasks does (``node_pk`` of those is their primary's node)."""
+    holding = sa.select(schema.subtasks.c.task_pk).where(schema.subtasks.c.node_pk == node_pk,
+                                                         schema.subtasks.c.run_id.is_not(None))
+    rows = conn.execute(sa.select(_t).where(sa.or_(_t.c.node_pk == node_pk, _t.c.pk.in_(holding)),
+                                            _t.c.state.in_(_ON_NODES)))
     return [TASKS.record(row) for row in rows]
 
 
@@ -90,7 +94,7 @@ def tasks_to_clean(conn: Connection, now: datetime, limit: int) -> list[Record]:
 
 
 def current_runs(conn: Connection, run_ids: set[str]) -> set[str]:
-    """Which of ``run_ids`` are still some task's, preparation's, release's or start task's current run."""
+    """Which of ``run_ids`` are still some task's, subtask's, preparation's, release's or start task's current run."""
     wanted = sorted(run_ids)
     found: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
@@ -99,6 +103,8 @@ def current_runs(conn: Connection, run_ids: set[str]) -> set[str]:
         found.update(conn.execute(sa.select(_r.c.prep_run_id).where(_r.c.prep_run_id.in_(chunk))).scalars())
         found.update(conn.execute(sa.select(_r.c.release_run_id).where(_r.c.release_run_id.in_(chunk))).scalars())
         found.update(conn.execute(sa.select(_n.c.start_run_id).where(_n.c.start_run_id.in_(chunk))).scalars())
+        found.update(conn.execute(sa.select(schema.subtasks.c.run_id).where(
+            schema.subtasks.c.run_id.in_(chunk))).scalars())
     return found
 
 

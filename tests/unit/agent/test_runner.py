@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from openbatch.agent import runner
+from openbatch.agent import processes
 from openbatch.agent.runner import RunResult, RunSpec, run
 
 TASK_DIR = "workitems/job1/job-1/task1"
@@ -336,7 +336,7 @@ def test_cancellation_kills_the_process_group(tmp_path: Path) -> None:
 
 
 def test_cancellation_escalates_to_sigkill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "KILL_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(processes, "KILL_GRACE_SECONDS", 0.3)
     wd = task_path(tmp_path, "wd")
     command = "/bin/sh -c 'trap \"\" TERM; echo $$ > shpid; sleep 30 & echo $! > pid; wait; wait'"
 

@@ -30,8 +30,6 @@ def test_the_refused_property_is_named_with_its_index() -> None:
     values = _refusal(task, REFUSED_TASK)
     assert values["PropertyName"] == "resourceFiles/1/identityReference"
     assert "not supported" in values["Reason"] and "SAS" in values["Reason"]
-    assert _refusal(_task(multiInstanceSettings={"coordinationCommandLine": "x"}), REFUSED_TASK)["PropertyName"] == \
-        "multiInstanceSettings"
     output = {"filePattern": "*", "uploadOptions": {"uploadCondition": "taskcompletion"},
               "destination": {"container": {"containerUrl": "https://a/c", "identityReference": {"resourceId": "/x"}}}}
     assert _refusal(_task(outputFiles=[output]), REFUSED_TASK)["PropertyName"] == \

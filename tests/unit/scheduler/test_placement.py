@@ -119,3 +119,27 @@ def test_a_job_manager_kept_off_low_priority_nodes_waits_for_a_dedicated_one() -
     manager = Candidate(task_pk=1, job_pk=1, dedicated_only=True)
     assert where(place([manager, *tasks(2, start=2)], spot)) == [2, 1, 1]
     assert place([manager], [NodeCapacity(pk=1, free=4, dedicated=False)]) == []
+
+
+# -- multi-instance tasks -------------------------------------------------------------------------
+
+
+def test_a_multi_instance_task_takes_distinct_nodes_or_none() -> None:
+    pool = nodes(1, 1, 1)
+    plan = place([Candidate(task_pk=1, job_pk=1, instances=3)], pool)
+    assert [(step.node_pk, step.others) for step in plan] == [(1, (2, 3))]
+    assert [node.free for node in pool] == [0, 0, 0]
+
+    pool = nodes(1, 0, 1)   # two nodes with room: it waits, and takes nothing
+    plan = place([Candidate(task_pk=1, job_pk=1, instances=3), *tasks(1, start=2)], pool)
+    assert [(step.task_pk, step.node_pk, step.others) for step in plan] == [(2, 1, ())]
+    assert [node.free for node in pool] == [0, 0, 1]
+
+
+def test_a_multi_instance_task_never_takes_one_node_twice() -> None:
+    assert place([Candidate(task_pk=1, job_pk=1, instances=2)], nodes(4)) == []
+
+
+def test_a_multi_instance_task_counts_once_against_max_parallel_tasks() -> None:
+    plan = place([Candidate(task_pk=1, job_pk=1, instances=2), *tasks(2, start=2)], nodes(1, 1, 1, 1), job_room={1: 2})
+    assert [(step.task_pk, len(step.others)) for step in plan] == [(1, 1), (2, 0)]

@@ -158,6 +158,11 @@ async def reactivate(req: ApiRequest) -> Response:
 @operation("Task_ListSubtasks")
 async def list_subtasks(req: ApiRequest) -> Response:
     subtasks = await run(req.services.tasks.list_subtasks, req.account, req.params["jobId"], req.params["taskId"])
+    for subtask in subtasks:
+        info = subtask["nodeInfo"]
+        node_url = req.url("pools", info["poolId"], "nodes", info["nodeId"])
+        subtask["nodeInfo"] = {**info, "nodeUrl": node_url,
+                               "taskRootDirectoryUrl": f"{node_url}/files/{info['taskRootDirectory']}"}
     return json_response(req, {"odata.metadata": f"{req.base_url}/$metadata#subtaskinformation", "value": subtasks})
 
 
