@@ -88,7 +88,7 @@ def test_the_application_runs_on_the_primary_after_every_coordination(batch: Bat
         text = b"".join(batch.download_node_file(mpi_pool, subtask.node_info.node_id, path)).decode()
         assert text == f"coordinated {subtask.node_info.node_id} false\npayload\n"
     # what the coordination commands left running went with the task; the nodes are free again
-    wait_for(lambda: _daemons() == 0, timeout=15, message="the coordination daemons killed")
+    wait_for(lambda: _daemons() == 0, timeout=15, message=f"the coordination daemons killed: {_leftovers()}")
     wait_for(lambda: all(n.state == "idle" for n in batch.list_nodes(mpi_pool)), message="idle nodes")
     assert sum(n.total_tasks_run for n in batch.list_nodes(mpi_pool)) == 3
 
@@ -132,7 +132,7 @@ def test_a_failed_coordination_fails_the_task_and_it_is_retried(batch: BatchClie
         {"name": "SubtaskId", "value": "2"} in [d.as_dict() for d in info.failure_info.details]
     assert not (marks / "never").exists()
     assert 7 in [s.exit_code for s in batch.list_subtasks(job_id, "mpi") if s.result == "failure"]
-    wait_for(lambda: _daemons() == 0, timeout=15, message="the coordination daemons killed")
+    wait_for(lambda: _daemons() == 0, timeout=15, message=f"the coordination daemons killed: {_leftovers()}")
     wait_for(lambda: all(n.state == "idle" for n in batch.list_nodes(mpi_pool)), message="idle nodes")
 
 
@@ -145,7 +145,7 @@ def test_terminating_it_ends_every_instance(batch: BatchClient, mpi_pool: str) -
     done = batch.get_task(job_id, "mpi")
     assert done.state == "completed" and done.execution_info.failure_info.code == "TaskEnded"
     assert {s.state for s in batch.list_subtasks(job_id, "mpi")} == {"completed"}
-    wait_for(lambda: _daemons() == 0, timeout=15, message="the coordination daemons killed")
+    wait_for(lambda: _daemons() == 0, timeout=15, message=f"the coordination daemons killed: {_leftovers()}")
     wait_for(lambda: all(n.state == "idle" for n in batch.list_nodes(mpi_pool)), message="idle nodes")
 
 
@@ -188,9 +188,36 @@ def test_losing_a_subtask_node_requeues_the_whole_task(batch: BatchClient, mpi_p
                              polling_interval=1).result(timeout=30)
     task = batch.get_task(job_id, "mpi")
     assert task.state == "active" and task.execution_info.requeue_count == 1   # two nodes left: it waits
-    wait_for(lambda: _daemons() == 0, timeout=15, message="the coordination daemons killed")
+    wait_for(lambda: _daemons() == 0, timeout=15, message=f"the coordination daemons killed: {_leftovers()}")
     nodes = list(batch.list_nodes(mpi_pool))
     assert len(nodes) == 2 and all(n.state == "idle" and n.running_tasks_count == 0 for n in nodes)
     batch.begin_resize_pool(mpi_pool, m.BatchPoolResizeOptions(target_dedicated_nodes=3), polling_interval=0)
     wait_for(lambda: batch.get_task(job_id, "mpi").state == "running", timeout=30, message="running again")
+    wait_for(lambda: _daemons() == 3, timeout=15, message="three coordinations again")
     batch.terminate_task(job_id, "mpi")
+    wait_for(lambda: _daemons() == 0, timeout=15, message=f"the coordination daemons killed: {_leftovers()}")
+
+
+def test_one_instance_still_coordinates(batch: BatchClient, mpi_pool: str) -> None:
+    job_id = make_job(batch, mpi_pool)
+    add_tasks(batch, job_id, _mi_task("one", 'echo "app $AZ_BATCH_HOST_LIST $AZ_BATCH_IS_CURRENT_NODE_MASTER"', 1,
+                                      sh("echo coordinated")))
+    done = wait_completed(batch, job_id, "one")
+    assert done.execution_info.result == "success"
+    assert read_file(batch, job_id, "one") == "coordinated\napp 127.0.0.1 true\n"
+    assert list(batch.list_subtasks(job_id, "one")) == []
+
+
+def _leftovers() -> list[str]:
+    """The coordination marks of the daemons still running (for a failure's message)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if cmdline.read().replace(b"\0", b" ").strip() != DAEMON.encode():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                found += [v.decode() for v in environ.read().split(b"\0") if v.startswith(b"OPENBATCH_COORDINATION")]
+        except OSError:
+            pass
+    return found

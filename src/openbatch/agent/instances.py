@@ -28,6 +28,10 @@ from .spec import RunResult, RunSpec
 
 Json = dict[str, Any]
 
+#: In the environment of a coordination command (and of what it starts): its run's id. What it left running
+#: is found by it and killed, never by a process group number that may be another's by then.
+COORDINATION_MARK = "OPENBATCH_COORDINATION"
+
 
 class InstanceLink(Protocol):
     """The agent's side of an instance: it reports the coordination's end and passes the server's go on."""
@@ -50,7 +54,7 @@ class Coordination:
         self.user = user
         env["AZ_BATCH_TASK_SHARED_DIR"] = self.shared_dir
         self.env = env
-        self.group: int | None = None   # the coordination command's process group, once it ran
+        self.started = False   # the coordination command was started (what it leaves must be killed)
 
     async def run(self, deadline: float | None, failed: Any) -> RunResult | None:
         """Common files, then the coordination command: None when it succeeded, else the run's failed result
@@ -77,14 +81,14 @@ class Coordination:
                                           "launched", [("Message", str(error))]), False)
         out, err = open_outputs(self.task_dir)
         try:
-            pid = spawn(argv, self.working_dir, self.env, out, err, self.user)
+            pid = spawn(argv, self.working_dir, {**self.env, COORDINATION_MARK: self.spec.id}, out, err, self.user)
         except (OSError, ValueError) as error:
             return failed(begin, failure_info("CommandLaunchFailed", "The coordination command line could not be "
                                           "launched", [("Message", f"{argv[0]}: {error}")]), False)
         finally:
             os.close(out)
             os.close(err)
-        self.group = pid
+        self.started = True
         REAPER.watch(pid)
         child = Child(pid, asyncio.get_running_loop())
         try:
@@ -96,6 +100,8 @@ class Coordination:
         except BaseException:
             await terminate(child)
             raise
+        finally:
+            REAPER.release(pid)   # (its group's number may be another's soon: what it left is found by its mark)
         code = 128 - code if code < 0 else code
         if code != 0:
             self.end()
@@ -120,15 +126,29 @@ class Coordination:
             await asyncio.to_thread(_give_new_entries, self.shared_dir, before, self.user)
 
     def end(self) -> None:
-        """Kill whatever the coordination command left running."""
-        if self.group is None:
+        """Kill whatever the coordination command left running (the processes carrying its mark)."""
+        if self.started:
+            self.started = False
+            _kill_marked(f"{COORDINATION_MARK}={self.spec.id}".encode())
+
+
+def _kill_marked(needle: bytes) -> None:
+    """SIGKILL every process whose environment holds ``needle`` (NAME=value), until none is left."""
+    for _ in range(3):   # (one may fork while the others die)
+        found = False
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                    if needle not in environ.read().split(b"\0"):
+                        continue
+                os.kill(int(entry.name), signal.SIGKILL)
+                found = True
+            except OSError:   # gone meanwhile, or not ours to read
+                continue
+        if not found:
             return
-        try:
-            os.killpg(self.group, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        REAPER.release(self.group)
-        self.group = None
 
 
 class _Failed(Exception):

@@ -259,7 +259,8 @@ class Agent:
             if node is not None and command.id not in node.runs:
                 node.runs[command.id] = asyncio.create_task(self.execute(node, command))
         elif isinstance(command, ProceedCommand):
-            self.proceeds.setdefault(command.id, asyncio.Event()).set()
+            if any(command.id in node.runs for node in self.nodes.values()):
+                self.proceeds.setdefault(command.id, asyncio.Event()).set()
         elif isinstance(command, KillCommand):
             for node in self.nodes.values():
                 task = node.runs.pop(command.id, None)

@@ -118,7 +118,9 @@ def _make_directories(root: str, task_dir: str, working_dir: str, user: Credenti
         os.mkdir(task_dir)
         os.mkdir(working_dir)
     except OSError:  # a parent is missing (the job's first task here), or a rerun finds them
-        os.makedirs(working_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(task_dir), exist_ok=True)
+        _make_own_directory(task_dir, user)
+        _make_own_directory(working_dir, None)
     found = os.lstat(working_dir)
     if not stat.S_ISDIR(found.st_mode):   # (a link left by an earlier attempt: never followed)
         raise OSError(f"the working directory '{working_dir}' is not a directory")
@@ -128,6 +130,19 @@ def _make_directories(root: str, task_dir: str, working_dir: str, user: Credenti
             os.chmod(task_dir, 0o1775)
         if found.st_uid != 0:   # an earlier attempt's: root's again, so no process of the account can swap it
             os.lchown(working_dir, 0, found.st_gid)
+
+
+def _make_own_directory(path: str, user: Credentials | None) -> None:
+    """``path`` as a directory (made if missing), never through a link. A task's directory inside one its
+    account may write to (a subtask's, in its task's shared directory) must be root's: one the account
+    made could be swapped for a link to anywhere."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    found = os.lstat(path)
+    if not stat.S_ISDIR(found.st_mode) or (user is not None and found.st_uid != 0 and os.geteuid() == 0):
+        raise OSError(f"'{path}' is not a directory of this node's own (a task put it there)")
 
 
 async def _account(accounts: Accounts, spec: RunSpec, root: str) -> Credentials | None:
@@ -210,11 +225,7 @@ async def _coordinated(spec: RunSpec, coordination: Coordination, link: Instance
         return failed
     link.coordinated(coordinated_result(begin))
     if spec.kind == "subtask":
-        RUN_GROUPS[spec.id] = coordination.group or 0
-        try:
-            await hold()
-        finally:
-            RUN_GROUPS.pop(spec.id, None)
+        await hold()
     try:
         async with asyncio.timeout_at(deadline):
             await link.proceed()

@@ -52,7 +52,7 @@ class Candidate:
     affinity_id: str | None = None
     wall_clock: float | None = None   # maxWallClockTime in seconds (None: unlimited)
     dedicated_only: bool = False   # a job manager with allowLowPriorityNode false
-    instances: int = 1   # a multi-instance task: this many nodes, each with a free slot, or none
+    instances: int = 0   # a multi-instance task: this many nodes, each with a free slot, or none (0: not one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class Placement:
     node_pk: int
     start_preparation: bool   # run the job preparation task on this node now
     wait_for_preparation: bool   # the task is ``preparing`` until that preparation succeeds
-    others: tuple[int, ...] = ()   # a multi-instance task: the nodes of its subtasks 1..N-1
+    others: tuple[int, ...] | None = None   # a multi-instance task: the nodes of its subtasks 1..N-1
 
 
 def place(
@@ -81,7 +81,7 @@ def place(
         limit = room.get(candidate.job_pk)
         if limit is not None and limit <= 0:
             continue
-        if candidate.instances > 1:
+        if candidate.instances:
             step = _place_instances(candidate, open_nodes, fill)
             if step is not None:
                 plan.append(step)

@@ -203,7 +203,7 @@ class SchedulingRound:
             used, count = taken.get(row.pk, (0, 0))
             if int(row.used_slots) + used + slots > int(row.slots):
                 continue
-            if step.others:
+            if step.others is not None:
                 others = [snapshot.nodes.get(pk) for pk in step.others]
                 if any(other is None or int(other.used_slots) + taken.get(other.pk, (0, 0))[0] + slots > int(other.slots)
                        for other in others):
@@ -310,7 +310,7 @@ class _JobTasks:
                 self.after = row.pk
                 affinity = wall_clock = None
                 dedicated_only = False
-                instances = 1
+                instances = 0
                 if (self.timed or self.dedicated_manager or '"dependsOn"' in row.body or '"affinityInfo"' in row.body
                         or '"multiInstanceSettings"' in row.body):
                     body = TASKS.decode(row.body)

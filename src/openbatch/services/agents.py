@@ -16,10 +16,11 @@ from ..domain.nodes import NodeState
 from ..store import cluster_queries, node_queries, subtask_queries
 from ..store.engine import Connection
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
-from ..store.task_queries import current_runs, prep_rows_of_node, tasks_on_node
+from ..store.task_queries import current_runs, prep_rows_of_node, task_by_run, tasks_on_node
 from . import transitions
 from .calls import bounded_write
 from .context import ServiceContext, require_pool
+from .instances import proceed_if_coordinated
 from .jobs import JobService
 from .node_ops import NodeOperations, stale_preparations
 from .pools import nodes_within_quota
@@ -280,7 +281,8 @@ class AgentService:
             jobs.add(job.pk)
             if "multiInstanceSettings" in task.body:   # all its instances stop, wherever they run
                 transitions.stop_on_node(self.ctx, conn, job, task, body, now)
-                TASKS.set_columns(conn, task.pk, **{name: value for name, value in extra.items() if name == "recoveries"})
+                if "recoveries" in extra:
+                    TASKS.set_columns(conn, task.pk, recoveries=extra["recoveries"])
                 continue
             transitions.apply(conn, job, task, body, now)
             TASKS.set_columns(conn, task.pk, **extra)
@@ -352,6 +354,11 @@ class AgentService:
                     self.ctx.wake_after(conn)
             stale = active_runs - (current_runs(conn, active_runs) if active_runs else set())
             self.ctx.send(conn, agent.agent_id, [commands.kill_command(run_id) for run_id in sorted(stale)])
+            for run_id in sorted(active_runs - stale):   # a primary's proceed may have been lost on its way
+                if run_id.startswith("t"):
+                    task = task_by_run(conn, run_id)
+                    if task is not None and "multiInstanceSettings" in task.body:
+                        proceed_if_coordinated(self.ctx, conn, task)
 
     def _fail_running_prep_release(self, conn: Connection, node: Record, now: datetime) -> None:
         failure = {"category": "servererror", "code": "NodeUnusable",

@@ -14,7 +14,7 @@ from ..domain import commands, multi_instance
 from ..domain.states import TaskState
 from ..store import subtask_queries, task_queries
 from ..store.engine import Connection
-from ..store.records import JOBS, NODES, TASKS
+from ..store.records import JOBS, NODES, TASKS, Record
 from . import transitions
 from .context import ServiceContext
 from .jobs import JobService
@@ -41,18 +41,15 @@ class InstanceService:
                 return
             subtask = next((row for row in subtask_queries.of_task(conn, task.pk, for_update=True)
                             if row.instance == 0), None)
-        if task is None or subtask is None or task.body["state"] != TaskState.RUNNING or subtask.coordinated:
+        if task is None or subtask is None or task.body["state"] != TaskState.RUNNING:
             return
-        subtask.coordinated = True
-        start = result.get("startTime")
-        if subtask.instance and start and start > subtask.body.get("startTime", ""):
-            subtask.body = {**subtask.body, "startTime": start}
-        subtask_queries.save(conn, subtask)
-        instances = subtask_queries.of_task(conn, task.pk)
-        if len(instances) == multi_instance.instances(task.body) and all(row.coordinated for row in instances):
-            node = NODES.get_by_pk(conn, task.row["node_pk"]) if task.row["node_pk"] is not None else None
-            if node is not None and task.row["run_id"]:
-                self.ctx.send(conn, node.row["agent_id"], [commands.proceed_command(task.row["run_id"])])
+        if not subtask.coordinated:   # (a report sent again: its answer, with the proceed, may have been lost)
+            subtask.coordinated = True
+            start = result.get("startTime")
+            if subtask.instance and start and start > subtask.body.get("startTime", ""):
+                subtask.body = {**subtask.body, "startTime": start}
+            subtask_queries.save(conn, subtask)
+        proceed_if_coordinated(self.ctx, conn, task)
 
     def subtask_exited(self, conn: Connection, agent_id: str, run_id: str, result: Json, now: datetime) -> None:
         """A subtask's run ended by itself: its coordination failed (or could not start). The whole task
@@ -78,3 +75,15 @@ class InstanceService:
         transitions.stop_on_node(self.ctx, conn, job, task, body, now)
         self.jobs.after_tasks_changed(conn, JOBS.get_by_pk(conn, job.pk) or job)
         self.jobs.settle_in(conn, job)
+
+
+def proceed_if_coordinated(ctx: ServiceContext, conn: Connection, task: Record) -> None:
+    """Tell the primary of a running multi-instance task to run its command once every instance coordinated
+    (again, if need be: the agent takes a proceed it already had as a no-op)."""
+    instances = subtask_queries.of_task(conn, task.pk)
+    if task.body["state"] != TaskState.RUNNING or len(instances) != multi_instance.instances(task.body) \
+            or not all(row.coordinated for row in instances):
+        return
+    node = NODES.get_by_pk(conn, task.row["node_pk"]) if task.row["node_pk"] is not None else None
+    if node is not None and task.row["run_id"]:
+        ctx.send(conn, node.row["agent_id"], [commands.proceed_command(task.row["run_id"])])

@@ -412,3 +412,15 @@ def test_fallback_without_pidfd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert go(make(tmp_path, "/bin/sh -c 'exit 4'")).exit_code == 4
     result = go(make(tmp_path, "/bin/sh -c 'sleep 30'", max_wall_clock=0.2))
     assert result.failure["code"] == "MaxWallClockTimeExpiry" and result.exit_code == 143
+
+
+def test_a_task_directory_that_is_a_link_is_never_followed(tmp_path: Path) -> None:
+    """A subtask's directory lies in its task's directory, which the task's account may write to: a link put
+    there (by an earlier attempt) must not take root's directories and files anywhere."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    task_path(tmp_path).mkdir(parents=True)
+    task_path(tmp_path, "2").symlink_to(elsewhere)
+    result = go(make(tmp_path, "/bin/true", task_dir=f"{TASK_DIR}/2"))
+    assert result.failure is not None and result.failure["code"] == "ResourceDirectoryCreateFailed"
+    assert result.pre_processing_error and list(elsewhere.iterdir()) == []

@@ -132,7 +132,7 @@ def test_a_multi_instance_task_takes_distinct_nodes_or_none() -> None:
 
     pool = nodes(1, 0, 1)   # two nodes with room: it waits, and takes nothing
     plan = place([Candidate(task_pk=1, job_pk=1, instances=3), *tasks(1, start=2)], pool)
-    assert [(step.task_pk, step.node_pk, step.others) for step in plan] == [(2, 1, ())]
+    assert [(step.task_pk, step.node_pk, step.others) for step in plan] == [(2, 1, None)]
     assert [node.free for node in pool] == [0, 0, 1]
 
 
@@ -143,3 +143,8 @@ def test_a_multi_instance_task_never_takes_one_node_twice() -> None:
 def test_a_multi_instance_task_counts_once_against_max_parallel_tasks() -> None:
     plan = place([Candidate(task_pk=1, job_pk=1, instances=2), *tasks(2, start=2)], nodes(1, 1, 1, 1), job_room={1: 2})
     assert [(step.task_pk, len(step.others)) for step in plan] == [(1, 1), (2, 0)]
+
+
+def test_a_multi_instance_task_of_one_instance_is_still_one() -> None:
+    plan = place([Candidate(task_pk=1, job_pk=1, instances=1)], nodes(1))
+    assert [(step.node_pk, step.others) for step in plan] == [(1, ())]
