@@ -142,7 +142,7 @@ def test_a_multi_instance_task_never_takes_one_node_twice() -> None:
 
 def test_a_multi_instance_task_counts_once_against_max_parallel_tasks() -> None:
     plan = place([Candidate(task_pk=1, job_pk=1, instances=2), *tasks(2, start=2)], nodes(1, 1, 1, 1), job_room={1: 2})
-    assert [(step.task_pk, len(step.others)) for step in plan] == [(1, 1), (2, 0)]
+    assert [(step.task_pk, len(step.others or ())) for step in plan] == [(1, 1), (2, 0)]
 
 
 def test_a_multi_instance_task_of_one_instance_is_still_one() -> None:
