@@ -24,7 +24,7 @@ from tests.support.swagger import load_spec  # noqa: E402
 
 TARGET = ROOT / "docs" / "coverage.md"
 HITS = ROOT / "build" / "coverage-hits"
-CLIENTS = ("azure-batch 15", "azure-batch 14", "raw REST")
+CLIENTS = ("azure-batch 15", "azure-batch 14", "az CLI", "raw REST")
 
 
 def tested_by() -> dict[str, dict[str, bool]]:

@@ -3,7 +3,8 @@
 #  0. .tools/azurite: the Azure Storage emulator (npm), for the Blob storage tests; scripts/slurm.sh: Slurm;
 #     scripts/docker.sh: a Docker engine, for the container tasks
 #  1. .venv        : openbatch + azure-batch 15.1 + schemathesis (unit, store, REST, SDK 15 end-to-end and fuzz tests)
-#  2. .venv-sdk14  : openbatch + azure-batch 14.2 (the same server driven by the msrest-based SDK)
+#  2. .venv-sdk14  : openbatch + azure-batch 14.2 (the same server driven by the msrest-based SDK);
+#     .venv-az: the Azure CLI, driven by tests/execution/test_az_cli.py
 #  3. the coverage table (docs/coverage.md) regenerated from both runs must equal the committed one
 #  4. the import rules of the layers (import-linter contracts in pyproject.toml)
 set -euo pipefail
@@ -46,6 +47,8 @@ fi
 
 setup .venv -e ".[test,sdk15,fuzz]"
 setup .venv-sdk14 -e ".[test]" "azure-batch==14.2.0"
+# the Azure CLI (`az batch`), run by tests/execution/test_az_cli.py as a subprocess; that module skips without it
+[ -x .venv-az/bin/az ] || setup .venv-az "azure-cli==2.67.0"
 
 rm -rf build/coverage-hits
 status=0

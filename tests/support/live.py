@@ -30,6 +30,8 @@ OTHER_KEY = base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()
 
 
 def client_of(user_agent: str) -> str:
+    if "AZURECLI/" in user_agent:   # (the CLI drives azure-batch 14: it says both)
+        return "az CLI"
     if "azsdk-python-batch/15" in user_agent:
         return "azure-batch 15"
     if "azure-batch/14" in user_agent:
