@@ -221,3 +221,23 @@ def _leftovers() -> list[str]:
         except OSError:
             pass
     return found
+
+
+def test_it_runs_where_its_jobs_preparation_ran(batch: BatchClient, mpi_pool: str) -> None:
+    job_id = uid("job")
+    batch.create_job(m.BatchJobCreateOptions(
+        id=job_id, pool_info=m.BatchPoolInfo(pool_id=mpi_pool),
+        job_preparation_task=m.BatchJobPreparationTask(command_line=sh("echo prepared $AZ_BATCH_NODE_ID > prep.txt"),
+                                                       wait_for_success=True)))
+    check = "cat $AZ_BATCH_JOB_PREP_WORKING_DIR/prep.txt"
+    add_tasks(batch, job_id, _mi_task("mpi", check, 3, sh(check)))
+    done = wait_completed(batch, job_id, "mpi")
+    assert done.execution_info.result == "success", done.execution_info.as_dict()
+    primary = done.node_info.node_id
+    assert read_file(batch, job_id, "mpi") == f"prepared {primary}\n" * 2   # its coordination, then the command
+    for subtask in batch.list_subtasks(job_id, "mpi"):
+        path = f"{subtask.node_info.task_root_directory}/stdout.txt"
+        assert b"".join(batch.download_node_file(mpi_pool, subtask.node_info.node_id, path)).decode() == \
+            f"prepared {subtask.node_info.node_id}\n"
+    statuses = list(batch.list_job_preparation_and_release_task_status(job_id))
+    assert len(statuses) == 3 and {s.job_preparation_task_execution_info.result for s in statuses} == {"success"}

@@ -10,9 +10,12 @@ ends the task (its retries, exit conditions and output files as any task's); the
 complete and whatever their coordination commands left running is killed. A subtask whose
 coordination fails fails the whole task (which is retried up to its maxTaskRetryCount).
 
+In a job with a preparation task, it runs only on nodes where that preparation ran (succeeded, with
+waitForSuccess): a round starts the preparation on more nodes while too few have.
+
 Like Azure, such a task needs a pool with ``enableInterNodeCommunication`` and one task slot per
 node; openbatch refuses to add one to a job whose pool cannot run it (Azure would leave it active for
-ever), and one whose job has a preparation task or that runs in a container (not implemented yet).
+ever), and one that runs in a container (not implemented yet).
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ Json = dict[str, Any]
 MASTER_PORT = 6000
 
 
-_WITH_PREPARATION = Refused("multiInstanceSettings", "Multi-instance tasks in a job with a job preparation task",
-                            "not implemented yet")
 _IN_CONTAINER = Refused("multiInstanceSettings", "Multi-instance tasks in containers", "not implemented yet")
 
 
@@ -57,8 +58,6 @@ def check_task(task: Json, job: Json, pool: Json | None) -> None:
     runs on (an existing pool, or the auto pool's specification), when known."""
     if "multiInstanceSettings" not in task:
         return
-    if "jobPreparationTask" in job:
-        raise unsupported("multiInstanceSettings", _WITH_PREPARATION)
     if "containerSettings" in task:
         raise unsupported("multiInstanceSettings", _IN_CONTAINER)
     problem = pool_problem(pool) if pool is not None else None

@@ -63,6 +63,8 @@ class Placement:
     start_preparation: bool   # run the job preparation task on this node now
     wait_for_preparation: bool   # the task is ``preparing`` until that preparation succeeds
     others: tuple[int, ...] | None = None   # a multi-instance task: the nodes of its subtasks 1..N-1
+    #: Only start the job's preparation task on this node: the multi-instance task waits for it there.
+    prepare_only: bool = False
 
 
 def place(
@@ -82,11 +84,10 @@ def place(
         if limit is not None and limit <= 0:
             continue
         if candidate.instances:
-            step = _place_instances(candidate, open_nodes, fill)
-            if step is not None:
-                plan.append(step)
-                if limit is not None:
-                    room[candidate.job_pk] = limit - 1
+            steps = _place_instances(candidate, open_nodes, fill)
+            plan += steps
+            if limit is not None and steps and not steps[0].prepare_only:
+                room[candidate.job_pk] = limit - 1
             continue
         node = _choose(candidate, open_nodes, fill)
         if node is None:
@@ -107,23 +108,37 @@ def place(
     return plan
 
 
-def _place_instances(candidate: Candidate, open_nodes: list[NodeCapacity], fill: str) -> Placement | None:
-    """A multi-instance task on ``candidate.instances`` distinct nodes (the first is the primary's), or None
-    when fewer have room now (all or none: nothing is taken then). Its jobs have no preparation task."""
+def _place_instances(candidate: Candidate, open_nodes: list[NodeCapacity], fill: str) -> list[Placement]:
+    """A multi-instance task on ``candidate.instances`` distinct nodes (the first is the primary's), or
+    nothing when fewer have room now (all or none: nothing is taken then).
+
+    In a job with a preparation task it takes only nodes where that preparation has run (succeeded, with
+    waitForSuccess); while too few have, it starts the preparation on as many more nodes with room as it
+    lacks (``prepare_only`` steps) and waits: its instances never wait on their nodes, holding them."""
+    job = candidate.job_pk
+    ready = [node for node in open_nodes if candidate.prep == "none" or job in node.prepared
+             or (candidate.prep == "nowait" and job in node.excluded)]
     chosen: list[NodeCapacity] = []
-    left = list(open_nodes)
     while len(chosen) < candidate.instances:
-        node = _choose(candidate, left, fill)
+        node = _choose(candidate, [n for n in ready if n not in chosen], fill)
         if node is None:
-            return None
+            break
         chosen.append(node)
-        left.remove(node)
+    if len(chosen) < candidate.instances:
+        if candidate.prep == "none":
+            return []
+        missing = candidate.instances - len(chosen) - sum(
+            1 for node in open_nodes if job in node.preparing and node.free >= candidate.slots)
+        fresh = [node for node in open_nodes if node.free >= candidate.slots and job not in node.prepared
+                 and job not in node.excluded and job not in node.preparing][:max(0, missing)]
+        for node in fresh:
+            node.preparing.add(job)
+        return [Placement(candidate.task_pk, job, node.pk, True, False, prepare_only=True) for node in fresh]
     for node in chosen:
         node.free -= candidate.slots
         if node.free <= 0:
             open_nodes.remove(node)
-    return Placement(candidate.task_pk, candidate.job_pk, chosen[0].pk, False, False,
-                     tuple(node.pk for node in chosen[1:]))
+    return [Placement(candidate.task_pk, job, chosen[0].pk, False, False, tuple(node.pk for node in chosen[1:]))]
 
 
 def _choose(candidate: Candidate, nodes: list[NodeCapacity], fill: str) -> NodeCapacity | None:

@@ -199,6 +199,12 @@ class SchedulingRound:
             task = TASKS.record(task_row)
             if task.body["state"] != "active":
                 continue
+            if step.prepare_only:   # (a multi-instance task waits for its job's preparation on enough nodes)
+                node = nodes.get(row.pk) or NODES.record(row)
+                nodes[row.pk] = node
+                who = commands.Identity(account, url, pool_id, row.id, snapshot.pool.body)
+                out[row.agent_id].append(self._start_preparation(conn, job, node, who, now))
+                continue
             slots = task.body["requiredSlots"]
             used, count = taken.get(row.pk, (0, 0))
             if int(row.used_slots) + used + slots > int(row.slots):

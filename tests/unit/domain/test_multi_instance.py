@@ -39,8 +39,8 @@ def test_check_task_refuses_what_cannot_run() -> None:
     pool = {"enableInterNodeCommunication": True}
     mi.check_task(_task(), {"id": "j"}, pool)
     mi.check_task(_task(), {"id": "j"}, None)   # the pool is not known yet
-    for task, job, code in [(_task(), {"jobPreparationTask": {}}, "UnsupportedProperty"),
-                            (_task(containerSettings={"imageName": "x"}), {}, "UnsupportedProperty"),
+    mi.check_task(_task(), {"id": "j", "jobPreparationTask": {"commandLine": "x"}}, pool)
+    for task, job, code in [(_task(containerSettings={"imageName": "x"}), {}, "UnsupportedProperty"),
                             (_task(), {}, None)]:
         with pytest.raises(BatchError) as refused:
             mi.check_task(task, job, pool if code else {"enableInterNodeCommunication": False})

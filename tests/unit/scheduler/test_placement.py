@@ -148,3 +148,16 @@ def test_a_multi_instance_task_counts_once_against_max_parallel_tasks() -> None:
 def test_a_multi_instance_task_of_one_instance_is_still_one() -> None:
     plan = place([Candidate(task_pk=1, job_pk=1, instances=1)], nodes(1))
     assert [(step.node_pk, step.others) for step in plan] == [(1, ())]
+
+
+def test_a_multi_instance_task_waits_for_its_jobs_preparation_on_enough_nodes() -> None:
+    pool = nodes(1, 1, 1)
+    pool[0].prepared = frozenset({1})
+    pool[1].preparing.add(1)   # on its way here: one more is started, not two
+    plan = place([Candidate(task_pk=7, job_pk=1, prep="wait", instances=3)], pool)
+    assert [(step.node_pk, step.prepare_only, step.start_preparation) for step in plan] == [(3, True, True)]
+    assert [node.free for node in pool] == [1, 1, 1]   # nothing taken while it waits
+    for node in pool:
+        node.prepared, node.preparing = frozenset({1}), set()
+    plan = place([Candidate(task_pk=7, job_pk=1, prep="wait", instances=3)], pool)
+    assert [(step.node_pk, step.others, step.prepare_only) for step in plan] == [(1, (2, 3), False)]
