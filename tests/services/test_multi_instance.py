@@ -88,3 +88,15 @@ def test_a_failed_subtask_fails_the_task(world: World) -> None:
     subs = world.services.tasks.list_subtasks(ACCOUNT, "j", "mpi")
     assert [(s["id"], s["result"]) for s in subs] == [(1, "failure"), (2, "failure")]
     assert subs[1]["exitCode"] == 5 and subs[0]["failureInfo"]["code"] == "TaskEnded"
+
+
+def test_a_task_failed_by_a_subtask_takes_its_exit_options_job_action(world: World) -> None:
+    world.pool("p", nodes=3, enableInterNodeCommunication=True)
+    agent_id, _ = world.host("p")
+    world.job("j", "p", onTaskFailure="performexitoptionsjobaction")
+    world.tasks("j", "mpi", **MPI, exitConditions={"default": {"jobAction": "terminate"}})
+    world.round.schedule()
+    [subtask, *_] = [c for c in world.notes.take(agent_id) if isinstance(c, RunCommand) and c.kind == "subtask"]
+    world.services.runs.report(agent_id, [{"id": subtask.id, "exitCode": 2}])
+    job = world.services.jobs.get(ACCOUNT, "j").body
+    assert job["state"] in ("terminating", "completed") and job["executionInfo"]["terminateReason"] == "TaskFailed"

@@ -73,6 +73,8 @@ class InstanceService:
             return
         body = multi_instance.failed_by_subtask(task.body, subtask.instance, result, now)
         transitions.stop_on_node(self.ctx, conn, job, task, body, now)
+        if body["state"] == TaskState.COMPLETED.value:
+            self.jobs.take_exit_action(conn, job, body)
         self.jobs.after_tasks_changed(conn, JOBS.get_by_pk(conn, job.pk) or job)
         self.jobs.settle_in(conn, job)
 

@@ -9,6 +9,7 @@ from typing import Any, Callable, Mapping, Protocol
 from ..domain import auto_pools, clock, job_manager, commands, counts, execution, jobs as rules, tasks as task_rules
 from ..domain.conditions import NONE, Conditions, check
 from ..domain.errors import BatchError, not_found
+from ..domain.exit_conditions import options_for
 from ..domain.quotas import check_job_quota
 from ..domain.models import (
     JobAddParameter,
@@ -200,6 +201,19 @@ class JobService:
         check(conditions, record.etag, record.last_modified, read=False)
         check_job_action(action, JobState(record.body["state"]))
         return record
+
+    def take_exit_action(self, conn: Connection, job: Record, task: Json) -> None:
+        """onTaskFailure=performexitoptionsjobaction: a completed task's exit options may end or disable its job."""
+        if job.body.get("onTaskFailure") != "performexitoptionsjobaction":
+            return
+        action = options_for(task)["jobAction"]
+        current = JOBS.get_by_pk(conn, job.pk, for_update=True)
+        if current is None or current.body["state"] != "active":
+            return
+        if action == "terminate":
+            self.terminate_in(conn, current, "TaskFailed")
+        elif action == "disable":
+            self.disable_in(conn, current, "requeue")
 
     def terminate_in(self, conn: Connection, record: Record, reason: str) -> Record:
         """Terminate: running tasks are ended, release tasks run, then the job completes."""

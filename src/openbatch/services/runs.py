@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from ..domain import clock, commands, execution, nodes as node_rules
-from ..domain.exit_conditions import options_for
 from ..domain.nodes import NodeState
 from ..domain.states import TaskState, with_state
 from ..protocol import Command
@@ -184,21 +183,8 @@ class RunService:
         if node is not None:
             transitions.after_vacated(self.ctx, conn, node, now)
         if body["state"] == TaskState.COMPLETED.value:
-            self._job_action(conn, job, body)
+            self.jobs.take_exit_action(conn, job, body)
         self.jobs.after_tasks_changed(conn, JOBS.get_by_pk(conn, job.pk) or job)
-
-    def _job_action(self, conn: Connection, job: Record, task: Json) -> None:
-        """onTaskFailure=performexitoptionsjobaction: the task's exit options may end or disable the job."""
-        if job.body.get("onTaskFailure") != "performexitoptionsjobaction":
-            return
-        action = options_for(task)["jobAction"]
-        current = JOBS.get_by_pk(conn, job.pk, for_update=True)
-        if current is None or current.body["state"] != "active":
-            return
-        if action == "terminate":
-            self.jobs.terminate_in(conn, current, "TaskFailed")
-        elif action == "disable":
-            self.jobs.disable_in(conn, current, "requeue")
 
     # -- job preparation and release -------------------------------------------------------
 
