@@ -36,6 +36,9 @@ MASTER_PORT = 6000
 
 
 _IN_CONTAINER = Refused("multiInstanceSettings", "Multi-instance tasks in containers", "not implemented yet")
+_AUTO_STORAGE = Refused("multiInstanceSettings/commonResourceFiles[]/autoStorageContainerName",
+                        "Common resource files from the auto-storage account", "not implemented yet; give a "
+                        "storageContainerUrl with a SAS or an httpUrl")
 
 
 def instances(task: Json) -> int:
@@ -60,6 +63,10 @@ def check_task(task: Json, job: Json, pool: Json | None) -> None:
         return
     if "containerSettings" in task:
         raise unsupported("multiInstanceSettings", _IN_CONTAINER)
+    for index, spec in enumerate(task["multiInstanceSettings"].get("commonResourceFiles") or ()):
+        if spec.get("autoStorageContainerName"):
+            raise unsupported(f"multiInstanceSettings/commonResourceFiles/{index}/autoStorageContainerName",
+                              _AUTO_STORAGE)
     problem = pool_problem(pool) if pool is not None else None
     if problem is not None:
         raise BatchError("InvalidPropertyValue", "The value provided for one of the properties in the request body "

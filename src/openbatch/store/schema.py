@@ -210,8 +210,9 @@ tasks = Table(
     Index("ix_tasks_retain_until", "retain_until", **_where("retain_until IS NOT NULL")),
 )
 
-#: The subtasks of a multi-instance task's current attempt (instances 1..N-1; the primary is the task
-#: itself): the node each runs on, its run while it holds that node, and its SubtaskInformation body.
+#: The instances of a multi-instance task's current attempt: subtasks 1..N-1 (the node each runs on, its run
+#: while it holds that node, its SubtaskInformation body) and row 0, the primary's coordination (its run is
+#: the task's own).
 subtasks = Table(
     "subtasks",
     metadata,

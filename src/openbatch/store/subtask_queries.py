@@ -1,5 +1,6 @@
-"""The subtasks of multi-instance tasks (schema ``subtasks``): one row per instance 1..N-1 of a task's
-current attempt. A row with a ``run_id`` holds its node (one slot); its body is the SubtaskInformation."""
+"""The instances of multi-instance tasks (schema ``subtasks``): one row per instance 0..N-1 of a task's
+current attempt (row 0, the primary's, only records its coordination: its run is the task's). A row with a
+``run_id`` holds its node (one slot); its body is the SubtaskInformation."""
 
 from __future__ import annotations
 

@@ -40,7 +40,10 @@ def test_check_task_refuses_what_cannot_run() -> None:
     mi.check_task(_task(), {"id": "j"}, pool)
     mi.check_task(_task(), {"id": "j"}, None)   # the pool is not known yet
     mi.check_task(_task(), {"id": "j", "jobPreparationTask": {"commandLine": "x"}}, pool)
+    auto = _task()
+    auto["multiInstanceSettings"]["commonResourceFiles"] = [{"autoStorageContainerName": "inputs"}]
     for task, job, code in [(_task(containerSettings={"imageName": "x"}), {}, "UnsupportedProperty"),
+                            (auto, {}, "UnsupportedProperty"),
                             (_task(), {}, None)]:
         with pytest.raises(BatchError) as refused:
             mi.check_task(task, job, pool if code else {"enableInterNodeCommunication": False})
