@@ -38,10 +38,12 @@ from .schema import metadata
 
 def create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        # (every thread that reads through read_statement keeps one of these connections for its life, and
+        # the worker threads can outnumber a small pool: 8 + 8 ran out under load and starved every read)
         engine = sa.create_engine(
             url,
             pool_size=8,
-            max_overflow=8,
+            max_overflow=120,
             pool_pre_ping=False,
             connect_args={"check_same_thread": False, "timeout": 30},
         )
