@@ -271,6 +271,44 @@ def test_single_reads_see_every_commit_from_any_thread(store: Store) -> None:
         assert counters_by_id(conn, "acct", "missing") is None
 
 
+def test_many_threads_reading_one_statement_each_cannot_starve_pooled_reads(store: Store) -> None:
+    """Threads that keep a reader connection for life (read_statement on SQLite) must not take them from
+    the pool that read() and write() check out of: more threads than the pool holds, each still alive."""
+    from openbatch.store.records import counters_by_id
+
+    with store.write() as conn:
+        JOBS.insert(conn, ("acct",), job_body("j"), NOW)
+    pool_room = store.engine.pool.size() + store.engine.pool._max_overflow  # type: ignore[attr-defined]
+    done = threading.Event()
+    read_once = threading.Barrier(pool_room + 5 + 1)
+    failures: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            with store.read_statement() as conn:
+                assert counters_by_id(conn, "acct", "j") is not None
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+        read_once.wait()
+        done.wait()   # the thread (and with it, its reader connection) lives on
+
+    threads = [threading.Thread(target=reader) for _ in range(pool_room + 5)]
+    for thread in threads:
+        thread.start()
+    try:
+        read_once.wait(timeout=30)
+        assert not failures
+        store.engine.pool._timeout = 2  # type: ignore[attr-defined]  # fail fast instead of 30 s
+        with store.read() as conn:
+            assert TASKS.count(conn, (1,)) == 0
+        with store.write() as conn:
+            JOBS.insert(conn, ("acct",), job_body("k"), NOW)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+
+
 def test_in_place_gives_up_only_at_its_first_write_and_only_on_sqlite(store: Store) -> None:
     from openbatch.store.engine import WriterBusy
 

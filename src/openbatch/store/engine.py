@@ -38,12 +38,10 @@ from .schema import metadata
 
 def create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        # (every thread that reads through read_statement keeps one of these connections for its life, and
-        # the worker threads can outnumber a small pool: 8 + 8 ran out under load and starved every read)
         engine = sa.create_engine(
             url,
             pool_size=8,
-            max_overflow=120,
+            max_overflow=8,
             pool_pre_ping=False,
             connect_args={"check_same_thread": False, "timeout": 30},
         )
@@ -81,6 +79,16 @@ def _ping_when_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as error:  # noqa: BLE001 - any failure: the pool replaces the connection
             raise sa.exc.DisconnectionError(str(error)) from error
+
+
+def create_sqlite_reader_engine(url: str) -> Engine:
+    """Connections kept by threads for their life (see :meth:`Store.read_statement`): outside the
+    shared pool, which they would otherwise hold one each of for ever (8 + 8 ran out once the
+    worker threads grew under load, and every pooled read then waited 30 s and failed)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool,
+                              connect_args={"check_same_thread": False, "timeout": 30})
+    _configure_sqlite(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -148,6 +156,8 @@ class Store:
         self._writer = threading.Lock()
         self._readers = threading.local()
         self._reader_connections: list[Connection] = []
+        #: SQLite: where each thread's own reader connection comes from (never the shared pool).
+        self._reader_engine = create_sqlite_reader_engine(url) if self.is_sqlite else None
         self._writer_connection: Connection | None = None
         #: PostgreSQL: the same pool, each statement its own transaction (for :meth:`read_statement`).
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -260,7 +270,8 @@ class Store:
     def _thread_reader(self) -> Connection:
         conn = getattr(self._readers, "conn", None)
         if conn is None:
-            conn = self.engine.connect().execution_options(sqlite_single_statement=True)
+            assert self._reader_engine is not None
+            conn = self._reader_engine.connect().execution_options(sqlite_single_statement=True)
             self._readers.conn = conn
             self._reader_connections.append(conn)
         return conn
@@ -279,6 +290,8 @@ class Store:
             conn.close()
         self._reader_connections.clear()
         self._readers = threading.local()
+        if self._reader_engine is not None:
+            self._reader_engine.dispose()
         self.engine.dispose()
 
 
