@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from . import logs
 from .config import KEY_FILE, Settings, default_data_dir, parse_accounts
 from .domain.quotas import Quotas
 
@@ -84,6 +85,17 @@ def parser() -> argparse.ArgumentParser:
                             "default 0: never); `openbatch preempt` preempts on request (OPENBATCH_SPOT_PREEMPTION_RATE)")
     serve.add_argument("--spot-recovery", type=float, default=float(_env("SPOT_RECOVERY", "60")),
                        help="seconds a preempted node waits before it comes back (OPENBATCH_SPOT_RECOVERY)")
+    serve.add_argument("--log-level", choices=logs.LEVELS, default=_env("LOG_LEVEL", "info"),
+                       help="the least level logged; debug adds a line per task state change (OPENBATCH_LOG_LEVEL)")
+    serve.add_argument("--log-format", choices=logs.FORMATS, default=_env("LOG_FORMAT", "text"),
+                       help="log lines as text, or as one JSON object each (OPENBATCH_LOG_FORMAT)")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction,
+                       default=_env("ACCESS_LOG", "true").lower() not in ("0", "false", "no", "off"),
+                       help="log every Batch API request at info: operation, status, duration, request id "
+                            "(OPENBATCH_ACCESS_LOG)")
+    serve.add_argument("--metrics-token", default=_env("METRICS_TOKEN"),
+                       help="require 'Authorization: Bearer TOKEN' on /metrics (default: open, as /health and "
+                            "/ready are) (OPENBATCH_METRICS_TOKEN)")
     agent = commands.add_parser("agent", help="host compute nodes of a pool and run their tasks")
     agent.add_argument("--server", required=True, help="the openbatch server URL; several servers of one database comma-separated "
                        "(an agent that gets no answer moves on to the next)")
@@ -157,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 slurm_sbatch_options=args.slurm_sbatch_options or "",
                 slurm_max_queued=args.slurm_max_queued,
                 slurm_node_root=Path(args.slurm_node_root) if args.slurm_node_root else None,
+                log_level=args.log_level,
+                log_format=args.log_format,
+                access_log=args.access_log,
+                metrics_token=args.metrics_token,
             )
         )
     elif args.command == "preempt":

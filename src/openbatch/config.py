@@ -64,6 +64,13 @@ class Settings:
     #: and comes back this many seconds later.
     spot_preemption_rate: float = 0.0
     spot_recovery: float = 60.0
+    #: Logging: the least level logged (debug, info, warning, error), lines as text or json, and
+    #: whether every Batch API request is logged (at info, on the openbatch.access logger).
+    log_level: str = "info"
+    log_format: str = "text"
+    access_log: bool = True
+    #: /metrics wants ``Authorization: Bearer <this>`` when set (None: open, as /health and /ready are).
+    metrics_token: str | None = None
 
     def spot(self) -> Spot:
         return Spot(max(0.0, self.spot_preemption_rate), timedelta(seconds=max(0.0, self.spot_recovery)))

@@ -86,7 +86,7 @@ class Runtime(Notifier):
                                          self._stop_leading)
             self.listener = Listener(services.ctx.store.url, {
                 channels.AGENT_COMMANDS: self._agent_commands,
-                channels.AGENT_GONE: lambda agent_id: agent_id and self._forget(agent_id),
+                channels.AGENT_GONE: self._agent_gone_elsewhere,
                 channels.FILE_ANSWER: self._file_answer_elsewhere,
                 channels.WAKE: lambda _: self.leading and self.scheduler.wake(),
                 channels.NODES_CHANGED: lambda _: self.leading and self.provider.nodes_changed(),
@@ -115,13 +115,19 @@ class Runtime(Notifier):
     def nodes_changed(self) -> None:
         self.provider.nodes_changed()
 
-    def agent_gone(self, agent_id: str) -> None:
+    def agent_gone(self, agent_id: str, retired: bool = False) -> None:
         """Thread-safe: the agent's credential ended; it is forgotten (queued commands, cached identity)."""
-        self._forget(agent_id)
+        self._forget(agent_id, retired)
 
-    def _forget(self, agent_id: str) -> None:
+    def _forget(self, agent_id: str, retired: bool = False) -> None:
         self.hub.forget(agent_id)
-        self.agent_api.forget(agent_id)
+        self.agent_api.forget(agent_id, retired)
+
+    def _agent_gone_elsewhere(self, payload: str | None) -> None:
+        """(The listener's thread.) Another server ended an agent's credential: ``<agent id>[ retired]``."""
+        if payload:
+            agent_id, _, how = payload.partition(" ")
+            self._forget(agent_id, how == channels.RETIRED)
 
     # -- through the database -------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ def store(postgres_store: Store) -> Store:
 def outbox(store: Store, leading: bool = False) -> tuple[DatabaseOutbox, list[str]]:
     calls: list[str] = []
     box = DatabaseOutbox(store, lambda: leading, lambda: calls.append("wake"), lambda: calls.append("nodes"),
-                         lambda agent: calls.append(f"gone {agent}"))
+                         lambda agent, retired: calls.append(f"gone {agent}"))
     return box, calls
 
 

@@ -96,15 +96,19 @@ def test_nothing_is_read_before_the_caller_is_authenticated(live_nodes: LiveServ
     _batch_error(response, 403)
 
 
-def test_a_retired_agent_is_not_authenticated_any_more(batch: BatchClient, live_nodes: LiveServer,
-                                                       agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_retired_agent_is_not_authenticated_any_more_and_told_why(batch: BatchClient, live_nodes: LiveServer,
+                                                                   agent) -> None:  # type: ignore[no-untyped-def]
+    """Its last node left the pool: its credential ends, and (its RemoveNode gone with it) it is told so with
+    410 AgentRetired, so that it stops quietly rather than log that the server no longer knows it."""
     pool_id, auth, (node_id,) = agent
     work = f"{live_nodes.url}{PREFIX}/work"
     assert httpx.post(work, json={"runs": []}, headers={"authorization": auth}).status_code == 200  # cached now
     batch.begin_remove_nodes(pool_id, m.BatchNodeRemoveOptions(node_ids=[node_id]), polling_interval=1).result(30)
-    _batch_error(httpx.post(work, json={"runs": []}, headers={"authorization": auth}), 403, "AuthenticationFailed")
+    _batch_error(httpx.post(work, json={"runs": []}, headers={"authorization": auth}), 410, "AgentRetired")
     _batch_error(httpx.post(f"{live_nodes.url}{PREFIX}/events", json={"events": []}, headers={"authorization": auth}),
-                 403, "AuthenticationFailed")
+                 410, "AgentRetired")
+    stranger = auth.replace("OpenBatchAgent agent-", "OpenBatchAgent agent-0")
+    _batch_error(httpx.post(work, json={"runs": []}, headers={"authorization": stranger}), 403, "AuthenticationFailed")
 
 
 def test_long_polls_end_cleanly_when_the_server_stops(tmp_path: Path, spec) -> None:  # type: ignore[no-untyped-def]

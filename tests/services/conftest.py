@@ -31,7 +31,7 @@ class Recorder(Notifier):
     def wake(self) -> None:
         self.wakes += 1
 
-    def agent_gone(self, agent_id: str) -> None:
+    def agent_gone(self, agent_id: str, retired: bool = False) -> None:
         self.gone.append(agent_id)
 
     def take(self, agent_id: str) -> list[dict[str, Any]]:

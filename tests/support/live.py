@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 
 from openbatch.config import Settings
-from openbatch.server import build
+from openbatch.server import Server, build
 
 from .swagger import Spec
 
@@ -154,7 +154,7 @@ def start_server(data_dir: Path, database_url: str | None, store_name: str, spec
     recorder = Recorder(spec)
     config = uvicorn.Config(RecordingApp(app, recorder), host=host, port=port, log_level="warning",
                             access_log=False, lifespan="on", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = Server(config, app, announce=lambda: None)
     thread = threading.Thread(target=server.run, name=f"openbatch-{store_name}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

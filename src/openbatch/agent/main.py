@@ -32,6 +32,7 @@ import msgspec
 
 from ..auth.shared_key import sign
 from ..domain.errors import BatchError
+from .. import logs
 from ..protocol import (
     PREFIX,
     AnyCommand,
@@ -174,8 +175,10 @@ class Agent:
         its nodes gone: their runs are killed and, on another host, their directories removed; a
         local node's directory belongs to the server, which may give the node a new agent)."""
         self.last_answer = asyncio.get_running_loop().time()
-        if status in (401, 403):
-            if not self.done.is_set():
+        if status in (401, 403, 410):
+            if status == 410:   # the server retired it (its last nodes left their pool): as asked
+                log.info("every node of this agent left its pool; stopping")
+            elif not self.done.is_set():
                 log.error("the server no longer knows this agent (%s); stopping", status)
             self.wipe_on_exit = not self.join_token
             self.forgotten = True
@@ -574,10 +577,9 @@ def _internal_failure(error: Exception) -> RunResult:
 
 
 def main(args: Any) -> None:
-    from .service_logs import FORMAT, log_handler
+    from .service_logs import log_handler
 
-    logging.basicConfig(level=logging.INFO, format=FORMAT)
-    logging.getLogger("azure").setLevel(logging.WARNING)   # the storage client logs every request at INFO
+    logs.configure(*logs.from_environment())   # as the server that started it logs, or info and text
     root = args.root or Path.cwd() / "openbatch-nodes"
     log_dir = args.log_dir or root / "agent-logs"
     try:

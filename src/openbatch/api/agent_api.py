@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections import OrderedDict
 from typing import Any, Mapping
 
 import msgspec
@@ -49,6 +50,8 @@ MAX_WAIT = 30.0
 RECHECK_SECONDS = 30.0
 #: The largest body an agent sends: an event report, a registration.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Retired agents remembered (to tell them so when they call again), the oldest forgotten first.
+MAX_RETIRED_REMEMBERED = 10_000
 #: A file answer carries up to 64 MiB of a file, base64-encoded.
 MAX_FILE_ANSWER_BYTES = 90 * 1024 * 1024
 
@@ -70,13 +73,19 @@ class AgentApi:
         self.node_lost_after = node_lost_after
         self._identities: dict[str, tuple[str, AgentIdentity]] = {}
         self._rechecked: dict[str, float] = {}
+        self._retired: OrderedDict[str, None] = OrderedDict()
         #: Resolves a tunnelled file request with the agent's answer (set by the runtime).
         self.file_answer: Any = None
 
-    def forget(self, agent_id: str) -> None:
-        """The agent's credential ended: it is not accepted any more, even from the cache."""
+    def forget(self, agent_id: str, retired: bool = False) -> None:
+        """The agent's credential ended: it is not accepted any more, even from the cache. A ``retired``
+        one (its last nodes left their pool) is told so when it calls (410), not that it is unknown."""
         self._identities.pop(agent_id, None)
         self._rechecked.pop(agent_id, None)
+        if retired:
+            self._retired[agent_id] = None
+            while len(self._retired) > MAX_RETIRED_REMEMBERED:
+                self._retired.popitem(last=False)
 
     def _recheck_due(self, agent_id: str) -> bool:
         """Whether to compare the agent's runs with what it was sent (at most every RECHECK_SECONDS)."""
@@ -198,7 +207,13 @@ class AgentApi:
         cached = self._identities.get(agent_id)
         if cached and hmac.compare_digest(cached[0], credential):
             return cached[1]
-        identity = await run(self.services.agents.authenticate, agent_id, credential)
+        try:
+            identity = await run(self.services.agents.authenticate, agent_id, credential)
+        except BatchError:
+            if agent_id in self._retired:   # (its RemoveNode commands went with its credential)
+                raise BatchError("AgentRetired", "Every node of this agent left its pool: it has nothing more "
+                                 "to do.") from None
+            raise
         self._identities[agent_id] = (credential, identity)
         return identity
 

@@ -7,23 +7,28 @@ answered 500 InternalError, never a bare traceback.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
+from .. import metrics
 from ..auth import SignedRequest, task_tokens, verify
 from ..domain import clock
 from ..domain.errors import BatchError, invalid_query, not_implemented
 from ..services import Services
 from . import handlers  # noqa: F401  (registers the operations)
+from . import ops
 from .agent_api import PREFIX as AGENT_PREFIX
 from .request import ApiRequest, parse_query
 from .router import resolve
 from .wire import error_response
 
 log = logging.getLogger("openbatch.api")
+#: One line per Batch API request answered (info): operation, status, duration, request id; never a key.
+access_log = logging.getLogger("openbatch.access")
 
 #: api-versions the current official clients send (JS 10.2 .. azure-batch 15.1).
 API_VERSIONS = frozenset(
@@ -45,7 +50,7 @@ class BatchApp:
 
     def __init__(
         self, services: Services, accounts: Mapping[str, bytes], now: Callable[[], datetime] = clock.utcnow,
-        runtime: Any = None, lease: Any = None, timers: Any = None,
+        runtime: Any = None, lease: Any = None, timers: Any = None, metrics_token: str | None = None,
     ) -> None:
         self.services = services
         self.accounts = dict(accounts)
@@ -56,6 +61,14 @@ class BatchApp:
         self.lease = lease
         #: What the clock starts (openbatch.scheduler.timers.Timers): started after the runtime.
         self.timers = timers
+        #: /health, /ready, /metrics (no account key).
+        self.ops = ops.Operations(services, runtime, metrics_token)
+
+    def begin_shutdown(self) -> None:
+        """The server stops: what waits for news (agents' long-polls) answers now, before the open
+        connections are waited for."""
+        if self.runtime is not None:
+            self.runtime.hub.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -63,11 +76,16 @@ class BatchApp:
             return
         if scope["type"] != "http":
             return
+        if scope["path"] in ops.PATHS and scope["method"] in ("GET", "HEAD"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            await (await self.ops.handle(scope["path"], headers))(scope, receive, send)
+            return
         if self.runtime is not None and scope["path"].startswith(AGENT_PREFIX):
             request = Request(scope, receive)
             response = await self.runtime.agent_api.handle(request, scope["path"][len(AGENT_PREFIX):])
             await response(scope, receive, send)
             return
+        started = time.perf_counter()
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         raw_query = scope.get("query_string", b"").decode("latin-1")
         pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
@@ -91,6 +109,15 @@ class BatchApp:
         if req.operation_id:  # routed: tests/support/live.py checks the response against this operation
             scope["openbatch.operation"] = req.operation_id
         await response(scope, receive, send)
+        seconds = time.perf_counter() - started
+        operation = req.operation_id or "unknown"
+        metrics.request_answered(operation, response.status_code, seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info("%s %s %s %d %.1f ms request-id=%s account=%s", req.method, raw_path, operation,
+                            response.status_code, seconds * 1000, req.request_id, req.account or "-",
+                            extra={"method": req.method, "path": raw_path, "operation": operation,
+                                   "status": response.status_code, "duration_ms": round(seconds * 1000, 3),
+                                   "request_id": req.request_id, "account": req.account or None})
 
     async def _handle(self, req: ApiRequest, headers: list[tuple[str, str]], raw_query: str) -> Any:
         authorization = req.headers.get("authorization", "")

@@ -34,7 +34,7 @@ class DatabaseOutbox(Outbox):
     """The services' outbox on PostgreSQL (see the module's docstring)."""
 
     def __init__(self, store: Store, leading: Callable[[], bool], wake: Callable[[], None],
-                 nodes_changed: Callable[[], None], agent_gone: Callable[[str], None]) -> None:
+                 nodes_changed: Callable[[], None], agent_gone: Callable[[str, bool], None]) -> None:
         self.store = store
         self.leading = leading
         self._wake = wake
@@ -56,10 +56,10 @@ class DatabaseOutbox(Outbox):
         else:
             queries.notify(conn, queries.NODES_CHANGED)
 
-    def agent_gone_in(self, conn: Connection, agent_id: str) -> None:
+    def agent_gone_in(self, conn: Connection, agent_id: str, retired: bool = False) -> None:
         queries.drop_commands(conn, agent_id)
-        queries.notify(conn, queries.AGENT_GONE, agent_id)
-        after_commit(conn, lambda: self._agent_gone(agent_id))
+        queries.notify(conn, queries.AGENT_GONE, f"{agent_id} {queries.RETIRED}" if retired else agent_id)
+        after_commit(conn, lambda: self._agent_gone(agent_id, retired))
 
     def take_in(self, conn: Connection, agent_id: str) -> list[Command]:
         return [decode(body) for body in queries.take_commands(conn, agent_id)]

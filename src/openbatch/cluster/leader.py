@@ -39,6 +39,9 @@ class Leadership:
         self.on_elected = on_elected
         self.on_lost = on_lost
         self.leading = False
+        #: Whether some server leads, as far as the last ask knew: this one, or the holder of the lock
+        #: it was refused (False after an ask that failed: the database may be gone). For /ready.
+        self.leader_known = False
         self._conn: psycopg.Connection | None = None
         self._task: asyncio.Task | None = None
 
@@ -66,7 +69,7 @@ class Leadership:
 
     async def _step(self) -> None:
         if not self.leading and await asyncio.to_thread(self._try):
-            self.leading = True
+            self.leading = self.leader_known = True
             log.info("this server leads: it runs the scheduler and the node providers")
             try:
                 await self.on_elected()
@@ -79,7 +82,7 @@ class Leadership:
             await self._step_down()
 
     async def _step_down(self) -> None:
-        self.leading = False
+        self.leading = self.leader_known = False
         try:
             await self.on_lost()
         finally:
@@ -90,6 +93,7 @@ class Leadership:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self.dsn, autocommit=True, options=SERVER_KEEPALIVE, **KEEPALIVE)
             if not self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEASE_KEY,)).fetchone()[0]:
+                self.leader_known = True   # another server holds it
                 return False
             self._conn.execute("INSERT INTO server_lease (id, holder) VALUES (1, %s) "
                                "ON CONFLICT (id) DO UPDATE SET holder = excluded.holder",
@@ -97,6 +101,7 @@ class Leadership:
             return True
         except psycopg.Error as error:
             log.warning("asking for the leader lock failed (%s); trying again", error)
+            self.leader_known = False
             self._close()
             return False
 

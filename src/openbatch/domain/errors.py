@@ -37,6 +37,7 @@ _register(
     JobReleaseTaskNotRunOnNode NodeAgentSKUNotFound ApplicationNotFound""",
 )
 _register(405, "UnsupportedHttpVerb")
+_register(410, "AgentRetired")   # (the agent protocol's: an agent whose last nodes left their pool)
 _register(411, "MissingContentLengthHeader")
 _register(413, "RequestBodyTooLarge RequestEntityTooLarge")
 _register(416, "InvalidRange")

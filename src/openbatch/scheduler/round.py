@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .. import metrics
 from ..domain import clock, commands, execution, multi_instance, pools as pool_rules
 from ..services import transitions
 from ..services.context import ServiceContext
 from ..services.dependencies import unmet_dependencies
 from ..store import schedule_queries as queries, subtask_queries
-from ..store.engine import Connection
+from ..store.engine import Connection, after_commit
 from ..store.records import NODES, POOLS, PREP_RELEASE, TASKS, Record
 from ..store.task_queries import preparation_marks
 from .placement import Candidate, NodeCapacity, Placement, place
@@ -48,6 +49,7 @@ class SchedulingRound:
             placed, free_after = self._schedule_pool(account, pool_key)
             result.placed += placed
             result.again = result.again or (placed > 0 and free_after > 0)
+        metrics.SCHEDULER_ROUNDS.inc()
         return result
 
     def _pools_with_room(self) -> list[tuple[str, str]]:
@@ -97,6 +99,8 @@ class SchedulingRound:
         plan = place([candidate for candidate, _ in tasks.values()], list(nodes.values()), fill, room)
         snapshot = Snapshot(pool, jobs, {pk: task for pk, (_, task) in tasks.items()}, node_rows)
         placed, slots = self._apply(conn, account, snapshot, plan)
+        if placed:
+            after_commit(conn, lambda: metrics.SCHEDULER_PLACED.inc(placed))
         served = sorted(shared.intersection(step.job_pk for step in plan))
         if served:
             queries.mark_served(conn, served, clock.naive(self.ctx.now()))

@@ -16,6 +16,7 @@ from .agents import AgentService
 from .allocation import Allocation
 from .certificates import CertificateService
 from .node_users import NodeUserService
+from .overview import OverviewService
 from .context import ServiceContext
 from .execution import ExecutionService
 from .files import FileService
@@ -56,6 +57,7 @@ class Services:
     preemption: PreemptionService
     certificates: CertificateService
     node_users: NodeUserService
+    overview: OverviewService
 
     @classmethod
     def create(cls, store: Store, *, node_provider: bool = False, quotas: Quotas | None = None,
@@ -82,6 +84,7 @@ class Services:
             preemption=PreemptionService(ctx, node_ops),
             certificates=CertificateService(ctx),
             node_users=NodeUserService(ctx, nodes),
+            overview=OverviewService(ctx),
             pools=pools,
             autoscale=AutoscaleService(ctx, pools),
             jobs=jobs,

@@ -117,4 +117,4 @@ def retire_agent_without_nodes(ctx: ServiceContext, conn: Connection, agent_id: 
     """An agent whose last node left the pool has nothing more to do: its credential ends."""
     if not node_queries.agent_has_nodes(conn, agent_id):
         node_queries.delete_agent(conn, agent_id)
-        ctx.agent_gone_after(conn, agent_id)
+        ctx.agent_gone_after(conn, agent_id, retired=True)

@@ -11,21 +11,24 @@ period (``ServiceContext.intervals``), so a formula enabled later has history to
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import metrics
 from ..domain import clock, pool_autoscale as rules, usage_metrics
 from ..domain.autoscale import Evaluation
 from ..domain.errors import BatchError
 from ..domain.models import PoolEnableAutoScaleParameter
 from ..domain.states import AllocationState
 from ..store import autoscale_queries as queries
-from ..store.engine import Connection
+from ..store.engine import Connection, after_commit
 from ..store.records import POOLS, Record
 from .context import ServiceContext, require_pool
 from .pools import PoolService
 
 Json = dict[str, Any]
+log = logging.getLogger("openbatch.pools")
 
 #: How many sample periods of history a formula can read (30 s: a little over a day).
 HISTORY_SAMPLES = 3000
@@ -93,6 +96,11 @@ class AutoscaleService:
         due = now + rules.interval_of(record.body)
         record = POOLS.update(conn, record, {**record.body, "autoScaleRun": autoscale_run}, now,
                               {"autoscale_due_at": clock.naive(due)})
+        outcome = "error" if evaluation.error is not None else "ok"
+        after_commit(conn, metrics.AUTOSCALE_EVALUATIONS.labels(outcome).inc)
+        if evaluation.error is not None:
+            log.info("pool %s: its autoscale formula failed: %s: %s", record.body["id"], evaluation.error.code,
+                     evaluation.error.message)
         return self._apply(conn, account, record, evaluation)
 
     def _apply(self, conn: Connection, account: str, record: Record, evaluation: Evaluation) -> Record:

@@ -57,9 +57,10 @@ class Notifier:
     def nodes_changed(self) -> None:
         """Nodes were added or removed: local agents may need starting or stopping."""
 
-    def agent_gone(self, agent_id: str) -> None:
+    def agent_gone(self, agent_id: str, retired: bool = False) -> None:
         """An agent's credential ended (its nodes left, or it was lost for good), or it was found lost:
-        forget what was queued for it and that it called (it reconciles when it calls again)."""
+        forget what was queued for it and that it called (it reconciles when it calls again).
+        ``retired``: its last nodes left their pool (should it call again, it is told so)."""
 
     def take(self, agent_id: str) -> list[Command]:
         """The commands queued for an agent (sent after earlier commits), taken now."""
@@ -80,7 +81,7 @@ class Outbox:
     def nodes_changed_in(self, conn: Connection) -> None:
         raise NotImplementedError
 
-    def agent_gone_in(self, conn: Connection, agent_id: str) -> None:
+    def agent_gone_in(self, conn: Connection, agent_id: str, retired: bool = False) -> None:
         raise NotImplementedError
 
     def queued_runs(self, conn: Connection, agent_id: str) -> set[str]:
@@ -188,11 +189,11 @@ class ServiceContext:
         else:
             after_commit(conn, self.notifier.nodes_changed)
 
-    def agent_gone_after(self, conn: Connection, agent_id: str) -> None:
+    def agent_gone_after(self, conn: Connection, agent_id: str, *, retired: bool = False) -> None:
         if self.outbox is not None:
-            self.outbox.agent_gone_in(conn, agent_id)
+            self.outbox.agent_gone_in(conn, agent_id, retired)
         else:
-            after_commit(conn, lambda: self.notifier.agent_gone(agent_id))
+            after_commit(conn, lambda: self.notifier.agent_gone(agent_id, retired))
 
 
 def page_of(records: list[Record], limit: int, key: Callable[[Record], Sequence[str]]) -> Page:

@@ -25,7 +25,7 @@ from ..store.job_schedule_queries import active_schedules
 from ..store.engine import Connection
 from ..store.records import (JOBS, POOLS, PREP_RELEASE, TASKS, Record, counters_by_id, counters_by_id_on_loop,
                              read_counters)
-from . import auto_storage, transitions
+from . import auto_storage, events, transitions
 from .calls import point_read
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
 
@@ -75,6 +75,7 @@ class JobService:
                              extra={"job_schedule_key": schedule_key} if schedule_key else None)
         if job.jobManagerTask is not None:
             self._add_job_manager(conn, record, job, now)
+        events.job(conn, job.id, "added (pool %s)", body["executionInfo"].get("poolId") or "auto")
         return self.after_tasks_changed(conn, record)
 
     def _add_job_manager(self, conn: Connection, record: Record, job: JobAddParameter, now: datetime) -> None:
@@ -191,6 +192,7 @@ class JobService:
         """Delete a job (locked, not deleting yet): its running tasks end, release tasks run, then it goes."""
         now = self.ctx.now()
         record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DELETING, now), now)
+        events.job(conn, record.body["id"], "deleting")
         self._stop_running(conn, record, now)
         self._settle(conn, record)
 
@@ -221,6 +223,7 @@ class JobService:
         body = rules.with_state(record.body, JobState.TERMINATING, now)
         body.setdefault("executionInfo", {})["terminateReason"] = reason
         record = JOBS.update(conn, record, body, now)
+        events.job(conn, record.body["id"], "terminating (%s)", reason)
         self._stop_running(conn, record, now)
         return self._settle(conn, record)
 
@@ -262,6 +265,7 @@ class JobService:
         now = self.ctx.now()
         running = read_counters(conn, record.pk)["task_running"]
         if state is JobState.DISABLING and running == 0:
+            events.job(conn, record.body["id"], "disabled")
             return JOBS.update(conn, record, rules.with_state(record.body, JobState.DISABLED, now), now)
         if state is JobState.ENABLING:
             return self.after_tasks_changed(conn, JOBS.update(conn, record, rules.with_state(record.body, JobState.ACTIVE, now), now))
@@ -271,9 +275,11 @@ class JobService:
             self._delete_auto_pool(conn, record)
             if state is JobState.DELETING:
                 JOBS.delete(conn, record.pk)
+                events.job(conn, record.body["id"], "deleted")
             else:
                 reason = record.body.get("executionInfo", {}).get("terminateReason", "UserTerminate")
                 record = JOBS.update(conn, record, rules.completed(record.body, reason, now), now)
+                events.job(conn, record.body["id"], "completed (%s)", reason)
             if record.row.get("job_schedule_key"):
                 self.on_job_ended(conn, record)
         return record

@@ -27,7 +27,7 @@ from ..store import node_queries
 from ..store.node_queries import nodes_by_vm_size
 from ..store.autoscale_queries import usage_page
 from ..store.records import NODES, POOLS, Record
-from . import auto_storage
+from . import auto_storage, events
 from .allocation import Allocation
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_pool
 
@@ -60,6 +60,8 @@ class PoolService:
             raise BatchError("PoolExists", "The specified pool already exists.", [("PoolId", pool.id)])
         quota_rules.check_pool_quota(self.ctx.quotas, POOLS.count(conn, (account,)))
         record = POOLS.insert(conn, (account,), rules.new_pool_body(pool, now), now)
+        events.pool(conn, pool.id, "added (%s)", "autoscale" if record.body.get("enableAutoScale") else
+                    f"{pool.targetDedicatedNodes or 0} dedicated, {pool.targetLowPriorityNodes or 0} low-priority nodes")
         if record.body.get("enableAutoScale"):
             record = self.autoscale_in(conn, account, record)   # its first evaluation sets its targets
         return self._settle_allocation(conn, account, record)
@@ -73,6 +75,7 @@ class PoolService:
             error = {"code": "AllocationFailed", "message": message}
             if record.body.get("resizeErrors") == [error]:
                 return
+            events.pool(conn, pool_id, "allocation failed: %s", message)
             POOLS.update(conn, record, {**record.body, "resizeErrors": [error]}, self.ctx.now())
 
     def metadata_value(self, account: str, pool_id: str, name: str) -> str | None:
@@ -110,11 +113,13 @@ class PoolService:
         """Delete a pool (locked, not deleting) in the caller's transaction: its nodes leave, then it goes."""
         now = self.ctx.now()
         record = POOLS.update(conn, record, rules.with_state(record.body, PoolState.DELETING, now), now)
+        events.pool(conn, record.body["id"], "deleting")
         if self.allocation is not None:
             for node in self.allocation.pool_nodes(conn, account, record.row["id_key"]):
                 self.allocation.remove(conn, account, node, "requeue", now)
         if NODES.count(conn, (account, record.row["id_key"])) == 0:
             POOLS.delete(conn, record.pk)
+            events.pool(conn, record.body["id"], "deleted")
 
     def patch(self, account: str, pool_id: str, patch: PoolPatchParameter, conditions: Conditions = NONE) -> Record:
         rules.check_application_packages(patch.applicationPackageReferences)
@@ -230,6 +235,10 @@ class PoolService:
                     and self.allocation.leaving(conn, account, key))
         new = rules.with_allocation_state(body, AllocationState.RESIZING if resizing else AllocationState.STEADY, now)
         new["currentDedicatedNodes"], new["currentLowPriorityNodes"] = node_queries.count_by_kind(conn, account, key)
+        if body["allocationState"] == AllocationState.RESIZING.value:
+            events.pool(conn, body["id"], "resizing to %d dedicated, %d low-priority nodes%s",
+                        body["targetDedicatedNodes"], body["targetLowPriorityNodes"],
+                        "".join(f"; {error['code']}: {error['message']}" for error in errors))
         if errors:
             new["resizeErrors"] = errors
         else:

@@ -14,7 +14,7 @@ from ..domain.models import TaskAddParameter, TaskUpdateParameter, decode
 from ..domain.states import JobState, check_job_action
 from ..store import subtask_queries
 from ..store.records import POOLS, TASKS, Record, adjust_counters
-from . import auto_storage, transitions
+from . import auto_storage, task_events, transitions
 from .retention import remove_task_directory
 from .calls import bounded_write, point_read
 from .context import (ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_job_on_loop,
@@ -227,6 +227,7 @@ class TaskService:
             remove_task_directory(self.ctx, conn, record)
             TASKS.delete(conn, record.pk)
             adjust_counters(conn, job.pk, change)
+            task_events.changed(conn, body, None, now)
             self.jobs.after_tasks_changed(conn, job)
             self.jobs.settle_in(conn, job)
 

@@ -11,6 +11,7 @@ from ..store import subtask_queries
 from ..store.engine import Connection
 from ..store.records import NODES, TASKS, Record, adjust_counters
 from ..store.task_queries import nodes_by_pk
+from . import task_events
 from .context import ServiceContext
 
 Json = dict[str, Any]
@@ -26,6 +27,7 @@ def apply(conn: Connection, job: Record, task: Record, body: Json, now: datetime
         old["requiredSlots"],
     )
     adjust_counters(conn, job.pk, change)
+    task_events.changed(conn, old, body, now)
     return TASKS.update(conn, task, body, now)
 
 
@@ -40,6 +42,7 @@ def insert_tasks(conn: Connection, job: Record, bodies: Sequence[Json], now: dat
         for name, value in counts.delta(None, None, "active", None, slots).items():
             change[name] += value * number
     adjust_counters(conn, job.pk, change)
+    task_events.added(conn, len(records))
     return records
 
 
@@ -68,6 +71,7 @@ def apply_many(conn: Connection, changes: Sequence[TaskChange], now: datetime) -
             old["requiredSlots"],
         ).items():
             total[name] = total.get(name, 0) + step
+        task_events.changed(conn, old, new, now)
     for job_pk, total in per_job.items():
         adjust_counters(conn, job_pk, {name: step for name, step in total.items() if step})
     return TASKS.update_many(conn, [(c.task, c.body, c.columns) for c in changes], now)

@@ -21,6 +21,8 @@ from .schema import agent_commands as _c, agents as _a, file_answers as _f
 #: Notification channels: payload an agent id (its commands / it is gone), a file request id, or nothing.
 AGENT_COMMANDS = "openbatch_agent"
 AGENT_GONE = "openbatch_agent_gone"
+#: (the payload of AGENT_GONE after the id when the agent was retired: its last nodes left their pool)
+RETIRED = "retired"
 FILE_ANSWER = "openbatch_file_answer"
 WAKE = "openbatch_wake"
 NODES_CHANGED = "openbatch_nodes"

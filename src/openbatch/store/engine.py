@@ -26,7 +26,7 @@ import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterator, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -133,6 +133,20 @@ def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
     conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+_LOCALS = "openbatch.transaction_locals"
+T = TypeVar("T")
+
+
+def transaction_local(conn: Connection, key: str, make: Callable[[], T]) -> T:
+    """A value that lives as long as the write transaction of ``conn``: made by ``make`` on first use,
+    gone when the transaction ends (committed or not)."""
+    values = conn.info.setdefault(_LOCALS, {})
+    value = values.get(key)
+    if value is None:
+        value = values[key] = make()
+    return value
+
+
 class Conflict(Exception):
     """A PostgreSQL write met a concurrent transaction (same key inserted, lock cycle); nothing was
     written: running the use case again sees the other's committed rows."""
@@ -202,6 +216,7 @@ class Store:
 
     def _transaction(self, conn: Connection, lock: WriterLock = "exclusive") -> Iterator[Connection]:
         conn.info.pop(_AFTER_COMMIT, None)
+        conn.info.pop(_LOCALS, None)
         try:
             with conn.begin():   # (PostgreSQL: commit() still sends COMMIT, rollback() ROLLBACK)
                 if not self.is_sqlite:
@@ -210,6 +225,7 @@ class Store:
             return conn.info.pop(_AFTER_COMMIT, [])
         finally:
             conn.info.pop(_AFTER_COMMIT, None)
+            conn.info.pop(_LOCALS, None)
 
     def _sqlite_writer(self) -> Connection:
         """The one connection SQLite writes go through (the caller holds the writer lock).
@@ -299,4 +315,4 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'openbatch.db').resolve()}"
 
 
-__all__ = ["Conflict", "Connection", "Store", "WriterBusy", "WriterLock", "after_commit", "create_engine", "sqlite_url", "metadata"]
+__all__ = ["Conflict", "Connection", "Store", "WriterBusy", "WriterLock", "after_commit", "create_engine", "transaction_local", "sqlite_url", "metadata"]
