@@ -48,6 +48,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path,
                         help="where to write the JSON (default bench/results/<timestamp>.json)")
     parser.add_argument("--profile", action="store_true", help="run the servers under bench.sampler")
+    parser.add_argument("--dashboards", type=int, default=0, metavar="N",
+                        help="keep N dashboards open on every server while it is measured (bench/dashboard.py)")
     parser.add_argument("--data-root", type=Path, default=default_data_root(),
                         help="where the servers' data directories (SQLite file, node roots) go "
                              "(default: /dev/shm when it exists, else the system temp directory)")
@@ -82,7 +84,8 @@ def run_store(store: str, figures: list[ModuleType], args: argparse.Namespace, c
     """The figures on one store: (rows, peers, profiles, seconds, CPU per server)."""
     progress = make_progress(console)
     databases = Databases(store)
-    suite = Suite(store, args.quick, console, progress, databases, args.peers, profile_dir, args.data_root)
+    suite = Suite(store, args.quick, console, progress, databases, args.peers, profile_dir, args.data_root,
+                  dashboards=args.dashboards)
     rows: list[Row] = []
     began = time.monotonic()
     try:

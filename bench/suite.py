@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, \
     TimeElapsedColumn
 
+from .dashboard import OpenDashboard
 from .database import Databases
 from .server import Server, start_server
 
@@ -49,6 +50,8 @@ class Suite:
     profile_dir: Path | None = None
     #: Where the servers' data directories go (see ``--data-root``); None: the system temp directory.
     data_root: Path | None = None
+    #: Dashboards kept open on every server (bench/dashboard.py).
+    dashboards: int = 0
     #: Values shared by figures (the million-task job), closed when no later figure needs them.
     fixtures: dict[str, Any] = field(default_factory=dict)
     closers: dict[str, ExitStack] = field(default_factory=dict)
@@ -87,9 +90,14 @@ class Suite:
             with self.step(f"starting server for {name} ({self.store})"):
                 context = start_server(url, profile=profile, data_root=self.data_root, **options)
                 server = context.__enter__()
+            watching = [OpenDashboard(server.url, server.account, server.key).start() for _ in range(self.dashboards)]
             try:
                 yield server
             finally:
+                seen = [dashboard.stop() for dashboard in watching]
+                if seen:
+                    self.log(f"{len(seen)} dashboard(s) open on {name}: {sum(s['events'] for s in seen)} live events, "
+                             f"{sum(s['reads'] for s in seen)} reads")
                 self.cpu.append({"server_for": name, "wall": time.monotonic() - started, **server.cpu()})
                 with self.step(f"stopping server for {name}"):
                     context.__exit__(None, None, None)

@@ -3,6 +3,7 @@
 #  0. .tools/azurite: the Azure Storage emulator (npm), for the Blob storage tests; scripts/slurm.sh: Slurm;
 #     scripts/docker.sh: a Docker engine, for the container tasks
 #  1. .venv        : openbatch + azure-batch 15.1 + schemathesis (unit, store, REST, SDK 15 end-to-end and fuzz tests)
+#                    + Playwright (the dashboard in Debian's Chromium; screenshots in test-artifacts/screenshots)
 #  2. .venv-sdk14  : openbatch + azure-batch 14.2 (the same server driven by the msrest-based SDK);
 #     .venv-az: the Azure CLI, driven by tests/execution/test_az_cli.py
 #  3. the coverage table (docs/coverage.md) regenerated from both runs must equal the committed one
@@ -45,7 +46,14 @@ if [ "$(id -u)" = 0 ] && ! command -v mpirun >/dev/null; then
     || echo "warning: openmpi-bin could not be installed: the mpirun test will skip" >&2
 fi
 
-setup .venv -e ".[test,sdk15,fuzz]"
+# Chromium (Debian's): the dashboard's tests drive it headless with Playwright; they skip, saying why, without it
+if [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || echo "warning: chromium could not be installed: the dashboard's browser tests will skip" >&2
+fi
+
+setup .venv -e ".[test,sdk15,fuzz,ui]"
 setup .venv-sdk14 -e ".[test]" "azure-batch==14.2.0"
 # the Azure CLI (`az batch`), run by tests/execution/test_az_cli.py as a subprocess; that module skips without it
 [ -x .venv-az/bin/az ] || setup .venv-az "azure-cli==2.67.0"

@@ -17,7 +17,7 @@ import pytest
 
 from openbatch.store.engine import Store
 from tests.support.azurite import Azurite, start_azurite
-from tests.support.live import LiveServer, start_server
+from tests.support.live import ACCOUNT, DASHBOARD_TOKEN, LiveServer, start_server
 from tests.support.slurm import slurm_unavailable
 from tests.support.swagger import load_spec
 
@@ -147,7 +147,8 @@ def live_nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     schedules may recur and pools autoscale every 2 seconds, on pool metrics sampled every second (development
     settings; Azure's are a minute, 5 minutes and 30 seconds); a preempted low-priority node comes back after 3 s."""
     yield from _serve(request, tmp_path_factory, spec, "nodes", node_provider="local", nodes_per_agent=1,
-                      node_lost_after=3.0, min_interval=2.0, sample_interval=1.0, spot_recovery=3.0)
+                      node_lost_after=3.0, min_interval=2.0, sample_interval=1.0, spot_recovery=3.0,
+                      dashboard_tokens={ACCOUNT: DASHBOARD_TOKEN})
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from . import logs
-from .config import KEY_FILE, Settings, default_data_dir, parse_accounts
+from .config import Settings, default_data_dir, parse_accounts
 from .domain.quotas import Quotas
+
+if TYPE_CHECKING:
+    from .console import Connection
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -96,6 +99,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-token", default=_env("METRICS_TOKEN"),
                        help="require 'Authorization: Bearer TOKEN' on /metrics (default: open, as /health and "
                             "/ready are) (OPENBATCH_METRICS_TOKEN)")
+    serve.add_argument("--dashboard-tokens", default=_env("DASHBOARD_TOKENS", ""),
+                       help="read-only dashboard sign-in as NAME:TOKEN,NAME:TOKEN (the account's key signs in "
+                            "with every right) (OPENBATCH_DASHBOARD_TOKENS)")
     agent = commands.add_parser("agent", help="host compute nodes of a pool and run their tasks")
     agent.add_argument("--server", required=True, help="the openbatch server URL; several servers of one database comma-separated "
                        "(an agent that gets no answer moves on to the next)")
@@ -112,12 +118,25 @@ def parser() -> argparse.ArgumentParser:
                                   "VMs back (their tasks are requeued; they return after --spot-recovery)")
     preempt.add_argument("pool", help="the pool")
     preempt.add_argument("nodes", nargs="*", help="node ids (default: every low-priority node that can be preempted)")
-    preempt.add_argument("--server", default=_env("SERVER", "http://127.0.0.1:8080"),
-                         help="the openbatch server URL (OPENBATCH_SERVER)")
-    preempt.add_argument("--account", default=_env("ACCOUNT", "openbatch"), help="account name (OPENBATCH_ACCOUNT)")
-    preempt.add_argument("--key", default=_env("KEY"),
-                         help="account key (OPENBATCH_KEY; default: the one `openbatch serve` keeps in its data dir)")
+    status = commands.add_parser("status", help="the account at a glance: pools, nodes, slots, jobs and tasks by state")
+    watch = commands.add_parser("watch", help="a job's tasks progress, live, until the job ends (exit status 1 if "
+                                "a task failed)")
+    watch.add_argument("job", help="the job id")
+    watch.add_argument("--interval", type=float, default=0.5, help="seconds between looks")
+    for client in (preempt, status, watch):
+        client.add_argument("--server", default=_env("SERVER", "http://127.0.0.1:8080"),
+                            help="the openbatch server URL (OPENBATCH_SERVER)")
+        client.add_argument("--account", default=_env("ACCOUNT", "openbatch"), help="account name (OPENBATCH_ACCOUNT)")
+        client.add_argument("--key", default=_env("KEY"), help="account key (OPENBATCH_KEY; default: the one "
+                            "`openbatch serve` keeps in its data dir, OPENBATCH_DATA_DIR)")
     return root
+
+
+def _connection(args: argparse.Namespace) -> "Connection":
+    from .console import Connection
+
+    return Connection.resolve(args.server, args.account, args.key, Path(_env("DATA_DIR") or default_data_dir()),
+                              args.command)
 
 
 def _preempt(args: argparse.Namespace) -> None:
@@ -125,13 +144,10 @@ def _preempt(args: argparse.Namespace) -> None:
 
     from .auth.client import SharedKeyAuth
 
-    stored = Path(_env("DATA_DIR") or default_data_dir()) / KEY_FILE
-    if not args.key and not stored.exists():
-        raise SystemExit("openbatch preempt: give the account key (--key or OPENBATCH_KEY)")
-    key = args.key or stored.read_text().strip()
-    response = httpx.post(f"{args.server.rstrip('/')}/openbatch/pools/{args.pool}/preemptnodes",
+    connection = _connection(args)
+    response = httpx.post(f"{connection.server}/openbatch/pools/{args.pool}/preemptnodes",
                           params={"api-version": "2024-07-01.20.0"}, json={"nodeList": args.nodes},
-                          auth=SharedKeyAuth(args.account, key), timeout=30)
+                          auth=SharedKeyAuth(connection.account, connection.key), timeout=30)
     if response.status_code != 200:
         error = response.json() if response.content else {}
         raise SystemExit(f"openbatch preempt: {response.status_code} {error.get('code', '')}: "
@@ -173,10 +189,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                 log_format=args.log_format,
                 access_log=args.access_log,
                 metrics_token=args.metrics_token,
+                dashboard_tokens=parse_accounts(args.dashboard_tokens or ""),
             )
         )
     elif args.command == "preempt":
         _preempt(args)
+    elif args.command == "status":
+        from .console import status
+
+        status(_connection(args))
+    elif args.command == "watch":
+        from .console import watch
+
+        raise SystemExit(watch(_connection(args), args.job, args.interval))
     elif args.command == "agent":
         if not args.node and args.nodes < 1:
             raise SystemExit("openbatch agent: --nodes must be at least 1")

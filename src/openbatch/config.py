@@ -71,6 +71,8 @@ class Settings:
     access_log: bool = True
     #: /metrics wants ``Authorization: Bearer <this>`` when set (None: open, as /health and /ready are).
     metrics_token: str | None = None
+    #: Read-only dashboard sign-in: account name -> token (the account's key signs in as an operator).
+    dashboard_tokens: dict[str, str] = field(default_factory=dict)
 
     def spot(self) -> Spot:
         return Spot(max(0.0, self.spot_preemption_rate), timedelta(seconds=max(0.0, self.spot_recovery)))

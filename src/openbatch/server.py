@@ -59,7 +59,7 @@ def build(settings: Settings) -> tuple[BatchApp, Store]:
                           provider=settings.node_provider, slurm=_slurm_settings(settings))
     timers = Timers(services, leading=(lambda: runtime.leading) if runtime is not None else (lambda: True))
     app = BatchApp(services, accounts, runtime=runtime, lease=lease, timers=timers,
-                   metrics_token=settings.metrics_token)
+                   metrics_token=settings.metrics_token, dashboard_tokens=settings.dashboard_tokens)
     return app, store
 
 
@@ -141,6 +141,7 @@ def serve(settings: Settings) -> None:
         print(f"  account: {settings.account}", flush=True)
         print(f"  key:     {settings.account_key()}", flush=True)
         print(f"  store:   {store.engine.url.render_as_string(hide_password=True)}", flush=True)
+        print(f"  dashboard: {endpoint}/ui/", flush=True)
         print(f"  metrics: {endpoint}/metrics", flush=True)
 
     # log_config None: the logging set up above stays as it is (uvicorn's own would replace it).

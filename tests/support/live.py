@@ -27,6 +27,8 @@ ACCOUNT = "testaccount"
 KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 OTHER_ACCOUNT = "otheraccount"
 OTHER_KEY = base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()
+#: The read-only dashboard sign-in of ACCOUNT on the servers with nodes.
+DASHBOARD_TOKEN = "look-but-do-not-touch"
 
 
 def client_of(user_agent: str) -> str:

@@ -20,8 +20,11 @@ from ..domain import clock
 from ..domain.errors import BatchError, invalid_query, not_implemented
 from ..services import Services
 from . import handlers  # noqa: F401  (registers the operations)
+from ..services.overview import as_json
 from . import ops
 from .agent_api import PREFIX as AGENT_PREFIX
+from .dashboard import CSRF_HEADER, PREFIX as DASHBOARD_PREFIX, Dashboard
+from .live import LiveFeed
 from .request import ApiRequest, parse_query
 from .router import resolve
 from .wire import error_response
@@ -51,6 +54,7 @@ class BatchApp:
     def __init__(
         self, services: Services, accounts: Mapping[str, bytes], now: Callable[[], datetime] = clock.utcnow,
         runtime: Any = None, lease: Any = None, timers: Any = None, metrics_token: str | None = None,
+        dashboard_tokens: Mapping[str, str] | None = None,
     ) -> None:
         self.services = services
         self.accounts = dict(accounts)
@@ -63,12 +67,16 @@ class BatchApp:
         self.timers = timers
         #: /health, /ready, /metrics (no account key).
         self.ops = ops.Operations(services, runtime, metrics_token)
+        #: /ui/: the dashboard's files, sessions and live feed.
+        self.feed = LiveFeed(lambda account: as_json(services.overview.overview(account)))
+        self.dashboard = Dashboard(self.accounts, dashboard_tokens or {}, self.feed)
 
     def begin_shutdown(self) -> None:
         """The server stops: what waits for news (agents' long-polls) answers now, before the open
         connections are waited for."""
         if self.runtime is not None:
             self.runtime.hub.close()
+        self.feed.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -79,6 +87,9 @@ class BatchApp:
         if scope["path"] in ops.PATHS and scope["method"] in ("GET", "HEAD"):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             await (await self.ops.handle(scope["path"], headers))(scope, receive, send)
+            return
+        if scope["path"] == DASHBOARD_PREFIX or scope["path"].startswith(DASHBOARD_PREFIX + "/"):
+            await self.dashboard(scope, receive, send)
             return
         if self.runtime is not None and scope["path"].startswith(AGENT_PREFIX):
             request = Request(scope, receive)
@@ -122,7 +133,15 @@ class BatchApp:
     async def _handle(self, req: ApiRequest, headers: list[tuple[str, str]], raw_query: str) -> Any:
         authorization = req.headers.get("authorization", "")
         scope = None
-        if authorization[:7].lower() == "bearer ":   # a task's authentication token (auth/task_tokens.py)
+        session = None if authorization else self.dashboard.session(req.headers)
+        if session is not None:   # the dashboard, signed in (api/dashboard.py)
+            if req.headers.get(CSRF_HEADER) != "1":
+                raise BatchError("AuthenticationFailed", f"A dashboard session needs the {CSRF_HEADER} header.")
+            if not session.may_change and req.method not in ("GET", "HEAD"):
+                raise BatchError("InsufficientAccountPermissions", "This dashboard session may only read: sign "
+                                 "in with the account key to act.")
+            req.account = session.account
+        elif authorization[:7].lower() == "bearer ":   # a task's authentication token (auth/task_tokens.py)
             scope = task_tokens.verify(authorization[7:], self.accounts, self.now())
             req.account = scope.account
         else:

@@ -109,6 +109,8 @@ OPERATIONS: list[tuple[str, str, str]] = [
 #: openbatch's own operations, beside Azure's: under ``/openbatch/``, signed and versioned like the rest.
 EXTENSIONS: list[tuple[str, str, str]] = [
     ("Openbatch_PreemptNodes", "POST", "/openbatch/pools/{poolId}/preemptnodes"),
+    ("Openbatch_Overview", "GET", "/openbatch/overview"),
+    ("Openbatch_JobProgress", "GET", "/openbatch/jobprogress"),
 ]
 
 HANDLERS: dict[str, Handler] = {}

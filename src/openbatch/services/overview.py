@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..domain import clock
 from ..store import overview_queries as queries
 from .context import ServiceContext
 
@@ -70,6 +71,9 @@ class OverviewService:
         with self.ctx.store.read_statement() as conn:
             queries.ping(conn)
 
+    def job_progress(self, account: str, limit: int = 100, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        return job_progress(self.ctx, account, limit, states)
+
     def overview(self, account: str | None = None) -> Overview:
         """Of one account, or (None) of every account: for /metrics."""
         with self.ctx.store.read() as conn:
@@ -104,6 +108,20 @@ class OverviewService:
                 summary.failed += int(row["task_failed"] or 0)
         jobs: Counter[tuple[str, str]] = Counter({(owner, state): int(n) for owner, state, n in job_rows})
         return Overview(list(summaries.values()), jobs, +orphans)
+
+
+def job_progress(ctx: ServiceContext, account: str, limit: int, states: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """The account's newest jobs with their tasks by state (from the jobs' counters)."""
+    with ctx.store.read() as conn:
+        rows = queries.recent_jobs(conn, account, limit, states)
+        pools = {key: body["id"] for _, key, body in queries.pools(conn, account)}
+    return [{
+        "id": row["id"], "state": row["state"], "priority": row["priority"],
+        "poolId": pools.get(row["pool_id_key"], row["pool_id_key"]),
+        "creationTime": clock.to_wire(row["creation_time"]),
+        "taskCounts": {name: int(row[f"task_{name}"]) for name in ("active", "running", "completed", "succeeded",
+                                                                     "failed")},
+    } for row in rows]
 
 
 def as_json(overview: Overview) -> dict[str, Any]:

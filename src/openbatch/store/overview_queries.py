@@ -59,3 +59,12 @@ def pools(conn: Connection, account: str | None = None) -> list[tuple[str, str, 
         query = query.where(_p.c.account == account)
     query = query.order_by(_p.c.account, _p.c.id_key)
     return [(row.account, row.id_key, POOLS.decode(row.body)) for row in conn.execute(query)]
+
+
+def recent_jobs(conn: Connection, account: str, limit: int, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """The account's most recently added jobs (of ``states``, or any), newest first, with their task counters."""
+    query = sa.select(_j.c.id, _j.c.state, _j.c.pool_id_key, _j.c.creation_time, _j.c.priority,
+                      *[_j.c[name] for name in _TASK_COUNTERS]).where(_j.c.account == account)
+    if states:
+        query = query.where(_j.c.state.in_(states))
+    return [dict(row._mapping) for row in conn.execute(query.order_by(_j.c.pk.desc()).limit(limit))]

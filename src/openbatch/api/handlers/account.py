@@ -4,11 +4,37 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from ...domain.errors import invalid_query
+from ...domain.states import JobState
 from ...odata import FILTERS, matches, parse_filter
+from ...services.overview import as_json
 from ..listing import list_query
 from ..request import ApiRequest, run
 from ..router import operation
-from ..wire import decode_token, listing
+from ..wire import decode_token, json_response, listing
+
+
+JOB_STATES = frozenset(state.value for state in JobState)
+
+
+@operation("Openbatch_Overview")
+async def overview(req: ApiRequest) -> Response:
+    """The account at a glance: pools with their nodes by state, slots and targets; jobs and tasks by state
+    (openbatch's own operation: ``openbatch status`` and the dashboard read it)."""
+    summary = await run(req.services.overview.overview, req.account)
+    return json_response(req, as_json(summary), 200)
+
+
+@operation("Openbatch_JobProgress")
+async def job_progress(req: ApiRequest) -> Response:
+    """The account's newest jobs (``maxresults``, up to 1000; ``state``: one job state, or every state)
+    with their task counts, in one read (openbatch's own operation: the dashboard's jobs view)."""
+    limit = req.int_query("maxresults", 100, 1, 1000)
+    state = req.query.get("state")
+    if state is not None and state not in JOB_STATES:
+        raise invalid_query("state", state, f"A job state is one of {', '.join(sorted(JOB_STATES))}.")
+    jobs = await run(req.services.overview.job_progress, req.account, limit, (state,) if state else None)
+    return json_response(req, {"value": jobs}, 200)
 
 
 @operation("Account_ListPoolNodeCounts")
