@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -122,14 +123,33 @@ def _pool_with_nodes(url: str, account: str, key: str, nodes: int) -> None:
         time.sleep(0.1)
 
 
+def _watch_dashboard(url: str, account: str, key: str) -> threading.Thread:
+    """A dashboard signed in and following the live feed, in a thread that ends with the feed."""
+    http = httpx.Client(base_url=url, headers={"x-openbatch-dashboard": "1"}, timeout=30)
+    assert http.post("/ui/session", json={"account": account, "key": key}).status_code == 200
+    opened = threading.Event()
+
+    def follow() -> None:
+        with http.stream("GET", "/ui/events") as stream:
+            for _ in stream.iter_lines():
+                opened.set()
+        http.close()
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    assert opened.wait(10)
+    return thread
+
+
 def test_a_signal_stops_a_server_with_nodes_at_once_and_quietly(tmp_path: Path) -> None:
-    """SIGTERM (and SIGINT) stop the server with its agents: the agents' long-polls end at once instead
-    of holding up the shutdown (it waited for them 2 s and cancelled them with an error); no traceback,
-    exit status 0."""
+    """SIGTERM (and SIGINT) stop the server with its agents: the agents' long-polls and the dashboards'
+    live feeds end at once instead of holding up the shutdown (it waited for them 2 s and cancelled them
+    with an error); no traceback, exit status 0."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         proc, banner = serve("--port", str(free_port()), "--data-dir", str(tmp_path / sig.name))
         url, account, key = banner["openbatch listening on"], banner["account:"], banner["key:"]
         _pool_with_nodes(url, account, key, 2)
+        dashboard = _watch_dashboard(url, account, key)
         started = time.monotonic()
         proc.send_signal(sig)
         try:
@@ -143,6 +163,8 @@ def test_a_signal_stops_a_server_with_nodes_at_once_and_quietly(tmp_path: Path) 
         assert "Traceback" not in output and "ERROR" not in output and "graceful shutdown exceeded" not in output, \
             output
         assert "openbatch.server: stopping" in output
+        dashboard.join(5)
+        assert not dashboard.is_alive(), "the live feed ended with the server"
 
 
 def test_a_port_in_use_ends_serve_at_once_saying_so_with_nothing_started(tmp_path: Path) -> None:

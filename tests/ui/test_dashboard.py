@@ -115,6 +115,13 @@ def test_a_pool_shows_its_nodes_as_a_heat_map_and_resizes(page, live_nodes: Live
         page.get_by_role("button", name="Resize").click()
         wait_for(lambda: batch.get_pool(pool_id).target_dedicated_nodes == 3, message="the pool resized")
         wait_for(lambda: tiles.count() == 3, message="a third tile, live")
+        # reboot the node that runs the task: the task goes back to the queue, the node comes back
+        busy = batch.get_task(job_id, "long").node_info.node_id
+        before = batch.get_node(pool_id, busy).last_boot_time
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.locator("tr", has=page.get_by_role("link", name=busy)).get_by_role("button", name="Reboot").click()
+        wait_for(lambda: batch.get_node(pool_id, busy).last_boot_time != before, message="the node rebooted")
+        assert batch.get_task(job_id, "long").execution_info.requeue_count >= 1
     finally:
         drop_pool(batch, pool_id)
 
@@ -152,6 +159,11 @@ def test_a_job_pages_filters_and_draws_its_tasks(page, live_nodes: LiveServer,  
         assert page.locator("[data-testid=timeline] rect").count() == 131
         assert page.locator("[data-testid=timeline] rect.bar-failed").count() == 1
         shot(page, "job-timeline", live_nodes.store_name)
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Terminate job").click()
+        wait_for(lambda: batch.get_job(job_id).state == "completed", message="the job terminated")
+        page.locator("h2 .badge", has_text="completed").wait_for()
+        assert batch.get_job(job_id).execution_info.termination_reason == "dashboard"
     finally:
         drop_pool(batch, pool_id)
 

@@ -39,6 +39,25 @@ _SECURITY_HEADERS = {
 }
 
 
+#: A sign-in's body: an account name and a key or token.
+MAX_SIGN_IN_BYTES = 16 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _small_body(request: Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_SIGN_IN_BYTES:
+            raise _TooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Dashboard:
     def __init__(self, accounts: Mapping[str, bytes], tokens: Mapping[str, str], feed: LiveFeed) -> None:
         self.accounts = accounts
@@ -50,7 +69,7 @@ class Dashboard:
     def session(self, headers: Mapping[str, str]) -> sessions.Session | None:
         """The session of a request's cookie (None: none, or not valid any more)."""
         value = cookie_parser(headers.get("cookie", "")).get(sessions.COOKIE)
-        return sessions.decode(value, self.secret, self.accounts) if value else None
+        return sessions.decode(value, self.secret, self.accounts, self.tokens) if value else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"][len(PREFIX):]
@@ -95,11 +114,12 @@ class Dashboard:
         if request.method != "POST":
             return JSONResponse({"error": "use GET, POST or DELETE"}, 405)
         try:
-            body = json.loads(await request.body() or b"{}")
-            account = str(body["account"])
-            session = sessions.sign_in(self.accounts, self.tokens, account, key=body.get("key"),
+            body = json.loads(await _small_body(request) or b"{}")
+            session = sessions.sign_in(self.accounts, self.tokens, body["account"], key=body.get("key"),
                                        token=body.get("token"))
-        except (ValueError, KeyError, TypeError, sessions.SignInFailed):
+        except _TooLarge:
+            return JSONResponse({"error": f"a sign-in is at most {MAX_SIGN_IN_BYTES} bytes"}, 413)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, sessions.SignInFailed):
             log.info("a dashboard sign-in failed")
             return JSONResponse({"error": "the account name, key or token is not right"}, 401)
         log.info("dashboard: %s signed in as %s", session.account, session.role)
@@ -112,5 +132,5 @@ class Dashboard:
         session = self.session(request.headers)
         if session is None:
             return JSONResponse({"error": "not signed in"}, 401)
-        return StreamingResponse(self.feed.stream(session.account), media_type="text/event-stream",
+        return StreamingResponse(self.feed.stream(session.account, until=session.expires), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})

@@ -42,14 +42,16 @@ class LiveFeed:
         for reader in self._readers.values():
             reader.cancel()
 
-    async def stream(self, account: str) -> AsyncIterator[str]:
+    async def stream(self, account: str, until: float | None = None) -> AsyncIterator[str]:
+        """The account's overviews as server-sent events, until the server stops or (``until``, a Unix
+        time) the session that opened it expires."""
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=4)
         self._subscribers.setdefault(account, set()).add(queue)
         if account not in self._readers and not self._closed:
             self._readers[account] = asyncio.create_task(self._read(account), name=f"openbatch-live-{account}")
         try:
             yield "retry: 2000\n\n"
-            while not self._closed:
+            while not self._closed and (until is None or time.time() < until):
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
                 except asyncio.TimeoutError:

@@ -44,9 +44,14 @@ export async function get(path, query) {
   return (await send("GET", url(path, query))).json();
 }
 
-/** A page of a list: {items, next}; ``next`` is the absolute odata.nextLink (keyset paging). */
+/** A page of a list: {items, next}; ``next`` is odata.nextLink (keyset paging). Only its path and query
+ * are followed: behind a proxy that ends TLS the link may name http://, which an https page may not fetch. */
 export async function page(pathOrLink, query) {
-  const target = pathOrLink.startsWith("http") ? pathOrLink : url(pathOrLink, query);
+  let target = url(pathOrLink, query);
+  if (pathOrLink.startsWith("http")) {
+    const link = new URL(pathOrLink);
+    target = link.pathname + link.search;
+  }
   const data = await (await send("GET", target)).json();
   return { items: data.value || [], next: data["odata.nextLink"] || null };
 }

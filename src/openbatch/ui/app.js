@@ -8,12 +8,16 @@ import { Task } from "./views/task.js";
 import { Node } from "./views/node.js";
 
 function route() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
-  return parts.length ? parts : ["overview"];
+  try {
+    const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+    return parts.length ? parts : ["overview"];
+  } catch (_) {   // a hash that is not valid percent-encoding
+    return ["overview"];
+  }
 }
 
 /** The live feed: the account's overview every second (server-sent events); ``version`` moves when it changes. */
-function useLive(session) {
+function useLive(session, ended) {
   const [live, setLive] = useState({ overview: null, version: 0, connected: false });
   useEffect(() => {
     if (!session) return undefined;
@@ -26,7 +30,13 @@ function useLive(session) {
       setLive((old) => ({ overview, connected: true, version: key === last ? old.version : old.version + 1 }));
       last = key;
     });
-    source.onerror = () => setLive((old) => ({ ...old, connected: false }));
+    source.onerror = async () => {
+      setLive((old) => ({ ...old, connected: false }));
+      if (!(await api.session())) {   // the session ended (expired, or its token changed): sign in again
+        source.close();
+        ended();
+      }
+    };
     return () => source.close();
   }, [session]);
   return live;
@@ -65,7 +75,7 @@ function App() {
     addEventListener("hashchange", moved);
     return () => removeEventListener("hashchange", moved);
   }, []);
-  const live = useLive(session);
+  const live = useLive(session, () => setSession(null));
   if (session === undefined) return html`<p class="loading">loading…</p>`;
   if (session === null) return html`<${SignIn} onIn=${setSession} />`;
   const props = { session, live, version: live.version };

@@ -13,6 +13,7 @@ KEY = b"0123456789abcdef0123456789abcdef"
 ACCOUNTS = {"a": KEY, "b": b"fedcba9876543210fedcba9876543210"}
 TOKENS = {"a": "viewer-token"}
 NOW = 1_800_000_000.0
+SESSIONS_LEFT = sessions.SESSION_SECONDS - 60   # (a session signed in then has a minute left at NOW)
 
 
 def test_the_key_signs_in_an_operator_and_the_token_a_viewer() -> None:
@@ -41,15 +42,32 @@ def test_a_cookie_round_trips_and_cannot_be_altered_or_kept_past_its_time() -> N
     secret = sessions.session_secret(ACCOUNTS)
     session = sessions.Session("a", "viewer", int(NOW) + 60)
     value = sessions.encode(session, secret)
-    assert sessions.decode(value, secret, ACCOUNTS, now=NOW) == session
-    assert sessions.decode(value, secret, ACCOUNTS, now=NOW + 61) is None          # expired
+    assert sessions.decode(value, secret, ACCOUNTS, TOKENS, now=NOW) is None   # a viewer needs its token's grant
+    session = sessions.sign_in(ACCOUNTS, TOKENS, "a", token="viewer-token", now=NOW - SESSIONS_LEFT)
+    value = sessions.encode(session, secret)
+    assert sessions.decode(value, secret, ACCOUNTS, TOKENS, now=NOW) == session
+    assert sessions.decode(value, secret, ACCOUNTS, TOKENS, now=NOW + 61) is None          # expired
     payload, mac = value.split(".")
     forged = base64.urlsafe_b64encode(b'{"a":"a","r":"operator","e":9999999999}').decode()
-    assert sessions.decode(f"{forged}.{mac}", secret, ACCOUNTS, now=NOW) is None   # a viewer made operator
-    assert sessions.decode(payload, secret, ACCOUNTS, now=NOW) is None
-    assert sessions.decode("garbage", secret, ACCOUNTS, now=NOW) is None
+    assert sessions.decode(f"{forged}.{mac}", secret, ACCOUNTS, TOKENS, now=NOW) is None   # a viewer made operator
+    assert sessions.decode(payload, secret, ACCOUNTS, TOKENS, now=NOW) is None
+    assert sessions.decode("garbage", secret, ACCOUNTS, TOKENS, now=NOW) is None
     # another set of keys (a key changed): sessions signed before end
     other = sessions.session_secret({**ACCOUNTS, "a": b"x" * 32})
-    assert sessions.decode(value, other, ACCOUNTS, now=NOW) is None
+    assert sessions.decode(value, other, ACCOUNTS, TOKENS, now=NOW) is None
     # an account removed since: its sessions end
-    assert sessions.decode(value, secret, {"b": ACCOUNTS["b"]}, now=NOW) is None
+    assert sessions.decode(value, secret, {"b": ACCOUNTS["b"]}, TOKENS, now=NOW) is None
+    # a viewer's token changed or removed since: the sessions it opened end
+    assert sessions.decode(value, secret, ACCOUNTS, {"a": "another-token"}, now=NOW) is None
+    assert sessions.decode(value, secret, ACCOUNTS, {}, now=NOW) is None
+
+
+def test_what_a_client_may_send_never_raises() -> None:
+    secret = sessions.session_secret(ACCOUNTS)
+    for value in ("x.\u00e9", "\u00e9.x", ".", "a.b.c", "=.="):
+        assert sessions.decode(value, secret, ACCOUNTS, TOKENS, now=NOW) is None
+    for key, token in ((123, None), (None, ["viewer-token"]), ({"k": 1}, None)):
+        with pytest.raises(sessions.SignInFailed):
+            sessions.sign_in(ACCOUNTS, TOKENS, "a", key=key, token=token, now=NOW)
+    with pytest.raises(sessions.SignInFailed):
+        sessions.sign_in(ACCOUNTS, TOKENS, ["a"], key=base64.b64encode(KEY).decode(), now=NOW)
