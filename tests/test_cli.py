@@ -182,7 +182,8 @@ def test_a_port_in_use_ends_serve_at_once_saying_so_with_nothing_started(tmp_pat
 
 
 def test_json_logs_one_object_a_line_with_an_access_log_that_holds_no_secret(tmp_path: Path) -> None:
-    proc, banner = serve("--port", str(free_port()), "--data-dir", str(tmp_path), "--log-format", "json")
+    proc, banner = serve("--port", str(free_port()), "--data-dir", str(tmp_path), "--log-format", "json",
+                         "--access-log")
     url, account, key = banner["openbatch listening on"], banner["account:"], banner["key:"]
     try:
         assert wait_ready(url, account, key).status_code == 200

@@ -93,8 +93,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=logs.FORMATS, default=_env("LOG_FORMAT", "text"),
                        help="log lines as text, or as one JSON object each (OPENBATCH_LOG_FORMAT)")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction,
-                       default=_env("ACCESS_LOG", "true").lower() not in ("0", "false", "no", "off"),
-                       help="log every Batch API request at info: operation, status, duration, request id "
+                       default=_env("ACCESS_LOG", "false").lower() in ("1", "true", "yes", "on"),
+                       help="log every Batch API request at info: operation, status, duration, request id; off by "
+                            "default: a line costs about 24 us, some 8%% of a core at 3,500 requests/s "
                             "(OPENBATCH_ACCESS_LOG)")
     serve.add_argument("--metrics-token", default=_env("METRICS_TOKEN"),
                        help="require 'Authorization: Bearer TOKEN' on /metrics (default: open, as /health and "

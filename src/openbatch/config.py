@@ -68,7 +68,7 @@ class Settings:
     #: whether every Batch API request is logged (at info, on the openbatch.access logger).
     log_level: str = "info"
     log_format: str = "text"
-    access_log: bool = True
+    access_log: bool = False
     #: /metrics wants ``Authorization: Bearer <this>`` when set (None: open, as /health and /ready are).
     metrics_token: str | None = None
     #: Read-only dashboard sign-in: account name -> token (the account's key signs in as an operator).
