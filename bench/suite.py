@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, \
     TimeElapsedColumn
 
-from .dashboard import OpenDashboard
+from .dashboard import DashboardProcess
 from .database import Databases
 from .server import Server, start_server
 
@@ -90,7 +90,7 @@ class Suite:
             with self.step(f"starting server for {name} ({self.store})"):
                 context = start_server(url, profile=profile, data_root=self.data_root, **options)
                 server = context.__enter__()
-            watching = [OpenDashboard(server.url, server.account, server.key).start() for _ in range(self.dashboards)]
+            watching = [DashboardProcess(server.url, server.account, server.key).start() for _ in range(self.dashboards)]
             try:
                 yield server
             finally:
