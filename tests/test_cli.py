@@ -163,6 +163,7 @@ def test_a_signal_stops_a_server_with_nodes_at_once_and_quietly(tmp_path: Path) 
         assert "Traceback" not in output and "ERROR" not in output and "graceful shutdown exceeded" not in output, \
             output
         assert "openbatch.server: stopping" in output
+        assert "WARNING" not in output, output   # (the agents knew the server was stopping)
         dashboard.join(5)
         assert not dashboard.is_alive(), "the live feed ended with the server"
 

@@ -12,6 +12,9 @@ from typing import Any
 import msgspec
 
 PREFIX = "/_openbatch/agent/v1"
+#: A long-poll answered because the server stops carries this header ("1"): the agent's next calls may
+#: find it gone for a while, which is no fault to warn of.
+SERVER_STOPPING = "openbatch-server-stopping"
 
 
 class Message(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):

@@ -35,6 +35,7 @@ from ..domain.errors import BatchError
 from .. import logs
 from ..protocol import (
     PREFIX,
+    SERVER_STOPPING,
     AnyCommand,
     CommandsAnswer,
     Event,
@@ -65,6 +66,8 @@ POLL_SECONDS = 20.0
 #: Of the server's node-lost timeout, how long an agent on another host goes without an answer
 #: before it kills its runs (the rest is the margin for the kill and the network).
 FENCE_SHARE = 0.6
+#: How long after a server said it was stopping its absence is expected (logged at info, not warning).
+STOPPING_GRACE = 30.0
 #: Event reports on their way at once (see :meth:`Agent.send_events`).
 REPORTS_IN_FLIGHT = 3
 #: How long a report waits for more exits while other runs of this agent are still going.
@@ -130,6 +133,8 @@ class Agent:
         self.wipe_on_exit = False
         #: The server no longer knows this agent: its nodes are gone (their task accounts go too).
         self.forgotten = False
+        #: Until when (event loop time) a failing call is expected: the server said it was stopping.
+        self.server_stopping_until = 0.0
         #: The server that started this (local) agent died: nobody takes its last reports (the next
         #: server counts its runs as lost), so it ends without waiting to send them.
         self.orphaned = False
@@ -248,10 +253,14 @@ class Agent:
                     raise TransportError(f"the server answered {response.status_code}")
                 if reconcile:
                     self.fenced = False
+                if response.headers.get(SERVER_STOPPING) == "1":
+                    self.server_stopping_until = asyncio.get_running_loop().time() + STOPPING_GRACE
                 for command in _COMMANDS.decode(response.content).commands:
                     self.handle(command)
             except (TransportError, ValueError, msgspec.ValidationError) as error:
-                log.warning("polling the server failed (%s); retrying", error)
+                stopping = asyncio.get_running_loop().time() < self.server_stopping_until
+                log.log(logging.INFO if stopping else logging.WARNING, "polling the server failed (%s%s); retrying",
+                        error, ": it said it was stopping" if stopping else "")
                 await asyncio.sleep(RETRY_SECONDS)
 
     # -- commands --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ..auth import SignedRequest, verify
 from ..domain import clock
 from ..domain.errors import BatchError, invalid_body
 from ..protocol import (
+    SERVER_STOPPING,
     PREFIX,
     Command,
     CommandsAnswer,
@@ -141,7 +142,11 @@ class AgentApi:
             await run(self.services.agents.reconcile, agent, set(work.runs))
         elif self._recheck_due(agent.agent_id):
             await run(self.services.agents.requeue_undelivered, agent, set(work.runs))
-        return _json({"commands": await self._take_unless_gone(request, agent.agent_id, max(0.0, wait))})
+        commands = await self._take_unless_gone(request, agent.agent_id, max(0.0, wait))
+        response = _json({"commands": commands})
+        if self.hub.closing:
+            response.headers[SERVER_STOPPING] = "1"
+        return response
 
     async def _take_unless_gone(self, request: Request, agent_id: str, wait: float) -> list:
         """Long-poll for commands, but stop waiting if the agent hangs up (a dead agent is not 'calling')."""

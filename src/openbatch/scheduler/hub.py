@@ -143,6 +143,11 @@ class AgentHub:
         if event is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(event.set)  # a long-poll still waiting ends (empty)
 
+    @property
+    def closing(self) -> bool:
+        """The server stops (:meth:`close` was called)."""
+        return self._closing
+
     def close(self) -> None:
         """The server stops: every waiting long-poll answers now (with no commands)."""
         self._closing = True
