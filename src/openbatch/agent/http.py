@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import aiohttp
@@ -39,6 +39,8 @@ class TransportError(Exception):
 class Response:
     status_code: int
     content: bytes
+    #: The response's headers, names lower-cased.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -83,7 +85,8 @@ class Client:
         for attempt in (1, 2):
             try:
                 async with self._open().post(url, data=body, headers=fields) as response:
-                    return Response(response.status, await response.read())
+                    return Response(response.status, await response.read(),
+                                    {name.lower(): value for name, value in response.headers.items()})
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:   # a stale connection
                 if attempt == 2:
                     raise self._failed(base, str(error)) from None
