@@ -74,9 +74,9 @@ def run(suite: Suite) -> list[Row]:
     server_side = (f"; server startTime − add: p50 {percentile(stamped, 50):.1f} ms, "
                    f"p99 {percentile(stamped, 99):.1f} ms") if stamped else ""
     return [
-        Row(TITLE, "add → running, p50", percentile(to_running, 50), "ms", at_most(10), CLIENT_NAME,
+        Row(TITLE, "add → running, p50", percentile(to_running, 50), "ms", at_most(5), CLIENT_NAME,
             note + server_side, partial=partial),
-        Row(TITLE, "add → running, p99", percentile(to_running, 99), "ms", at_most(50), CLIENT_NAME, note,
+        Row(TITLE, "add → running, p99", percentile(to_running, 99), "ms", at_most(20), CLIENT_NAME, note,
             partial=partial),
         Row(TITLE, "add → completed, p50", percentile(to_completed, 50), "ms", at_most(30), CLIENT_NAME,
             f"p99 {percentile(to_completed, 99):.1f} ms", partial=partial),
