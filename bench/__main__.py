@@ -7,6 +7,7 @@
     python -m bench --only counts scale  # some figures (names or numbers 1-6)
     python -m bench --peers              # also Ray, Dask, Celery, HyperQueue, Slurm where installed
     python -m bench --profile            # servers under a sampling profiler: where their time went
+    python -m bench --scale              # how cost grows (slots, job size, memory), drawn to a PNG
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import psutil
 from rich.console import Console
 
-from . import report
+from . import growth, plots, report
 from .database import Databases
 from .figures import BY_KEY, FIGURES
 from .load import CLIENT_LEGEND as LOAD_LEGEND
@@ -48,6 +49,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path,
                         help="where to write the JSON (default bench/results/<timestamp>.json)")
     parser.add_argument("--profile", action="store_true", help="run the servers under bench.sampler")
+    parser.add_argument("--scale", action="store_true",
+                        help="instead of the figures: how cost grows with slots and job size (bench/growth.py), "
+                             "drawn to a PNG beside the JSON")
+    parser.add_argument("--png", type=Path, help="with --scale: where to draw the picture")
     parser.add_argument("--dashboards", type=int, default=0, metavar="N",
                         help="keep N dashboards open on every server while it is measured (bench/dashboard.py)")
     parser.add_argument("--data-root", type=Path, default=default_data_root(),
@@ -112,6 +117,49 @@ def run_store(store: str, figures: list[ModuleType], args: argparse.Namespace, c
     return rows, suite.fixtures.get("peers", []), suite.profiles, time.monotonic() - began, suite.cpu
 
 
+def run_scale(store: str, args: argparse.Namespace, console: Console) -> tuple[list[dict[str, Any]], float]:
+    """The growth study (bench/growth.py) on one store: (points, seconds)."""
+    progress = make_progress(console)
+    databases = Databases(store)
+    suite = Suite(store, args.quick, console, progress, databases, data_root=args.data_root)
+    began = time.monotonic()
+    try:
+        with progress:
+            points = [point.to_json() for point in growth.run(suite)]
+    finally:
+        suite.close()
+        databases.close()
+    return points, time.monotonic() - began
+
+
+def scale_main(args: argparse.Namespace, argv: list[str] | None, console: Console, stores: list[str]) -> int:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.json or RESULTS / f"{stamp}-scale.json"
+    png = args.png or out.with_suffix(".png")
+    start = machine()
+    console.print(f"openbatch bench --scale on {', '.join(stores)}; {start['cpus']} cores, reference loop "
+                  f"{start['reference_ms']:.0f} ms; data in {args.data_root}")
+    points: dict[str, list[dict[str, Any]]] = {}
+    durations: dict[str, float] = {}
+    for store in stores:
+        points[store], durations[store] = run_scale(store, args, console)
+    after = machine(start)
+    for table in plots.tables(points):
+        console.print(table)
+    for store, found in points.items():
+        for point in found:
+            if point["note"]:
+                console.print(f"  [cyan]{store} {point['series']} {point['x']:,}[/]: {point['note']}", highlight=False)
+    title = (f"openbatch --scale{' --quick' if args.quick else ''}, {after['cpus']} cores, "
+             f"reference loop {after['reference_ms_start']:.0f} ms ({stamp})")
+    plots.draw(points, png, title)
+    report.write_json(out, {"started": stamp, "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
+                            "quick": args.quick, "machine": after, "seconds_per_store": durations,
+                            "data_root": str(args.data_root), "points": points})
+    console.print(f"JSON: {out}\nPNG: {png}")
+    return 0
+
+
 def reference_ms() -> float:
     """A fixed pure-Python workload's time, best of 3: how fast this machine runs Python right now.
 
@@ -147,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     width = shutil.get_terminal_size((200, 40)).columns if sys.stdout.isatty() else 200
     console = Console(width=max(width, 160))
-    figures = selected(args.only)
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
+    if args.scale:
+        return scale_main(args, argv, console, stores)
+    figures = selected(args.only)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.json or RESULTS / f"{stamp}.json"
     profile_dir = (RESULTS / f"{stamp}-profiles") if args.profile else None

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
@@ -88,15 +88,15 @@ def _templates(job_body: Json) -> dict[str, tuple[Json, str]]:
     return {kind: (TASKS.project(body), msgspec.json.encode(body).decode()) for kind, body in bodies.items()}
 
 
-def _rows(templates: dict[str, tuple[Json, str]], start: int, stop: int,
-          job_pk: int) -> tuple[list[Json], Counter[str]]:
+def _rows(templates: dict[str, tuple[Json, str]], start: int, stop: int, job_pk: int, mix: list[str],
+          prefix: str) -> tuple[list[Json], Counter[str]]:
     rows: list[Json] = []
     change: Counter[str] = Counter()
     now = clock.naive(clock.utcnow())
     for i in range(start, stop):
-        kind = MIX[i % 10]
+        kind = mix[i % len(mix)]
         columns, body = templates[kind]
-        task_id = f"b{i:07d}"
+        task_id = f"{prefix}{i:07d}"
         rows.append({**columns, "id": task_id, "id_key": task_id, "job_pk": job_pk,
                      "body": body.replace('"__ID__"', f'"{task_id}"'),
                      "etag": f"0x8DC{i:013X}", "last_modified": now})
@@ -106,41 +106,63 @@ def _rows(templates: dict[str, tuple[Json, str]], start: int, stop: int,
     return rows, change
 
 
+def insert_tasks(server: Server, job_id: str, first: int, stop: int, *, mix: list[str] | None = None,
+                 prefix: str = "b", advance: Callable[[int], None] | None = None,
+                 deadline: Deadline | None = None) -> int:
+    """Insert tasks ``first``..``stop`` (ids ``prefix`` + 7 digits) into the job straight into the store,
+    in chunks of :data:`CHUNK`, each moving the job's counters in its own transaction; states by ``mix``
+    (default :data:`MIX`), indexed by ``i``. Returns how many were inserted (``deadline`` may stop it)."""
+    store = Store(server.database_url)
+    inserted = 0
+    try:
+        with store.read() as conn:
+            job = JOBS.get(conn, (ACCOUNT,), (job_id,))
+            assert job is not None
+        templates = _templates(job.body)
+        for start in range(first, stop, CHUNK):
+            rows, change = _rows(templates, start, min(stop, start + CHUNK), job.pk, mix or MIX, prefix)
+            with store.write() as conn:
+                conn.execute(schema.tasks.insert(), rows)
+                adjust_counters(conn, job.pk, change)
+            inserted += len(rows)
+            if advance is not None:
+                advance(len(rows))
+            if deadline is not None and deadline.passed():
+                break
+    finally:
+        store.dispose()
+    return inserted
+
+
+def analyze(server: Server) -> None:
+    """PostgreSQL: ANALYZE tasks (what autovacuum would soon do after a bulk insert); SQLite: nothing."""
+    store = Store(server.database_url)
+    try:
+        if not store.is_sqlite:
+            with store.engine.connect() as conn:
+                conn.execute(sa.text("ANALYZE tasks"))
+                conn.commit()
+    finally:
+        store.dispose()
+
+
 def build(suite: Suite, stack: ExitStack) -> BigJob:
     n = suite.size(1_000_000, 50_000)
     server = stack.enter_context(suite.server("bigjob"))
     with server.client() as client:
         client.add_pool(POOL, nodes=0)
         client.add_job(JOB, POOL)
-    store = Store(server.database_url)
     start = time.perf_counter()
-    try:
-        with store.read() as conn:
-            job = JOBS.get(conn, (ACCOUNT,), (JOB,))
-            assert job is not None
-        templates = _templates(job.body)
-        deadline = Deadline(suite.budget(240, 60))
-        inserted = 0
-        with suite.step(f"inserting {n:,} tasks into the store (fast path)", total=n) as step:
-            for first in range(0, n, CHUNK):
-                rows, change = _rows(templates, first, min(n, first + CHUNK), job.pk)
-                with store.write() as conn:
-                    conn.execute(schema.tasks.insert(), rows)
-                    adjust_counters(conn, job.pk, change)
-                inserted += len(rows)
-                step.advance(len(rows))
-                if deadline.passed():
-                    break
-        how = "bulk INSERT via openbatch's SQLAlchemy schema, counters moved per chunk"
-        if inserted < n:
-            how += f"; stopped at {inserted:,} of {n:,} by its {deadline.seconds:.0f}s budget"
-        if not store.is_sqlite:
-            with suite.step("ANALYZE tasks (what autovacuum would do)"), store.engine.connect() as conn:
-                conn.execute(sa.text("ANALYZE tasks"))
-                conn.commit()
-            how += "; ANALYZE tasks afterwards"
-    finally:
-        store.dispose()
+    deadline = Deadline(suite.budget(240, 60))
+    with suite.step(f"inserting {n:,} tasks into the store (fast path)", total=n) as step:
+        inserted = insert_tasks(server, JOB, 0, n, advance=step.advance, deadline=deadline)
+    how = "bulk INSERT via openbatch's SQLAlchemy schema, counters moved per chunk"
+    if inserted < n:
+        how += f"; stopped at {inserted:,} of {n:,} by its {deadline.seconds:.0f}s budget"
+    if not server.database_url.startswith("sqlite"):
+        with suite.step("ANALYZE tasks (what autovacuum would do)"):
+            analyze(server)
+        how += "; ANALYZE tasks afterwards"
     return BigJob(server, JOB, inserted, time.perf_counter() - start, how)
 
 

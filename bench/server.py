@@ -92,6 +92,9 @@ class Client:
         return self.http.post(path, content=content, params={"api-version": API_VERSION},
                               headers={"content-type": JSON_TYPE})
 
+    def delete(self, path: str) -> httpx.Response:
+        return self.ok(self.http.delete(path, params={"api-version": API_VERSION}))
+
     def ok(self, response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:
             raise ApiError(f"{response.request.method} {response.request.url.path} -> "
