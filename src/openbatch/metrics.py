@@ -7,6 +7,8 @@ No label holds an id that grows without bound (task, job or node ids); pools and
 
 from __future__ import annotations
 
+import gc
+import time
 from bisect import bisect_left
 from typing import Iterator, Mapping
 
@@ -41,6 +43,15 @@ AUTOSCALE_EVALUATIONS = Counter("openbatch_autoscale_evaluations", "Autoscale fo
                                 "(ok, or error: the pool's autoScaleRun holds the error)", ["result"],
                                 registry=REGISTRY)
 
+def _cumulative(bounds: tuple[float, ...], per_bucket: list[int]) -> list[tuple[str, int]]:
+    """Histogram buckets as Prometheus wants them: (upper bound, answers at or below it), +Inf last."""
+    cumulative, buckets = 0, []
+    for bound, number in zip([*map(str, bounds), "+Inf"], list(per_bucket)):
+        cumulative += number
+        buckets.append((bound, cumulative))
+    return buckets
+
+
 class RequestStats(Collector):
     """Requests answered, by operation and status, and their latency by operation: counted in plain dicts
     (about half a microsecond a request, where prometheus_client's locked counter and histogram took five)
@@ -69,11 +80,7 @@ class RequestStats(Collector):
         latency = HistogramMetricFamily("openbatch_api_request_duration_seconds", "Time from a Batch API "
                                         "request's arrival to its answer, by operation", labels=["operation"])
         for operation, (per_bucket, total) in sorted(self.latency.items()):
-            cumulative, buckets = 0, []
-            for bound, number in zip([*map(str, self.buckets), "+Inf"], per_bucket):
-                cumulative += number
-                buckets.append((bound, cumulative))
-            latency.add_metric([operation], buckets, total)
+            latency.add_metric([operation], _cumulative(self.buckets, per_bucket), total)
         yield requests
         yield latency
 
@@ -81,6 +88,44 @@ class RequestStats(Collector):
 REQUESTS = RequestStats()
 REGISTRY.register(REQUESTS)
 request_answered = REQUESTS.answered
+
+_GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class GcPauses(Collector):
+    """How long the garbage collector held this process, by generation (gc.callbacks): a full collection
+    stops every thread, so its pauses show in request latency."""
+
+    def __init__(self) -> None:
+        self.began = 0.0
+        #: generation -> [collections per bucket (the last: above every bound), sum of seconds]
+        self.pauses: dict[int, list] = {}
+
+    def install(self) -> None:
+        if self.observe not in gc.callbacks:
+            gc.callbacks.append(self.observe)
+
+    def observe(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.began = time.perf_counter()
+            return
+        seconds = time.perf_counter() - self.began
+        pauses = self.pauses.get(info["generation"])
+        if pauses is None:
+            pauses = self.pauses[info["generation"]] = [[0] * (len(_GC_BUCKETS) + 1), 0.0]
+        pauses[0][bisect_left(_GC_BUCKETS, seconds)] += 1
+        pauses[1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily("openbatch_gc_pause_seconds", "Time each garbage collection held the "
+                                       "process, by generation", labels=["generation"])
+        for generation, (per_bucket, total) in sorted(self.pauses.items()):
+            family.add_metric([str(generation)], _cumulative(_GC_BUCKETS, per_bucket), total)
+        yield family
+
+
+GC_PAUSES = GcPauses()
+REGISTRY.register(GC_PAUSES)
 
 
 def tasks_changed(transitions: Mapping[tuple[str, str], int], waits: list[float], runtimes: list[float]) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 import uvicorn
 
-from . import logs
+from . import gc_tuning, logs, metrics
 from .api.app import BatchApp
 from .auth import task_tokens
 from .config import Settings
@@ -100,6 +100,7 @@ class Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
+            gc_tuning.settle()   # what startup built lives as long as the process
             self.announce()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -127,6 +128,7 @@ def serve(settings: Settings) -> None:
         raise SystemExit(f"openbatch: {error}") from None
     if not settings.access_log:
         logging.getLogger("openbatch.access").setLevel(logging.WARNING)
+    metrics.GC_PAUSES.install()
     sock = bind(settings.host, settings.port)
     try:
         app, store = build(settings)

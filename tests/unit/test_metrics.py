@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from openbatch.metrics import RequestStats
+from openbatch.metrics import GcPauses, RequestStats
 
 
 def test_requests_are_counted_by_operation_and_status_and_timed_in_cumulative_buckets() -> None:
@@ -25,3 +27,21 @@ def test_requests_are_counted_by_operation_and_status_and_timed_in_cumulative_bu
     assert [bucket("0.001"), bucket("0.01"), bucket("0.1"), bucket("+Inf")] == [2, 3, 4, 5]
     assert samples[("openbatch_api_request_duration_seconds_count", (("operation", "Job_Get"),))] == 5
     assert abs(samples[("openbatch_api_request_duration_seconds_sum", (("operation", "Job_Get"),))] - 3.0535) < 1e-9
+
+
+def test_garbage_collections_are_timed_by_generation() -> None:
+    pauses = GcPauses()
+    registry = CollectorRegistry()
+    registry.register(pauses)
+    pauses.install()
+    try:
+        gc.collect()
+        gc.collect(0)
+    finally:
+        gc.callbacks.remove(pauses.observe)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in family.samples}
+    assert samples[("openbatch_gc_pause_seconds_count", (("generation", "2"),))] >= 1
+    assert samples[("openbatch_gc_pause_seconds_count", (("generation", "0"),))] >= 1
+    assert samples[("openbatch_gc_pause_seconds_sum", (("generation", "2"),))] > 0

@@ -32,7 +32,7 @@ import msgspec
 
 from ..auth.shared_key import sign
 from ..domain.errors import BatchError
-from .. import logs
+from .. import gc_tuning, logs
 from ..protocol import (
     PREFIX,
     SERVER_STOPPING,
@@ -147,6 +147,7 @@ class Agent:
         await self.register()
         for node in self.nodes.values():
             _make_node_dirs(node.root)
+        gc_tuning.settle()   # what it built to get here lives as long as the agent
         self.last_answer = asyncio.get_running_loop().time()
         sender = asyncio.create_task(self.send_events())
         poller = asyncio.create_task(self.poll_commands())
