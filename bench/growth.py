@@ -7,7 +7,7 @@ Two servers, one after the other:
   raw fork/exec floor with as many threads as slots.
 - **job size**: one job on a pool of 2 nodes x 4 slots grows to 1,000, 10,000, 100,000 and 1,000,000
   tasks (50,000 at most with ``--quick``). At each size the job is first filled with completed tasks by
-  the fast path of :mod:`bench.bigjob`, then the last N tasks run through the API (tasks/s with a job
+  the fast path of :mod:`bench.bigjob`, then the last N tasks (at most the size) run through the API (tasks/s with a job
   that large); then, at that size: Get Task Counts latency (one client, back to back), the first Task
   List page (1,000), the first page of ``$filter=state eq 'completed'`` and of ``$filter=state eq
   'running'`` (none are: the whole job must not be scanned to say so), and the server's RSS.
@@ -106,19 +106,20 @@ def size_series(suite: Suite) -> list[Point]:
         held = 0
         rss_empty = server.rss()
         for size in sizes:
-            fill = size - n - held
+            run_n = min(n, size - held)
+            fill = size - run_n - held
             if fill > 0:
-                with suite.step(f"filling the job to {size - n:,} completed tasks (fast path)", total=fill) as step:
+                with suite.step(f"filling the job to {size - run_n:,} completed tasks (fast path)", total=fill) as step:
                     held += bigjob.insert_tasks(server, "grow", held, held + fill, mix=["succeeded"], prefix="f",
                                                 advance=step.advance, deadline=Deadline(suite.budget(300, 60)))
                 bigjob.analyze(server)
-            done = run_job(suite, server, "grow", collection_bodies(n, prefix=f"r{size}-"), held + n,
-                           suite.budget(120, 40), f"{n:,} tasks in a job of {held + n:,}")
+            done = run_job(suite, server, "grow", collection_bodies(run_n, prefix=f"r{size}-"), held + run_n,
+                           suite.budget(120, 40), f"{run_n:,} tasks in a job of {held + run_n:,}")
             ran = max(0, done.completed - held)
             held = done.completed
             values = {"tasks_per_s": ran / done.elapsed if done.elapsed > 0 else None,
                       **_latencies(suite, client, "grow"), "rss_mib": server.rss() / MIB}
-            note = f"{ran:,}/{n:,} ran in {done.elapsed:.1f}s"
+            note = f"{ran:,}/{run_n:,} ran in {done.elapsed:.1f}s"
             if not points:
                 note += f"; server RSS {rss_empty / MIB:.0f} MiB before the first task"
             points.append(Point("size", held, values, note))
