@@ -2,7 +2,7 @@
 
 Two servers, one after the other:
 
-- **slots**: N ``/bin/true`` tasks (2,000; 500 with ``--quick``) through a fresh pool of 1, 2, 4, 8, 16
+- **slots**: N ``/bin/true`` tasks (5,000; 500 with ``--quick``) through a fresh pool of 1, 2, 4, 8, 16
   and 32 task slots (one node up to 4 slots, then nodes of 4 slots), timed like figure 1; beside each, the
   raw fork/exec floor with as many threads as slots.
 - **job size**: one job on a pool of 2 nodes x 4 slots grows to 1,000, 10,000, 100,000 and 1,000,000
@@ -27,6 +27,8 @@ from .measure import Deadline, percentile, time_calls
 from .server import Client, collection_bodies
 from .suite import Suite
 
+#: Tasks per measured run (a shorter run is mostly noise on a shared 2-core machine).
+RUN, QUICK_RUN = 5_000, 500
 SLOTS = [1, 2, 4, 8, 16, 32]
 SIZES = [1_000, 10_000, 100_000, 1_000_000]
 QUICK_SIZES = [1_000, 10_000, 50_000]
@@ -54,7 +56,7 @@ def _layout(slots: int) -> tuple[int, int]:
 
 
 def slots_series(suite: Suite) -> list[Point]:
-    n = suite.size(2_000, 500)
+    n = suite.size(RUN, QUICK_RUN)
     points: list[Point] = []
     with suite.server("scale-slots") as server, server.client() as admin:
         for slots in SLOTS:
@@ -95,7 +97,7 @@ def _latencies(suite: Suite, client: Client, job: str) -> dict[str, float | None
 
 
 def size_series(suite: Suite) -> list[Point]:
-    n = suite.size(2_000, 500)
+    n = suite.size(RUN, QUICK_RUN)
     sizes = QUICK_SIZES if suite.quick else SIZES
     points: list[Point] = []
     with suite.server("scale-size") as server, server.client() as client:

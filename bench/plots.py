@@ -19,7 +19,10 @@ COLUMNS = {
              ("running_page_ms", "state eq 'running' page ms"), ("rss_mib", "server RSS MiB")],
 }
 TITLES = {"slots": "tasks/s against task slots", "size": "against tasks in the job"}
-STYLE = {"sqlite": "-o", "postgres": "-s"}
+#: Per store: line style and marker (SQLite solid, PostgreSQL dashed); per metric of the latency panel: a colour.
+STYLE = {"sqlite": "-o", "postgres": "--s"}
+COLOURS = {"counts_p99_ms": "tab:blue", "first_page_ms": "tab:orange", "completed_page_ms": "tab:green",
+           "running_page_ms": "tab:red"}
 
 
 def tables(points: dict[str, list[dict[str, Any]]]) -> list[Table]:
@@ -61,7 +64,7 @@ def draw(points: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Pat
         _line(size_ax, sizes, "tasks_per_s", style, name)
         for metric, label in (("counts_p99_ms", "counts p99"), ("first_page_ms", "first page"),
                               ("completed_page_ms", "'completed' page"), ("running_page_ms", "'running' page")):
-            _line(latency_ax, sizes, metric, style, f"{label}, {name}")
+            _line(latency_ax, sizes, metric, style, f"{label}, {name}", color=COLOURS[metric])
         _line(memory_ax, sizes, "rss_mib", style, name)
     floor = next((found for found in points.values() if any(p["series"] == "slots" for p in found)), [])
     _line(slots_ax, sorted((p for p in floor if p["series"] == "slots"), key=lambda p: p["x"]), "floor_per_s",
