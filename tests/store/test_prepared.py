@@ -98,3 +98,42 @@ def test_literal_rendered_parameters_are_refused(store: Store) -> None:
     query = Prepared(sa.select(t.c.id).where(t.c.id_key == sa.bindparam("b", literal_execute=True)))
     with store.read() as conn, pytest.raises(ValueError, match="not supported"):
         query.rows(conn, {"b": "x"})
+
+
+_RENAME = Prepared(t.update().where(t.c.id_key == sa.bindparam("b_key")).values(id=sa.bindparam("b_id")))
+_BY_KEY = Prepared(sa.select(t.c.id).where(t.c.id_key == sa.bindparam("b_key")))
+
+
+def test_deferred_writes_are_seen_by_the_next_read_whichever_path_reads(store: Store) -> None:
+    """PostgreSQL defers writes to the next read or the commit (one round trip for many); every read of
+    the transaction still sees them, through a prepared statement or through SQLAlchemy, and so does the
+    next transaction."""
+    _add(store, 3)
+    with store.write() as conn:
+        _RENAME.write(conn, {"b_key": "t0", "b_id": "first"})
+        assert len(conn.info.get("openbatch.prepared.deferred", ())) == (0 if store.is_sqlite else 1)
+        assert _BY_KEY.first(conn, {"b_key": "t0"}).id == "first"
+        _RENAME.write(conn, {"b_key": "t1", "b_id": "second"})
+        assert conn.execute(sa.select(t.c.id).where(t.c.id_key == "t1")).scalar_one() == "second"
+        _RENAME.run_many(conn, [{"b_key": "t2", "b_id": "third"}])
+    with store.read() as conn:
+        assert sorted(conn.execute(sa.select(t.c.id)).scalars()) == ["first", "second", "third"]
+        assert "openbatch.prepared.deferred" not in conn.info
+
+
+def test_a_deferred_write_that_fails_fails_its_transaction(store: Store) -> None:
+    """The error of a write sent later (a unique violation here) still ends the transaction that made it,
+    and nothing of that transaction is kept."""
+    _add(store, 2)
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with store.write() as conn:
+            _RENAME.write(conn, {"b_key": "t0", "b_id": "renamed"})
+            _INSERT.run_many(conn, [{   # (job_pk, id_key) is unique
+                "job_pk": 1, "id": "T0", "id_key": "t0", "state": "active", "required_slots": 1, "creation_time": WHEN,
+                "state_transition_time": WHEN, "etag": "e", "last_modified": WHEN, "body": "{}"}])
+    with store.read() as conn:
+        assert sorted(conn.execute(sa.select(t.c.id)).scalars()) == ["T0", "T1"]
+    with store.write() as conn:   # the connection is usable again
+        _RENAME.write(conn, {"b_key": "t0", "b_id": "again"})
+    with store.read() as conn:
+        assert sorted(conn.execute(sa.select(t.c.id)).scalars()) == ["T1", "again"]

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from . import prepared
 from .loop_reads import LoopReads
 from .schema import metadata
 
@@ -54,6 +55,11 @@ def create_engine(url: str) -> Engine:
     engine = sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False,
                               connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
     _ping_when_idle(engine)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def writes_first(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        prepared.flush(conn)   # deferred writes go before anything SQLAlchemy runs (prepared.defer_writes)
+
     return engine
 
 
@@ -221,9 +227,12 @@ class Store:
             with conn.begin():   # (PostgreSQL: commit() still sends COMMIT, rollback() ROLLBACK)
                 if not self.is_sqlite:
                     conn.connection.dbapi_connection.execute(_PG_BEGIN[lock])  # type: ignore[union-attr]
+                    prepared.defer_writes(conn)   # sent with the next read, or just before COMMIT
                 yield conn
+                prepared.flush(conn)
             return conn.info.pop(_AFTER_COMMIT, [])
         finally:
+            prepared.stop_deferring(conn)
             conn.info.pop(_AFTER_COMMIT, None)
             conn.info.pop(_LOCALS, None)
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.base import Executable
 
-__all__ = ["Prepared", "Row"]
+__all__ = ["Prepared", "Row", "defer_writes", "flush", "stop_deferring"]
 
 _POSTCOMPILE = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
 
@@ -169,6 +169,13 @@ class Prepared:
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Row]:
         compiled = self._compiled(conn)
         cursor = _cursor(conn)
+        pending = conn.info.get(_DEFERRED)
+        if pending:   # the writes waiting and this read: one round trip
+            conn.info[_DEFERRED] = []
+            with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+                _send(cursor, pending)
+                cursor.execute(*compiled.bind(params or {}))
+                return compiled.read(cursor.fetchall())
         cursor.execute(*compiled.bind(params or {}))
         return compiled.read(cursor.fetchall())
 
@@ -177,18 +184,68 @@ class Prepared:
         return rows[0] if rows else None
 
     def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
-        """Execute a statement that returns no rows; the number of rows it changed."""
+        """Execute a statement that returns no rows, now; the number of rows it changed."""
+        flush(conn)
         cursor = _cursor(conn)
         cursor.execute(*self._compiled(conn).bind(params or {}))
         return int(cursor.rowcount)
 
+    def write(self, conn: Connection, params: Mapping[str, Any] | None = None) -> None:
+        """Execute a statement that returns no rows: now, or with the transaction's next read or its
+        commit where writes are deferred (:func:`defer_writes`)."""
+        statement = self._compiled(conn).bind(params or {})
+        pending = conn.info.get(_DEFERRED)
+        if pending is not None:
+            pending.append((False, *statement))
+        else:
+            _cursor(conn).execute(*statement)
+
     def run_many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
-        """Execute once per parameter set, in one DBAPI executemany (no expanding lists)."""
+        """Execute once per parameter set, in one DBAPI executemany (no expanding lists); deferred like
+        :meth:`write`."""
         if not params:
             return
         compiled = self._compiled(conn)
         bound = [compiled.bind(p) for p in params]
-        _cursor(conn).executemany(bound[0][0], [values for _, values in bound])
+        many = (True, bound[0][0], [values for _, values in bound])
+        pending = conn.info.get(_DEFERRED)
+        if pending is not None:
+            pending.append(many)
+        else:
+            _send(_cursor(conn), [many])
+
+
+_DEFERRED = "openbatch.prepared.deferred"
+
+
+def defer_writes(conn: Connection) -> None:
+    """Until :func:`stop_deferring`, the writes of :meth:`Prepared.write`, :meth:`Prepared.run_many` and
+    :class:`ColumnsInsert` wait on the connection and are sent with the next statement that reads, or by
+    :func:`flush`, in one round trip (PostgreSQL pipeline mode). A failed write then raises there, in the
+    same transaction. Every other statement on the connection must :func:`flush` first (the store's
+    engine does so before each statement SQLAlchemy runs)."""
+    conn.info[_DEFERRED] = []
+
+
+def stop_deferring(conn: Connection) -> None:
+    conn.info.pop(_DEFERRED, None)
+
+
+def flush(conn: Connection) -> None:
+    """Send the writes waiting on the connection (one round trip), if any."""
+    pending = conn.info.get(_DEFERRED)
+    if pending:
+        conn.info[_DEFERRED] = []
+        with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+            _send(_cursor(conn), pending)
+
+
+def _send(cursor: Any, statements: Sequence[tuple[bool, str, Any]]) -> None:
+    for many, sql, values in statements:
+        if many:
+            cursor.executemany(sql, values)
+        else:
+            cursor.execute(sql, values)
 
 
 _CURSOR = "openbatch.prepared.cursor"
@@ -225,4 +282,10 @@ class ColumnsInsert:
                     f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in types)})")
 
     def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        _cursor(conn).execute(self.sql, [[row.get(name) for row in rows] for name in self.names])
+        """Insert now, or deferred like :meth:`Prepared.write`."""
+        statement = (False, self.sql, [[row.get(name) for row in rows] for name in self.names])
+        pending = conn.info.get(_DEFERRED)
+        if pending is not None:
+            pending.append(statement)
+        else:
+            _send(_cursor(conn), [statement])

@@ -341,7 +341,7 @@ class Collection:
         """Change non-body columns only (counters, assignments): no new ETag."""
         params, nulls = _bound(values)
         params["b_pk"] = pk
-        self._update_statement(tuple(name[2:] for name in params if name != "b_pk"), nulls).run(conn, params)
+        self._update_statement(tuple(name[2:] for name in params if name != "b_pk"), nulls).write(conn, params)
 
     def delete(self, conn: Connection, pk: int) -> None:
         conn.execute(self.table.delete().where(self.table.c.pk == pk))
@@ -527,7 +527,7 @@ def adjust_counters(conn: Connection, job_pk: int, change: Mapping[str, int]) ->
             table.c.pk == sa.bindparam("b_pk")).values({name: table.c[name] + sa.bindparam(f"d_{name}") for name in names}))
     params = {f"d_{name}": change[name] for name in names}
     params["b_pk"] = job_pk
-    statement.run(conn, params)
+    statement.write(conn, params)
 
 
 _COUNTER_UPDATES: dict[tuple[str, ...], Prepared] = {}
