@@ -263,6 +263,9 @@ class Agent:
                 log.log(logging.INFO if stopping else logging.WARNING, "polling the server failed (%s%s); retrying",
                         error, ": it said it was stopping" if stopping else "")
                 await asyncio.sleep(RETRY_SECONDS)
+            except Exception:   # a fault of the agent's own: said, and the loop goes on (never a silent stop)
+                log.exception("polling the server failed unexpectedly; retrying")
+                await asyncio.sleep(RETRY_SECONDS)
 
     # -- commands --------------------------------------------------------------------------
 
@@ -513,6 +516,8 @@ class Agent:
                     return
             except (TransportError, ValueError) as error:
                 log.warning("reporting to the server failed (%s); retrying", error)
+            except Exception:   # a fault of the agent's own: said, and the report is sent again (never lost)
+                log.exception("reporting to the server failed unexpectedly; retrying")
             await asyncio.sleep(RETRY_SECONDS)
 
 

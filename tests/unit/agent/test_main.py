@@ -150,3 +150,67 @@ async def _at_once(tmp_path: Path) -> None:
     await asyncio.sleep(0.01)
     assert server.reports == [[msgspec.to_builtins(exited("t-1"))]]
     sender.cancel()
+
+
+def test_a_report_whose_answer_the_agent_fails_on_is_logged_and_sent_again(tmp_path: Path, monkeypatch: Any,
+                                                                          caplog: Any) -> None:
+    """A fault of the agent's own while it handles the answer (never the server's) does not lose the report:
+    it is logged with its traceback and the report is sent again (reports are idempotent by run id)."""
+    monkeypatch.setattr(main, "RETRY_SECONDS", 0.001)
+    asyncio.run(_own_fault(tmp_path, monkeypatch))
+    assert "reporting to the server failed unexpectedly" in caplog.text
+
+
+async def _own_fault(tmp_path: Path, monkeypatch: Any) -> None:
+    server = ScriptedServer(released=True)
+    agent = make_agent(tmp_path, server)
+    faults = [RuntimeError("a bug in handling a command")]
+
+    def handle(command: Any) -> None:
+        if faults:
+            raise faults.pop()
+
+    monkeypatch.setattr(agent, "handle", handle)
+    agent.report(exited("t-1"))
+    await agent.flush()
+    assert server.reports == [[msgspec.to_builtins(exited("t-1"))]] * 2
+
+
+class PollingServer:
+    """Answers every long-poll at once with one command."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+
+    async def post(self, path: str, **_: Any) -> Response:
+        self.polls += 1
+        await asyncio.sleep(0)
+        return Response(200, b'{"commands": [{"type": "kill", "id": "nothing-runs-here"}]}')
+
+
+def test_the_poll_loop_goes_on_after_a_fault_of_its_own(tmp_path: Path, monkeypatch: Any, caplog: Any) -> None:
+    """Before, anything but a transport or decoding error ended the loop silently: the agent then never
+    called again until the server found it lost."""
+    monkeypatch.setattr(main, "RETRY_SECONDS", 0.001)
+    asyncio.run(_poll_fault(tmp_path, monkeypatch))
+    assert "polling the server failed unexpectedly" in caplog.text
+
+
+async def _poll_fault(tmp_path: Path, monkeypatch: Any) -> None:
+    server = PollingServer()
+    agent = Agent("http://server", "pool", join_token="token", root=tmp_path)
+    agent.http = server  # type: ignore[assignment]
+    faults = [RuntimeError("a bug in handling a command")]
+
+    def handle(command: Any) -> None:
+        if faults:
+            raise faults.pop()
+
+    monkeypatch.setattr(agent, "handle", handle)
+    polling = asyncio.create_task(agent.poll_commands())
+    for _ in range(200):
+        if server.polls >= 3:
+            break
+        await asyncio.sleep(0.005)
+    polling.cancel()
+    assert server.polls >= 3 and not faults
