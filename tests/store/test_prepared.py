@@ -137,3 +137,16 @@ def test_a_deferred_write_that_fails_fails_its_transaction(store: Store) -> None
         _RENAME.write(conn, {"b_key": "t0", "b_id": "again"})
     with store.read() as conn:
         assert sorted(conn.execute(sa.select(t.c.id)).scalars()) == ["T1", "again"]
+
+
+def test_many_deferred_writes_then_a_read(store: Store) -> None:
+    """Enough writes waiting that PostgreSQL answers some of them before the read is sent: the read still
+    gets its own rows, not a write's result."""
+    _add(store, 3)
+    with store.write() as conn:
+        for i in range(2_000):
+            _RENAME.write(conn, {"b_key": "t0", "b_id": f"n{i}"})
+        assert _BY_KEY.first(conn, {"b_key": "t0"}).id == "n1999"
+        for i in range(2_000):
+            _RENAME.write(conn, {"b_key": "t1", "b_id": f"m{i}"})
+        assert [tuple(r) for r in _BY_KEY.rows(conn, {"b_key": "t1"})] == [("m1999",)]

@@ -173,7 +173,9 @@ class Prepared:
         if pending:   # the writes waiting and this read: one round trip
             conn.info[_DEFERRED] = []
             with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
-                _send(cursor, pending)
+                # (the writes on a cursor of their own: a write's result that arrives early must never
+                # be taken for the read's)
+                _send(_cursor(conn, _WRITE_CURSOR), pending)
                 cursor.execute(*compiled.bind(params or {}))
                 return compiled.read(cursor.fetchall())
         cursor.execute(*compiled.bind(params or {}))
@@ -237,7 +239,7 @@ def flush(conn: Connection) -> None:
     if pending:
         conn.info[_DEFERRED] = []
         with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
-            _send(_cursor(conn), pending)
+            _send(_cursor(conn, _WRITE_CURSOR), pending)
 
 
 def _send(cursor: Any, statements: Sequence[tuple[bool, str, Any]]) -> None:
@@ -249,15 +251,16 @@ def _send(cursor: Any, statements: Sequence[tuple[bool, str, Any]]) -> None:
 
 
 _CURSOR = "openbatch.prepared.cursor"
+_WRITE_CURSOR = "openbatch.prepared.write_cursor"
 
 
-def _cursor(conn: Connection) -> Any:
+def _cursor(conn: Connection, key: str = _CURSOR) -> Any:
     """The DBAPI cursor kept with the pooled connection (cheap to reuse, same transaction)."""
     dbapi = conn.connection.dbapi_connection
     info = conn.info
-    cursor = info.get(_CURSOR)
+    cursor = info.get(key)
     if cursor is None or cursor.connection is not dbapi or getattr(cursor, "closed", False):
-        cursor = info[_CURSOR] = dbapi.cursor()  # type: ignore[union-attr]
+        cursor = info[key] = dbapi.cursor()  # type: ignore[union-attr]
     return cursor
 
 
