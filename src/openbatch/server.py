@@ -100,7 +100,6 @@ class Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
-            gc_tuning.settle()   # what startup built lives as long as the process
             self.announce()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -139,6 +138,7 @@ def serve(settings: Settings) -> None:
     endpoint = f"http://{settings.host}:{settings.port}"
 
     def announce() -> None:
+        gc_tuning.settle()   # what startup built lives as long as the process
         print(f"openbatch listening on {endpoint}", flush=True)
         print(f"  account: {settings.account}", flush=True)
         print(f"  key:     {settings.account_key()}", flush=True)

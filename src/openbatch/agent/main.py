@@ -256,8 +256,7 @@ class Agent:
                     self.fenced = False
                 if response.headers.get(SERVER_STOPPING) == "1":
                     self.server_stopping_until = asyncio.get_running_loop().time() + STOPPING_GRACE
-                for command in _COMMANDS.decode(response.content).commands:
-                    self.handle(command)
+                self.handle_all(_COMMANDS.decode(response.content).commands)
             except (TransportError, ValueError, msgspec.ValidationError) as error:
                 stopping = asyncio.get_running_loop().time() < self.server_stopping_until
                 log.log(logging.INFO if stopping else logging.WARNING, "polling the server failed (%s%s); retrying",
@@ -268,6 +267,15 @@ class Agent:
                 await asyncio.sleep(RETRY_SECONDS)
 
     # -- commands --------------------------------------------------------------------------
+
+    def handle_all(self, commands: list[AnyCommand]) -> None:
+        """Each command of an answer, in order; one that fails (a fault of the agent's own) is logged and the
+        others still run (the server has handed them over: they would not come again)."""
+        for command in commands:
+            try:
+                self.handle(command)
+            except Exception:
+                log.exception("the server's %s command could not be handled", type(command).__name__)
 
     def handle(self, command: AnyCommand) -> None:
         if isinstance(command, RunCommand):
@@ -511,12 +519,14 @@ class Agent:
                 if response.status_code < 500:
                     self.unacknowledged.difference_update(e.id for e in batch if e.type == "exited")
                     if response.status_code == 200 and not self.done.is_set():
-                        for command in _COMMANDS.decode(response.content).commands:
-                            self.handle(command)
+                        self.handle_all(_COMMANDS.decode(response.content).commands)
                     return
             except (TransportError, ValueError) as error:
                 log.warning("reporting to the server failed (%s); retrying", error)
             except Exception:   # a fault of the agent's own: said, and the report is sent again (never lost)
+                if self.done.is_set():   # (unless the agent is ending: the server recovers its runs)
+                    log.exception("reporting to the server failed unexpectedly while the agent ends")
+                    return
                 log.exception("reporting to the server failed unexpectedly; retrying")
             await asyncio.sleep(RETRY_SECONDS)
 

@@ -11,7 +11,7 @@ import msgspec
 from openbatch.agent import main
 from openbatch.agent.http import Response, TransportError
 from openbatch.agent.main import Agent
-from openbatch.protocol import Event
+from openbatch.protocol import Event, KillCommand
 
 
 class ScriptedServer:
@@ -154,26 +154,64 @@ async def _at_once(tmp_path: Path) -> None:
 
 def test_a_report_whose_answer_the_agent_fails_on_is_logged_and_sent_again(tmp_path: Path, monkeypatch: Any,
                                                                           caplog: Any) -> None:
-    """A fault of the agent's own while it handles the answer (never the server's) does not lose the report:
-    it is logged with its traceback and the report is sent again (reports are idempotent by run id)."""
+    """A fault of the agent's own after the report left (never the server's) does not lose the report: it
+    is logged with its traceback and the report is sent again (reports are idempotent by run id)."""
     monkeypatch.setattr(main, "RETRY_SECONDS", 0.001)
     asyncio.run(_own_fault(tmp_path, monkeypatch))
-    assert "reporting to the server failed unexpectedly" in caplog.text
+    assert "reporting to the server failed unexpectedly; retrying" in caplog.text
 
 
 async def _own_fault(tmp_path: Path, monkeypatch: Any) -> None:
     server = ScriptedServer(released=True)
     agent = make_agent(tmp_path, server)
-    faults = [RuntimeError("a bug in handling a command")]
-
-    def handle(command: Any) -> None:
-        if faults:
-            raise faults.pop()
-
-    monkeypatch.setattr(agent, "handle", handle)
+    monkeypatch.setattr(agent, "handle_all", _failing_once())
     agent.report(exited("t-1"))
     await agent.flush()
     assert server.reports == [[msgspec.to_builtins(exited("t-1"))]] * 2
+
+
+def _failing_once() -> Any:
+    faults = [RuntimeError("a bug")]
+
+    def handle_all(commands: Any) -> None:
+        if faults:
+            raise faults.pop()
+
+    return handle_all
+
+
+def test_an_ending_agent_gives_up_a_report_it_cannot_send(tmp_path: Path, monkeypatch: Any) -> None:
+    """A fault that would repeat for ever does not keep an ending agent from ending (flush returns)."""
+    monkeypatch.setattr(main, "RETRY_SECONDS", 0.001)
+    asyncio.run(_ending(tmp_path, monkeypatch))
+
+
+async def _ending(tmp_path: Path, monkeypatch: Any) -> None:
+    agent = make_agent(tmp_path, ScriptedServer(released=True))
+
+    def always(commands: Any) -> None:
+        raise RuntimeError("a bug that repeats")
+
+    monkeypatch.setattr(agent, "handle_all", always)
+    agent.done.set()
+    agent.report(exited("t-1"))
+    await asyncio.wait_for(agent.flush(), 5)
+
+
+def test_a_command_that_fails_does_not_keep_the_others_of_its_answer_from_running(tmp_path: Path,
+                                                                                    caplog: Any) -> None:
+    agent = Agent("http://server", "pool", join_token="token", root=tmp_path)
+    handled: list[str] = []
+
+    def handle(command: Any) -> None:
+        if command.id == "first":
+            raise RuntimeError("a bug in handling one command")
+        handled.append(command.id)
+
+    agent.handle = handle  # type: ignore[method-assign]
+    agent.handle_all([KillCommand(id="first"), KillCommand(id="second")])
+    assert handled == ["second"]
+    assert "the server's KillCommand command could not be handled" in caplog.text
 
 
 class PollingServer:
@@ -200,17 +238,11 @@ async def _poll_fault(tmp_path: Path, monkeypatch: Any) -> None:
     server = PollingServer()
     agent = Agent("http://server", "pool", join_token="token", root=tmp_path)
     agent.http = server  # type: ignore[assignment]
-    faults = [RuntimeError("a bug in handling a command")]
-
-    def handle(command: Any) -> None:
-        if faults:
-            raise faults.pop()
-
-    monkeypatch.setattr(agent, "handle", handle)
+    monkeypatch.setattr(agent, "handle_all", _failing_once())
     polling = asyncio.create_task(agent.poll_commands())
     for _ in range(200):
         if server.polls >= 3:
             break
         await asyncio.sleep(0.005)
     polling.cancel()
-    assert server.polls >= 3 and not faults
+    assert server.polls >= 3
