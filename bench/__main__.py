@@ -152,10 +152,10 @@ def scale_main(args: argparse.Namespace, argv: list[str] | None, console: Consol
                 console.print(f"  [cyan]{store} {point['series']} {point['x']:,}[/]: {point['note']}", highlight=False)
     title = (f"openbatch --scale{' --quick' if args.quick else ''}, {after['cpus']} cores, "
              f"reference loop {after['reference_ms_start']:.0f} ms ({stamp})")
-    plots.draw(points, png, title)
     report.write_json(out, {"started": stamp, "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
                             "quick": args.quick, "machine": after, "seconds_per_store": durations,
-                            "data_root": str(args.data_root), "points": points})
+                            "data_root": str(args.data_root), "points": points})   # (before drawing can fail)
+    plots.draw(points, png, title)
     console.print(f"JSON: {out}\nPNG: {png}")
     return 0
 
@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=max(width, 160))
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     if args.scale:
+        if args.profile or args.dashboards or args.only:
+            raise SystemExit("--scale measures on its own: without --only, --profile or --dashboards")
         return scale_main(args, argv, console, stores)
     figures = selected(args.only)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

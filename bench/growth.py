@@ -55,9 +55,8 @@ def _layout(slots: int) -> tuple[int, int]:
     return (1, slots) if slots <= 4 else (slots // 4, 4)
 
 
-def slots_series(suite: Suite) -> list[Point]:
+def slots_series(suite: Suite, points: list[Point]) -> None:
     n = suite.size(RUN, QUICK_RUN)
-    points: list[Point] = []
     with suite.server("scale-slots") as server, server.client() as admin:
         for slots in SLOTS:
             nodes, per_node = _layout(slots)
@@ -76,7 +75,6 @@ def slots_series(suite: Suite) -> list[Point]:
                                 f"{done.elapsed:.1f}s"))
             admin.delete(f"/pools/{pool}")
             admin.delete(f"/jobs/{job}")
-    return points
 
 
 def _latencies(suite: Suite, client: Client, job: str) -> dict[str, float | None]:
@@ -96,10 +94,10 @@ def _latencies(suite: Suite, client: Client, job: str) -> dict[str, float | None
             "running_page_ms": percentile(pages["running"], 50)}
 
 
-def size_series(suite: Suite) -> list[Point]:
+def size_series(suite: Suite, points: list[Point]) -> None:
     n = suite.size(RUN, QUICK_RUN)
     sizes = QUICK_SIZES if suite.quick else SIZES
-    points: list[Point] = []
+    first = len(points)
     with suite.server("scale-size") as server, server.client() as client:
         client.add_pool("grow", nodes=2, slots=4)
         with suite.step("waiting for 2 idle nodes"):
@@ -122,11 +120,22 @@ def size_series(suite: Suite) -> list[Point]:
             values = {"tasks_per_s": ran / done.elapsed if done.elapsed > 0 else None,
                       **_latencies(suite, client, "grow"), "rss_mib": server.rss() / MIB}
             note = f"{ran:,}/{run_n:,} ran in {done.elapsed:.1f}s"
-            if not points:
+            if len(points) == first:
                 note += f"; server RSS {rss_empty / MIB:.0f} MiB before the first task"
+            if ran < run_n:   # what is left would run during the next size and inflate its figure
+                points.append(Point("size", held, values, note + "; not finished in its time budget: the series "
+                                    "stops here"))
+                return
             points.append(Point("size", held, values, note))
-    return points
 
 
 def run(suite: Suite) -> list[Point]:
-    return slots_series(suite) + size_series(suite)
+    """Both series; one that fails keeps the points it measured and says why it stopped."""
+    points: list[Point] = []
+    for series in (slots_series, size_series):
+        try:
+            series(suite, points)
+        except Exception as exc:  # noqa: BLE001 - the other series and the measured points are kept
+            suite.log(f"[red]{series.__name__} failed:[/] {exc}")
+            points.append(Point("error", 0, {}, f"{series.__name__} failed: {type(exc).__name__}: {exc}"))
+    return points
