@@ -195,12 +195,7 @@ class Prepared:
     def write(self, conn: Connection, params: Mapping[str, Any] | None = None) -> None:
         """Execute a statement that returns no rows: now, or with the transaction's next read or its
         commit where writes are deferred (:func:`defer_writes`)."""
-        statement = self._compiled(conn).bind(params or {})
-        pending = conn.info.get(_DEFERRED)
-        if pending is not None:
-            pending.append((False, *statement))
-        else:
-            _cursor(conn).execute(*statement)
+        _write(conn, (False, *self._compiled(conn).bind(params or {})))
 
     def run_many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per parameter set, in one DBAPI executemany (no expanding lists); deferred like
@@ -209,12 +204,7 @@ class Prepared:
             return
         compiled = self._compiled(conn)
         bound = [compiled.bind(p) for p in params]
-        many = (True, bound[0][0], [values for _, values in bound])
-        pending = conn.info.get(_DEFERRED)
-        if pending is not None:
-            pending.append(many)
-        else:
-            _send(_cursor(conn), [many])
+        _write(conn, (True, bound[0][0], [values for _, values in bound]))
 
 
 _DEFERRED = "openbatch.prepared.deferred"
@@ -242,7 +232,20 @@ def flush(conn: Connection) -> None:
             _send(_cursor(conn, _WRITE_CURSOR), pending)
 
 
-def _send(cursor: Any, statements: Sequence[tuple[bool, str, Any]]) -> None:
+#: (executemany?, SQL, DBAPI parameters): a write as it waits on a connection.
+_Write = tuple[bool, str, Any]
+
+
+def _write(conn: Connection, statement: _Write) -> None:
+    """Send a write now, or leave it waiting on the connection where writes are deferred."""
+    pending = conn.info.get(_DEFERRED)
+    if pending is not None:
+        pending.append(statement)
+    else:
+        _send(_cursor(conn), [statement])
+
+
+def _send(cursor: Any, statements: Sequence[_Write]) -> None:
     for many, sql, values in statements:
         if many:
             cursor.executemany(sql, values)
@@ -286,9 +289,4 @@ class ColumnsInsert:
 
     def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert now, or deferred like :meth:`Prepared.write`."""
-        statement = (False, self.sql, [[row.get(name) for row in rows] for name in self.names])
-        pending = conn.info.get(_DEFERRED)
-        if pending is not None:
-            pending.append(statement)
-        else:
-            _send(_cursor(conn), [statement])
+        _write(conn, (False, self.sql, [[row.get(name) for row in rows] for name in self.names]))
