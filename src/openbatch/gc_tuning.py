@@ -3,7 +3,7 @@
 Everything imported and built at startup (modules, the app, SQLAlchemy's tables and compiled statements)
 lives as long as the process. Left in the collector's oldest generation, every full collection walks it
 again: about 70 ms with the server's objects, every thread stopped (the longest AddTaskCollection call
-of 100,000 tasks ingested took 84-95 ms with it, 22-33 ms after). Frozen after startup, a full collection
+of 100,000 tasks ingested took 84-95 ms with it, 20-33 ms after). Frozen after startup, a full collection
 walks only what came since (about 2 ms).
 
 The youngest generation is collected after 10,000 net allocations, not 700: a request allocates and frees
