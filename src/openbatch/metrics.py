@@ -39,6 +39,10 @@ SCHEDULER_ROUNDS = Counter("openbatch_scheduler_rounds", "Scheduling rounds run 
                            "counts)", registry=REGISTRY)
 SCHEDULER_PLACED = Counter("openbatch_scheduler_placed_tasks", "Tasks given to nodes (by scheduling rounds, and by the reports that freed their slots)",
                            registry=REGISTRY)
+SCHEDULER_RESERVED = Counter("openbatch_scheduler_reserved_tasks", "Tasks reserved for nodes (prefetch: their agents "
+                             "start them as slots free)", registry=REGISTRY)
+RESERVATIONS_CANCELLED = Counter("openbatch_reservations_cancelled", "Task reservations cancelled before their run "
+                                 "started on the node", registry=REGISTRY)
 AUTOSCALE_EVALUATIONS = Counter("openbatch_autoscale_evaluations", "Autoscale formula evaluations, by outcome "
                                 "(ok, or error: the pool's autoScaleRun holds the error)", ["result"],
                                 registry=REGISTRY)

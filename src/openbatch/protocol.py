@@ -61,8 +61,9 @@ class WorkRequest(Message, kw_only=True):
 
 class Event(Message, kw_only=True):
     """``exited`` (a run ended: id, exitCode or failure, the node's start and end time), ``coordinated``
-    (an instance of a multi-instance task ran its coordination command successfully: id, its times) or
-    ``nodeReady`` (nodeId)."""
+    (an instance of a multi-instance task ran its coordination command successfully: id, its times),
+    ``nodeReady`` (nodeId), ``started`` (a reserved run started: id, startTime) or ``unreserved`` (a
+    reserved run the server cancelled is gone without a result: dropped from the queue, or killed)."""
 
     type: str
     id: str | None = None
@@ -74,6 +75,8 @@ class Event(Message, kw_only=True):
     endTime: str | None = None
     #: A container run's TaskContainerExecutionInformation (containerId, state, error).
     containerInfo: dict[str, Any] | None = None
+    #: An exit of a reserved run whose ``started`` the server may not have taken yet.
+    reserved: bool | None = None
 
 
 class EventsRequest(Message, kw_only=True):
@@ -157,6 +160,11 @@ class RunCommand(Command, kw_only=True, tag="run"):
     user: RunUser | None = None
     container: RunContainer | None = None
     multiInstance: RunMultiInstance | None = None
+    #: The node's slots the run takes (a task's requiredSlots; 0: a preparation, release or start task).
+    slots: int = 0
+    #: A reserved task (prefetch, domain/reservations.py): queued, it starts when the node has ``slots``
+    #: free (reported ``started``); a kill before then drops it (reported ``unreserved``).
+    reserved: bool = False
 
 
 class ProceedCommand(Command, kw_only=True, tag="proceed"):

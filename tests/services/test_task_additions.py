@@ -68,7 +68,8 @@ def test_a_task_added_alone_to_a_pool_with_room_is_placed_in_the_same_transactio
                                                                TaskAddParameter))
         stored = world.services.tasks.get(ACCOUNT, "j", task_id)
         assert (record.etag, record.body["state"]) == (stored.etag, stored.body["state"])  # what is stored now
-        return [c.environment["AZ_BATCH_TASK_ID"] for c in world.notes.take(agent_id) if isinstance(c, RunCommand)]
+        return [c.environment["AZ_BATCH_TASK_ID"] for c in world.notes.take(agent_id)
+                if isinstance(c, RunCommand) and not c.reserved]
 
     assert add("a") == ["a"]                  # no scheduler round ran: the add placed it
     assert world.counts("j")["running"] == 1

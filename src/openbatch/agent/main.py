@@ -93,6 +93,11 @@ class Node:
     #: Its pool's containerImageNames (pulled before it is ready) and containerRegistries.
     images: list[str] = field(default_factory=list)
     registries: list[dict[str, Any]] = field(default_factory=list)
+    #: Its task slots, and how many its running tasks take.
+    slots: int = 1
+    used: int = 0
+    #: Reserved runs (prefetch) waiting for free slots, in the order the server reserved them.
+    queue: list[RunCommand] = field(default_factory=list)
 
 
 class Agent:
@@ -230,7 +235,7 @@ class Agent:
         for item in answer.nodes:
             root = (Path(item.rootDir) if item.rootDir else self.root / item.id).absolute()
             self.nodes[item.id] = Node(item.id, root, images=item.containerImages,
-                                       registries=item.containerRegistries)
+                                       registries=item.containerRegistries, slots=item.slots)
         log.info("registered as %s with %d node(s)", answer.agentId, len(self.nodes))
 
     async def poll_commands(self) -> None:
@@ -242,6 +247,7 @@ class Agent:
                 return
             try:
                 runs = [run_id for node in self.nodes.values() for run_id in node.runs]
+                runs += [queued.id for node in self.nodes.values() for queued in node.queue]
                 runs += sorted(self.unacknowledged)
                 reconcile = self.fenced
                 response = await self.http.post(f"{PREFIX}/work", params={"wait": self.poll_seconds},
@@ -280,8 +286,13 @@ class Agent:
     def handle(self, command: AnyCommand) -> None:
         if isinstance(command, RunCommand):
             node = self.nodes.get(command.nodeId)
-            if node is not None and command.id not in node.runs:
-                node.runs[command.id] = asyncio.create_task(self.execute(node, command))
+            if node is None or command.id in node.runs or any(queued.id == command.id for queued in node.queue):
+                return
+            if command.reserved:
+                node.queue.append(command)
+                self.start_queued(node)
+            else:
+                self.start(node, command)
         elif isinstance(command, ProceedCommand):
             if any(command.id in node.runs for node in self.nodes.values()):
                 self.proceeds.setdefault(command.id, asyncio.Event()).set()
@@ -290,6 +301,11 @@ class Agent:
                 task = node.runs.pop(command.id, None)
                 if task is not None:
                     task.cancel()
+                for queued in node.queue:
+                    if queued.id == command.id:   # a reservation cancelled before it started
+                        node.queue.remove(queued)
+                        self.report(Event(type="unreserved", id=command.id))
+                        break
         elif isinstance(command, RemoveNodeCommand):
             asyncio.create_task(self.remove_node(command.nodeId))
         elif isinstance(command, RemoveTaskDirCommand):
@@ -304,6 +320,17 @@ class Agent:
             asyncio.create_task(self.reboot_node(command.nodeId, command.reimage))
         elif isinstance(command, UserCommand):
             asyncio.create_task(self.serve_user(command))
+
+    def start(self, node: Node, command: RunCommand) -> None:
+        node.used += command.slots
+        node.runs[command.id] = asyncio.create_task(self.execute(node, command))
+
+    def start_queued(self, node: Node) -> None:
+        """Start the node's reserved runs that its free slots now take, in order (each reported ``started``)."""
+        while node.queue and node.used + node.queue[0].slots <= node.slots:
+            command = node.queue.pop(0)
+            self.report(Event(type="started", id=command.id, startTime=_wire(datetime.now(timezone.utc))))
+            self.start(node, command)
 
     async def execute(self, node: Node, command: RunCommand) -> None:
         spec = RunSpec(
@@ -323,6 +350,8 @@ class Agent:
             if self.done.is_set():
                 return  # the agent is ending with its node: the server recovers what ran here (node lost)
         except asyncio.CancelledError:
+            if command.reserved and not self.done.is_set():   # (its process is gone: the reservation may end)
+                self.report(Event(type="unreserved", id=command.id))
             return  # killed on the server's word (it already knows), or fenced (it will reconcile)
         except Exception as error:  # noqa: BLE001 - a bug in one run must not take the agent down
             log.exception("run %s failed", spec.id)
@@ -330,8 +359,13 @@ class Agent:
         finally:
             node.runs.pop(command.id, None)
             self.proceeds.pop(command.id, None)
+            node.used -= command.slots
+            if not self.done.is_set():
+                self.start_queued(node)
         self.unacknowledged.add(spec.id)
-        self.report(_exited(spec.id, result))
+        exited = _exited(spec.id, result)
+        exited.reserved = command.reserved or None
+        self.report(exited)
 
     def _remove_task_dir(self, node: Node, task_dir: str, target: Path) -> None:
         shutil.rmtree(target, True)
@@ -343,6 +377,7 @@ class Agent:
         node = self.nodes.pop(node_id, None)
         if node is None:
             return
+        node.queue.clear()
         await _stop_runs(node)
         await asyncio.to_thread(shutil.rmtree, node.root, True)
         await asyncio.to_thread(self.accounts.node_removed, str(node.root), not self.nodes)
@@ -357,6 +392,7 @@ class Agent:
         node = self.nodes.get(node_id)
         if node is None:
             return
+        node.queue.clear()
         await _stop_runs(node)
         if reimage:
             await asyncio.to_thread(shutil.rmtree, node.root, True)
@@ -563,7 +599,9 @@ async def _stop_runs(node: Node) -> None:
 
 
 def _kill_runs_now(node: Node) -> None:
-    """SIGKILL every run of the node at once (no grace period: the server is about to run them elsewhere)."""
+    """SIGKILL every run of the node at once (no grace period: the server is about to run them elsewhere),
+    and drop its reserved runs (the server forgets them with the agent)."""
+    node.queue.clear()
     for run_id, task in list(node.runs.items()):
         pgid = RUN_GROUPS.get(run_id)
         if pgid is not None:

@@ -229,7 +229,7 @@ class AgentApi:
         for event in report.events:
             if event.type == "nodeReady" and event.nodeId:
                 await run(self.services.agents.node_ready, agent, event.nodeId, event.failure)
-            elif event.type in ("exited", "coordinated") and event.id:
+            elif event.type in ("exited", "coordinated", "started", "unreserved") and event.id:
                 exits.append(msgspec.to_builtins(event))
         if not exits:
             return None

@@ -99,7 +99,9 @@ def task_command(run_id: str, who: Identity, job: Json, task: Json, token: str |
     if token is not None:
         env["AZ_BATCH_AUTHENTICATION_TOKEN"] = token
     wall_clock = _seconds(task.get("constraints", {}).get("maxWallClockTime"))
-    return _run(run_id, "task", who, task, env, task_dir(job["id"], task["id"]), wall_clock, _prep_dir(job))
+    command = _run(run_id, "task", who, task, env, task_dir(job["id"], task["id"]), wall_clock, _prep_dir(job))
+    command.slots = int(task.get("requiredSlots", 1))
+    return command
 
 
 def instance_commands(run_ids: list[str], whos: list[Identity], addresses: list[str], job: Json, task: Json,
@@ -113,6 +115,7 @@ def instance_commands(run_ids: list[str], whos: list[Identity], addresses: list[
     out = []
     for instance, (run_id, who) in enumerate(zip(run_ids, whos)):
         command = task_command(run_id, who, job, task, token)
+        command.slots = 1   # (each instance takes one slot of its node)
         command.environment.update(environment(addresses, instance))
         command.multiInstance = RunMultiInstance(
             instance=instance, coordinationCommandLine=settings.get("coordinationCommandLine"),

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .. import metrics
 from ..domain import clock, commands, execution, multi_instance, pools as pool_rules
+from ..domain.reservations import reservable
 from ..services import transitions
 from ..services.context import ServiceContext
 from ..services.dependencies import unmet_dependencies
-from ..store import schedule_queries as queries, subtask_queries
+from ..store import reservation_queries, schedule_queries as queries, subtask_queries
 from ..store.engine import Connection, after_commit
 from ..store.records import NODES, POOLS, PREP_RELEASE, TASKS, Record
 from ..store.task_queries import preparation_marks
@@ -71,13 +72,16 @@ class SchedulingRound:
             return 0, 0
         node_rows = self._open_nodes(conn, account, pool_key)
         now = clock.naive(self.ctx.now())
-        nodes = {pk: NodeCapacity(pk=pk, free=row.slots - row.used_slots, affinity_id=f"TVM:{row.id}",
-                                  seconds_left=None if row.available_until is None
+        nodes = {pk: NodeCapacity(pk=pk, free=max(0, row.slots - row.used_slots - row.reserved),
+                                  affinity_id=f"TVM:{row.id}", seconds_left=None if row.available_until is None
                                   else (row.available_until - now).total_seconds(), dedicated=bool(row.dedicated))
                  for pk, row in node_rows.items()}
         timed = any(node.seconds_left is not None for node in nodes.values())
         free = sum(n.free for n in nodes.values())
-        if free <= 0:
+        # prefetch: what the nodes can hold in reservations beyond their slots (none on timed pools)
+        spare = {} if timed or not self.ctx.prefetch else {
+            pk: reservable(row.slots, row.reserved) for pk, row in node_rows.items()}
+        if free <= 0 and not any(spare.values()):
             return 0, 0
         jobs = self._jobs(conn, account, pool_key)
         prepared = [pk for pk, job in jobs.items() if "jobPreparationTask" in job.body]
@@ -91,19 +95,29 @@ class SchedulingRound:
         limited = prepared or timed or multi or any(limit is not None for limit in room.values())
         order = pool_rules.job_default_order(pool.body)
         shared: set[int] = set()   # jobs served beside others of their priority: their turn is recorded
-        tasks = self._candidates(conn, jobs, nodes, free * LOOKAHEAD if limited else free, order, shared, timed,
-                                 multi)
+        wanted = free + sum(spare.values())
+        widest = max(max(n.free for n in nodes.values()), max(spare.values(), default=0))
+        tasks = self._candidates(conn, jobs, widest, wanted * LOOKAHEAD if limited else wanted, order, shared,
+                                 nodes, timed, multi)
         if not tasks:
             return 0, free
         fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
-        plan = place([candidate for candidate, _ in tasks.values()], list(nodes.values()), fill, room)
+        candidates = [candidate for candidate, _ in tasks.values()]
+        plan = place(candidates, list(nodes.values()), fill, room) if free > 0 else []
         snapshot = Snapshot(pool, jobs, {pk: task for pk, (_, task) in tasks.items()}, node_rows)
         placed, slots = self._apply(conn, account, snapshot, plan)
         if placed:
             after_commit(conn, lambda: metrics.SCHEDULER_PLACED.inc(placed))
-        served = sorted(shared.intersection(step.job_pk for step in plan))
+        reserved = self._reserve(conn, account, snapshot, candidates, plan, spare, room, fill)
+        # A reservation takes a turn ahead of time, after this round's direct placements: recorded so (even
+        # while the job has no rival yet), a job that comes meanwhile is served next.
+        later = set(reserved) if order == "none" else set()
+        served = sorted(shared.intersection(step.job_pk for step in plan) - later)
+        now = clock.naive(self.ctx.now())
         if served:
-            queries.mark_served(conn, served, clock.naive(self.ctx.now()))
+            queries.mark_served(conn, served, now)
+        if later:
+            queries.mark_served(conn, sorted(later), now + timedelta(microseconds=1))
         return placed, free - slots
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
@@ -114,8 +128,8 @@ class SchedulingRound:
         """The pool's active jobs with active tasks and room to run more, in scheduling order."""
         return {job.pk: job for job in queries.active_jobs(conn, account, pool_key) if self._job_room(job) != 0}
 
-    def _candidates(self, conn: Connection, jobs: dict[int, Record], nodes: dict[int, NodeCapacity],
-                    limit: int, order: str, shared: set[int], timed: bool = False, multi: bool = False
+    def _candidates(self, conn: Connection, jobs: dict[int, Record], widest: int, limit: int, order: str,
+                    shared: set[int], nodes: dict[int, NodeCapacity], timed: bool = False, multi: bool = False
                     ) -> dict[int, tuple[Candidate, Any]]:
         """Up to ``limit`` placeable tasks in scheduling order, with their locked rows.
 
@@ -128,10 +142,9 @@ class SchedulingRound:
         What cannot be placed this round is no candidate, so that however much of it
         comes first it never holds back what is behind: jobs whose preparation task
         failed on every node with free slots, tasks needing more slots than any node
-        has free, tasks whose dependencies are unmet, and multi-instance tasks on a pool that cannot
+        has free (or can reserve: ``widest``), tasks whose dependencies are unmet, and multi-instance tasks on a pool that cannot
         run them (``multi`` False; they were refused when the job's pool was known then).
         """
-        widest = max(n.free for n in nodes.values())
         streams: list[_JobTasks] = []
         for job in jobs.values():
             prep = job.body.get("jobPreparationTask")
@@ -211,11 +224,12 @@ class SchedulingRound:
                 continue
             slots = task.body["requiredSlots"]
             used, count = taken.get(row.pk, (0, 0))
-            if int(row.used_slots) + used + slots > int(row.slots):
+            if int(row.used_slots) + int(row.reserved) + used + slots > int(row.slots):
                 continue
             if step.others is not None:
                 others = [snapshot.nodes.get(pk) for pk in step.others]
-                if any(other is None or int(other.used_slots) + taken.get(other.pk, (0, 0))[0] + slots > int(other.slots)
+                if any(other is None or int(other.used_slots) + int(other.reserved) + taken.get(other.pk, (0, 0))[0]
+                       + slots > int(other.slots)
                        for other in others):
                     continue
                 self._place_instances(conn, account, snapshot, job, task, [row, *others], nodes, taken, changes,
@@ -241,6 +255,44 @@ class SchedulingRound:
         for agent_id, batch in out.items():
             self.ctx.send(conn, agent_id, batch)
         return len(changes), sum(slots for slots, _ in taken.values())
+
+    def _reserve(self, conn: Connection, account: str, snapshot: "Snapshot", candidates: list[Candidate],
+                 plan: list[Placement], spare: dict[int, int], room: dict[int, int | None], fill: Any) -> list[int]:
+        """Prefetch: reserve the candidates the plan left for the nodes with reservation room, and send each node's agent their runs to start as its slots free. Only tasks
+        whose start nothing but a free slot decides are reserved: none of a job with maxParallelTasks or a
+        preparation task, no multi-instance task. The jobs that got reservations."""
+        placed = {step.task_pk for step in plan}
+        rest = [candidate for candidate in candidates if candidate.task_pk not in placed and candidate.prep == "none"
+                and not candidate.instances and room.get(candidate.job_pk) is None]
+        holders = [NodeCapacity(pk=pk, free=left, affinity_id=f"TVM:{snapshot.nodes[pk].id}",
+                                dedicated=bool(snapshot.nodes[pk].dedicated))
+                   for pk, left in spare.items() if left > 0]
+        if not rest or not holders:
+            return []
+        now = self.ctx.now()
+        url = self.ctx.account_url(account)
+        pool_id = snapshot.pool.body["id"]
+        items: list[tuple[int, str, int, str]] = []
+        out: dict[str, list[Json]] = defaultdict(list)
+        jobs: list[int] = []
+        for step in place(rest, holders, fill):
+            task_row, job, row = snapshot.tasks[step.task_pk], snapshot.jobs[step.job_pk], snapshot.nodes[step.node_pk]
+            if task_row.state != "active" or row.agent_id is None:
+                continue
+            body = TASKS.record(task_row).body
+            run_id = commands.new_run_id("t")
+            items.append((task_row.pk, run_id, row.pk, row.agent_id))
+            who = commands.Identity(account, url, pool_id, row.id, snapshot.pool.body)
+            command = commands.task_command(run_id, who, job.body, body, self.ctx.task_token(account, job.body, body))
+            command.reserved = True
+            out[row.agent_id].append(command)
+            jobs.append(job.pk)
+        reservation_queries.reserve(conn, items, clock.naive(now))
+        for agent_id, batch in out.items():
+            self.ctx.send(conn, agent_id, batch)
+        if items:
+            after_commit(conn, lambda: metrics.SCHEDULER_RESERVED.inc(len(items)))
+        return jobs
 
     def _place_instances(self, conn: Connection, account: str, snapshot: "Snapshot", job: Record, task: Record,
                          rows: list[Any], nodes: dict[int, Record], taken: dict[int, tuple[int, int]],

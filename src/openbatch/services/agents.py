@@ -13,11 +13,11 @@ from typing import Any, Mapping, Sequence
 from ..domain import clock, commands, containers, execution, nodes as node_rules
 from ..domain.errors import BatchError, not_found
 from ..domain.nodes import NodeState
-from ..store import cluster_queries, node_queries, subtask_queries
+from ..store import cluster_queries, node_queries, reservation_queries, subtask_queries
 from ..store.engine import Connection
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
 from ..store.task_queries import current_runs, prep_rows_of_node, task_by_run, tasks_on_node
-from . import transitions
+from . import reservations, transitions
 from .calls import bounded_write
 from .context import ServiceContext, require_pool
 from .instances import proceed_if_coordinated
@@ -195,6 +195,9 @@ class AgentService:
         """When these nodes' allocations end (the scheduler starts no task there that could not finish)."""
         with self.ctx.store.write() as conn:
             node_queries.set_available_until(conn, node_ids, clock.naive(until) if until else None)
+            if until is not None:   # a node whose allocation ends holds no reservations (scheduler/round.py)
+                for node_pk in node_queries.node_pks_of(conn, node_ids):
+                    reservations.cancel_node(self.ctx, conn, node_pk)
 
     def existing_nodes(self, node_ids: Sequence[str]) -> list[str]:
         """Which of ``node_ids`` exist (in this database)."""
@@ -230,13 +233,16 @@ class AgentService:
     def _drop_agent(self, conn: Connection, agent_id: str) -> None:
         """The agent's credential ends; its nodes (if any are left) wait for a new agent."""
         node_queries.delete_agent(conn, agent_id)
+        reservations.forget_agent(conn, agent_id)
         self.ctx.agent_gone_after(conn, agent_id)
         self.ctx.nodes_changed_after(conn)
 
     def _release_nodes(self, conn: Connection, agent_id: str, now: datetime, state: NodeState, *,
                        lost: bool) -> None:
         """The agent's nodes lose what ran on them and take ``state``: tasks back to the queue (``lost``:
-        counted as a recovery), preparation/release runs failed, preparations to run again."""
+        counted as a recovery), preparation/release runs failed, preparations to run again; what it held
+        reserved can no longer start (a remote agent fenced itself first)."""
+        reservations.forget_agent(conn, agent_id)
         for node in node_queries.nodes_of_agent(conn, agent_id):
             self._requeue_node_tasks(conn, node, set(), now, lost=lost)
             self._fail_running_prep_release(conn, node, now)
@@ -308,10 +314,12 @@ class AgentService:
                     and task.body.get("executionInfo", {}).get("startTime", "") < before}
 
         with self.ctx.store.read() as conn:
-            if not overdue(conn, active_runs):
+            if not overdue(conn, active_runs) and not reservation_queries.of_agent_before(
+                    conn, agent.agent_id, clock.naive(now - UNDELIVERED_AFTER), lock=False):
                 return 0
         with self.ctx.store.write() as conn:
             have = active_runs | self.ctx.queued_runs(conn, agent.agent_id)
+            reservations.forget_undelivered(self.ctx, conn, agent.agent_id, have, now - UNDELIVERED_AFTER)
             lost = overdue(conn, have)
             for node in node_queries.nodes_of_agent(conn, agent.agent_id):
                 self._requeue_node_tasks(conn, node, have, now, lost=False, only=lost)
@@ -347,6 +355,7 @@ class AgentService:
         with self.ctx.store.write() as conn:
             # (runs still on their way to it are not lost: an agent may call another server first)
             have = active_runs | self.ctx.queued_runs(conn, agent.agent_id)
+            reservations.forget_undelivered(self.ctx, conn, agent.agent_id, have, now)
             for node in node_queries.nodes_of_agent(conn, agent.agent_id):
                 if node.body["state"] == NodeState.UNUSABLE.value:
                     self.node_ops.restart_in(conn, node, False, now)

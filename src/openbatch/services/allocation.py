@@ -20,7 +20,7 @@ from ..store import node_queries
 from ..store.engine import Connection
 from ..store.records import JOBS, NODES, POOLS, TASKS, Record
 from ..store.task_queries import tasks_on_node
-from . import transitions
+from . import reservations, transitions
 from .context import ServiceContext
 from .jobs import JobService
 
@@ -59,6 +59,7 @@ class Allocation:
 
     def remove(self, conn: Connection, account: str, node: Record, option: str, now: datetime) -> bool:
         """Take a node out of its pool; True if it is gone now, False if it leaves after its tasks."""
+        reservations.cancel_node(self.ctx, conn, node.pk)   # (before the agent hears it leaves)
         running = tasks_on_node(conn, node.pk)
         if option in ("taskcompletion", "retaineddata") and running:
             body = node_rules.with_state(node.body, NodeState.LEAVING_POOL, now)
@@ -80,7 +81,8 @@ class Allocation:
             transitions.apply(conn, job, task, new, now)
             TASKS.set_columns(conn, task.pk, node_pk=None, run_id=None)
             transitions.vacate_node(conn, node.pk, task.body["requiredSlots"], now, ran=False, succeeded=False)
-            kills.append(commands.kill_command(task.row["run_id"]))
+            if task.row["run_id"]:   # (a task waiting for its preparation has no run yet)
+                kills.append(commands.kill_command(task.row["run_id"]))
             self.ctx.wake_after(conn)
         for job_pk in jobs:  # a job disabling (wait) for these tasks, or one whose last task ended
             job = JOBS.get_by_pk(conn, job_pk, for_update=True)
@@ -117,4 +119,5 @@ def retire_agent_without_nodes(ctx: ServiceContext, conn: Connection, agent_id: 
     """An agent whose last node left the pool has nothing more to do: its credential ends."""
     if not node_queries.agent_has_nodes(conn, agent_id):
         node_queries.delete_agent(conn, agent_id)
+        reservations.forget_agent(conn, agent_id)
         ctx.agent_gone_after(conn, agent_id, retired=True)

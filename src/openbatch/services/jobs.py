@@ -25,7 +25,7 @@ from ..store.job_schedule_queries import active_schedules
 from ..store.engine import Connection
 from ..store.records import (JOBS, POOLS, PREP_RELEASE, TASKS, Record, counters_by_id, counters_by_id_on_loop,
                              read_counters)
-from . import auto_storage, events, transitions
+from . import auto_storage, events, reservations, transitions
 from .calls import point_read
 from .context import ListQuery, Page, ServiceContext, id_key, page_of, require_job
 
@@ -139,6 +139,7 @@ class JobService:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "update")
             record = JOBS.update(conn, record, rules.patched_body(record.body, patch), self.ctx.now())
+            self._limits_changed(conn, record)
             self.ctx.wake_after(conn)  # priority, maxParallelTasks or pool may let tasks run
             return self.after_tasks_changed(conn, record)
 
@@ -146,6 +147,7 @@ class JobService:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "update")
             record = JOBS.update(conn, record, rules.updated_body(record.body, update), self.ctx.now())
+            self._limits_changed(conn, record)
             self.ctx.wake_after(conn)
             return self.after_tasks_changed(conn, record)
 
@@ -159,6 +161,7 @@ class JobService:
     def disable_in(self, conn: Connection, record: Record, option: str) -> Record:
         """Disable: running tasks are requeued, terminated, or (wait) left to finish."""
         now = self.ctx.now()
+        reservations.cancel_job(self.ctx, conn, record.pk)
         record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DISABLING, now), now)
         if option in ("requeue", "terminate"):
             for task in self._on_nodes(conn, record):
@@ -174,7 +177,9 @@ class JobService:
             now = self.ctx.now()
             record = JOBS.update(conn, record, rules.with_state(record.body, JobState.ENABLING, now), now)
             self.ctx.wake_after(conn)  # its active tasks may run now
-            return self._settle(conn, record)
+            record = self._settle(conn, record)
+            reservations.yield_to(self.ctx, conn, record)
+            return record
 
     def terminate(
         self, account: str, job_id: str, params: JobTerminateParameter | None, conditions: Conditions = NONE
@@ -191,6 +196,7 @@ class JobService:
     def delete_in(self, conn: Connection, record: Record) -> None:
         """Delete a job (locked, not deleting yet): its running tasks end, release tasks run, then it goes."""
         now = self.ctx.now()
+        reservations.cancel_job(self.ctx, conn, record.pk)
         record = JOBS.update(conn, record, rules.with_state(record.body, JobState.DELETING, now), now)
         events.job(conn, record.body["id"], "deleting")
         self._stop_running(conn, record, now)
@@ -220,12 +226,20 @@ class JobService:
     def terminate_in(self, conn: Connection, record: Record, reason: str) -> Record:
         """Terminate: running tasks are ended, release tasks run, then the job completes."""
         now = self.ctx.now()
+        reservations.cancel_job(self.ctx, conn, record.pk)
         body = rules.with_state(record.body, JobState.TERMINATING, now)
         body.setdefault("executionInfo", {})["terminateReason"] = reason
         record = JOBS.update(conn, record, body, now)
         events.job(conn, record.body["id"], "terminating (%s)", reason)
         self._stop_running(conn, record, now)
         return self._settle(conn, record)
+
+    def _limits_changed(self, conn: Connection, record: Record) -> None:
+        """A job that now has a maxParallelTasks takes no reservations (their starts would not count it);
+        one whose priority rose goes before the reservations of those it now outranks."""
+        if record.body.get("maxParallelTasks", -1) not in (None, -1):
+            reservations.cancel_job(self.ctx, conn, record.pk)
+        reservations.yield_to(self.ctx, conn, record)
 
     def _on_nodes(self, conn: Connection, record: Record) -> list[Record]:
         return task_queries.tasks_of_job_on_nodes(conn, record.pk)

@@ -28,7 +28,7 @@ from ..store import node_queries
 from ..store.engine import Connection
 from ..store.records import JOBS, NODES, PREP_RELEASE, Record
 from ..store.task_queries import prep_rows_of_node
-from . import transitions
+from . import reservations, transitions
 from ..store.task_queries import tasks_on_node
 from .allocation import Allocation
 from .context import ServiceContext, require_pool
@@ -66,6 +66,7 @@ class NodeOperations:
                 raise BatchError(_BUSY.get(node.body["state"], "OperationNotValidOnNode"),
                                  "A node can be deallocated only when it is idle or running.",
                                  [("NodeState", node.body["state"])])
+            reservations.cancel_node(self.ctx, conn, node.pk)
             if option in ("taskcompletion", "retaineddata") and int(node.row["running_tasks"]) > 0:
                 body = node_rules.with_state(node.body, NodeState.DEALLOCATING, now)
                 return NODES.update(conn, node, body, now, extra={"pending_restart": "deallocate"})
@@ -76,6 +77,7 @@ class NodeOperations:
         """(Node locked.) End what runs on a node that goes down (deallocated, preempted): its tasks by
         ``option``, its start task; a restart asked for meanwhile is dropped (it must not run now)."""
         NODES.set_columns(conn, node.pk, pending_restart=None)
+        reservations.cancel_node(self.ctx, conn, node.pk)
         self.end_tasks(conn, node, option, now)
         node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
         start_run = node.row.get("start_run_id")
@@ -118,6 +120,8 @@ class NodeOperations:
         with self.ctx.store.write() as conn:
             node = self._node(conn, account, pool_id, node_id)
             node_rules.check_scheduling_change(node.body, enable)
+            if not enable:
+                reservations.cancel_node(self.ctx, conn, node.pk)
             if not enable and option in ("requeue", "terminate"):
                 self.end_tasks(conn, node, option, now)
                 node = NODES.get_by_pk(conn, node.pk, for_update=True) or node
@@ -140,6 +144,7 @@ class NodeOperations:
                                                   NodeState.PREEMPTED.value):
                 raise BatchError(code or "OperationNotValidOnNode", "The node cannot be rebooted in its current state.",
                                  [("NodeState", node.body["state"])])
+            reservations.cancel_node(self.ctx, conn, node.pk)
             if option in ("taskcompletion", "retaineddata") and int(node.row["running_tasks"]) > 0:
                 NODES.set_columns(conn, node.pk, pending_restart="reimage" if reimage else "reboot")
                 return node
@@ -155,6 +160,7 @@ class NodeOperations:
         A node without an agent (a local node whose agent was lost) gets a new one. ``state``: what
         it shows meanwhile (default rebooting or reimaging)."""
         stale_preparations(conn, node, reimage)
+        reservations.cancel_node(self.ctx, conn, node.pk)   # (before the agent hears of the restart)
         state = state or (NodeState.REIMAGING if reimage else NodeState.REBOOTING)
         record = NODES.update(conn, node, node_rules.with_state(node.body, state, now), now,
                               extra={"start_run_id": None, "used_slots": 0, "running_tasks": 0,
@@ -164,6 +170,7 @@ class NodeOperations:
             # the provider's hosts are allocations: the node restarts in a new one (its agent's
             # credential ends, so the agent stops and its allocation ends)
             node_queries.delete_agent(conn, agent_id)
+            reservations.forget_agent(conn, agent_id)
             self.ctx.agent_gone_after(conn, agent_id)
             self.ctx.nodes_changed_after(conn)
         elif agent_id is None:

@@ -19,7 +19,7 @@ from ..store import task_queries
 from ..store.engine import Connection
 from ..store.node_queries import node_by_start_run
 from ..store.records import JOBS, NODES, POOLS, PREP_RELEASE, TASKS, Record
-from . import transitions
+from . import reservations, transitions
 from .calls import bounded_write
 from .context import ServiceContext
 from .instances import InstanceService
@@ -65,7 +65,8 @@ class RunService:
     def report(self, agent_id: str, results: Sequence[Json], sent_at: str | None = None,
                answered: bool = False) -> list[Command]:
         """Apply finished runs ({id, exitCode, failure?, preProcessingError?, startTime, endTime}) in one
-        transaction. The times are the node's, put on the server's clock (``sent_at``: the node's clock
+        transaction, with the reserved runs that started (``started``: {id, startTime}; an exit with
+        ``reserved`` may be its run's first word) or were dropped (``unreserved``). The times are the node's, put on the server's clock (``sent_at``: the node's clock
         when it sent the report; see :func:`execution.node_times`).
 
         Reports are applied in the order they came; a run of consecutive task reports is
@@ -81,6 +82,14 @@ class RunService:
         for result in results:
             result["startTime"], result["endTime"] = execution.node_times(result, now, offset)
         with self.ctx.store.write() as conn, self.ctx.answering(conn, agent_id if answered else "") as answer:
+            # reserved runs first: a run's start is applied before its exit, and before any slot it took counts free
+            starts = [result for result in results if result.get("type") == "started" or result.get("reserved")]
+            if starts:
+                reservations.start(self.ctx, conn, agent_id, starts, now)
+            dropped = [str(result.get("id")) for result in results if result.get("type") == "unreserved"]
+            if dropped:
+                reservations.unreserved(self.ctx, conn, dropped)
+            results = [result for result in results if result.get("type") not in ("started", "unreserved")]
             tasks: list[Json] = []
             freed: set[tuple[str, str]] = set()
             emptied: set[int] = set()   # nodes whose last task left: settled after the rounds
@@ -106,7 +115,7 @@ class RunService:
                 placed, free_after = self.ctx.schedule_in(conn, account, pool_key)
                 wake = wake or (placed > 0 and free_after > 0)
             transitions.settle_nodes(conn, emptied, now)
-            if wake or not freed:
+            if wake or (not freed and results):   # (reserved runs' words alone wake where they need to)
                 self.ctx.wake_after(conn)
         return answer
 

@@ -14,7 +14,7 @@ from ..domain.models import TaskAddParameter, TaskUpdateParameter, decode
 from ..domain.states import JobState, check_job_action
 from ..store import subtask_queries
 from ..store.records import POOLS, TASKS, Record, adjust_counters
-from . import auto_storage, task_events, transitions
+from . import auto_storage, reservations, task_events, transitions
 from .retention import remove_task_directory
 from .calls import bounded_write, point_read
 from .context import (ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_job_on_loop,
@@ -126,6 +126,7 @@ class TaskService:
             for (outcome, _), record in zip(fresh, records):
                 outcome.record = record
             if records:
+                reservations.yield_to(self.ctx, conn, job)
                 self._place_or_wake(conn, job, outcomes if place else [])
             return outcomes
 
@@ -196,12 +197,14 @@ class TaskService:
     ) -> Record:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
+            reservations.cancel_tasks(self.ctx, conn, [record.pk])   # (its queued run has the old constraints)
             return TASKS.update(conn, record, rules.with_constraints(record.body, update.constraints, job.body), self.ctx.now())
 
     def terminate(self, account: str, job_id: str, task_id: str, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
             now = self.ctx.now()
+            reservations.cancel_tasks(self.ctx, conn, [record.pk])
             record = transitions.stop_on_node(self.ctx, conn, job, record, rules.terminated(record.body, now), now)
             self.jobs.after_tasks_changed(conn, job)
             self.jobs.settle_in(conn, job)
@@ -219,6 +222,7 @@ class TaskService:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
             now = self.ctx.now()
+            reservations.cancel_tasks(self.ctx, conn, [record.pk])
             if record.body["state"] in ("preparing", "running"):
                 record = transitions.stop_on_node(self.ctx, conn, job, record, rules.terminated(record.body, now), now)
             body = record.body

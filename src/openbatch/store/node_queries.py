@@ -174,6 +174,11 @@ def recent_tasks(conn: Connection, node_pks: list[int], per_node: int) -> list[A
     return conn.execute(sa.select(ranked).where(ranked.c.n <= per_node).order_by(ranked.c.node_pk, ranked.c.n)).all()
 
 
+def node_pks_of(conn: Connection, node_ids: Sequence[str]) -> list[int]:
+    """The pks of the nodes with these ids (node ids are unique)."""
+    return list(conn.execute(sa.select(_n.c.pk).where(_n.c.id_key.in_([i.lower() for i in node_ids]))).scalars())
+
+
 def set_available_until(conn: Connection, node_ids: Sequence[str], until: datetime | None) -> None:
     """When these nodes' allocations end (None: they do not)."""
     conn.execute(_n.update().where(_n.c.id_key.in_([i.lower() for i in node_ids])).values(available_until=until))

@@ -14,16 +14,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..domain.nodes import SCHEDULABLE
+from ..domain.reservations import PREFETCH_DEPTH
 from . import schema
 from .prepared import Prepared
+from .reservation_queries import RESERVED_ON_NODE
 from .records import JOBS, Record
 
 _n, _j, _t = schema.nodes, schema.jobs, schema.tasks
-_OPEN = (_n.c.state.in_(SCHEDULABLE), _n.c.scheduling_state == "enabled", _n.c.used_slots < _n.c.slots,
-         _n.c.pending_restart.is_(None))
+#: A node that can take a task now, or reserve one (prefetch, scheduler/round.py; not where its
+#: allocation ends).
+_OPEN = (_n.c.state.in_(SCHEDULABLE), _n.c.scheduling_state == "enabled", _n.c.pending_restart.is_(None),
+         sa.or_(_n.c.used_slots + RESERVED_ON_NODE < _n.c.slots,
+                sa.and_(_n.c.available_until.is_(None), RESERVED_ON_NODE < _n.c.slots * PREFETCH_DEPTH)))
 #: The statements of a round, built once (SQLAlchemy reuses their compiled form).
 _POOLS_WITH_ROOM = Prepared(sa.select(_n.c.account, _n.c.pool_id_key).distinct().where(*_OPEN))
-_OPEN_NODES = Prepared(sa.select(_n).where(_n.c.account == sa.bindparam("b_account"),
+_OPEN_NODES = Prepared(sa.select(_n, RESERVED_ON_NODE.label("reserved")).where(_n.c.account == sa.bindparam("b_account"),
                                            _n.c.pool_id_key == sa.bindparam("b_pool"), *_OPEN)
                        .order_by(_n.c.pk).with_for_update())
 _ACTIVE_JOBS = Prepared(sa.select(_j).where(_j.c.account == sa.bindparam("b_account"),
@@ -37,7 +42,8 @@ _CANDIDATE_COLUMNS = (_t.c.pk, _t.c.job_pk, _t.c.state, _t.c.required_slots, _t.
 #: ``state = 'active'`` written out (not bound) so that the partial index ix_tasks_active serves it.
 _ACTIVE_TASKS = Prepared(sa.select(*_CANDIDATE_COLUMNS)
                          .where(_t.c.job_pk == sa.bindparam("b_job"), _t.c.state == sa.literal_column("'active'"),
-                                _t.c.pk > sa.bindparam("b_after"), _t.c.required_slots <= sa.bindparam("b_slots"))
+                                _t.c.pk > sa.bindparam("b_after"), _t.c.required_slots <= sa.bindparam("b_slots"),
+                                _t.c.reserved_run_id.is_(None))
                          .order_by(_t.c.pk).limit(sa.bindparam("b_limit")).with_for_update())
 
 
@@ -47,7 +53,8 @@ def pools_with_room(conn: Connection) -> list[tuple[str, str]]:
 
 
 def open_nodes(conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
-    """The pool's nodes that can take a task now: rows by pk, locked (bodies decoded only when used)."""
+    """The pool's nodes that can take (or reserve) a task now: rows by pk with their count of
+    ``reserved`` tasks, locked (bodies decoded only when used)."""
     return {row.pk: row for row in _OPEN_NODES.rows(conn, {"b_account": account, "b_pool": pool_key})}
 
 
@@ -58,10 +65,10 @@ def active_jobs(conn: Connection, account: str, pool_key: str) -> list[Record]:
 
 def active_tasks(conn: Connection, job_pk: int, after: int, widest: int, limit: int) -> list[Any]:
     """Rows (pk, job_pk, state, required_slots, body) of the job's next ``limit`` active tasks after
-    task pk ``after`` that need at most ``widest`` slots, locked."""
+    task pk ``after`` that need at most ``widest`` slots and are not reserved, locked."""
     return _ACTIVE_TASKS.rows(conn, {"b_job": job_pk, "b_after": after, "b_slots": widest, "b_limit": limit})
 
 
 def mark_served(conn: Connection, job_pks: Sequence[int], now: datetime) -> None:
     """The jobs took slots in this round (their turn, for jobDefaultOrder none)."""
-    _SERVED.run(conn, {"b_pks": list(job_pks), "b_now": now})
+    _SERVED.write(conn, {"b_pks": list(job_pks), "b_now": now})

@@ -200,6 +200,13 @@ tasks = Table(
     Column("files_removed", Boolean, nullable=False, server_default=sa.false()),
     #: How often the task's node was lost while it ran (NULL: never).
     Column("recoveries", Integer, nullable=True),
+    #: A reservation (prefetch, services/reservations.py): the task stays active while its run waits in
+    #: the queue of the node's agent, which starts it when a slot frees. ``reserved_node_pk`` NULL with a
+    #: run id: the reservation is being cancelled (the agent has been told to drop or kill that run).
+    Column("reserved_run_id", String(64), nullable=True),
+    Column("reserved_node_pk", PK, nullable=True),
+    Column("reserved_agent_id", String(64), nullable=True),
+    Column("reserved_at", DateTime, nullable=True),
     UniqueConstraint("job_pk", "id_key", name="uq_tasks_job_id"),
     Index("ix_tasks_job_state_id", "job_pk", "state", "id_key"),
     # Partial indexes: only the rows their queries look for. A task added costs no entry in
@@ -208,6 +215,9 @@ tasks = Table(
     Index("ix_tasks_node", "node_pk", **_where("node_pk IS NOT NULL")),
     Index("ix_tasks_run", "run_id", **_where("run_id IS NOT NULL")),
     Index("ix_tasks_retain_until", "retain_until", **_where("retain_until IS NOT NULL")),
+    Index("ix_tasks_reserved_run", "reserved_run_id", **_where("reserved_run_id IS NOT NULL")),
+    Index("ix_tasks_reserved_node", "reserved_node_pk", **_where("reserved_node_pk IS NOT NULL")),
+    Index("ix_tasks_reserved_agent", "reserved_agent_id", **_where("reserved_agent_id IS NOT NULL")),
 )
 
 #: The instances of a multi-instance task's current attempt: subtasks 1..N-1 (the node each runs on, its run

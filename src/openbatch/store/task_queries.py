@@ -94,12 +94,13 @@ def tasks_to_clean(conn: Connection, now: datetime, limit: int) -> list[Record]:
 
 
 def current_runs(conn: Connection, run_ids: set[str]) -> set[str]:
-    """Which of ``run_ids`` are still some task's, subtask's, preparation's, release's or start task's current run."""
+    """Which of ``run_ids`` are still some task's (or its reservation's), subtask's, preparation's, release's or start task's current run."""
     wanted = sorted(run_ids)
     found: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
         found.update(conn.execute(sa.select(_t.c.run_id).where(_t.c.run_id.in_(chunk))).scalars())
+        found.update(conn.execute(sa.select(_t.c.reserved_run_id).where(_t.c.reserved_run_id.in_(chunk))).scalars())
         found.update(conn.execute(sa.select(_r.c.prep_run_id).where(_r.c.prep_run_id.in_(chunk))).scalars())
         found.update(conn.execute(sa.select(_r.c.release_run_id).where(_r.c.release_run_id.in_(chunk))).scalars())
         found.update(conn.execute(sa.select(_n.c.start_run_id).where(_n.c.start_run_id.in_(chunk))).scalars())

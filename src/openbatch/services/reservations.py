@@ -1,0 +1,194 @@
+"""Task reservations (prefetch, domain/reservations.py): a reserved run's start, its cancellation, its end.
+
+Scheduling rounds make reservations (scheduler/round.py). Here they end, one of three ways:
+
+- the agent started the run (``started``, or its ``exited`` came first): the task becomes running
+  on the node, as if placed there then (:func:`start`);
+- the server cancels it (:func:`cancel_tasks`, :func:`cancel_job`, :func:`cancel_node`): two-phase,
+  the reservation is marked cancelling and the agent told to drop the run, or kill it had it
+  started; the task is free for another round only when the agent answers ``unreserved``
+  (:func:`unreserved`), or with the run's ``exited`` (it ran to its end before the word came:
+  its result counts);
+- the agent is gone (lost, dropped, its node's allocation replaced): nothing it held can start
+  any more, and its reservations are simply forgotten (:func:`forget_agent`).
+
+A reservation whose command never reached its agent (an answer lost on the way) is forgotten by
+:func:`forget_undelivered`, as running tasks are requeued (services/agents.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from .. import metrics
+from ..domain import clock, commands, execution
+from ..domain.reservations import may_start
+from ..store import reservation_queries as queries
+from ..store.engine import Connection, after_commit
+from ..store.records import POOLS, TASKS, Record
+from ..store.reservation_queries import Reservation
+from ..store.task_queries import jobs_by_pk, nodes_by_pk, task_rows_by_run
+from . import transitions
+from .context import ServiceContext
+
+Json = dict[str, Any]
+
+
+# -- cancelling ---------------------------------------------------------------------------------
+
+
+def cancel(ctx: ServiceContext, conn: Connection, found: Iterable[Reservation]) -> int:
+    """Cancel reservations: each is marked cancelling and its agent told to drop (or kill) its run.
+    Those already cancelling are left as they are. How many were cancelled."""
+    live = [reservation for reservation in found if reservation.node_pk is not None]
+    if not live:
+        return 0
+    queries.mark_cancelling(conn, [reservation.task_pk for reservation in live])
+    kills: dict[str, list[Any]] = defaultdict(list)
+    for reservation in live:
+        if reservation.agent_id:
+            kills[reservation.agent_id].append(commands.kill_command(reservation.run_id))
+    for agent_id, batch in kills.items():
+        ctx.send(conn, agent_id, batch)
+    after_commit(conn, lambda: metrics.RESERVATIONS_CANCELLED.inc(len(live)))
+    return len(live)
+
+
+def cancel_tasks(ctx: ServiceContext, conn: Connection, task_pks: Sequence[int]) -> int:
+    """The tasks' reservations (a task terminated, deleted or updated)."""
+    return cancel(ctx, conn, queries.of_tasks(conn, task_pks))
+
+
+def cancel_job(ctx: ServiceContext, conn: Connection, job_pk: int) -> int:
+    """The job's reservations (it is disabled, terminated or deleted, or its limits changed)."""
+    return cancel(ctx, conn, queries.of_job(conn, job_pk))
+
+
+def cancel_node(ctx: ServiceContext, conn: Connection, node_pk: int) -> int:
+    """The node's reservations (it leaves its pool, restarts, stops taking tasks or gets a time limit)."""
+    return cancel(ctx, conn, queries.of_node(conn, node_pk))
+
+
+def yield_to(ctx: ServiceContext, conn: Connection, job: Record) -> int:
+    """The job has tasks to run: the reservations of lower-priority jobs in its pool are cancelled, so that
+    the slots they would take go to it first (priority is kept as without prefetch)."""
+    pool_key = job.row["pool_id_key"]
+    if not pool_key or job.body.get("state") != "active":
+        return 0
+    return cancel(ctx, conn, queries.of_pool_below(conn, job.row["account"], pool_key, int(job.body.get("priority", 0))))
+
+
+def forget_agent(conn: Connection, agent_id: str) -> None:
+    """The agent is gone (or fenced itself): nothing it held can start; its reservations end here."""
+    queries.clear(conn, [reservation.task_pk for reservation in queries.of_agent(conn, agent_id)])
+
+
+def forget_undelivered(ctx: ServiceContext, conn: Connection, agent_id: str, have: set[str], before: datetime) -> int:
+    """The agent's reservations made before ``before`` whose run it does not have (nor has queued for
+    it): the command was lost on the way, or the agent dropped it with its node. How many."""
+    lost = [reservation.task_pk for reservation in queries.of_agent_before(conn, agent_id, clock.naive(before))
+            if reservation.run_id not in have]
+    queries.clear(conn, lost)
+    if lost:
+        ctx.wake_after(conn)
+    return len(lost)
+
+
+def unreserved(ctx: ServiceContext, conn: Connection, run_ids: Sequence[str]) -> None:
+    """The agent dropped (or killed) these reserved runs: their tasks are free for another round."""
+    rows = queries.rows_by_run(conn, run_ids)
+    if rows:
+        queries.clear(conn, [row.pk for row in rows.values()])
+        ctx.wake_after(conn)
+
+
+# -- starting -----------------------------------------------------------------------------------
+
+
+def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence[Json], now: datetime) -> None:
+    """Reserved runs the agent started (``started``) or already finished (``exited``): their tasks become
+    running on the node, as if placed there when the run started.
+
+    A ``started`` run of a reservation that is cancelling is not applied (its kill is on the way); one
+    that may not start any more (the task, its job or the node changed without cancelling it first) is
+    cancelled now; one the server does not know at all is killed. An ``exited`` run ran to its end:
+    if its task is still active, its result counts (the task runs on the node for that moment, and the
+    caller's exit handling completes it), however its reservation stood.
+    """
+    rows = queries.rows_by_run(conn, [str(event["id"]) for event in events])
+    if not rows:
+        _kill_unknown(ctx, conn, agent_id, [str(e["id"]) for e in events if e.get("type") == "started"])
+        return
+    jobs = jobs_by_pk(conn, {row.job_pk for row in rows.values()})
+    node_pks = {row.reserved_node_pk for row in rows.values() if row.reserved_node_pk is not None}
+    nodes = {node.pk: node for node in nodes_by_pk(conn, node_pks)} if node_pks else {}
+    changes: list[transitions.TaskChange] = []
+    pools: dict[tuple[str, str], str] = {}
+    taken: dict[int, tuple[int, int]] = {}
+    cancelled: list[Reservation] = []
+    ended: list[int] = []
+    unknown: list[str] = []
+    for event in events:
+        run_id = str(event["id"])
+        row = rows.pop(run_id, None)
+        if row is None:
+            if event.get("type") == "started":
+                unknown.append(run_id)
+            continue
+        if row.reserved_agent_id != agent_id:
+            rows[run_id] = row   # (not this agent's to say)
+            continue
+        job = jobs.get(row.job_pk)
+        node = nodes.get(row.reserved_node_pk) if row.reserved_node_pk is not None else None
+        finished = event.get("type") == "exited"
+        if not finished:
+            if row.reserved_node_pk is None:
+                rows[run_id] = row   # cancelling: its kill is on the way, and its answer ends it
+                continue
+            if job is None or not may_start(row.state, job.body["state"], node.row if node else None, agent_id):
+                cancelled.append(Reservation(row.pk, run_id, row.reserved_node_pk, agent_id))
+                continue
+        elif row.state != "active" or job is None:
+            ended.append(row.pk)   # (the task ended meanwhile: terminated, its job deleted)
+            continue
+        task = TASKS.record(row)
+        info = _node_info(conn, job, task.body, node, pools) if node is not None else {}
+        body = execution.assigned(task.body, info, now, preparing=False)
+        if event.get("startTime"):   # (the node's, on the server's clock)
+            body["executionInfo"]["startTime"] = event["startTime"]
+        on = node.pk if node is not None else None
+        changes.append(transitions.TaskChange(job.pk, task, body, {
+            "node_pk": on, "run_id": run_id, "reserved_run_id": None, "reserved_node_pk": None,
+            "reserved_agent_id": None, "reserved_at": None}))
+        if node is not None:
+            slots, count = taken.get(node.pk, (0, 0))
+            taken[node.pk] = (slots + int(row.required_slots), count + 1)
+    transitions.apply_many(conn, changes, now)
+    for pk, (slots, count) in taken.items():
+        transitions.occupy_node(conn, nodes[pk], slots, now, tasks=count)
+    queries.clear(conn, ended)
+    cancel(ctx, conn, cancelled)
+    _kill_unknown(ctx, conn, agent_id, unknown)
+
+
+def _node_info(conn: Connection, job: Record, task: Json, node: Record, pools: dict[tuple[str, str], str]) -> Json:
+    """The task's nodeInfo on ``node`` (as the round writes it)."""
+    key = (node.row["account"], node.row["pool_id_key"])
+    if key not in pools:
+        pool = POOLS.get(conn, (key[0],), (key[1],))
+        pools[key] = pool.body["id"] if pool is not None else job.body.get("poolInfo", {}).get("poolId", key[1])
+    node_id = node.body["id"]
+    return {"affinityId": f"TVM:{node_id}", "poolId": pools[key], "nodeId": node_id,
+            "taskRootDirectory": commands.task_dir(job.body["id"], task["id"])}
+
+
+def _kill_unknown(ctx: ServiceContext, conn: Connection, agent_id: str, run_ids: list[str]) -> None:
+    """Started runs that are neither a reservation nor (already) a task's run: gone, so killed."""
+    if not run_ids:
+        return
+    current = set(task_rows_by_run(conn, run_ids))
+    stale = [run_id for run_id in run_ids if run_id not in current]
+    if stale:
+        ctx.send(conn, agent_id, [commands.kill_command(run_id) for run_id in stale])

@@ -1,0 +1,121 @@
+"""Task reservations (prefetch, services/reservations.py): the reads and writes of the ``reserved_*`` columns.
+
+A reservation is a task row with a ``reserved_run_id``: reserved while ``reserved_node_pk`` is set,
+being cancelled once it is NULL (the agent has been told to drop or kill that run). No rule is
+decided here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import schema
+from .prepared import Prepared
+
+_t = schema.tasks
+
+#: Ids read or written at a time in an IN list.
+_CHUNK = 500
+
+_RESERVE = Prepared(_t.update().where(_t.c.pk == sa.bindparam("b_pk"))
+                    .values(reserved_run_id=sa.bindparam("b_run"), reserved_node_pk=sa.bindparam("b_node"),
+                            reserved_agent_id=sa.bindparam("b_agent"), reserved_at=sa.bindparam("b_at")))
+_BY_RUN = Prepared(sa.select(_t.c.pk, _t.c.job_pk, _t.c.state, _t.c.required_slots, _t.c.node_pk, _t.c.run_id,
+                             _t.c.reserved_run_id, _t.c.reserved_node_pk, _t.c.reserved_agent_id, _t.c.body)
+                   .where(_t.c.reserved_run_id.in_(sa.bindparam("b_runs", expanding=True)))
+                   .order_by(_t.c.pk).with_for_update())
+_CLEAR = Prepared(_t.update().where(_t.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
+                  .values(reserved_run_id=sa.null(), reserved_node_pk=sa.null(), reserved_agent_id=sa.null(),
+                          reserved_at=sa.null()))
+_CANCEL = Prepared(_t.update().where(_t.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
+                   .values(reserved_node_pk=sa.null()))
+#: A node's reservations (cancelling ones hold nothing of it any more).
+RESERVED_ON_NODE = (sa.select(sa.func.count()).select_from(_t)
+                    .where(_t.c.reserved_node_pk == schema.nodes.c.pk).scalar_subquery())
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    task_pk: int
+    run_id: str
+    node_pk: int | None   # None: being cancelled
+    agent_id: str | None
+
+
+def reserve(conn: Connection, items: Sequence[tuple[int, str, int, str]], now: datetime) -> None:
+    """Reserve tasks: (task pk, run id, node pk, agent id) each."""
+    if items:
+        _RESERVE.run_many(conn, [{"b_pk": pk, "b_run": run, "b_node": node, "b_agent": agent, "b_at": now}
+                                 for pk, run, node, agent in items])
+
+
+def rows_by_run(conn: Connection, run_ids: Sequence[str]) -> dict[str, Any]:
+    """reserved run id -> the (locked) row of the task it reserves (reserved or being cancelled)."""
+    found: dict[str, Any] = {}
+    for start in range(0, len(run_ids), _CHUNK):
+        found.update((row.reserved_run_id, row) for row in _BY_RUN.rows(conn, {"b_runs": list(run_ids[start:start + _CHUNK])}))
+    return found
+
+
+def clear(conn: Connection, task_pks: Iterable[int]) -> None:
+    """The reservations are over (their run started, or is gone for good)."""
+    _in_chunks(conn, _CLEAR, task_pks)
+
+
+def mark_cancelling(conn: Connection, task_pks: Iterable[int]) -> None:
+    _in_chunks(conn, _CANCEL, task_pks)
+
+
+def _in_chunks(conn: Connection, statement: Prepared, pks: Iterable[int]) -> None:
+    wanted = sorted(set(pks))
+    for start in range(0, len(wanted), _CHUNK):
+        statement.run(conn, {"b_pks": wanted[start:start + _CHUNK]})
+
+
+def _reservations(conn: Connection, *where: Any, lock: bool = True) -> list[Reservation]:
+    statement = (sa.select(_t.c.pk, _t.c.reserved_run_id, _t.c.reserved_node_pk, _t.c.reserved_agent_id)
+                 .where(_t.c.reserved_run_id.is_not(None), *where).order_by(_t.c.pk))
+    rows = conn.execute(statement.with_for_update() if lock else statement)
+    return [Reservation(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id) for row in rows]
+
+
+def of_tasks(conn: Connection, task_pks: Sequence[int]) -> list[Reservation]:
+    found: list[Reservation] = []
+    wanted = sorted(set(task_pks))
+    for start in range(0, len(wanted), _CHUNK):
+        found += _reservations(conn, _t.c.pk.in_(wanted[start:start + _CHUNK]))
+    return found
+
+
+def of_job(conn: Connection, job_pk: int) -> list[Reservation]:
+    return _reservations(conn, _t.c.job_pk == job_pk, _t.c.reserved_node_pk.is_not(None))
+
+
+def of_node(conn: Connection, node_pk: int) -> list[Reservation]:
+    return _reservations(conn, _t.c.reserved_node_pk == node_pk)
+
+
+def of_pool_below(conn: Connection, account: str, pool_key: str, priority: int) -> list[Reservation]:
+    """The reservations of the pool's jobs whose priority is below ``priority`` (cancelling ones left out)."""
+    _j = schema.jobs
+    rows = conn.execute(
+        sa.select(_t.c.pk, _t.c.reserved_run_id, _t.c.reserved_node_pk, _t.c.reserved_agent_id)
+        .join(_j, _j.c.pk == _t.c.job_pk)
+        .where(_t.c.reserved_node_pk.is_not(None), _j.c.account == account, _j.c.pool_id_key == pool_key,
+               _j.c.priority < priority).order_by(_t.c.pk).with_for_update(of=_t))
+    return [Reservation(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id) for row in rows]
+
+
+def of_agent(conn: Connection, agent_id: str) -> list[Reservation]:
+    """Every reservation made with the agent, cancelling ones included."""
+    return _reservations(conn, _t.c.reserved_agent_id == agent_id)
+
+
+def of_agent_before(conn: Connection, agent_id: str, before: datetime, *, lock: bool = True) -> list[Reservation]:
+    """The agent's reservations made before ``before``."""
+    return _reservations(conn, _t.c.reserved_agent_id == agent_id, _t.c.reserved_at < before, lock=lock)

@@ -1,0 +1,385 @@
+"""Prefetch: tasks reserved for a node, started by its agent as slots free, and cancelled two-phase.
+
+A simulated agent (what agent/main.py does with runs: the queue, the slots, the events it reports)
+drives the services on both stores; the property test interleaves its starts and exits with the
+operations that cancel reservations, and checks that no task ever runs twice at once, that every
+task ends, and that the counters and the node's slots come out exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from openbatch.domain.models import JobDisableParameter, TaskUpdateParameter, decode
+from openbatch.domain.quotas import Quotas
+from openbatch.protocol import KillCommand, RebootNodeCommand, RemoveNodeCommand, RunCommand
+from openbatch.scheduler.round import SchedulingRound
+from openbatch.services import Services
+from openbatch.store.engine import Store
+
+from .conftest import ACCOUNT, Recorder, World
+
+_ids = itertools.count()
+
+
+@pytest.fixture
+def any_world(any_store: Store) -> World:
+    services = Services.create(any_store, node_provider=True, quotas=Quotas(dedicated_cores=100_000, pools=1000,
+                                                                          active_jobs=1000))
+    services.ctx.notifier = Recorder()
+    scheduling = SchedulingRound(services.ctx)
+    services.ctx.schedule_in = scheduling.schedule_pool_in
+    return World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
+
+
+@dataclass
+class SimAgent:
+    """One agent hosting one node, as agent/main.py runs it (no processes: runs end when told)."""
+
+    world: World
+    agent_id: str
+    node_id: str
+    slots: int
+    queue: list[RunCommand] = field(default_factory=list)
+    running: dict[str, RunCommand] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    #: (task id, run id) of every run that started, and of those that ran to their end.
+    started: list[tuple[str, str]] = field(default_factory=list)
+    finished: list[tuple[str, str]] = field(default_factory=list)
+
+    def used(self) -> int:
+        return sum(run.slots for run in self.running.values())
+
+    def take(self) -> None:
+        for command in self.world.notes.take(self.agent_id):
+            self.handle(command)
+
+    def handle(self, command: Any) -> None:
+        if isinstance(command, RunCommand):
+            if command.reserved:
+                self.queue.append(command)
+            else:
+                self._start(command)
+        elif isinstance(command, KillCommand):
+            queued = [run for run in self.queue if run.id == command.id]
+            if queued:
+                self.queue.remove(queued[0])
+                self.events.append({"type": "unreserved", "id": command.id})
+            elif command.id in self.running:
+                run = self.running.pop(command.id)
+                if run.reserved:
+                    self.events.append({"type": "unreserved", "id": command.id})
+        elif isinstance(command, (RebootNodeCommand, RemoveNodeCommand)):
+            self.queue.clear()
+            self.running.clear()
+            if isinstance(command, RebootNodeCommand):
+                identity = self.world.services.agents.authenticate(self.agent_id, self.credential)
+                self.world.services.agents.node_ready(identity, self.node_id)
+        self.start_queued()
+
+    def start_queued(self) -> None:
+        while self.queue and self.used() + self.queue[0].slots <= self.slots:
+            run = self.queue.pop(0)
+            self.events.append({"type": "started", "id": run.id})
+            self._start(run)
+
+    def _start(self, run: RunCommand) -> None:
+        if run.kind == "task":
+            task_id = run.environment["AZ_BATCH_TASK_ID"]
+            assert all(self.running[other].environment["AZ_BATCH_TASK_ID"] != task_id for other in self.running
+                       if self.running[other].kind == "task"), f"task {task_id} runs twice at once"
+            self.started.append((task_id, run.id))
+        self.running[run.id] = run
+
+    def finish(self, index: int, code: int = 0) -> None:
+        if not self.running:
+            return
+        run_id = sorted(self.running)[index % len(self.running)]
+        run = self.running.pop(run_id)
+        if run.kind == "task":
+            self.finished.append((run.environment["AZ_BATCH_TASK_ID"], run_id))
+        self.events.append({"type": "exited", "id": run_id, "exitCode": code, "reserved": run.reserved or None})
+        self.start_queued()
+
+    def report(self) -> None:
+        events, self.events = self.events, []
+        if events:
+            for command in self.world.services.runs.report(self.agent_id, events, None, True):
+                self.handle(command)
+
+    credential: str = ""
+
+
+def _agent(world: World, pool_id: str, slots: int) -> SimAgent:
+    from openbatch.services.agents import unhosted_local_nodes
+
+    world.pool(pool_id, nodes=1, slots=slots)
+    (node_id,) = [node for _, pool, node, _ in unhosted_local_nodes(world.services.ctx) if pool == pool_id]
+    agent_id, credential, _ = world.services.agents.register(ACCOUNT, pool_id, "host", node_ids=[node_id])
+    identity = world.services.agents.authenticate(agent_id, credential)
+    world.services.agents.node_ready(identity, node_id)
+    agent = SimAgent(world, agent_id, node_id, slots)
+    agent.credential = credential
+    return agent
+
+
+def _task(world: World, job_id: str, task_id: str) -> dict[str, Any]:
+    return world.services.tasks.get(ACCOUNT, job_id, task_id).body
+
+
+# -- examples -----------------------------------------------------------------------------------
+
+
+def test_a_full_node_takes_reservations_its_agent_starts_as_slots_free(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=2)
+    world.job("j", "p")
+    world.tasks("j", "a", "b", "c", "d", "e")
+    world.round.schedule()
+    agent.take()
+    assert sorted(run.environment["AZ_BATCH_TASK_ID"] for run in agent.running.values()) == ["a", "b"]
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ["c", "d"]   # as deep as its slots
+    assert world.counts("j") == {"active": 3, "running": 2, "completed": 0, "succeeded": 0, "failed": 0}
+    assert _task(world, "j", "c")["state"] == "active" and "nodeInfo" not in _task(world, "j", "c")
+    agent.finish(0)   # a's slot: c starts at once, before the server hears of it
+    assert "c" in {run.environment["AZ_BATCH_TASK_ID"] for run in agent.running.values()}
+    agent.report()   # started c, exited a: c runs on the node, and e is reserved in its place
+    assert world.counts("j") == {"active": 2, "running": 2, "completed": 1, "succeeded": 1, "failed": 0}
+    task_c = _task(world, "j", "c")
+    assert task_c["state"] == "running" and task_c["nodeInfo"]["nodeId"] == agent.node_id
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ["d", "e"]
+
+
+def test_an_exit_that_comes_before_its_start_completes_the_task(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    agent.take()
+    agent.finish(0)          # a ends, b starts from the queue ...
+    agent.report()
+    agent.finish(0)          # ... and ends too; its report says "exited" (reserved) only
+    agent.events = [event for event in agent.events if event["type"] != "started"]
+    agent.report()
+    assert _task(world, "j", "b")["state"] == "completed"
+    assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
+
+
+def test_terminating_a_reserved_task_drops_its_run_and_a_start_on_the_way_is_killed(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    agent.take()
+    agent.finish(0)                                  # b starts on the node; the server does not know yet
+    world.services.tasks.terminate(ACCOUNT, "j", "b")
+    assert _task(world, "j", "b")["state"] == "completed"
+    agent.report()                                   # its "started" is not applied: b stays completed
+    assert _task(world, "j", "b")["state"] == "completed"
+    agent.take()                                     # the kill: b's run ends, "unreserved"
+    assert agent.running == {} and agent.events == [{"type": "unreserved", "id": agent.started[-1][1]}]
+    agent.report()
+    assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 1, "failed": 1}
+
+
+def test_a_cancelled_reservation_is_no_candidate_until_the_agent_answers(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    agent.take()
+    world.services.jobs.disable(ACCOUNT, "j", decode({"disableTasks": "requeue"}, JobDisableParameter))
+    world.services.jobs.enable(ACCOUNT, "j")
+    world.round.schedule()
+    agent.take()   # the kills, then a's run again; b is not placed while its reservation is cancelling
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.running.values()] == ["a"]
+    assert agent.queue == [] and [event["type"] for event in agent.events] == ["unreserved"]
+    agent.report()   # b is free again: the round of the report reserves it anew
+    world.round.schedule()
+    agent.take()
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ["b"]
+
+
+def test_a_run_that_ended_before_its_cancel_arrived_counts(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    agent.take()
+    agent.finish(0)    # b starts ...
+    agent.finish(0)    # ... and ends, before the agent hears of the update that cancels its reservation
+    world.services.tasks.update(ACCOUNT, "j", "b", decode({"constraints": {"maxTaskRetryCount": 1}},
+                                                          TaskUpdateParameter))
+    agent.report()
+    assert _task(world, "j", "b")["state"] == "completed"
+    agent.take()   # the kill finds nothing
+    assert agent.events == []
+    assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
+
+
+def test_no_reservations_for_jobs_with_limits_or_preparation(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("limited", "p", maxParallelTasks=1)
+    world.tasks("limited", "a", "b")
+    world.round.schedule()
+    world.job("prepared", "p", jobPreparationTask={"commandLine": "/bin/true"})
+    world.tasks("prepared", "c")
+    world.round.schedule()
+    agent.take()
+    assert agent.queue == []
+
+
+def test_a_lost_agents_reservations_are_forgotten(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    agent.take()
+    assert len(agent.queue) == 1
+    assert world.services.agents.agent_lost(agent.agent_id)
+    assert world.counts("j")["active"] == 2
+    replacement = _agent_for_existing(world, "p")
+    world.round.schedule()
+    replacement.take()
+    assert sorted(run.environment["AZ_BATCH_TASK_ID"] for run in [*replacement.running.values(), *replacement.queue]) \
+        == ["a", "b"]
+
+
+def _agent_for_existing(world: World, pool_id: str) -> SimAgent:
+    from openbatch.services.agents import unhosted_local_nodes
+
+    (node_id,) = [node for _, pool, node, _ in unhosted_local_nodes(world.services.ctx) if pool == pool_id]
+    agent_id, credential, _ = world.services.agents.register(ACCOUNT, pool_id, "host", node_ids=[node_id])
+    identity = world.services.agents.authenticate(agent_id, credential)
+    world.services.agents.node_ready(identity, node_id)
+    agent = SimAgent(world, agent_id, node_id, 1)
+    agent.credential = credential
+    return agent
+
+
+def test_a_reservation_the_agent_never_got_is_forgotten(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    world.notes.take(agent.agent_id)   # the answer with both runs is lost on the way
+    identity = world.services.agents.authenticate(agent.agent_id, agent.credential)
+    clock = world.services.ctx.now
+    world.services.ctx.now = lambda: clock() + timedelta(minutes=2)
+    try:
+        assert world.services.agents.requeue_undelivered(identity, set()) == 1   # (the running task)
+    finally:
+        world.services.ctx.now = clock
+    world.round.schedule()
+    agent.take()
+    assert sorted(run.environment["AZ_BATCH_TASK_ID"] for run in [*agent.running.values(), *agent.queue]) == ["a", "b"]
+
+
+def test_a_reboot_cancels_the_nodes_reservations_before_the_agent_restarts_it(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    world.notes.take(agent.agent_id)
+    world.services.node_ops.reboot(ACCOUNT, "p", agent.node_id)
+    kinds = [type(command).__name__ for command in world.notes.take(agent.agent_id)]
+    assert kinds[-1] == "RebootNodeCommand" and "KillCommand" in kinds
+
+
+# -- the property -------------------------------------------------------------------------------
+
+_OPS = st.lists(st.tuples(st.sampled_from(["finish", "fail", "report", "take", "round", "terminate", "update",
+                                          "disable", "enable", "reboot", "delete"]),
+                          st.integers(min_value=0, max_value=7)), max_size=40)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS, slots=st.integers(min_value=1, max_value=3))
+def test_no_task_runs_twice_and_the_counters_stay_exact(any_world: World, ops: list[tuple[str, int]],
+                                                        slots: int) -> None:
+    world = any_world
+    n = next(_ids)
+    pool_id, job_id = f"p{n}", f"j{n}"
+    agent = _agent(world, pool_id, slots)
+    world.job(job_id, pool_id)
+    ids = [f"t{i}" for i in range(8)]
+    world.tasks(job_id, *ids)
+    world.round.schedule()
+    touched = False   # a task requeued or stopped may run again (after its earlier run was killed)
+    deleted: set[str] = set()
+    for op, k in ops:
+        task_id = ids[k]
+        if op in ("finish", "fail"):
+            agent.finish(k, 0 if op == "finish" else 1)
+        elif op == "report":
+            agent.report()
+        elif op == "take":
+            agent.take()
+        elif op == "round":
+            world.round.schedule()
+        elif task_id in deleted:
+            continue
+        elif op == "terminate" and _task(world, job_id, task_id)["state"] != "completed":
+            world.services.tasks.terminate(ACCOUNT, job_id, task_id)
+        elif op == "update" and _task(world, job_id, task_id)["state"] != "completed":
+            world.services.tasks.update(ACCOUNT, job_id, task_id, decode({"constraints": {"maxTaskRetryCount": 0}},
+                                                                         TaskUpdateParameter))
+        elif op == "delete":
+            world.services.tasks.delete(ACCOUNT, job_id, task_id)
+            deleted.add(task_id)
+        elif op == "disable" and world.services.jobs.get(ACCOUNT, job_id).body["state"] == "active":
+            world.services.jobs.disable(ACCOUNT, job_id, decode({"disableTasks": "requeue"}, JobDisableParameter))
+            touched = True
+        elif op == "enable" and world.services.jobs.get(ACCOUNT, job_id).body["state"] == "disabled":
+            world.services.jobs.enable(ACCOUNT, job_id)
+        elif op == "reboot" and world.services.pools.get(ACCOUNT, pool_id).body["state"] == "active":
+            try:
+                world.services.node_ops.reboot(ACCOUNT, pool_id, agent.node_id)
+                touched = True
+            except Exception as error:   # (a node restarting already)
+                assert getattr(error, "code", "") in ("NodeBeingRebooted", "NodeBeingReimaged", "NodeBeingStarted",
+                                                      "OperationNotValidOnNode"), error
+    if world.services.jobs.get(ACCOUNT, job_id).body["state"] != "active":
+        world.services.jobs.enable(ACCOUNT, job_id)
+    for _ in range(200):   # drain: every task ends
+        agent.take()
+        agent.finish(0)
+        agent.report()
+        world.round.schedule()
+        counts = world.counts(job_id)
+        if counts["completed"] == len(ids) - len(deleted) and not agent.running and not agent.queue:
+            break
+    counts = world.counts(job_id)
+    assert counts["active"] == 0 and counts["running"] == 0, counts
+    assert counts["completed"] == len(ids) - len(deleted)
+    assert counts["succeeded"] + counts["failed"] == counts["completed"]
+    states = [_task(world, job_id, task_id)["state"] for task_id in ids if task_id not in deleted]
+    assert set(states) == {"completed"}
+    if not touched:   # nothing requeued: a task ran to its end at most once
+        ends = [task_id for task_id, _ in agent.finished]
+        assert all(ends.count(task_id) <= 1 for task_id in ids), ends
+    with world.services.ctx.store.read() as conn:
+        import sqlalchemy as sa
+
+        from openbatch.store import schema
+
+        nodes = schema.nodes
+        used = conn.execute(sa.select(nodes.c.used_slots, nodes.c.running_tasks)
+                            .where(nodes.c.pool_id_key == pool_id.lower())).one()
+        reserved = conn.execute(sa.select(sa.func.count()).select_from(schema.tasks)
+                                .where(schema.tasks.c.reserved_run_id.is_not(None))).scalar_one()
+    assert tuple(used) == (0, 0) and reserved == 0
