@@ -383,3 +383,66 @@ def test_no_task_runs_twice_and_the_counters_stay_exact(any_world: World, ops: l
         reserved = conn.execute(sa.select(sa.func.count()).select_from(schema.tasks)
                                 .where(schema.tasks.c.reserved_run_id.is_not(None))).scalar_one()
     assert tuple(used) == (0, 0) and reserved == 0
+
+
+def test_a_terminated_and_reactivated_task_is_not_completed_by_its_old_reserved_run(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    agent.take()
+    agent.finish(0)    # b starts from the queue ...
+    agent.finish(0)    # ... and ends before the agent hears that b was terminated
+    world.services.tasks.terminate(ACCOUNT, "j", "b")
+    world.services.tasks.reactivate(ACCOUNT, "j", "b")
+    agent.report()     # the old run's exit is not the reactivated task's
+    assert _task(world, "j", "b")["state"] in ("active", "running")
+    for _ in range(5):
+        agent.take()
+        agent.finish(0)
+        agent.report()
+        world.round.schedule()
+    assert _task(world, "j", "b")["state"] == "completed"
+    assert [task_id for task_id, _ in agent.finished].count("b") == 2   # the old run, and the new attempt
+
+
+def test_a_start_and_exit_in_one_report_count_even_where_the_start_alone_would_be_cancelled(
+        any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    agent.take()
+    agent.finish(0)   # b starts ...
+    agent.finish(0)   # ... and ends
+    with world.services.ctx.store.write() as conn:   # the node stops taking tasks, no cancel sent (the safety net)
+
+        from openbatch.store import schema
+
+        conn.execute(schema.nodes.update().values(scheduling_state="disabled"))
+    agent.report()
+    assert _task(world, "j", "b")["state"] == "completed"
+    assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
+
+
+def test_a_kill_lost_with_a_server_is_sent_again(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", slots=1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b")
+    world.round.schedule()
+    agent.take()
+    world.services.jobs.disable(ACCOUNT, "j", decode({"disableTasks": "wait"}, JobDisableParameter))
+    world.notes.take(agent.agent_id)   # the kill of b's reservation is lost
+    identity = world.services.agents.authenticate(agent.agent_id, agent.credential)
+    clock = world.services.ctx.now
+    world.services.ctx.now = lambda: clock() + timedelta(minutes=2)
+    try:
+        queued = {run.id for run in agent.queue}
+        world.services.agents.requeue_undelivered(identity, set(agent.running) | queued)
+    finally:
+        world.services.ctx.now = clock
+    assert [command.id for command in world.notes.take(agent.agent_id) if isinstance(command, KillCommand)] \
+        == sorted(queued)

@@ -98,6 +98,8 @@ class Node:
     used: int = 0
     #: Reserved runs (prefetch) waiting for free slots, in the order the server reserved them.
     queue: list[RunCommand] = field(default_factory=list)
+    #: Runs being killed on the server's word (a second kill must not cut their process's reaping short).
+    stopping: set[str] = field(default_factory=set)
 
 
 class Agent:
@@ -298,13 +300,15 @@ class Agent:
                 self.proceeds.setdefault(command.id, asyncio.Event()).set()
         elif isinstance(command, KillCommand):
             for node in self.nodes.values():
-                task = node.runs.pop(command.id, None)
-                if task is not None:
+                task = node.runs.get(command.id)
+                if task is not None and command.id not in node.stopping:   # (it stays a run until it is gone)
+                    node.stopping.add(command.id)
                     task.cancel()
                 for queued in node.queue:
                     if queued.id == command.id:   # a reservation cancelled before it started
                         node.queue.remove(queued)
                         self.report(Event(type="unreserved", id=command.id))
+                        self.start_queued(node)
                         break
         elif isinstance(command, RemoveNodeCommand):
             asyncio.create_task(self.remove_node(command.nodeId))
@@ -323,7 +327,23 @@ class Agent:
 
     def start(self, node: Node, command: RunCommand) -> None:
         node.used += command.slots
-        node.runs[command.id] = asyncio.create_task(self.execute(node, command))
+        task = node.runs[command.id] = asyncio.create_task(self.execute(node, command))
+        task.add_done_callback(lambda done: self._ended(node, command, done))
+
+    def _ended(self, node: Node, command: RunCommand, task: asyncio.Task) -> None:
+        """A run's task is over (however: a kill can cancel it before its first step, when nothing in
+        :meth:`execute` runs): its slots are free, and a reserved run killed on the server's word is
+        reported ``unreserved`` now that its process is gone."""
+        if node.runs.get(command.id) is task:
+            del node.runs[command.id]
+        node.stopping.discard(command.id)
+        self.proceeds.pop(command.id, None)
+        node.used -= command.slots
+        if self.done.is_set():
+            return
+        if task.cancelled() and command.reserved:
+            self.report(Event(type="unreserved", id=command.id))
+        self.start_queued(node)
 
     def start_queued(self, node: Node) -> None:
         """Start the node's reserved runs that its free slots now take, in order (each reported ``started``)."""
@@ -350,18 +370,10 @@ class Agent:
             if self.done.is_set():
                 return  # the agent is ending with its node: the server recovers what ran here (node lost)
         except asyncio.CancelledError:
-            if command.reserved and not self.done.is_set():   # (its process is gone: the reservation may end)
-                self.report(Event(type="unreserved", id=command.id))
-            return  # killed on the server's word (it already knows), or fenced (it will reconcile)
+            raise  # killed on the server's word (it already knows), or fenced (it will reconcile): see _ended
         except Exception as error:  # noqa: BLE001 - a bug in one run must not take the agent down
             log.exception("run %s failed", spec.id)
             result = _internal_failure(error)
-        finally:
-            node.runs.pop(command.id, None)
-            self.proceeds.pop(command.id, None)
-            node.used -= command.slots
-            if not self.done.is_set():
-                self.start_queued(node)
         self.unacknowledged.add(spec.id)
         exited = _exited(spec.id, result)
         exited.reserved = command.reserved or None

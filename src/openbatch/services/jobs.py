@@ -138,16 +138,18 @@ class JobService:
     def patch(self, account: str, job_id: str, patch: JobPatchParameter, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "update")
+            before = record.body.get("priority", 0)
             record = JOBS.update(conn, record, rules.patched_body(record.body, patch), self.ctx.now())
-            self._limits_changed(conn, record)
+            self._limits_changed(conn, record, before)
             self.ctx.wake_after(conn)  # priority, maxParallelTasks or pool may let tasks run
             return self.after_tasks_changed(conn, record)
 
     def update(self, account: str, job_id: str, update: JobUpdateParameter, conditions: Conditions = NONE) -> Record:
         with self.ctx.store.write() as conn:
             record = self._locked(conn, account, job_id, conditions, "update")
+            before = record.body.get("priority", 0)
             record = JOBS.update(conn, record, rules.updated_body(record.body, update), self.ctx.now())
-            self._limits_changed(conn, record)
+            self._limits_changed(conn, record, before)
             self.ctx.wake_after(conn)
             return self.after_tasks_changed(conn, record)
 
@@ -234,12 +236,14 @@ class JobService:
         self._stop_running(conn, record, now)
         return self._settle(conn, record)
 
-    def _limits_changed(self, conn: Connection, record: Record) -> None:
+    def _limits_changed(self, conn: Connection, record: Record, priority_before: int) -> None:
         """A job that now has a maxParallelTasks takes no reservations (their starts would not count it);
-        one whose priority rose goes before the reservations of those it now outranks."""
-        if record.body.get("maxParallelTasks", -1) not in (None, -1):
+        one whose priority changed gives its own up (jobs that outrank it now may come first) and goes
+        before the reservations of those it now outranks."""
+        if record.body.get("maxParallelTasks", -1) not in (None, -1) or record.body.get("priority", 0) != priority_before:
             reservations.cancel_job(self.ctx, conn, record.pk)
-        reservations.yield_to(self.ctx, conn, record)
+        if record.body.get("priority", 0) != priority_before:
+            reservations.yield_to(self.ctx, conn, record)
 
     def _on_nodes(self, conn: Connection, record: Record) -> list[Record]:
         return task_queries.tasks_of_job_on_nodes(conn, record.pk)

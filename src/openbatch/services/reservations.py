@@ -39,13 +39,19 @@ Json = dict[str, Any]
 # -- cancelling ---------------------------------------------------------------------------------
 
 
-def cancel(ctx: ServiceContext, conn: Connection, found: Iterable[Reservation]) -> int:
+def cancel(ctx: ServiceContext, conn: Connection, found: Iterable[Reservation], *, ended: bool = False) -> int:
     """Cancel reservations: each is marked cancelling and its agent told to drop (or kill) its run.
-    Those already cancelling are left as they are. How many were cancelled."""
-    live = [reservation for reservation in found if reservation.node_pk is not None]
+    Those already cancelling are left as they are. How many were cancelled.
+
+    ``ended``: their tasks ended (terminated, deleted): the reservations end now, the kill still goes,
+    and whatever their runs report later is another run's (a reactivated task starts afresh)."""
+    live = [reservation for reservation in found if reservation.node_pk is not None or ended]
     if not live:
         return 0
-    queries.mark_cancelling(conn, [reservation.task_pk for reservation in live])
+    if ended:
+        queries.clear(conn, [reservation.task_pk for reservation in live])
+    else:
+        queries.mark_cancelling(conn, [reservation.task_pk for reservation in live])
     kills: dict[str, list[Any]] = defaultdict(list)
     for reservation in live:
         if reservation.agent_id:
@@ -56,9 +62,9 @@ def cancel(ctx: ServiceContext, conn: Connection, found: Iterable[Reservation]) 
     return len(live)
 
 
-def cancel_tasks(ctx: ServiceContext, conn: Connection, task_pks: Sequence[int]) -> int:
-    """The tasks' reservations (a task terminated, deleted or updated)."""
-    return cancel(ctx, conn, queries.of_tasks(conn, task_pks))
+def cancel_tasks(ctx: ServiceContext, conn: Connection, task_pks: Sequence[int], *, ended: bool = False) -> int:
+    """The tasks' reservations (a task updated; ``ended``: terminated or deleted)."""
+    return cancel(ctx, conn, queries.of_tasks(conn, task_pks), ended=ended)
 
 
 def cancel_job(ctx: ServiceContext, conn: Connection, job_pk: int) -> int:
@@ -86,13 +92,18 @@ def forget_agent(conn: Connection, agent_id: str) -> None:
 
 
 def forget_undelivered(ctx: ServiceContext, conn: Connection, agent_id: str, have: set[str], before: datetime) -> int:
-    """The agent's reservations made before ``before`` whose run it does not have (nor has queued for
-    it): the command was lost on the way, or the agent dropped it with its node. How many."""
-    lost = [reservation.task_pk for reservation in queries.of_agent_before(conn, agent_id, clock.naive(before))
-            if reservation.run_id not in have]
+    """The agent's reservations made before ``before`` whose run it does not have (``have``: queued,
+    running or being killed there, or on their way to it): the command was lost on the way, or the
+    agent dropped it with its node; they end. Those being cancelled that it still has get their kill
+    again (it may have been lost with a server). How many ended."""
+    found = queries.of_agent_before(conn, agent_id, clock.naive(before))
+    lost = [reservation.task_pk for reservation in found if reservation.run_id not in have]
     queries.clear(conn, lost)
     if lost:
         ctx.wake_after(conn)
+    again = [commands.kill_command(reservation.run_id) for reservation in found
+             if reservation.node_pk is None and reservation.run_id in have]
+    ctx.send(conn, agent_id, again)
     return len(lost)
 
 
@@ -118,6 +129,7 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
     caller's exit handling completes it), however its reservation stood.
     """
     rows = queries.rows_by_run(conn, [str(event["id"]) for event in events])
+    exits = {str(event["id"]) for event in events if event.get("type") == "exited"}
     if not rows:
         _kill_unknown(ctx, conn, agent_id, [str(e["id"]) for e in events if e.get("type") == "started"])
         return
@@ -144,8 +156,9 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
         node = nodes.get(row.reserved_node_pk) if row.reserved_node_pk is not None else None
         finished = event.get("type") == "exited"
         if not finished:
-            if row.reserved_node_pk is None:
-                rows[run_id] = row   # cancelling: its kill is on the way, and its answer ends it
+            if run_id in exits or row.reserved_node_pk is None:
+                # its exit in this report decides (a result counts); or cancelling: its kill is on the way
+                rows[run_id] = row
                 continue
             if job is None or not may_start(row.state, job.body["state"], node.row if node else None, agent_id):
                 cancelled.append(Reservation(row.pk, run_id, row.reserved_node_pk, agent_id))

@@ -204,7 +204,7 @@ class TaskService:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
             now = self.ctx.now()
-            reservations.cancel_tasks(self.ctx, conn, [record.pk])
+            reservations.cancel_tasks(self.ctx, conn, [record.pk], ended=True)
             record = transitions.stop_on_node(self.ctx, conn, job, record, rules.terminated(record.body, now), now)
             self.jobs.after_tasks_changed(conn, job)
             self.jobs.settle_in(conn, job)
@@ -222,7 +222,7 @@ class TaskService:
         with self.ctx.store.write() as conn:
             job, record = self._locked(conn, account, job_id, task_id, conditions)
             now = self.ctx.now()
-            reservations.cancel_tasks(self.ctx, conn, [record.pk])
+            reservations.cancel_tasks(self.ctx, conn, [record.pk], ended=True)
             if record.body["state"] in ("preparing", "running"):
                 record = transitions.stop_on_node(self.ctx, conn, job, record, rules.terminated(record.body, now), now)
             body = record.body

@@ -34,8 +34,8 @@ _CLEAR = Prepared(_t.update().where(_t.c.pk.in_(sa.bindparam("b_pks", expanding=
                           reserved_at=sa.null()))
 _CANCEL = Prepared(_t.update().where(_t.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
                    .values(reserved_node_pk=sa.null()))
-#: A node's reservations (cancelling ones hold nothing of it any more).
-RESERVED_ON_NODE = (sa.select(sa.func.count()).select_from(_t)
+#: The slots a node's reservations will take (cancelling ones hold nothing of it any more).
+RESERVED_ON_NODE = (sa.select(sa.func.coalesce(sa.func.sum(_t.c.required_slots), 0)).select_from(_t)
                     .where(_t.c.reserved_node_pk == schema.nodes.c.pk).scalar_subquery())
 
 

@@ -66,20 +66,25 @@ def test_reserved_runs_wait_for_a_free_slot_and_start_at_once(tmp_path: Path, ru
         agent.handle_all([_run("t-1"), _run("t-2", reserved=True), _run("t-3", reserved=True)])
         await asyncio.sleep(0)
         assert runs.started == ["t-1"] and [queued.id for queued in node.queue] == ["t-2", "t-3"]
-        await runs.end("t-1")   # its slot frees: t-2 starts before t-1's exit is even reported
+        await runs.end("t-1")   # its slot frees: t-2 starts at once, in the same report as t-1's exit
         assert runs.started == ["t-1", "t-2"]
-        assert _events(agent) == [("started", "t-2", None), ("exited", "t-1", None)]
+        assert _events(agent) == [("exited", "t-1", None), ("started", "t-2", None)]
         await runs.end("t-2")
-        assert _events(agent) == [("started", "t-3", None), ("exited", "t-2", True)]
+        assert _events(agent) == [("exited", "t-2", True), ("started", "t-3", None)]
         assert node.used == 1
     asyncio.run(scenario())
 
 
 def test_a_kill_drops_a_queued_run_and_kills_a_started_one_each_answered_unreserved(tmp_path: Path,
                                                                                      runs: Runs) -> None:
+    """(Also a kill that comes before the run's first step: its slots come free all the same.)"""
     async def scenario() -> None:
         agent = _agent(tmp_path, slots=1)
         node = agent.nodes["n"]
+        agent.handle_all([_run("t-0"), KillCommand(id="t-0")])   # cancelled before it ever ran
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert node.used == 0 and node.runs == {} and runs.started == []
         agent.handle_all([_run("t-1", reserved=True), _run("t-2", reserved=True)])
         await asyncio.sleep(0)
         assert runs.started == ["t-1"]
