@@ -446,3 +446,38 @@ def test_a_kill_lost_with_a_server_is_sent_again(any_world: World) -> None:
         world.services.ctx.now = clock
     assert [command.id for command in world.notes.take(agent.agent_id) if isinstance(command, KillCommand)] \
         == sorted(queued)
+
+
+def test_an_idle_node_takes_back_a_reservation_that_waits_behind_a_long_run(any_world: World) -> None:
+    from openbatch.services.agents import unhosted_local_nodes
+
+    world = any_world
+    world.pool("p", nodes=2, slots=1)
+    agents = []
+    for node_id in [node for _, pool, node, _ in unhosted_local_nodes(world.services.ctx) if pool == "p"]:
+        agent_id, credential, _ = world.services.agents.register(ACCOUNT, "p", "host", node_ids=[node_id])
+        world.services.agents.node_ready(world.services.agents.authenticate(agent_id, credential), node_id)
+        agents.append(SimAgent(world, agent_id, node_id, 1, credential=credential))
+    world.job("j", "p")
+    world.tasks("j", "long", "short", "waiting")
+    world.round.schedule()
+    for agent in agents:
+        agent.take()
+    holder = next(agent for agent in agents if agent.queue)   # "waiting" is reserved behind one of the two
+    other = next(agent for agent in agents if agent is not holder)
+    other.finish(0)
+    other.report()     # the other node is idle now; the reservation is young: it stays
+    holder.take()
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in holder.queue] == ["waiting"]
+    clock = world.services.ctx.now
+    world.services.ctx.now = lambda: clock() + timedelta(seconds=5)
+    try:
+        world.round.schedule()   # (the scheduler's sweep): taken back, two-phase
+    finally:
+        world.services.ctx.now = clock
+    holder.take()
+    assert holder.queue == [] and [event["type"] for event in holder.events] == ["unreserved"]
+    holder.report()
+    world.round.schedule()
+    other.take()
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in other.running.values()] == ["waiting"]

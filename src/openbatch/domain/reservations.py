@@ -16,6 +16,9 @@ from .nodes import SCHEDULABLE
 
 #: How many slots' worth of tasks a node may hold reserved, per slot of its own.
 PREFETCH_DEPTH = 1
+#: A reservation this old is taken back (two-phase) when another node of its pool has a free slot and
+#: nothing else to run: its own node's tasks may run long (or wait for it, as a job manager does).
+STEAL_AFTER_SECONDS = 0.5
 
 Json = dict[str, Any]
 

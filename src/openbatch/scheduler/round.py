@@ -21,8 +21,8 @@ from typing import Any
 
 from .. import metrics
 from ..domain import clock, commands, execution, multi_instance, pools as pool_rules
-from ..domain.reservations import reservable
-from ..services import transitions
+from ..domain.reservations import STEAL_AFTER_SECONDS, reservable
+from ..services import reservations, transitions
 from ..services.context import ServiceContext
 from ..services.dependencies import unmet_dependencies
 from ..store import reservation_queries, schedule_queries as queries, subtask_queries
@@ -97,9 +97,10 @@ class SchedulingRound:
         shared: set[int] = set()   # jobs served beside others of their priority: their turn is recorded
         wanted = free + sum(spare.values())
         widest = max(max(n.free for n in nodes.values()), max(spare.values(), default=0))
-        tasks = self._candidates(conn, jobs, widest, wanted * LOOKAHEAD if limited else wanted, order, shared,
-                                 nodes, timed, multi)
+        limit = wanted * LOOKAHEAD if limited else wanted
+        tasks = self._candidates(conn, jobs, widest, limit, order, shared, nodes, timed, multi)
         if not tasks:
+            self._steal(conn, account, pool_key, nodes)
             return 0, free
         fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
         candidates = [candidate for candidate, _ in tasks.values()]
@@ -118,6 +119,8 @@ class SchedulingRound:
             queries.mark_served(conn, served, now)
         if later:
             queries.mark_served(conn, sorted(later), now + timedelta(microseconds=1))
+        if len(tasks) < limit:   # every candidate was read: slots left free may go to reservations elsewhere
+            self._steal(conn, account, pool_key, nodes)
         return placed, free - slots
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
@@ -255,6 +258,18 @@ class SchedulingRound:
         for agent_id, batch in out.items():
             self.ctx.send(conn, agent_id, batch)
         return len(changes), sum(slots for slots, _ in taken.values())
+
+    def _steal(self, conn: Connection, account: str, pool_key: str, nodes: dict[int, NodeCapacity]) -> None:
+        """Nodes with free slots and nothing left to run take back the pool's older reservations held by
+        other nodes (cancelled two-phase: the tasks are placed when their agents have let them go), so a
+        task never waits behind a node's long runs while another node idles."""
+        free = {pk: node.free for pk, node in nodes.items() if node.free > 0}
+        if not free or not self.ctx.prefetch:
+            return
+        before = clock.naive(self.ctx.now() - timedelta(seconds=STEAL_AFTER_SECONDS))
+        found = reservation_queries.to_steal(conn, account, pool_key, list(free), max(free.values()), before,
+                                             sum(free.values()))
+        reservations.cancel(self.ctx, conn, found)
 
     def _reserve(self, conn: Connection, account: str, snapshot: "Snapshot", candidates: list[Candidate],
                  plan: list[Placement], spare: dict[int, int], room: dict[int, int | None], fill: Any) -> list[int]:

@@ -111,6 +111,21 @@ def of_pool_below(conn: Connection, account: str, pool_key: str, priority: int) 
     return [Reservation(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id) for row in rows]
 
 
+def to_steal(conn: Connection, account: str, pool_key: str, exclude: Sequence[int], widest: int, before: datetime,
+             limit: int) -> list[Reservation]:
+    """Up to ``limit`` reservations made before ``before`` on the pool's nodes other than ``exclude``, for
+    tasks needing at most ``widest`` slots and naming no affinity, the newest first (the last their
+    agents would start)."""
+    _n = schema.nodes
+    rows = conn.execute(
+        sa.select(_t.c.pk, _t.c.reserved_run_id, _t.c.reserved_node_pk, _t.c.reserved_agent_id)
+        .join(_n, _n.c.pk == _t.c.reserved_node_pk)
+        .where(_n.c.account == account, _n.c.pool_id_key == pool_key, _n.c.pk.not_in(list(exclude)),
+               _t.c.required_slots <= widest, _t.c.reserved_at < before, ~_t.c.body.contains('"affinityInfo"'))
+        .order_by(_t.c.reserved_at.desc(), _t.c.pk.desc()).limit(limit).with_for_update(of=_t))
+    return [Reservation(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id) for row in rows]
+
+
 def of_agent(conn: Connection, agent_id: str) -> list[Reservation]:
     """Every reservation made with the agent, cancelling ones included."""
     return _reservations(conn, _t.c.reserved_agent_id == agent_id)
