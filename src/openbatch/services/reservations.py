@@ -179,6 +179,8 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
             slots, count = taken.get(node.pk, (0, 0))
             taken[node.pk] = (slots + int(row.required_slots), count + 1)
     transitions.apply_many(conn, changes, now)
+    if changes:   # (given to their nodes now, as a round's placements are)
+        after_commit(conn, lambda: metrics.SCHEDULER_PLACED.inc(len(changes)))
     for pk, (slots, count) in taken.items():
         transitions.occupy_node(conn, nodes[pk], slots, now, tasks=count)
     queries.clear(conn, ended)
