@@ -353,6 +353,9 @@ def test_no_task_runs_twice_and_the_counters_stay_exact(any_world: World, ops: l
             except Exception as error:   # (a node restarting already)
                 assert getattr(error, "code", "") in ("NodeBeingRebooted", "NodeBeingReimaged", "NodeBeingStarted",
                                                       "OperationNotValidOnNode"), error
+        running = world.counts(job_id)["running"]
+        assert running <= slots, (op, running)   # never more running than the node has slots
+        assert agent.used() <= slots, (op, agent.used())
     if world.services.jobs.get(ACCOUNT, job_id).body["state"] != "active":
         world.services.jobs.enable(ACCOUNT, job_id)
     for _ in range(200):   # drain: every task ends
@@ -380,8 +383,10 @@ def test_no_task_runs_twice_and_the_counters_stay_exact(any_world: World, ops: l
         nodes = schema.nodes
         used = conn.execute(sa.select(nodes.c.used_slots, nodes.c.running_tasks)
                             .where(nodes.c.pool_id_key == pool_id.lower())).one()
+        job_pk = conn.execute(sa.select(schema.jobs.c.pk).where(schema.jobs.c.id == job_id)).scalar_one()
         reserved = conn.execute(sa.select(sa.func.count()).select_from(schema.tasks)
-                                .where(schema.tasks.c.reserved_run_id.is_not(None))).scalar_one()
+                                .where(schema.tasks.c.reserved_run_id.is_not(None),
+                                       schema.tasks.c.job_pk == job_pk)).scalar_one()
     assert tuple(used) == (0, 0) and reserved == 0
 
 

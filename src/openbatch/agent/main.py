@@ -525,11 +525,16 @@ class Agent:
         and the next report is already on its way, so neither side waits for the other.
         """
         slots = asyncio.Semaphore(REPORTS_IN_FLIGHT)
+        exits: set[asyncio.Task] = set()   # reports on their way that carry exits
         while True:
             await self.outbox_ready.wait()
             await slots.acquire()
             if self.outbox and self._runs_going():
                 await asyncio.sleep(REPORT_HOLD_SECONDS)  # let their exits join this report
+            if exits and any(event.type == "started" for event in self.outbox):
+                # A reserved run may have taken a slot whose exit is on its way: the server must have
+                # applied that exit before this start, or it would count the node over its slots.
+                await asyncio.gather(*exits, return_exceptions=True)
             self.outbox_ready.clear()
             if not self.outbox:
                 slots.release()
@@ -538,6 +543,9 @@ class Agent:
             sending = asyncio.create_task(self._send(batch))
             self.sending.add(sending)
             sending.add_done_callback(lambda done: (self.sending.discard(done), slots.release()))
+            if any(event.type == "exited" for event in batch):
+                exits.add(sending)
+                sending.add_done_callback(exits.discard)
 
     def _runs_going(self) -> bool:
         return any(node.runs for node in self.nodes.values())
