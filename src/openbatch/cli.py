@@ -86,6 +86,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--spot-preemption-rate", type=float, default=float(_env("SPOT_PREEMPTION_RATE", "0")),
                        help="rehearse spot VMs: preempt each low-priority node at this rate (per node and hour; "
                             "default 0: never); `openbatch preempt` preempts on request (OPENBATCH_SPOT_PREEMPTION_RATE)")
+    serve.add_argument("--prefetch", action="store_true", default=_env("PREFETCH", "") in ("1", "true", "yes"),
+                       help="reserve tasks for full nodes, so their agents start them the moment a slot frees "
+                            "(docs/execution.md, 'Prefetch'; off by default until it is measured to pay) "
+                            "(OPENBATCH_PREFETCH=1)")
     serve.add_argument("--spot-recovery", type=float, default=float(_env("SPOT_RECOVERY", "60")),
                        help="seconds a preempted node waits before it comes back (OPENBATCH_SPOT_RECOVERY)")
     serve.add_argument("--log-level", choices=logs.LEVELS, default=_env("LOG_LEVEL", "info"),
@@ -181,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 min_interval=args.min_interval,
                 spot_preemption_rate=args.spot_preemption_rate,
                 spot_recovery=args.spot_recovery,
+                prefetch=args.prefetch,
                 sample_interval=args.sample_interval,
                 slurm_partition=args.slurm_partition,
                 slurm_sbatch_options=args.slurm_sbatch_options or "",

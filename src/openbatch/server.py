@@ -48,6 +48,7 @@ def build(settings: Settings) -> tuple[BatchApp, Store]:
     hosted = settings.node_provider in ("local", "slurm")
     services = Services.create(store, node_provider=hosted, quotas=settings.quotas(), auto_storage=auto_storage,
                                intervals=settings.intervals(), spot=settings.spot())
+    services.ctx.prefetch = settings.prefetch
     services.ctx.issue_token = lambda account, job_id: task_tokens.issue(account, accounts[account], job_id,
                                                                          services.ctx.now())
     runtime = None

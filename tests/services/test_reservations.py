@@ -33,6 +33,7 @@ def any_world(any_store: Store) -> World:
     services = Services.create(any_store, node_provider=True, quotas=Quotas(dedicated_cores=100_000, pools=1000,
                                                                           active_jobs=1000))
     services.ctx.notifier = Recorder()
+    services.ctx.prefetch = True   # (a server setting, off by default)
     scheduling = SchedulingRound(services.ctx)
     services.ctx.schedule_in = scheduling.schedule_pool_in
     return World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
