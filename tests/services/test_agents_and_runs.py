@@ -15,7 +15,6 @@ def _runs(world: World, agent_id: str) -> list[dict]:
 
 
 def test_a_round_places_tasks_and_an_exit_report_completes_them(world: World) -> None:
-    world.services.ctx.prefetch = False   # (direct placement only: tests/services/test_reservations.py has prefetch)
     world.pool("p", nodes=1, slots=2)
     agent_id, (node_id,) = world.host("p")
     world.job("j", "p")
@@ -35,7 +34,6 @@ def test_a_round_places_tasks_and_an_exit_report_completes_them(world: World) ->
 
 
 def test_an_agent_that_takes_commands_in_the_answer_gets_the_next_runs_there(world: World) -> None:
-    world.services.ctx.prefetch = False
     world.pool("p", nodes=1, slots=1)
     agent_id, _ = world.host("p")
     world.job("j", "p")

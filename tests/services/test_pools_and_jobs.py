@@ -69,7 +69,6 @@ def test_low_priority_nodes_are_counted_apart_from_dedicated_ones(world: World) 
 
 
 def test_equal_priority_jobs_take_turns(world: World) -> None:
-    world.services.ctx.prefetch = False   # (each exit report's own round; with prefetch, test_reservations.py)
     world.pool("p", nodes=1)
     agent_id, _ = world.host("p")
     world.job("first", "p")

@@ -47,6 +47,7 @@ class SimAgent:
     agent_id: str
     node_id: str
     slots: int
+    credential: str = ""
     queue: list[RunCommand] = field(default_factory=list)
     running: dict[str, RunCommand] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -114,19 +115,33 @@ class SimAgent:
             for command in self.world.services.runs.report(self.agent_id, events, None, True):
                 self.handle(command)
 
-    credential: str = ""
+
+def _hosts(world: World, pool_id: str, slots: int) -> list[SimAgent]:
+    """An agent for each node of the pool that waits for one, its node up."""
+    from openbatch.services.agents import unhosted_local_nodes
+
+    agents = []
+    for node_id in [node for _, pool, node, _ in unhosted_local_nodes(world.services.ctx) if pool == pool_id]:
+        agent_id, credential, _ = world.services.agents.register(ACCOUNT, pool_id, "host", node_ids=[node_id])
+        world.services.agents.node_ready(world.services.agents.authenticate(agent_id, credential), node_id)
+        agents.append(SimAgent(world, agent_id, node_id, slots, credential=credential))
+    return agents
 
 
 def _agent(world: World, pool_id: str, slots: int) -> SimAgent:
-    from openbatch.services.agents import unhosted_local_nodes
-
+    """A pool of one node with ``slots``, and its agent."""
     world.pool(pool_id, nodes=1, slots=slots)
-    (node_id,) = [node for _, pool, node, _ in unhosted_local_nodes(world.services.ctx) if pool == pool_id]
-    agent_id, credential, _ = world.services.agents.register(ACCOUNT, pool_id, "host", node_ids=[node_id])
-    identity = world.services.agents.authenticate(agent_id, credential)
-    world.services.agents.node_ready(identity, node_id)
-    agent = SimAgent(world, agent_id, node_id, slots)
-    agent.credential = credential
+    (agent,) = _hosts(world, pool_id, slots)
+    return agent
+
+
+def _with_tasks(world: World, slots: int, *task_ids: str) -> SimAgent:
+    """Pool p of one node, job j with the tasks, a round, and the agent holding what it sent."""
+    agent = _agent(world, "p", slots)
+    world.job("j", "p")
+    world.tasks("j", *task_ids)
+    world.round.schedule()
+    agent.take()
     return agent
 
 
@@ -139,11 +154,7 @@ def _task(world: World, job_id: str, task_id: str) -> dict[str, Any]:
 
 def test_a_full_node_takes_reservations_its_agent_starts_as_slots_free(any_world: World) -> None:
     world = any_world
-    agent = _agent(world, "p", slots=2)
-    world.job("j", "p")
-    world.tasks("j", "a", "b", "c", "d", "e")
-    world.round.schedule()
-    agent.take()
+    agent = _with_tasks(world, 2, "a", "b", "c", "d", "e")
     assert sorted(run.environment["AZ_BATCH_TASK_ID"] for run in agent.running.values()) == ["a", "b"]
     assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ["c", "d"]   # as deep as its slots
     assert world.counts("j") == {"active": 3, "running": 2, "completed": 0, "succeeded": 0, "failed": 0}
@@ -159,11 +170,7 @@ def test_a_full_node_takes_reservations_its_agent_starts_as_slots_free(any_world
 
 def test_an_exit_that_comes_before_its_start_completes_the_task(any_world: World) -> None:
     world = any_world
-    agent = _agent(world, "p", slots=1)
-    world.job("j", "p")
-    world.tasks("j", "a", "b")
-    world.round.schedule()
-    agent.take()
+    agent = _with_tasks(world, 1, "a", "b")
     agent.finish(0)          # a ends, b starts from the queue ...
     agent.report()
     agent.finish(0)          # ... and ends too; its report says "exited" (reserved) only
@@ -175,11 +182,7 @@ def test_an_exit_that_comes_before_its_start_completes_the_task(any_world: World
 
 def test_terminating_a_reserved_task_drops_its_run_and_a_start_on_the_way_is_killed(any_world: World) -> None:
     world = any_world
-    agent = _agent(world, "p", slots=1)
-    world.job("j", "p")
-    world.tasks("j", "a", "b")
-    world.round.schedule()
-    agent.take()
+    agent = _with_tasks(world, 1, "a", "b")
     agent.finish(0)                                  # b starts on the node; the server does not know yet
     world.services.tasks.terminate(ACCOUNT, "j", "b")
     assert _task(world, "j", "b")["state"] == "completed"
@@ -193,11 +196,7 @@ def test_terminating_a_reserved_task_drops_its_run_and_a_start_on_the_way_is_kil
 
 def test_a_cancelled_reservation_is_no_candidate_until_the_agent_answers(any_world: World) -> None:
     world = any_world
-    agent = _agent(world, "p", slots=1)
-    world.job("j", "p")
-    world.tasks("j", "a", "b")
-    world.round.schedule()
-    agent.take()
+    agent = _with_tasks(world, 1, "a", "b")
     world.services.jobs.disable(ACCOUNT, "j", decode({"disableTasks": "requeue"}, JobDisableParameter))
     world.services.jobs.enable(ACCOUNT, "j")
     world.round.schedule()
@@ -212,11 +211,7 @@ def test_a_cancelled_reservation_is_no_candidate_until_the_agent_answers(any_wor
 
 def test_a_run_that_ended_before_its_cancel_arrived_counts(any_world: World) -> None:
     world = any_world
-    agent = _agent(world, "p", slots=1)
-    world.job("j", "p")
-    world.tasks("j", "a", "b")
-    world.round.schedule()
-    agent.take()
+    agent = _with_tasks(world, 1, "a", "b")
     agent.finish(0)    # b starts ...
     agent.finish(0)    # ... and ends, before the agent hears of the update that cancels its reservation
     world.services.tasks.update(ACCOUNT, "j", "b", decode({"constraints": {"maxTaskRetryCount": 1}},
@@ -243,31 +238,15 @@ def test_no_reservations_for_jobs_with_limits_or_preparation(any_world: World) -
 
 def test_a_lost_agents_reservations_are_forgotten(any_world: World) -> None:
     world = any_world
-    agent = _agent(world, "p", slots=1)
-    world.job("j", "p")
-    world.tasks("j", "a", "b")
-    world.round.schedule()
-    agent.take()
+    agent = _with_tasks(world, 1, "a", "b")
     assert len(agent.queue) == 1
     assert world.services.agents.agent_lost(agent.agent_id)
     assert world.counts("j")["active"] == 2
-    replacement = _agent_for_existing(world, "p")
+    (replacement,) = _hosts(world, "p", 1)
     world.round.schedule()
     replacement.take()
     assert sorted(run.environment["AZ_BATCH_TASK_ID"] for run in [*replacement.running.values(), *replacement.queue]) \
         == ["a", "b"]
-
-
-def _agent_for_existing(world: World, pool_id: str) -> SimAgent:
-    from openbatch.services.agents import unhosted_local_nodes
-
-    (node_id,) = [node for _, pool, node, _ in unhosted_local_nodes(world.services.ctx) if pool == pool_id]
-    agent_id, credential, _ = world.services.agents.register(ACCOUNT, pool_id, "host", node_ids=[node_id])
-    identity = world.services.agents.authenticate(agent_id, credential)
-    world.services.agents.node_ready(identity, node_id)
-    agent = SimAgent(world, agent_id, node_id, 1)
-    agent.credential = credential
-    return agent
 
 
 def test_a_reservation_the_agent_never_got_is_forgotten(any_world: World) -> None:
@@ -393,11 +372,7 @@ def test_no_task_runs_twice_and_the_counters_stay_exact(any_world: World, ops: l
 
 def test_a_terminated_and_reactivated_task_is_not_completed_by_its_old_reserved_run(any_world: World) -> None:
     world = any_world
-    agent = _agent(world, "p", slots=1)
-    world.job("j", "p")
-    world.tasks("j", "a", "b")
-    world.round.schedule()
-    agent.take()
+    agent = _with_tasks(world, 1, "a", "b")
     agent.finish(0)    # b starts from the queue ...
     agent.finish(0)    # ... and ends before the agent hears that b was terminated
     world.services.tasks.terminate(ACCOUNT, "j", "b")
@@ -416,11 +391,7 @@ def test_a_terminated_and_reactivated_task_is_not_completed_by_its_old_reserved_
 def test_a_start_and_exit_in_one_report_count_even_where_the_start_alone_would_be_cancelled(
         any_world: World) -> None:
     world = any_world
-    agent = _agent(world, "p", slots=1)
-    world.job("j", "p")
-    world.tasks("j", "a", "b")
-    world.round.schedule()
-    agent.take()
+    agent = _with_tasks(world, 1, "a", "b")
     agent.finish(0)   # b starts ...
     agent.finish(0)   # ... and ends
     with world.services.ctx.store.write() as conn:   # the node stops taking tasks, no cancel sent (the safety net)
@@ -435,11 +406,7 @@ def test_a_start_and_exit_in_one_report_count_even_where_the_start_alone_would_b
 
 def test_a_kill_lost_with_a_server_is_sent_again(any_world: World) -> None:
     world = any_world
-    agent = _agent(world, "p", slots=1)
-    world.job("j", "p")
-    world.tasks("j", "a", "b")
-    world.round.schedule()
-    agent.take()
+    agent = _with_tasks(world, 1, "a", "b")
     world.services.jobs.disable(ACCOUNT, "j", decode({"disableTasks": "wait"}, JobDisableParameter))
     world.notes.take(agent.agent_id)   # the kill of b's reservation is lost
     identity = world.services.agents.authenticate(agent.agent_id, agent.credential)
@@ -455,15 +422,9 @@ def test_a_kill_lost_with_a_server_is_sent_again(any_world: World) -> None:
 
 
 def test_an_idle_node_takes_back_a_reservation_that_waits_behind_a_long_run(any_world: World) -> None:
-    from openbatch.services.agents import unhosted_local_nodes
-
     world = any_world
     world.pool("p", nodes=2, slots=1)
-    agents = []
-    for node_id in [node for _, pool, node, _ in unhosted_local_nodes(world.services.ctx) if pool == "p"]:
-        agent_id, credential, _ = world.services.agents.register(ACCOUNT, "p", "host", node_ids=[node_id])
-        world.services.agents.node_ready(world.services.agents.authenticate(agent_id, credential), node_id)
-        agents.append(SimAgent(world, agent_id, node_id, 1, credential=credential))
+    agents = _hosts(world, "p", 1)
     world.job("j", "p")
     world.tasks("j", "long", "short", "waiting")
     world.round.schedule()

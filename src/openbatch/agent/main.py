@@ -369,8 +369,7 @@ class Agent:
                 await asyncio.sleep(OUTSIDE_KILL_GRACE)
             if self.done.is_set():
                 return  # the agent is ending with its node: the server recovers what ran here (node lost)
-        except asyncio.CancelledError:
-            raise  # killed on the server's word (it already knows), or fenced (it will reconcile): see _ended
+        # (a kill, on the server's word or by the fence, cancels the task: _ended settles it)
         except Exception as error:  # noqa: BLE001 - a bug in one run must not take the agent down
             log.exception("run %s failed", spec.id)
             result = _internal_failure(error)

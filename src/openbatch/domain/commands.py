@@ -91,6 +91,12 @@ def _prep_dir(job: Json) -> str | None:
     return task_dir(job["id"], prep["id"]) if prep else None
 
 
+def node_info(pool_id: str, node_id: str, job_id: str, task_id: str) -> Json:
+    """A task's nodeInfo on the node it runs on (as new_node_body names the node)."""
+    return {"affinityId": f"TVM:{node_id}", "poolId": pool_id, "nodeId": node_id,
+            "taskRootDirectory": task_dir(job_id, task_id)}
+
+
 def task_command(run_id: str, who: Identity, job: Json, task: Json, token: str | None = None) -> RunCommand:
     """``token``: the task's authentication token, when its authenticationTokenSettings ask for one."""
     env = {**_base_env(who), "AZ_BATCH_JOB_ID": job["id"], "AZ_BATCH_TASK_ID": task["id"],

@@ -55,7 +55,7 @@ class SchedulingRound:
 
     def _pools_with_room(self) -> list[tuple[str, str]]:
         with self.ctx.store.read_statement() as conn:   # one SELECT: no BEGIN/COMMIT round trips
-            return queries.pools_with_room(conn)
+            return queries.pools_with_room(conn, self.ctx.prefetch)
 
     def _schedule_pool(self, account: str, pool_key: str) -> tuple[int, int]:
         with self.ctx.store.write() as conn:
@@ -125,7 +125,7 @@ class SchedulingRound:
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
         """The pool's nodes that can take a task now (rows, locked; bodies decoded only when used)."""
-        return queries.open_nodes(conn, account, pool_key)
+        return queries.open_nodes(conn, account, pool_key, self.ctx.prefetch)
 
     def _jobs(self, conn: Connection, account: str, pool_key: str) -> dict[int, Record]:
         """The pool's active jobs with active tasks and room to run more, in scheduling order."""
@@ -242,8 +242,7 @@ class SchedulingRound:
             nodes[row.pk] = node
             taken[row.pk] = (used + slots, count + 1)
             who = commands.Identity(account, url, pool_id, row.id, snapshot.pool.body)
-            node_info = {"affinityId": f"TVM:{row.id}", "poolId": pool_id, "nodeId": row.id,  # as new_node_body
-                         "taskRootDirectory": commands.task_dir(job.body["id"], task.body["id"])}
+            node_info = commands.node_info(pool_id, row.id, job.body["id"], task.body["id"])
             if step.start_preparation:
                 out[row.agent_id].append(self._start_preparation(conn, job, node, who, now))
             run_id = None if step.wait_for_preparation else commands.new_run_id("t")
@@ -273,9 +272,10 @@ class SchedulingRound:
 
     def _reserve(self, conn: Connection, account: str, snapshot: "Snapshot", candidates: list[Candidate],
                  plan: list[Placement], spare: dict[int, int], room: dict[int, int | None], fill: Any) -> list[int]:
-        """Prefetch: reserve the candidates the plan left for the nodes with reservation room, and send each node's agent their runs to start as its slots free. Only tasks
-        whose start nothing but a free slot decides are reserved: none of a job with maxParallelTasks or a
-        preparation task, no multi-instance task. The jobs that got reservations."""
+        """Prefetch: reserve the candidates the plan left for the nodes with reservation room, and send each
+        node's agent their runs to start as its slots free. Only tasks whose start nothing but a free slot
+        decides are reserved: none of a job with maxParallelTasks or a preparation task, no multi-instance
+        task. The jobs that got reservations."""
         placed = {step.task_pk for step in plan}
         rest = [candidate for candidate in candidates if candidate.task_pk not in placed and candidate.prep == "none"
                 and not candidate.instances and room.get(candidate.job_pk) is None]

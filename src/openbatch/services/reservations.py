@@ -194,9 +194,7 @@ def _node_info(conn: Connection, job: Record, task: Json, node: Record, pools: d
     if key not in pools:
         pool = POOLS.get(conn, (key[0],), (key[1],))
         pools[key] = pool.body["id"] if pool is not None else job.body.get("poolInfo", {}).get("poolId", key[1])
-    node_id = node.body["id"]
-    return {"affinityId": f"TVM:{node_id}", "poolId": pools[key], "nodeId": node_id,
-            "taskRootDirectory": commands.task_dir(job.body["id"], task["id"])}
+    return commands.node_info(pools[key], node.body["id"], job.body["id"], task["id"])
 
 
 def _kill_unknown(ctx: ServiceContext, conn: Connection, agent_id: str, run_ids: list[str]) -> None:

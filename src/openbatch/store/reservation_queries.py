@@ -77,11 +77,18 @@ def _in_chunks(conn: Connection, statement: Prepared, pks: Iterable[int]) -> Non
         statement.run(conn, {"b_pks": wanted[start:start + _CHUNK]})
 
 
+#: What a :class:`Reservation` is read from.
+_SELECT = sa.select(_t.c.pk, _t.c.reserved_run_id, _t.c.reserved_node_pk, _t.c.reserved_agent_id)
+
+
+def _read(conn: Connection, statement: sa.Select) -> list[Reservation]:
+    return [Reservation(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id)
+            for row in conn.execute(statement)]
+
+
 def _reservations(conn: Connection, *where: Any, lock: bool = True) -> list[Reservation]:
-    statement = (sa.select(_t.c.pk, _t.c.reserved_run_id, _t.c.reserved_node_pk, _t.c.reserved_agent_id)
-                 .where(_t.c.reserved_run_id.is_not(None), *where).order_by(_t.c.pk))
-    rows = conn.execute(statement.with_for_update() if lock else statement)
-    return [Reservation(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id) for row in rows]
+    statement = _SELECT.where(_t.c.reserved_run_id.is_not(None), *where).order_by(_t.c.pk)
+    return _read(conn, statement.with_for_update() if lock else statement)
 
 
 def of_tasks(conn: Connection, task_pks: Sequence[int]) -> list[Reservation]:
@@ -103,12 +110,9 @@ def of_node(conn: Connection, node_pk: int) -> list[Reservation]:
 def of_pool_below(conn: Connection, account: str, pool_key: str, priority: int) -> list[Reservation]:
     """The reservations of the pool's jobs whose priority is below ``priority`` (cancelling ones left out)."""
     _j = schema.jobs
-    rows = conn.execute(
-        sa.select(_t.c.pk, _t.c.reserved_run_id, _t.c.reserved_node_pk, _t.c.reserved_agent_id)
-        .join(_j, _j.c.pk == _t.c.job_pk)
-        .where(_t.c.reserved_node_pk.is_not(None), _j.c.account == account, _j.c.pool_id_key == pool_key,
-               _j.c.priority < priority).order_by(_t.c.pk).with_for_update(of=_t))
-    return [Reservation(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id) for row in rows]
+    return _read(conn, _SELECT.join(_j, _j.c.pk == _t.c.job_pk)
+                 .where(_t.c.reserved_node_pk.is_not(None), _j.c.account == account, _j.c.pool_id_key == pool_key,
+                        _j.c.priority < priority).order_by(_t.c.pk).with_for_update(of=_t))
 
 
 def to_steal(conn: Connection, account: str, pool_key: str, exclude: Sequence[int], widest: int, before: datetime,
@@ -117,13 +121,11 @@ def to_steal(conn: Connection, account: str, pool_key: str, exclude: Sequence[in
     tasks needing at most ``widest`` slots and naming no affinity, the newest first (the last their
     agents would start)."""
     _n = schema.nodes
-    rows = conn.execute(
-        sa.select(_t.c.pk, _t.c.reserved_run_id, _t.c.reserved_node_pk, _t.c.reserved_agent_id)
-        .join(_n, _n.c.pk == _t.c.reserved_node_pk)
-        .where(_n.c.account == account, _n.c.pool_id_key == pool_key, _n.c.pk.not_in(list(exclude)),
-               _t.c.required_slots <= widest, _t.c.reserved_at < before, ~_t.c.body.contains('"affinityInfo"'))
-        .order_by(_t.c.reserved_at.desc(), _t.c.pk.desc()).limit(limit).with_for_update(of=_t))
-    return [Reservation(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id) for row in rows]
+    return _read(conn, _SELECT.join(_n, _n.c.pk == _t.c.reserved_node_pk)
+                 .where(_n.c.account == account, _n.c.pool_id_key == pool_key, _n.c.pk.not_in(list(exclude)),
+                        _t.c.required_slots <= widest, _t.c.reserved_at < before,
+                        ~_t.c.body.contains('"affinityInfo"'))
+                 .order_by(_t.c.reserved_at.desc(), _t.c.pk.desc()).limit(limit).with_for_update(of=_t))
 
 
 def of_agent(conn: Connection, agent_id: str) -> list[Reservation]:

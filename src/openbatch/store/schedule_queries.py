@@ -21,16 +21,25 @@ from .reservation_queries import RESERVED_ON_NODE
 from .records import JOBS, Record
 
 _n, _j, _t = schema.nodes, schema.jobs, schema.tasks
-#: A node that can take a task now, or reserve one (prefetch, scheduler/round.py; not where its
-#: allocation ends).
-_OPEN = (_n.c.state.in_(SCHEDULABLE), _n.c.scheduling_state == "enabled", _n.c.pending_restart.is_(None),
-         sa.or_(_n.c.used_slots + RESERVED_ON_NODE < _n.c.slots,
-                sa.and_(_n.c.available_until.is_(None), RESERVED_ON_NODE < _n.c.slots * PREFETCH_DEPTH)))
-#: The statements of a round, built once (SQLAlchemy reuses their compiled form).
-_POOLS_WITH_ROOM = Prepared(sa.select(_n.c.account, _n.c.pool_id_key).distinct().where(*_OPEN))
-_OPEN_NODES = Prepared(sa.select(_n, RESERVED_ON_NODE.label("reserved")).where(_n.c.account == sa.bindparam("b_account"),
-                                           _n.c.pool_id_key == sa.bindparam("b_pool"), *_OPEN)
-                       .order_by(_n.c.pk).with_for_update())
+#: A node that can take a task now (its slots less the reserved ones) ...
+_TAKING = (_n.c.state.in_(SCHEDULABLE), _n.c.scheduling_state == "enabled", _n.c.pending_restart.is_(None))
+_OPEN = (*_TAKING, _n.c.used_slots + RESERVED_ON_NODE < _n.c.slots)
+#: ... or, with prefetch, reserve one (scheduler/round.py; not where its allocation ends).
+_OPEN_OR_RESERVING = (*_TAKING, sa.or_(_n.c.used_slots + RESERVED_ON_NODE < _n.c.slots,
+                                       sa.and_(_n.c.available_until.is_(None),
+                                               RESERVED_ON_NODE < _n.c.slots * PREFETCH_DEPTH)))
+
+
+def _open_nodes(where: tuple[Any, ...]) -> Prepared:
+    return Prepared(sa.select(_n, RESERVED_ON_NODE.label("reserved"))
+                    .where(_n.c.account == sa.bindparam("b_account"), _n.c.pool_id_key == sa.bindparam("b_pool"),
+                           *where).order_by(_n.c.pk).with_for_update())
+
+
+#: The statements of a round, built once (SQLAlchemy reuses their compiled form); by whether prefetch is on.
+_POOLS_WITH_ROOM = {prefetch: Prepared(sa.select(_n.c.account, _n.c.pool_id_key).distinct().where(*where))
+                    for prefetch, where in ((False, _OPEN), (True, _OPEN_OR_RESERVING))}
+_OPEN_NODES = {False: _open_nodes(_OPEN), True: _open_nodes(_OPEN_OR_RESERVING)}
 _ACTIVE_JOBS = Prepared(sa.select(_j).where(_j.c.account == sa.bindparam("b_account"),
                                             _j.c.pool_id_key == sa.bindparam("b_pool"),
                                             _j.c.state == "active", _j.c.task_active > 0)
@@ -47,15 +56,15 @@ _ACTIVE_TASKS = Prepared(sa.select(*_CANDIDATE_COLUMNS)
                          .order_by(_t.c.pk).limit(sa.bindparam("b_limit")).with_for_update())
 
 
-def pools_with_room(conn: Connection) -> list[tuple[str, str]]:
-    """(account, pool key) of the pools with a node that can take a task now."""
-    return [(r.account, r.pool_id_key) for r in _POOLS_WITH_ROOM.rows(conn)]
+def pools_with_room(conn: Connection, prefetch: bool) -> list[tuple[str, str]]:
+    """(account, pool key) of the pools with a node that can take (``prefetch``: or reserve) a task now."""
+    return [(r.account, r.pool_id_key) for r in _POOLS_WITH_ROOM[prefetch].rows(conn)]
 
 
-def open_nodes(conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
-    """The pool's nodes that can take (or reserve) a task now: rows by pk with their count of
-    ``reserved`` tasks, locked (bodies decoded only when used)."""
-    return {row.pk: row for row in _OPEN_NODES.rows(conn, {"b_account": account, "b_pool": pool_key})}
+def open_nodes(conn: Connection, account: str, pool_key: str, prefetch: bool) -> dict[int, Any]:
+    """The pool's nodes that can take (``prefetch``: or reserve) a task now: rows by pk with the slots
+    their ``reserved`` tasks will take, locked (bodies decoded only when used)."""
+    return {row.pk: row for row in _OPEN_NODES[prefetch].rows(conn, {"b_account": account, "b_pool": pool_key})}
 
 
 def active_jobs(conn: Connection, account: str, pool_key: str) -> list[Record]:
