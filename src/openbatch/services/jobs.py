@@ -240,9 +240,10 @@ class JobService:
         """A job that now has a maxParallelTasks takes no reservations (their starts would not count it);
         one whose priority changed gives its own up (jobs that outrank it now may come first) and goes
         before the reservations of those it now outranks."""
-        if record.body.get("maxParallelTasks", -1) not in (None, -1) or record.body.get("priority", 0) != priority_before:
+        reprioritised = record.body.get("priority", 0) != priority_before
+        if reprioritised or record.body.get("maxParallelTasks", -1) not in (None, -1):
             reservations.cancel_job(self.ctx, conn, record.pk)
-        if record.body.get("priority", 0) != priority_before:
+        if reprioritised:
             reservations.yield_to(self.ctx, conn, record)
 
     def _on_nodes(self, conn: Connection, record: Record) -> list[Record]:

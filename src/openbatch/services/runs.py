@@ -66,8 +66,9 @@ class RunService:
                answered: bool = False) -> list[Command]:
         """Apply finished runs ({id, exitCode, failure?, preProcessingError?, startTime, endTime}) in one
         transaction, with the reserved runs that started (``started``: {id, startTime}; an exit with
-        ``reserved`` may be its run's first word) or were dropped (``unreserved``). The times are the node's, put on the server's clock (``sent_at``: the node's clock
-        when it sent the report; see :func:`execution.node_times`).
+        ``reserved`` may be its run's first word) or were dropped (``unreserved``). The times are the
+        node's, put on the server's clock (``sent_at``: the node's clock when it sent the report; see
+        :func:`execution.node_times`).
 
         Reports are applied in the order they came; a run of consecutive task reports is
         applied as one batch (:meth:`_tasks`). The pools where task slots came free get a
