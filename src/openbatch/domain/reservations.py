@@ -20,8 +20,6 @@ PREFETCH_DEPTH = 1
 #: nothing else to run: its own node's tasks may run long (or wait for it, as a job manager does).
 STEAL_AFTER_SECONDS = 0.5
 
-Json = dict[str, Any]
-
 
 def reservable(slots: int, reserved: int) -> int:
     """Slots' worth of tasks a node can still take in reservations."""

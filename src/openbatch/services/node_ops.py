@@ -66,8 +66,8 @@ class NodeOperations:
                 raise BatchError(_BUSY.get(node.body["state"], "OperationNotValidOnNode"),
                                  "A node can be deallocated only when it is idle or running.",
                                  [("NodeState", node.body["state"])])
-            reservations.cancel_node(self.ctx, conn, node.pk)
             if option in ("taskcompletion", "retaineddata") and int(node.row["running_tasks"]) > 0:
+                reservations.cancel_node(self.ctx, conn, node.pk)   # (now: take_down does it otherwise)
                 body = node_rules.with_state(node.body, NodeState.DEALLOCATING, now)
                 return NODES.update(conn, node, body, now, extra={"pending_restart": "deallocate"})
             node = self.take_down(conn, node, "terminate" if option == "terminate" else "requeue", now)
@@ -144,8 +144,8 @@ class NodeOperations:
                                                   NodeState.PREEMPTED.value):
                 raise BatchError(code or "OperationNotValidOnNode", "The node cannot be rebooted in its current state.",
                                  [("NodeState", node.body["state"])])
-            reservations.cancel_node(self.ctx, conn, node.pk)
             if option in ("taskcompletion", "retaineddata") and int(node.row["running_tasks"]) > 0:
+                reservations.cancel_node(self.ctx, conn, node.pk)   # (now: restart_in does it otherwise)
                 NODES.set_columns(conn, node.pk, pending_restart="reimage" if reimage else "reboot")
                 return node
             if option in ("requeue", "terminate"):
