@@ -55,6 +55,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--png", type=Path, help="with --scale: where to draw the picture")
     parser.add_argument("--dashboards", type=int, default=0, metavar="N",
                         help="keep N dashboards open on every server while it is measured (bench/dashboard.py)")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG", dest="server_args",
+                        help="pass ARG to every `openbatch serve` (repeat it; e.g. --server-arg=--prefetch)")
     parser.add_argument("--data-root", type=Path, default=default_data_root(),
                         help="where the servers' data directories (SQLite file, node roots) go "
                              "(default: /dev/shm when it exists, else the system temp directory)")
@@ -90,7 +92,7 @@ def run_store(store: str, figures: list[ModuleType], args: argparse.Namespace, c
     progress = make_progress(console)
     databases = Databases(store)
     suite = Suite(store, args.quick, console, progress, databases, args.peers, profile_dir, args.data_root,
-                  dashboards=args.dashboards)
+                  dashboards=args.dashboards, server_args=args.server_args)
     rows: list[Row] = []
     began = time.monotonic()
     try:
@@ -121,7 +123,8 @@ def run_scale(store: str, args: argparse.Namespace, console: Console) -> tuple[l
     """The growth study (bench/growth.py) on one store: (points, seconds)."""
     progress = make_progress(console)
     databases = Databases(store)
-    suite = Suite(store, args.quick, console, progress, databases, data_root=args.data_root)
+    suite = Suite(store, args.quick, console, progress, databases, data_root=args.data_root,
+                  server_args=args.server_args)
     began = time.monotonic()
     try:
         with progress:

@@ -261,11 +261,12 @@ def _stop(server: Server) -> None:
 def start_server(database_url: str | None, *, nodes_per_agent: int | None = None,
                  node_provider: str = "local", timeout: float = 60.0,
                  profile: Path | None = None, data_root: Path | None = None,
-                 key: str | None = None) -> Iterator[Server]:
+                 key: str | None = None, extra_args: list[str] | None = None) -> Iterator[Server]:
     """A fresh server (own port, own data dir); stopped with SIGINT (it stops its agents) on exit.
     Servers given the same ``database_url`` and ``key`` serve the same account together.
 
     With ``profile`` the server runs under :mod:`bench.sampler`, which writes its samples there.
+    ``extra_args`` go to ``openbatch serve`` as given (``--server-arg``: ``--prefetch``, say).
     """
     data_dir = Path(tempfile.mkdtemp(prefix="openbatch-bench-", dir=data_root))
     data_dir.chmod(0o755)   # tasks run as their own accounts and must pass through (mkdtemp makes it 0700)
@@ -278,6 +279,7 @@ def start_server(database_url: str | None, *, nodes_per_agent: int | None = None
             "--node-provider", node_provider]
     if nodes_per_agent:
         args += ["--nodes-per-agent", str(nodes_per_agent)]
+    args += extra_args or []
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBATCH_")}
     paths = [str(SRC), str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(paths)

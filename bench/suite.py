@@ -52,6 +52,8 @@ class Suite:
     data_root: Path | None = None
     #: Dashboards kept open on every server (bench/dashboard.py).
     dashboards: int = 0
+    #: Passed as given to every ``openbatch serve`` of the run (``--server-arg``).
+    server_args: list[str] = field(default_factory=list)
     #: Values shared by figures (the million-task job), closed when no later figure needs them.
     fixtures: dict[str, Any] = field(default_factory=dict)
     closers: dict[str, ExitStack] = field(default_factory=dict)
@@ -88,7 +90,8 @@ class Suite:
         started = time.monotonic()  # CPU seconds include the server's start (imports, migrations)
         try:
             with self.step(f"starting server for {name} ({self.store})"):
-                context = start_server(url, profile=profile, data_root=self.data_root, **options)
+                context = start_server(url, profile=profile, data_root=self.data_root,
+                                       extra_args=self.server_args, **options)
                 server = context.__enter__()
             watching = [DashboardProcess(server.url, server.account, server.key).start() for _ in range(self.dashboards)]
             try:

@@ -67,8 +67,9 @@ def run(suite: Suite) -> list[Row]:
     try:
         with ExitStack() as stack:
             with suite.step("starting two servers on one database"):
-                first = stack.enter_context(start_server(url, data_root=suite.data_root, key=key))
-                second = stack.enter_context(start_server(url, data_root=suite.data_root, key=key))
+                first, second = (stack.enter_context(start_server(url, data_root=suite.data_root, key=key,
+                                                                  extra_args=suite.server_args))
+                                 for _ in range(2))
             with first.client() as setup:
                 setup.add_pool("empty", nodes=0)
                 setup.add_job("ingjob", "empty")

@@ -9,13 +9,16 @@ whatever way, the helper kills the groups still running (SIGKILL) and exits. It 
 terminal's and the service manager's polite signals: only the pipe ends it.
 
 A group is told right after its process is spawned, so an agent killed in between (the task
-already running, its ``+<pgid>`` not yet written) would leave it unknown. Every task therefore
+already running, its ``+<pgid>`` not yet written) would leave it unknown. On an event loop the
+lines of one loop iteration go in one write, at its end (a write per task, and the helper woken
+for each, was a tenth of a busy agent's time), which widens that window a little. Every task therefore
 also carries this agent's mark in its environment (:data:`MARK`, a value of its own per agent
 run): at the end the helper kills the groups of every process that carries it too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -40,6 +43,8 @@ class Reaper:
         self._process: subprocess.Popen[bytes] | None = None
         #: Added to every task's environment once the helper runs (empty before: nothing to mark for).
         self.environment: dict[str, str] = {}
+        #: Lines told and not yet written (on an event loop: written at the end of its iteration).
+        self._pending: list[bytes] = []
 
     def start(self) -> None:
         """Start the helper and wait until it ignores the polite signals (it says so on its stdout)."""
@@ -63,6 +68,7 @@ class Reaper:
 
     def stop(self) -> None:
         """The agent ends normally (its runs are stopped): the helper exits too."""
+        self._flush()
         if self._pipe is not None:
             try:
                 self._pipe.close()
@@ -79,8 +85,20 @@ class Reaper:
     def _tell(self, line: bytes) -> None:
         if self._pipe is None:
             return
+        self._pending.append(line)
+        if len(self._pending) > 1:   # a write is already due
+            return
         try:
-            self._pipe.write(line)
+            asyncio.get_running_loop().call_soon(self._flush)
+        except RuntimeError:   # no event loop here: at once
+            self._flush()
+
+    def _flush(self) -> None:
+        lines, self._pending = self._pending, []
+        if self._pipe is None or not lines:
+            return
+        try:
+            self._pipe.write(b"".join(lines))
             self._pipe.flush()
         except OSError as error:   # the helper died: runs still end with the agent, unless it is killed
             log.error("the helper that ends this agent's tasks with it is gone (%s)", error)

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 from .nodes import SCHEDULABLE
 
 #: How many slots' worth of tasks a node may hold reserved, per slot of its own.
-PREFETCH_DEPTH = 1
+import os as _os
+PREFETCH_DEPTH = int(_os.environ.get("XB_DEPTH", "1"))
 #: A reservation this old is taken back (two-phase) when another node of its pool has a free slot and
 #: nothing else to run: its own node's tasks may run long (or wait for it, as a job manager does).
 STEAL_AFTER_SECONDS = 0.5

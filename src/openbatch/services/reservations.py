@@ -81,7 +81,7 @@ def yield_to(ctx: ServiceContext, conn: Connection, job: Record) -> int:
     """The job has tasks to run: the reservations of lower-priority jobs in its pool are cancelled, so that
     the slots they would take go to it first (priority is kept as without prefetch)."""
     pool_key = job.row["pool_id_key"]
-    if not pool_key or job.body.get("state") != "active" or not ctx.prefetch:
+    if not pool_key or job.body.get("state") != "active" or not ctx.prefetch or __import__("os").environ.get("XB_NOYIELD"):
         return 0
     return cancel(ctx, conn, queries.of_pool_below(conn, job.row["account"], pool_key, int(job.body.get("priority", 0))))
 

@@ -1,5 +1,6 @@
 """The reaper: the process groups an agent started and did not end are killed when its pipe closes."""
 
+import asyncio
 import io
 import os
 import signal
@@ -52,3 +53,30 @@ def test_a_task_never_announced_dies_too_by_the_mark_in_its_environment() -> Non
         for process in (marked, other):
             process.kill()
             process.wait()
+
+
+def test_on_an_event_loop_the_lines_of_one_iteration_go_in_one_write() -> None:
+    class Pipe(io.BytesIO):
+        writes: list[bytes] = []
+
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            self.writes.append(bytes(data))
+            return len(data)
+
+    reaper = Reaper()
+    reaper._pipe = Pipe()  # type: ignore[assignment]
+
+    async def main() -> None:
+        reaper.watch(10)
+        reaper.watch(11)
+        reaper.release(10)
+        assert Pipe.writes == []   # not yet: at the end of this iteration
+        await asyncio.sleep(0)
+        reaper.watch(12)
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert Pipe.writes == [b"+10\n+11\n-10\n", b"+12\n"]
+    reaper.release(12)             # no loop: at once
+    assert Pipe.writes[-1] == b"-12\n"
+    assert follow(io.BytesIO(b"".join(Pipe.writes))) == {11}
