@@ -204,3 +204,14 @@ def test_json_logs_one_object_a_line_with_an_access_log_that_holds_no_secret(tmp
     assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
     log_lines = [line for line in output.splitlines() if line.startswith("{")]
     assert not any(key in line or "SharedKey" in line for line in log_lines)
+
+
+def test_prefetch_is_on_unless_turned_off_by_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openbatch.cli import parser
+
+    monkeypatch.delenv("OPENBATCH_PREFETCH", raising=False)
+    assert parser().parse_args(["serve"]).prefetch is True
+    assert parser().parse_args(["serve", "--no-prefetch"]).prefetch is False
+    monkeypatch.setenv("OPENBATCH_PREFETCH", "0")
+    assert parser().parse_args(["serve"]).prefetch is False
+    assert parser().parse_args(["serve", "--prefetch"]).prefetch is True

@@ -86,10 +86,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--spot-preemption-rate", type=float, default=float(_env("SPOT_PREEMPTION_RATE", "0")),
                        help="rehearse spot VMs: preempt each low-priority node at this rate (per node and hour; "
                             "default 0: never); `openbatch preempt` preempts on request (OPENBATCH_SPOT_PREEMPTION_RATE)")
-    serve.add_argument("--prefetch", action="store_true", default=_env("PREFETCH", "") in ("1", "true", "yes"),
+    serve.add_argument("--prefetch", action=argparse.BooleanOptionalAction,
+                       default=_env("PREFETCH", "1").lower() not in ("0", "false", "no"),
                        help="reserve tasks for full nodes, so their agents start them the moment a slot frees "
-                            "(docs/execution.md, 'Prefetch'; off by default until it is measured to pay) "
-                            "(OPENBATCH_PREFETCH=1)")
+                            "(docs/execution.md, 'Prefetch'; on by default) (OPENBATCH_PREFETCH=0 turns it off)")
     serve.add_argument("--spot-recovery", type=float, default=float(_env("SPOT_RECOVERY", "60")),
                        help="seconds a preempted node waits before it comes back (OPENBATCH_SPOT_RECOVERY)")
     serve.add_argument("--log-level", choices=logs.LEVELS, default=_env("LOG_LEVEL", "info"),

@@ -65,7 +65,7 @@ class Settings:
     spot_preemption_rate: float = 0.0
     spot_recovery: float = 60.0
     #: Prefetch (docs/execution.md): rounds reserve tasks for full nodes, whose agents start them as slots free.
-    prefetch: bool = False
+    prefetch: bool = True
     #: Logging: the least level logged (debug, info, warning, error), lines as text or json, and
     #: whether every Batch API request is logged (at info, on the openbatch.access logger).
     log_level: str = "info"

@@ -15,6 +15,7 @@ def _runs(world: World, agent_id: str) -> list[dict]:
 
 
 def test_a_round_places_tasks_and_an_exit_report_completes_them(world: World) -> None:
+    world.services.ctx.prefetch = False   # (the round as it places into free slots; with prefetch: test_reservations)
     world.pool("p", nodes=1, slots=2)
     agent_id, (node_id,) = world.host("p")
     world.job("j", "p")
@@ -34,6 +35,7 @@ def test_a_round_places_tasks_and_an_exit_report_completes_them(world: World) ->
 
 
 def test_an_agent_that_takes_commands_in_the_answer_gets_the_next_runs_there(world: World) -> None:
+    world.services.ctx.prefetch = False   # (the next run comes in the answer, not reserved ahead)
     world.pool("p", nodes=1, slots=1)
     agent_id, _ = world.host("p")
     world.job("j", "p")

@@ -69,6 +69,7 @@ def test_low_priority_nodes_are_counted_apart_from_dedicated_ones(world: World) 
 
 
 def test_equal_priority_jobs_take_turns(world: World) -> None:
+    world.services.ctx.prefetch = False   # (turns as placements take them; with prefetch a reservation is a turn)
     world.pool("p", nodes=1)
     agent_id, _ = world.host("p")
     world.job("first", "p")

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from openbatch.domain.models import JobDisableParameter, TaskUpdateParameter, decode
 from openbatch.domain.quotas import Quotas
+from openbatch.domain.reservations import PREFETCH_DEPTH
 from openbatch.protocol import KillCommand, RebootNodeCommand, RemoveNodeCommand, RunCommand
 from openbatch.scheduler.round import SchedulingRound
 from openbatch.services import Services
@@ -33,7 +34,7 @@ def any_world(any_store: Store) -> World:
     services = Services.create(any_store, node_provider=True, quotas=Quotas(dedicated_cores=100_000, pools=1000,
                                                                           active_jobs=1000))
     services.ctx.notifier = Recorder()
-    services.ctx.prefetch = True   # (a server setting, off by default)
+    services.ctx.prefetch = True   # (the default; a server setting that may turn it off)
     scheduling = SchedulingRound(services.ctx)
     services.ctx.schedule_in = scheduling.schedule_pool_in
     return World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
@@ -154,18 +155,20 @@ def _task(world: World, job_id: str, task_id: str) -> dict[str, Any]:
 
 def test_a_full_node_takes_reservations_its_agent_starts_as_slots_free(any_world: World) -> None:
     world = any_world
-    agent = _with_tasks(world, 2, "a", "b", "c", "d", "e")
-    assert sorted(run.environment["AZ_BATCH_TASK_ID"] for run in agent.running.values()) == ["a", "b"]
-    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ["c", "d"]   # as deep as its slots
-    assert world.counts("j") == {"active": 3, "running": 2, "completed": 0, "succeeded": 0, "failed": 0}
-    assert _task(world, "j", "c")["state"] == "active" and "nodeInfo" not in _task(world, "j", "c")
-    agent.finish(0)   # a's slot: c starts at once, before the server hears of it
-    assert "c" in {run.environment["AZ_BATCH_TASK_ID"] for run in agent.running.values()}
-    agent.report()   # started c, exited a: c runs on the node, and e is reserved in its place
-    assert world.counts("j") == {"active": 2, "running": 2, "completed": 1, "succeeded": 1, "failed": 0}
-    task_c = _task(world, "j", "c")
-    assert task_c["state"] == "running" and task_c["nodeInfo"]["nodeId"] == agent.node_id
-    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ["d", "e"]
+    depth = 2 * PREFETCH_DEPTH   # a node of 2 slots holds this many 1-slot tasks reserved
+    ids = [f"t{i:02d}" for i in range(2 + depth + 1)]
+    agent = _with_tasks(world, 2, *ids)
+    assert sorted(run.environment["AZ_BATCH_TASK_ID"] for run in agent.running.values()) == ids[:2]
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ids[2:2 + depth]
+    assert world.counts("j") == {"active": depth + 1, "running": 2, "completed": 0, "succeeded": 0, "failed": 0}
+    assert _task(world, "j", ids[2])["state"] == "active" and "nodeInfo" not in _task(world, "j", ids[2])
+    agent.finish(0)   # the first slot frees: the queue's head starts at once, before the server hears of it
+    assert ids[2] in {run.environment["AZ_BATCH_TASK_ID"] for run in agent.running.values()}
+    agent.report()   # started, exited: it runs on the node, and the last task is reserved in its place
+    assert world.counts("j") == {"active": depth, "running": 2, "completed": 1, "succeeded": 1, "failed": 0}
+    started = _task(world, "j", ids[2])
+    assert started["state"] == "running" and started["nodeInfo"]["nodeId"] == agent.node_id
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ids[3:]
 
 
 def test_an_exit_that_comes_before_its_start_completes_the_task(any_world: World) -> None:
@@ -448,3 +451,55 @@ def test_an_idle_node_takes_back_a_reservation_that_waits_behind_a_long_run(any_
     world.round.schedule()
     other.take()
     assert [run.environment["AZ_BATCH_TASK_ID"] for run in other.running.values()] == ["waiting"]
+
+
+def test_with_prefetch_turned_off_a_full_node_holds_no_reservations(any_world: World) -> None:
+    world = any_world
+    world.services.ctx.prefetch = False
+    agent = _with_tasks(world, 2, "a", "b", "c")
+    assert len(agent.running) == 2 and agent.queue == []
+    assert world.counts("j")["active"] == 1
+    agent.finish(0)
+    agent.report()   # the exit's round places c on the freed slot, as without prefetch
+    assert len(agent.running) == 2 and agent.queue == []
+    assert world.counts("j") == {"active": 0, "running": 2, "completed": 1, "succeeded": 1, "failed": 0}
+
+
+def test_a_task_wider_than_the_nodes_is_never_reserved_to_hold_up_their_queue(any_world: World) -> None:
+    """A node holds several slots' worth of reservations, but each task must fit its slots."""
+    world = any_world
+    agent = _agent(world, "p", 4)
+    world.job("j", "p")
+    world.tasks("j", *[f"wide{i}" for i in range(3)], requiredSlots=5)
+    world.tasks("j", "big0", "big1", requiredSlots=3)
+    world.tasks("j", "small")
+    world.round.schedule()
+    agent.take()
+    held = [run.environment["AZ_BATCH_TASK_ID"] for run in [*agent.running.values(), *agent.queue]]
+    assert sorted(held) == ["big0", "big1", "small"]
+    for _ in range(6):
+        agent.finish(0)
+        agent.report()
+    assert world.counts("j") == {"active": 3, "running": 0, "completed": 3, "succeeded": 3, "failed": 0}
+
+
+def test_a_job_that_comes_waits_behind_one_round_of_another_jobs_reservations(any_world: World) -> None:
+    world = any_world
+    agent = _with_tasks(world, 2, *[f"a{i:02d}" for i in range(2 + 2 * PREFETCH_DEPTH)])
+    assert len(agent.queue) == 2 * PREFETCH_DEPTH   # one job: deep
+    world.job("k", "p")
+    world.tasks("k", "b0", "b1", "b2")   # its tasks cancel the deep part of the node's queue
+    agent.take()
+    agent.report()   # unreserved
+    world.round.schedule()
+    agent.take()
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ["a02", "a03"]   # one round's worth
+    order: list[str] = []
+    for _ in range(40):
+        agent.finish(0)
+        agent.report()
+        world.round.schedule()
+        agent.take()
+        order = [task for task, _ in agent.finished]
+    assert {"b0", "b1", "b2"} <= set(order[:10]), order   # (one round of a, then turns)
+    assert world.counts("j")["completed"] == 2 + 2 * PREFETCH_DEPTH and world.counts("k")["completed"] == 3

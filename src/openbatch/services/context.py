@@ -130,8 +130,8 @@ class ServiceContext:
     #: Where commands and wake-ups go instead of the notifier (several servers: cluster/channel.py).
     outbox: Outbox | None = None
     #: Prefetch (domain/reservations.py): rounds reserve tasks for nodes whose slots are all taken (a server
-    #: setting, off by default; reservations made before it was turned off still end as they should).
-    prefetch: bool = False
+    #: setting, on by default; reservations made before it was turned off still end as they should).
+    prefetch: bool = True
 
     def task_token(self, account: str, job: Json, task: Json) -> str | None:
         """The token a task's authenticationTokenSettings ask for (access ``job``), else None."""

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 from .. import metrics
 from ..domain import clock, commands, execution
-from ..domain.reservations import may_start
+from ..domain.reservations import beyond_one_round, may_start
 from ..store import reservation_queries as queries
 from ..store.engine import Connection, after_commit
 from ..store.records import POOLS, TASKS, Record
@@ -79,11 +79,16 @@ def cancel_node(ctx: ServiceContext, conn: Connection, node_pk: int) -> int:
 
 def yield_to(ctx: ServiceContext, conn: Connection, job: Record) -> int:
     """The job has tasks to run: the reservations of lower-priority jobs in its pool are cancelled, so that
-    the slots they would take go to it first (priority is kept as without prefetch)."""
+    the slots they would take go to it first (priority is kept as without prefetch), and so are those of
+    other jobs past one slots' worth of a node's queue (deep queues serve one job alone)."""
     pool_key = job.row["pool_id_key"]
-    if not pool_key or job.body.get("state") != "active" or not ctx.prefetch or __import__("os").environ.get("XB_NOYIELD"):
+    if not pool_key or job.body.get("state") != "active" or not ctx.prefetch:
         return 0
-    return cancel(ctx, conn, queries.of_pool_below(conn, job.row["account"], pool_key, int(job.body.get("priority", 0))))
+    account = job.row["account"]
+    below = queries.of_pool_below(conn, account, pool_key, int(job.body.get("priority", 0)))
+    deep = set(beyond_one_round(queries.queues_of_pool(conn, account, pool_key), job.pk))
+    deep -= {reservation.task_pk for reservation in below}
+    return cancel(ctx, conn, below + queries.of_tasks(conn, sorted(deep)))
 
 
 def forget_agent(conn: Connection, agent_id: str) -> None:

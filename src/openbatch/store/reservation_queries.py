@@ -104,6 +104,12 @@ _TO_STEAL = _select(_n.c.account == sa.bindparam("b_account"), _n.c.pool_id_key 
                     _t.c.required_slots <= sa.bindparam("b_widest"), _t.c.reserved_at < sa.bindparam("b_before"),
                     ~_t.c.body.contains('"affinityInfo"'), joined=(_n, _n.c.pk == _t.c.reserved_node_pk),
                     order=(_t.c.reserved_at.desc(), _t.c.pk.desc()), limit=True)
+#: A pool's reservations (cancelling ones left out) as each node's agent starts them, for
+#: domain/reservations.beyond_one_round.
+_QUEUES_OF_POOL = Prepared(sa.select(_t.c.pk, _t.c.job_pk, _t.c.reserved_node_pk, _t.c.required_slots, _n.c.slots)
+                           .join(_n, _n.c.pk == _t.c.reserved_node_pk)
+                           .where(_n.c.account == sa.bindparam("b_account"), _n.c.pool_id_key == sa.bindparam("b_pool"))
+                           .order_by(_t.c.reserved_node_pk, _t.c.reserved_at, _t.c.pk))
 _OF_AGENT = _select(_HELD, _t.c.reserved_agent_id == sa.bindparam("b_agent"))
 _OF_AGENT_BEFORE = {lock: _select(_HELD, _t.c.reserved_agent_id == sa.bindparam("b_agent"),
                                   _t.c.reserved_at < sa.bindparam("b_before"), lock=lock) for lock in (False, True)}
@@ -142,6 +148,12 @@ def to_steal(conn: Connection, account: str, pool_key: str, exclude: Sequence[in
     agents would start)."""
     return _read(conn, _TO_STEAL, {"b_account": account, "b_pool": pool_key, "b_exclude": list(exclude),
                                    "b_widest": widest, "b_before": before, "b_limit": limit})
+
+
+def queues_of_pool(conn: Connection, account: str, pool_key: str) -> list[tuple[int, int, int, int, int]]:
+    """(task pk, job pk, node pk, slots the task takes, the node's slots) of the pool's reservations, in
+    the order of each node's queue."""
+    return [tuple(row) for row in _QUEUES_OF_POOL.rows(conn, {"b_account": account, "b_pool": pool_key})]
 
 
 def of_agent(conn: Connection, agent_id: str) -> list[Reservation]:
