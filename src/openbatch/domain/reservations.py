@@ -10,7 +10,7 @@ it, had it started meanwhile) and the task is free again only when the agent ans
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from .nodes import SCHEDULABLE
 
@@ -32,22 +32,33 @@ def reservable(slots: int, reserved: int, depth: int = PREFETCH_DEPTH) -> int:
 def depth_for(jobs_with_tasks: int) -> int:
     """How deep nodes reserve: deep while one job is served. Beside another job, a node's queue holds one
     slots' worth, so a job that comes waits behind no more than one round of the other's tasks (the
-    deep part of a queue is cancelled for it: :func:`beyond_one_round`)."""
+    deep part of a queue is cancelled for it: :func:`to_yield`)."""
     return PREFETCH_DEPTH if jobs_with_tasks <= 1 else 1
 
 
-def beyond_one_round(held: Sequence[tuple[int, int, int, int, int]], job_pk: int) -> list[int]:
-    """Of a pool's reservations, (task pk, job pk, node pk, slots they take, the node's slots) in the
-    order each node's agent starts them, those of jobs other than ``job_pk`` past the first slots'
-    worth of their node's queue: what a job that comes to the pool should not wait behind."""
+class Held(Protocol):
+    """A reservation as :func:`to_yield` reads it."""
+    task_pk: int
+    job_pk: int
+    node_pk: int | None   # (None: being cancelled; such are not read here)
+    slots: int        # the slots its task takes
+    node_slots: int
+    priority: int     # its job's
+
+
+def to_yield(held: Sequence[Held], job_pk: int, priority: int) -> list[Held]:
+    """Of a pool's reservations, in the order each node's agent starts them, those a job of ``priority``
+    that has tasks to run should not wait behind: every one of a lower-priority job, and those of other
+    jobs of its priority (with which it takes turns) past the first slots' worth of their node's queue."""
     queued: dict[int, int] = {}
-    deep = []
-    for task_pk, held_for, node_pk, slots, node_slots in held:
-        ahead = queued.get(node_pk, 0)
-        queued[node_pk] = ahead + slots
-        if ahead >= node_slots and held_for != job_pk:
-            deep.append(task_pk)
-    return deep
+    found = []
+    for reservation in held:
+        ahead = queued.get(reservation.node_pk, 0)
+        queued[reservation.node_pk] = ahead + reservation.slots
+        if reservation.job_pk != job_pk and (reservation.priority < priority or (
+                reservation.priority == priority and ahead >= reservation.node_slots)):
+            found.append(reservation)
+    return found
 
 
 def may_start(task_state: str, job_state: str, node: Mapping[str, Any] | None, agent_id: str) -> bool:

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 from .. import metrics
 from ..domain import clock, commands, execution
-from ..domain.reservations import beyond_one_round, may_start
+from ..domain.reservations import may_start, to_yield
 from ..store import reservation_queries as queries
 from ..store.engine import Connection, after_commit
 from ..store.records import POOLS, TASKS, Record
@@ -84,11 +84,8 @@ def yield_to(ctx: ServiceContext, conn: Connection, job: Record) -> int:
     pool_key = job.row["pool_id_key"]
     if not pool_key or job.body.get("state") != "active" or not ctx.prefetch:
         return 0
-    account = job.row["account"]
-    below = queries.of_pool_below(conn, account, pool_key, int(job.body.get("priority", 0)))
-    deep = set(beyond_one_round(queries.queues_of_pool(conn, account, pool_key), job.pk))
-    deep -= {reservation.task_pk for reservation in below}
-    return cancel(ctx, conn, below + queries.of_tasks(conn, sorted(deep)))
+    held = queries.queues_of_pool(conn, job.row["account"], pool_key)
+    return cancel(ctx, conn, to_yield(held, job.pk, int(job.body.get("priority", 0)))) if held else 0
 
 
 def forget_agent(conn: Connection, agent_id: str) -> None:

@@ -96,20 +96,18 @@ _HELD = _t.c.reserved_run_id.is_not(None)
 _OF_TASKS = _select(_HELD, _t.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
 _OF_JOB = _select(_HELD, _t.c.job_pk == sa.bindparam("b_job"), _t.c.reserved_node_pk.is_not(None))
 _OF_NODE = _select(_HELD, _t.c.reserved_node_pk == sa.bindparam("b_node"))
-_OF_POOL_BELOW = _select(_t.c.reserved_node_pk.is_not(None), _j.c.account == sa.bindparam("b_account"),
-                         _j.c.pool_id_key == sa.bindparam("b_pool"), _j.c.priority < sa.bindparam("b_priority"),
-                         joined=(_j, _j.c.pk == _t.c.job_pk))
 _TO_STEAL = _select(_n.c.account == sa.bindparam("b_account"), _n.c.pool_id_key == sa.bindparam("b_pool"),
                     _n.c.pk.not_in(sa.bindparam("b_exclude", expanding=True)),
                     _t.c.required_slots <= sa.bindparam("b_widest"), _t.c.reserved_at < sa.bindparam("b_before"),
                     ~_t.c.body.contains('"affinityInfo"'), joined=(_n, _n.c.pk == _t.c.reserved_node_pk),
                     order=(_t.c.reserved_at.desc(), _t.c.pk.desc()), limit=True)
-#: A pool's reservations (cancelling ones left out) as each node's agent starts them, for
-#: domain/reservations.beyond_one_round.
-_QUEUES_OF_POOL = Prepared(sa.select(_t.c.pk, _t.c.job_pk, _t.c.reserved_node_pk, _t.c.required_slots, _n.c.slots)
-                           .join(_n, _n.c.pk == _t.c.reserved_node_pk)
+#: A pool's reservations (cancelling ones left out) in the order of each node's queue, with what
+#: domain/reservations.to_yield decides by.
+_QUEUES_OF_POOL = Prepared(sa.select(*_SELECT.selected_columns, _t.c.job_pk, _t.c.required_slots,
+                                     _n.c.slots.label("node_slots"), _j.c.priority)
+                           .join(_n, _n.c.pk == _t.c.reserved_node_pk).join(_j, _j.c.pk == _t.c.job_pk)
                            .where(_n.c.account == sa.bindparam("b_account"), _n.c.pool_id_key == sa.bindparam("b_pool"))
-                           .order_by(_t.c.reserved_node_pk, _t.c.reserved_at, _t.c.pk))
+                           .order_by(_t.c.reserved_node_pk, _t.c.reserved_at, _t.c.pk).with_for_update(of=_t))
 _OF_AGENT = _select(_HELD, _t.c.reserved_agent_id == sa.bindparam("b_agent"))
 _OF_AGENT_BEFORE = {lock: _select(_HELD, _t.c.reserved_agent_id == sa.bindparam("b_agent"),
                                   _t.c.reserved_at < sa.bindparam("b_before"), lock=lock) for lock in (False, True)}
@@ -136,11 +134,6 @@ def of_node(conn: Connection, node_pk: int) -> list[Reservation]:
     return _read(conn, _OF_NODE, {"b_node": node_pk})
 
 
-def of_pool_below(conn: Connection, account: str, pool_key: str, priority: int) -> list[Reservation]:
-    """The reservations of the pool's jobs whose priority is below ``priority`` (cancelling ones left out)."""
-    return _read(conn, _OF_POOL_BELOW, {"b_account": account, "b_pool": pool_key, "b_priority": priority})
-
-
 def to_steal(conn: Connection, account: str, pool_key: str, exclude: Sequence[int], widest: int, before: datetime,
              limit: int) -> list[Reservation]:
     """Up to ``limit`` reservations made before ``before`` on the pool's nodes other than ``exclude``, for
@@ -150,10 +143,20 @@ def to_steal(conn: Connection, account: str, pool_key: str, exclude: Sequence[in
                                    "b_widest": widest, "b_before": before, "b_limit": limit})
 
 
-def queues_of_pool(conn: Connection, account: str, pool_key: str) -> list[tuple[int, int, int, int, int]]:
-    """(task pk, job pk, node pk, slots the task takes, the node's slots) of the pool's reservations, in
-    the order of each node's queue."""
-    return [tuple(row) for row in _QUEUES_OF_POOL.rows(conn, {"b_account": account, "b_pool": pool_key})]
+@dataclass(frozen=True, slots=True)
+class Queued(Reservation):
+    """A reservation with its place in its node's queue (domain/reservations.Held)."""
+    job_pk: int = 0
+    slots: int = 1
+    node_slots: int = 1
+    priority: int = 0
+
+
+def queues_of_pool(conn: Connection, account: str, pool_key: str) -> list[Queued]:
+    """The pool's reservations (cancelling ones left out), locked, in the order of each node's queue."""
+    return [Queued(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id, row.job_pk,
+                   row.required_slots, row.node_slots, row.priority)
+            for row in _QUEUES_OF_POOL.rows(conn, {"b_account": account, "b_pool": pool_key})]
 
 
 def of_agent(conn: Connection, agent_id: str) -> list[Reservation]:

@@ -1,6 +1,18 @@
 """How deep nodes reserve, and which reservations a job that comes should not wait behind."""
 
-from openbatch.domain.reservations import PREFETCH_DEPTH, beyond_one_round, depth_for, reservable
+from dataclasses import dataclass
+
+from openbatch.domain.reservations import PREFETCH_DEPTH, depth_for, reservable, to_yield
+
+
+@dataclass
+class Held:
+    task_pk: int
+    job_pk: int
+    node_pk: int
+    slots: int
+    node_slots: int
+    priority: int = 0
 
 
 def test_deep_while_one_job_is_served_one_round_beside_others() -> None:
@@ -12,10 +24,16 @@ def test_deep_while_one_job_is_served_one_round_beside_others() -> None:
 
 
 def test_a_node_queue_keeps_its_first_slots_worth_and_the_coming_jobs_own() -> None:
-    # (task, job, node, slots it takes, node's slots), in queue order per node
-    held = [(1, 10, 100, 1, 2), (2, 10, 100, 1, 2), (3, 10, 100, 1, 2), (4, 20, 100, 1, 2), (5, 10, 100, 1, 2),
-            (6, 10, 200, 2, 2), (7, 10, 200, 1, 2),
-            (8, 10, 300, 1, 4)]
-    assert beyond_one_round(held, job_pk=20) == [3, 5, 7]
-    assert beyond_one_round(held, job_pk=10) == [4]
-    assert beyond_one_round([], job_pk=10) == []
+    held = [Held(1, 10, 100, 1, 2), Held(2, 10, 100, 1, 2), Held(3, 10, 100, 1, 2), Held(4, 20, 100, 1, 2),
+            Held(5, 10, 100, 1, 2), Held(6, 10, 200, 2, 2), Held(7, 10, 200, 1, 2), Held(8, 10, 300, 1, 4)]
+    assert [h.task_pk for h in to_yield(held, job_pk=20, priority=0)] == [3, 5, 7]
+    assert [h.task_pk for h in to_yield(held, job_pk=10, priority=0)] == [4]
+    assert to_yield([], job_pk=10, priority=0) == []
+
+
+def test_every_reservation_of_a_lower_priority_job_yields_none_of_a_higher_one() -> None:
+    held = [Held(1, 10, 100, 1, 2, priority=-5), Held(2, 11, 100, 1, 2, priority=0), Held(3, 12, 100, 1, 2, priority=9),
+            Held(4, 12, 100, 1, 2, priority=9)]
+    assert [h.task_pk for h in to_yield(held, job_pk=20, priority=0)] == [1]
+    assert [h.task_pk for h in to_yield(held, job_pk=20, priority=10)] == [1, 2, 3, 4]
+    assert [h.task_pk for h in to_yield(held, job_pk=20, priority=9)] == [1, 2, 3, 4]   # 3, 4: past the first round
