@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import metrics
 from ..domain import clock, commands, execution, multi_instance, pools as pool_rules
-from ..domain.reservations import STEAL_AFTER_SECONDS, depth_for, reservable
+from ..domain.reservations import PREFETCH_DEPTH, STEAL_AFTER_SECONDS, depth_for, reservable
 from ..services import reservations, transitions
 from ..services.context import ServiceContext
 from ..services.dependencies import unmet_dependencies
@@ -84,9 +84,9 @@ class SchedulingRound:
         if free <= 0 and not any(spare.values()):
             return 0, 0
         jobs = self._jobs(conn, account, pool_key)
-        if len(jobs) > 1:   # beside another job, one slots' worth (domain/reservations.depth_for)
-            spare = {pk: reservable(row.slots, row.reserved, depth_for(len(jobs))) for pk, row in node_rows.items()
-                     if pk in spare}
+        depth = depth_for(len(jobs))
+        if spare and depth < PREFETCH_DEPTH:   # beside another job: shallow
+            spare = {pk: reservable(node_rows[pk].slots, node_rows[pk].reserved, depth) for pk in spare}
             if free <= 0 and not any(spare.values()):
                 return 0, 0
         prepared = [pk for pk, job in jobs.items() if "jobPreparationTask" in job.body]
@@ -101,7 +101,8 @@ class SchedulingRound:
         order = pool_rules.job_default_order(pool.body)
         shared: set[int] = set()   # jobs served beside others of their priority: their turn is recorded
         wanted = free + sum(spare.values())
-        # (a reservation holds room for several tasks, but each must fit the node's slots: never wider)
+        # (a reservation holds room for several tasks, but each must fit the node's slots: a wider one
+        # could never start, and would hold up the node's queue behind it for good)
         widest = max(max(n.free for n in nodes.values()),
                      max((min(left, node_rows[pk].slots) for pk, left in spare.items()), default=0))
         limit = wanted * LOOKAHEAD if limited else wanted
@@ -289,10 +290,6 @@ class SchedulingRound:
         holders = [NodeCapacity(pk=pk, free=left, affinity_id=f"TVM:{snapshot.nodes[pk].id}",
                                 dedicated=bool(snapshot.nodes[pk].dedicated))
                    for pk, left in spare.items() if left > 0]
-        # A pool's nodes share their slots: a task wider than that could never start, and would hold
-        # up the node's queue behind it for good.
-        fits = min((snapshot.nodes[holder.pk].slots for holder in holders), default=0)
-        rest = [candidate for candidate in rest if candidate.slots <= fits]
         if not rest or not holders:
             return []
         now = self.ctx.now()

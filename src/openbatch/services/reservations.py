@@ -85,7 +85,7 @@ def yield_to(ctx: ServiceContext, conn: Connection, job: Record) -> int:
     if not pool_key or job.body.get("state") != "active" or not ctx.prefetch:
         return 0
     held = queries.queues_of_pool(conn, job.row["account"], pool_key)
-    return cancel(ctx, conn, to_yield(held, job.pk, int(job.body.get("priority", 0)))) if held else 0
+    return cancel(ctx, conn, to_yield(held, job.pk, int(job.body.get("priority", 0))))
 
 
 def forget_agent(conn: Connection, agent_id: str) -> None:
