@@ -503,3 +503,25 @@ def test_a_job_that_comes_waits_behind_one_round_of_another_jobs_reservations(an
         order = [task for task, _ in agent.finished]
     assert {"b0", "b1", "b2"} <= set(order[:10]), order   # (one round of a, then turns)
     assert world.counts("j")["completed"] == 2 + 2 * PREFETCH_DEPTH and world.counts("k")["completed"] == 3
+
+
+def test_a_task_add_reads_the_pools_queues_only_beside_a_job_that_may_yield(any_world: World, monkeypatch) -> None:
+    from openbatch.store import reservation_queries
+
+    world = any_world
+    reads: list[str] = []
+    queues_of_pool = reservation_queries.queues_of_pool
+    monkeypatch.setattr(reservation_queries, "queues_of_pool", lambda *a: reads.append("read") or queues_of_pool(*a))
+    agent = _with_tasks(world, 2, *[f"a{i:02d}" for i in range(2 + 2 * PREFETCH_DEPTH)])
+    world.tasks("j", "a99")   # the pool serves j alone: its deep queue is not read
+    world.job("high", "p", priority=5)
+    world.tasks("j", "a98")   # beside a job above it (with no tasks yet, and then with tasks)
+    world.tasks("high", "h0")
+    assert reads == ["read"]   # high's add: j is below it
+    agent.take()
+    agent.report()
+    world.tasks("j", "a97")
+    assert reads == ["read"]
+    world.job("same", "p")
+    world.tasks("same", "s0")
+    assert reads == ["read", "read"]

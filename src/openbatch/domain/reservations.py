@@ -46,6 +46,13 @@ class Held(Protocol):
     priority: int     # its job's
 
 
+def may_yield(lowest_beside: int | None, priority: int) -> bool:
+    """Whether :func:`to_yield` can find anything for a job of ``priority`` in a pool whose other jobs that
+    hold (or may hold) reservations have ``lowest_beside`` as their lowest priority (None: there are none).
+    Only jobs of its priority or lower yield to it; when none is there, a pool's reservations need not be read."""
+    return lowest_beside is not None and lowest_beside <= priority
+
+
 def to_yield(held: Sequence[Held], job_pk: int, priority: int) -> list[Held]:
     """Of a pool's reservations, in the order each node's agent starts them, those a job of ``priority``
     that has tasks to run should not wait behind: every one of a lower-priority job, and those of other

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 from .. import metrics
 from ..domain import clock, commands, execution
-from ..domain.reservations import may_start, to_yield
+from ..domain.reservations import may_start, may_yield, to_yield
 from ..store import reservation_queries as queries
 from ..store.engine import Connection, after_commit
 from ..store.records import POOLS, TASKS, Record
@@ -84,8 +84,10 @@ def yield_to(ctx: ServiceContext, conn: Connection, job: Record) -> int:
     pool_key = job.row["pool_id_key"]
     if not pool_key or job.body.get("state") != "active" or not ctx.prefetch:
         return 0
-    held = queries.queues_of_pool(conn, job.row["account"], pool_key)
-    return cancel(ctx, conn, to_yield(held, job.pk, int(job.body.get("priority", 0))))
+    account, priority = job.row["account"], int(job.body.get("priority", 0))
+    if not may_yield(queries.lowest_priority_beside(conn, account, pool_key, job.pk), priority):
+        return 0   # (the pool serves this job alone, or others above it: its queues are not read)
+    return cancel(ctx, conn, to_yield(queries.queues_of_pool(conn, account, pool_key), job.pk, priority))
 
 
 def forget_agent(conn: Connection, agent_id: str) -> None:

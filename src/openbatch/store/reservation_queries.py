@@ -108,6 +108,10 @@ _QUEUES_OF_POOL = Prepared(sa.select(*_SELECT.selected_columns, _t.c.job_pk, _t.
                            .join(_n, _n.c.pk == _t.c.reserved_node_pk).join(_j, _j.c.pk == _t.c.job_pk)
                            .where(_n.c.account == sa.bindparam("b_account"), _n.c.pool_id_key == sa.bindparam("b_pool"))
                            .order_by(_t.c.reserved_node_pk, _t.c.reserved_at, _t.c.pk).with_for_update(of=_t))
+#: Of the jobs whose tasks a round may reserve (schedule_queries._ACTIVE_JOBS), all but one.
+_LOWEST_BESIDE = Prepared(sa.select(sa.func.min(_j.c.priority))
+                          .where(_j.c.account == sa.bindparam("b_account"), _j.c.pool_id_key == sa.bindparam("b_pool"),
+                                 _j.c.state == "active", _j.c.task_active > 0, _j.c.pk != sa.bindparam("b_job")))
 _OF_AGENT = _select(_HELD, _t.c.reserved_agent_id == sa.bindparam("b_agent"))
 _OF_AGENT_BEFORE = {lock: _select(_HELD, _t.c.reserved_agent_id == sa.bindparam("b_agent"),
                                   _t.c.reserved_at < sa.bindparam("b_before"), lock=lock) for lock in (False, True)}
@@ -143,20 +147,28 @@ def to_steal(conn: Connection, account: str, pool_key: str, exclude: Sequence[in
                                    "b_widest": widest, "b_before": before, "b_limit": limit})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Queued(Reservation):
     """A reservation with its place in its node's queue (domain/reservations.Held)."""
-    job_pk: int = 0
-    slots: int = 1
-    node_slots: int = 1
-    priority: int = 0
+    job_pk: int
+    slots: int
+    node_slots: int
+    priority: int
 
 
 def queues_of_pool(conn: Connection, account: str, pool_key: str) -> list[Queued]:
     """The pool's reservations (cancelling ones left out), locked, in the order of each node's queue."""
-    return [Queued(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id, row.job_pk,
-                   row.required_slots, row.node_slots, row.priority)
+    return [Queued(row.pk, row.reserved_run_id, row.reserved_node_pk, row.reserved_agent_id, job_pk=row.job_pk,
+                   slots=row.required_slots, node_slots=row.node_slots, priority=row.priority)
             for row in _QUEUES_OF_POOL.rows(conn, {"b_account": account, "b_pool": pool_key})]
+
+
+def lowest_priority_beside(conn: Connection, account: str, pool_key: str, job_pk: int) -> int | None:
+    """The lowest priority of the pool's other jobs that a round may reserve tasks of (active, with active
+    tasks), None when there is none: one row, read through ix_jobs_account_state, however many
+    reservations the pool holds."""
+    row = _LOWEST_BESIDE.first(conn, {"b_account": account, "b_pool": pool_key, "b_job": job_pk})
+    return None if row is None else row[0]
 
 
 def of_agent(conn: Connection, agent_id: str) -> list[Reservation]:

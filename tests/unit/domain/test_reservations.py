@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from openbatch.domain.reservations import PREFETCH_DEPTH, depth_for, reservable, to_yield
+from openbatch.domain.reservations import PREFETCH_DEPTH, depth_for, may_yield, reservable, to_yield
 
 
 @dataclass
@@ -37,3 +37,14 @@ def test_every_reservation_of_a_lower_priority_job_yields_none_of_a_higher_one()
     assert [h.task_pk for h in to_yield(held, job_pk=20, priority=0)] == [1]
     assert [h.task_pk for h in to_yield(held, job_pk=20, priority=10)] == [1, 2, 3, 4]
     assert [h.task_pk for h in to_yield(held, job_pk=20, priority=9)] == [1, 2, 3, 4]   # 3, 4: past the first round
+
+
+def test_the_queues_are_read_only_where_a_job_of_its_priority_or_lower_is_beside_it() -> None:
+    assert not may_yield(None, 0)   # the pool serves it alone
+    assert not may_yield(1, 0)      # the others all rank above it
+    assert may_yield(0, 0) and may_yield(-3, 0)
+    for lowest in (-5, 0, 9):       # where it says no, to_yield finds nothing either
+        held = [Held(1, 10, 100, 1, 2, priority=lowest), Held(2, 10, 100, 1, 2, priority=lowest + 1),
+                Held(3, 10, 100, 1, 2, priority=lowest + 1)]
+        for priority in (-6, 0, 8):
+            assert may_yield(lowest, priority) or to_yield(held, job_pk=20, priority=priority) == []
