@@ -9,9 +9,10 @@ from collections import Counter
 import psycopg
 
 from openbatch.store.engine import Store
-from openbatch.store.records import JOBS, adjust_counters, counters_by_id_on_loop
+from openbatch.store.records import JOBS, TASKS, adjust_counters, counters_by_id_on_loop
+from openbatch.store.task_queries import task_of_job_on_loop
 
-from .test_store import NOW, job_body
+from .test_store import NOW, job_body, task_body
 
 
 def test_sqlite_reads_in_place_instead(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -75,3 +76,21 @@ def test_each_event_loop_has_its_own_connections(postgres_store: Store) -> None:
         return found
 
     assert asyncio.run(read_once()) and asyncio.run(read_once())   # the second loop does not reuse the first's
+
+
+def test_a_task_is_read_with_its_job_in_one_statement(postgres_store: Store) -> None:
+    with postgres_store.write() as conn:
+        job = JOBS.insert(conn, ("acct",), job_body("Job"), NOW)
+        JOBS.insert(conn, ("acct",), job_body("empty"), NOW)
+        task = TASKS.insert(conn, (job.pk,), task_body("Task"), NOW)
+    reads = postgres_store.loop_reads
+    assert reads is not None
+
+    async def scenario() -> list[tuple[bool, object]]:
+        found = [await task_of_job_on_loop(reads, "acct", job_id, task_id)
+                 for job_id, task_id in (("JOB", "task"), ("job", "other"), ("empty", "task"), ("missing", "task"))]
+        await reads.close()
+        return [(job_found, record and (record.pk, record.etag, record.body)) for job_found, record in found]
+
+    assert asyncio.run(scenario()) == [(True, (task.pk, task.etag, task.body)), (True, None), (True, None),
+                                       (False, None)]

@@ -19,6 +19,7 @@ from ..protocol import Command
 from ..store.engine import Store, after_commit
 from ..store.loop_reads import LoopReads
 from ..store.records import JOBS, POOLS, TASKS, Record
+from ..store.task_queries import task_of_job_on_loop
 
 
 Json = dict[str, Any]
@@ -226,13 +227,13 @@ def require_task(conn: Connection, job: Record, task_id: str, *, for_update: boo
     return _task_found(TASKS.get(conn, (job.pk,), (task_id,), for_update=for_update), task_id)
 
 
-async def require_job_on_loop(reads: LoopReads, account: str, job_id: str) -> Record:
-    """:func:`require_job` on the event loop (PostgreSQL, store/loop_reads.py)."""
-    return _job_found(await JOBS.get_on_loop(reads, (account,), (job_id,)), job_id)
-
-
-async def require_task_on_loop(reads: LoopReads, job: Record, task_id: str) -> Record:
-    return _task_found(await TASKS.get_on_loop(reads, (job.pk,), (task_id,)), task_id)
+async def require_task_on_loop(reads: LoopReads, account: str, job_id: str, task_id: str) -> Record:
+    """The job's task, as :func:`require_job` then :func:`require_task` find it, in one read on the event
+    loop (PostgreSQL, store/loop_reads.py)."""
+    job_found, record = await task_of_job_on_loop(reads, account, job_id, task_id)
+    if not job_found:
+        raise not_found("JobNotFound", "job", job_id)
+    return _task_found(record, task_id)
 
 
 def _job_found(record: Record | None, job_id: str) -> Record:

@@ -17,7 +17,7 @@ from ..store.records import POOLS, TASKS, Record, adjust_counters
 from . import auto_storage, reservations, task_events, transitions
 from .retention import remove_task_directory
 from .calls import bounded_write, point_read
-from .context import (ListQuery, Page, ServiceContext, id_key, page_of, require_job, require_job_on_loop,
+from .context import (ListQuery, Page, ServiceContext, id_key, page_of, require_job,
                       require_task, require_task_on_loop)
 from .jobs import JobService
 
@@ -161,7 +161,7 @@ class TaskService:
         its task is the commonest read after the counts)."""
         reads = self.ctx.store.loop_reads
         assert reads is not None
-        record = await require_task_on_loop(reads, await require_job_on_loop(reads, account, job_id), task_id)
+        record = await require_task_on_loop(reads, account, job_id, task_id)
         check(conditions, record.etag, record.last_modified, read=True)
         return record
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import schema
+from .loop_reads import LoopReads
 from .prepared import Prepared
 from .records import JOBS, NODES, PREP_RELEASE, TASKS, Record
 
@@ -28,6 +29,13 @@ _JOBS_BY_PK = Prepared(sa.select(_j).where(_j.c.pk.in_(sa.bindparam("b_pks", exp
                        .order_by(_j.c.pk).with_for_update())
 _NODES_BY_PK = Prepared(sa.select(_n).where(_n.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
                         .order_by(_n.c.pk).with_for_update())
+
+#: A task by its job's id and its own, in one statement (Get Task, polled by clients): the job's row joined
+#: with the task's (none: no such job; a job with no task: no such task).
+_TASK_OF_JOB = Prepared(sa.select(*_t.c, _j.c.pk.label("found_job_pk"))
+                        .select_from(_j.outerjoin(_t, sa.and_(_t.c.job_pk == _j.c.pk,
+                                                              _t.c.id_key == sa.bindparam("b_task"))))
+                        .where(_j.c.account == sa.bindparam("b_account"), _j.c.id_key == sa.bindparam("b_job")))
 
 #: Ids read at a time in an IN list.
 _CHUNK = 500
@@ -65,6 +73,15 @@ def task_rows_by_run(conn: Connection, run_ids: Sequence[str]) -> dict[str, Any]
     for start in range(0, len(run_ids), _CHUNK):
         found.update((row.run_id, row) for row in _TASKS_BY_RUN.rows(conn, {"b_runs": run_ids[start:start + _CHUNK]}))
     return found
+
+
+async def task_of_job_on_loop(reads: LoopReads, account: str, job_id: str, task_id: str) -> tuple[bool, Record | None]:
+    """(whether the job exists, the task when it does) on the event loop (PostgreSQL, loop_reads.py):
+    one round trip where reading the job and then its task takes two."""
+    row = await reads.first(_TASK_OF_JOB, {"b_account": account, "b_job": job_id.lower(), "b_task": task_id.lower()})
+    if row is None:
+        return False, None
+    return True, (TASKS.record(row) if row.pk is not None else None)
 
 
 def task_by_run(conn: Connection, run_id: str) -> Record | None:
