@@ -68,6 +68,20 @@ def test_in_lists_of_every_length_reuse_their_statement(store: Store) -> None:
             query.rows(conn, {"b_keys": []})
 
 
+def test_in_lists_of_keys_and_numbers_and_not_in_give_what_sqlalchemy_gives(store: Store) -> None:
+    """Numbers and keys, NOT IN, and any iterable of values."""
+    _add(store, 6)
+    query = (sa.select(t.c.id).where(t.c.pk.in_(sa.bindparam("b_pks", expanding=True)),
+                                     t.c.id_key.not_in(sa.bindparam("b_keys", expanding=True))).order_by(t.c.pk))
+    with store.read() as conn:
+        pks = [r.pk for r in conn.execute(sa.select(t.c.pk).order_by(t.c.pk))]
+        for wanted, skipped in (([pks[0]], ["t9"]), (pks[:4], ["t1", "t3"]), (set(pks), ("t0",))):
+            params = {"b_pks": wanted, "b_keys": skipped}
+            mine = [r.id for r in Prepared(query).rows(conn, params)]
+            assert mine == list(conn.execute(query, {"b_pks": list(wanted), "b_keys": list(skipped)}).scalars())
+            assert mine and len(mine) == len(set(wanted)) - len([k for k in skipped if k != "t9"])
+
+
 def test_updates_count_rows_and_bind_datetimes(store: Store) -> None:
     job_pk = _add(store, 4)
     update = Prepared(t.update().where(t.c.pk == sa.bindparam("b_pk")).values(
