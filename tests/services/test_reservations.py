@@ -505,7 +505,8 @@ def test_a_job_that_comes_waits_behind_one_round_of_another_jobs_reservations(an
     assert world.counts("j")["completed"] == 2 + 2 * PREFETCH_DEPTH and world.counts("k")["completed"] == 3
 
 
-def test_a_task_add_reads_the_pools_queues_only_beside_a_job_that_may_yield(any_world: World, monkeypatch) -> None:
+def test_a_task_add_reads_the_pools_queues_only_when_its_job_comes_beside_one_that_may_yield(
+        any_world: World, monkeypatch) -> None:
     from openbatch.store import reservation_queries
 
     world = any_world
@@ -524,4 +525,6 @@ def test_a_task_add_reads_the_pools_queues_only_beside_a_job_that_may_yield(any_
     assert reads == ["read"]
     world.job("same", "p")
     world.tasks("same", "s0")
+    assert reads == ["read", "read"]
+    world.tasks("same", "s1")   # it came already: its pool's rounds serve it beside j since
     assert reads == ["read", "read"]

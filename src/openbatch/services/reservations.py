@@ -90,6 +90,15 @@ def yield_to(ctx: ServiceContext, conn: Connection, job: Record) -> int:
     return cancel(ctx, conn, to_yield(queries.queues_of_pool(conn, account, pool_key), job.pk, priority))
 
 
+def tasks_added(ctx: ServiceContext, conn: Connection, job: Record) -> int:
+    """Tasks were added to the job (``job`` as read before they were): one that had no active task comes to
+    its pool now, and what it should not wait behind yields to it (:func:`yield_to`). One that had some came
+    before, and its pool's rounds have served it beside the others since (in priority order, one round
+    deep): nothing is read, which is one statement fewer for each AddTaskCollection of an ingest (PostgreSQL,
+    bench figure 3: 24,185-24,203 tasks/s with it, 25,408-26,079 without)."""
+    return yield_to(ctx, conn, job) if job.row["task_active"] == 0 else 0
+
+
 def forget_agent(conn: Connection, agent_id: str) -> None:
     """The agent is gone (or fenced itself): nothing it held can start; its reservations end here."""
     queries.clear(conn, [reservation.task_pk for reservation in queries.of_agent(conn, agent_id)])

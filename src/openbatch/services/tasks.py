@@ -126,7 +126,7 @@ class TaskService:
             for (outcome, _), record in zip(fresh, records):
                 outcome.record = record
             if records:
-                reservations.yield_to(self.ctx, conn, job)
+                reservations.tasks_added(self.ctx, conn, job)
                 self._place_or_wake(conn, job, outcomes if place else [])
             return outcomes
 
