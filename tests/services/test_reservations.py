@@ -506,25 +506,24 @@ def test_a_job_that_comes_waits_behind_one_round_of_another_jobs_reservations(an
 
 
 def test_a_task_add_reads_the_pools_queues_only_when_its_job_comes_beside_one_that_may_yield(
-        any_world: World, monkeypatch) -> None:
+        any_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     from openbatch.store import reservation_queries
 
     world = any_world
     reads: list[str] = []
     queues_of_pool = reservation_queries.queues_of_pool
     monkeypatch.setattr(reservation_queries, "queues_of_pool", lambda *a: reads.append("read") or queues_of_pool(*a))
-    agent = _with_tasks(world, 2, *[f"a{i:02d}" for i in range(2 + 2 * PREFETCH_DEPTH)])
-    world.tasks("j", "a99")   # the pool serves j alone: its deep queue is not read
+    agent = _with_tasks(world, 2, *[f"a{i:02d}" for i in range(2 + 2 * PREFETCH_DEPTH)])   # j came alone
+    world.tasks("j", "a99")   # j came already: its deep queue is not read again
     world.job("high", "p", priority=5)
-    world.tasks("j", "a98")   # beside a job above it (with no tasks yet, and then with tasks)
     world.tasks("high", "h0")
-    assert reads == ["read"]   # high's add: j is below it
+    assert reads == ["read"]   # high comes, j is below it
     agent.take()
     agent.report()
-    world.tasks("j", "a97")
-    assert reads == ["read"]
+    world.job("low", "p", priority=-1)
+    world.tasks("low", "l0")   # low comes beside jobs that all rank above it
     world.job("same", "p")
-    world.tasks("same", "s0")
+    world.tasks("same", "s0")  # same comes beside j, of its priority
     assert reads == ["read", "read"]
     world.tasks("same", "s1")   # it came already: its pool's rounds serve it beside j since
     assert reads == ["read", "read"]
