@@ -147,11 +147,6 @@ class Collection:
         row = self._get_statement(for_update).first(conn, self._get_params(scope, key))
         return self.record(row) if row else None
 
-    async def get_on_loop(self, reads: LoopReads, scope: Sequence[Any], key: Sequence[str]) -> Record | None:
-        """:meth:`get` on the event loop (PostgreSQL, see loop_reads.py)."""
-        row = await reads.first(self._get_statement(False), self._get_params(scope, key))
-        return self.record(row) if row else None
-
     def _get_statement(self, for_update: bool) -> Prepared:
         def build() -> Prepared:
             names = self.scope + self.key
