@@ -56,7 +56,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dashboards", type=int, default=0, metavar="N",
                         help="keep N dashboards open on every server while it is measured (bench/dashboard.py)")
     parser.add_argument("--server-arg", action="append", default=[], metavar="ARG", dest="server_args",
-                        help="pass ARG to every `openbatch serve` (repeat it; e.g. --server-arg=--prefetch)")
+                        help="pass ARG to every `openbatch serve` (repeat it; e.g. --server-arg=--no-prefetch)")
     parser.add_argument("--data-root", type=Path, default=default_data_root(),
                         help="where the servers' data directories (SQLite file, node roots) go "
                              "(default: /dev/shm when it exists, else the system temp directory)")

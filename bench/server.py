@@ -266,7 +266,7 @@ def start_server(database_url: str | None, *, nodes_per_agent: int | None = None
     Servers given the same ``database_url`` and ``key`` serve the same account together.
 
     With ``profile`` the server runs under :mod:`bench.sampler`, which writes its samples there.
-    ``extra_args`` go to ``openbatch serve`` as given (``--server-arg``: ``--prefetch``, say).
+    ``extra_args`` go to ``openbatch serve`` as given (``--server-arg``: ``--no-prefetch``, say).
     """
     data_dir = Path(tempfile.mkdtemp(prefix="openbatch-bench-", dir=data_root))
     data_dir.chmod(0o755)   # tasks run as their own accounts and must pass through (mkdtemp makes it 0700)
