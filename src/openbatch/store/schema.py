@@ -141,7 +141,9 @@ jobs = Table(
     Column("job_schedule_key", ID_KEY, nullable=True),
     UniqueConstraint("account", "id_key", name="uq_jobs_account_id"),
     Index("ix_jobs_account_state", "account", "state"),
-    Index("ix_jobs_account_schedule", "account", "job_schedule_key", "id_key"),
+    # (Led by the schedule: an index led by (account) alone could be taken for a probe by (account,
+    # id_key) while the statistics make the account look small, and read all its jobs.)
+    Index("ix_jobs_schedule_account_id", "job_schedule_key", "account", "id_key"),
 )
 
 job_schedules = Table(
@@ -208,7 +210,10 @@ tasks = Table(
     Column("reserved_agent_id", String(64), nullable=True),
     Column("reserved_at", DateTime, nullable=True),
     UniqueConstraint("job_pk", "id_key", name="uq_tasks_job_id"),
-    Index("ix_tasks_job_state_id", "job_pk", "state", "id_key"),
+    # Lists of a job's tasks in one state, by id. Led by state: led by job_pk, PostgreSQL could take it
+    # for a probe by (job_pk, id_key) while the statistics make the job look small (any job newer than
+    # the last ANALYZE), and read every entry of the job (migration 0015).
+    Index("ix_tasks_state_job_id", "state", "job_pk", "id_key"),
     # Partial indexes: only the rows their queries look for. A task added costs no entry in
     # them, and most transitions touch them once (an entry in, or out) instead of twice.
     Index("ix_tasks_active", "job_pk", "pk", **_where("state = 'active'")),  # scheduling order
