@@ -89,3 +89,33 @@ def test_without_a_scheduler_an_added_task_wakes_one(world: World) -> None:
     wakes = world.notes.wakes
     world.services.tasks.add(ACCOUNT, "j", decode({"id": "a", "commandLine": "/bin/true"}, TaskAddParameter))
     assert world.counts("j")["active"] == 1 and world.notes.wakes == wakes + 1
+
+
+def test_a_placing_add_whose_round_read_every_candidate_leaves_the_scheduler_asleep(any_world: World) -> None:
+    world = any_world
+    world.pool("p", nodes=1, slots=4)
+    world.host("p")
+    world.job("j", "p")
+    wakes = world.notes.wakes
+    world.services.tasks.add(ACCOUNT, "j", decode({"id": "a", "commandLine": "/bin/true"}, TaskAddParameter))
+    assert world.counts("j")["running"] == 1
+    assert world.notes.wakes == wakes          # slots are left, but a round would find nothing more
+    assert (world.round.schedule().placed, world.round.schedule().again) == (0, False)
+
+
+def test_a_round_that_left_candidates_unread_asks_for_another(any_world: World) -> None:
+    """maxParallelTasks turns the first job's candidates away after one: the round read no further than its
+    look-ahead, so the other job's tasks wait for the next round, which the first asks for."""
+    world = any_world
+    world.pool("p", nodes=1, slots=4)
+    world.host("p")
+    world.job("capped", "p", priority=100, maxParallelTasks=1)
+    world.job("other", "p")
+    for start in (0, 100, 200):   # more than the round looks ahead (free and reservable slots x LOOKAHEAD)
+        world.tasks("capped", *[f"c{i}" for i in range(start, start + 100)])
+    world.tasks("other", *[f"o{i}" for i in range(5)])
+    first = world.round.schedule()
+    assert (first.placed, first.again) == (1, True)
+    second = world.round.schedule()
+    assert (second.placed, second.again) == (3, False)
+    assert world.counts("capped")["running"] == 1 and world.counts("other")["running"] == 3

@@ -47,9 +47,9 @@ class SchedulingRound:
         """Place what can be placed now."""
         result = Round()
         for account, pool_key in self._pools_with_room():
-            placed, free_after = self._schedule_pool(account, pool_key)
+            placed, more = self._schedule_pool(account, pool_key)
             result.placed += placed
-            result.again = result.again or (placed > 0 and free_after > 0)
+            result.again = result.again or more
         metrics.SCHEDULER_ROUNDS.inc()
         return result
 
@@ -57,19 +57,21 @@ class SchedulingRound:
         with self.ctx.store.read_statement() as conn:   # one SELECT: no BEGIN/COMMIT round trips
             return queries.pools_with_room(conn, self.ctx.prefetch)
 
-    def _schedule_pool(self, account: str, pool_key: str) -> tuple[int, int]:
+    def _schedule_pool(self, account: str, pool_key: str) -> tuple[int, bool]:
         with self.ctx.store.write() as conn:
             return self.schedule_pool_in(conn, account, pool_key)
 
-    def schedule_pool_in(self, conn: Connection, account: str, pool_key: str) -> tuple[int, int]:
-        """A round for one pool in the caller's write transaction: tasks placed, and free slots after that.
+    def schedule_pool_in(self, conn: Connection, account: str, pool_key: str) -> tuple[int, bool]:
+        """A round for one pool in the caller's write transaction: tasks placed, and whether another
+        round at once may place more (it placed tasks and left slots free without reading every
+        candidate: a job's maxParallelTasks may have kept the unread ones back).
 
         Exit reports call it for the pools whose slots they freed, so a freed slot takes
         its next task in the same transaction.
         """
         pool = POOLS.get(conn, (account,), (pool_key,))
         if pool is None or pool.body["state"] != "active":
-            return 0, 0
+            return 0, False
         node_rows = self._open_nodes(conn, account, pool_key)
         now = clock.naive(self.ctx.now())
         nodes = {pk: NodeCapacity(pk=pk, free=max(0, row.slots - row.used_slots - row.reserved),
@@ -82,13 +84,13 @@ class SchedulingRound:
         spare = {} if timed or not self.ctx.prefetch else {
             pk: reservable(row.slots, row.reserved) for pk, row in node_rows.items()}
         if free <= 0 and not any(spare.values()):
-            return 0, 0
+            return 0, False
         jobs = self._jobs(conn, account, pool_key)
         depth = depth_for(len(jobs))
         if spare and depth < PREFETCH_DEPTH:   # beside another job: shallow
             spare = {pk: reservable(node_rows[pk].slots, node_rows[pk].reserved, depth) for pk in spare}
             if free <= 0 and not any(spare.values()):
-                return 0, 0
+                return 0, False
         prepared = [pk for pk, job in jobs.items() if "jobPreparationTask" in job.body]
         self._mark_preparation(conn, prepared, nodes)
         room = {pk: self._job_room(job) for pk, job in jobs.items()}
@@ -109,7 +111,7 @@ class SchedulingRound:
         tasks = self._candidates(conn, jobs, widest, limit, order, shared, nodes, timed, multi)
         if not tasks:
             self._steal(conn, account, pool_key, nodes)
-            return 0, free
+            return 0, False
         fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
         candidates = [candidate for candidate, _ in tasks.values()]
         plan = place(candidates, list(nodes.values()), fill, room) if free > 0 else []
@@ -129,7 +131,8 @@ class SchedulingRound:
             queries.mark_served(conn, sorted(later), now + timedelta(microseconds=1))
         if len(tasks) < limit:   # every candidate was read: slots left free may go to reservations elsewhere
             self._steal(conn, account, pool_key, nodes)
-        return placed, free - slots
+            return placed, False
+        return placed, placed > 0 and free > slots
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
         """The pool's nodes that can take a task now (rows, locked; bodies decoded only when used)."""
@@ -446,7 +449,7 @@ def _interleaved(lists: list[list[Any]]) -> list[Any]:
 @dataclass(slots=True)
 class Round:
     """What a round did: tasks placed, and whether another round at once may place more
-    (it placed tasks and left free slots: a job's maxParallelTasks may have kept others back)."""
+    (see :meth:`SchedulingRound.schedule_pool_in`)."""
 
     placed: int = 0
     again: bool = False

@@ -94,9 +94,9 @@ class Outbox:
         raise NotImplementedError
 
 
-def no_round(conn: Connection, account: str, pool_key: str) -> tuple[int, int]:
+def no_round(conn: Connection, account: str, pool_key: str) -> tuple[int, bool]:
     """``schedule_in`` until a scheduler installs its own: nothing placed (no round ran)."""
-    return 0, 0
+    return 0, False
 
 
 @dataclass
@@ -113,9 +113,9 @@ class ServiceContext:
     #: How low-priority nodes are preempted (a server setting; by default never).
     spot: Spot = field(default_factory=Spot)
     #: A scheduling round for one pool (account, pool key) in the caller's write transaction:
-    #: (tasks placed, free slots after). The scheduler installs its own (scheduler/round.py);
-    #: without one, nothing is placed.
-    schedule_in: Callable[[Connection, str, str], tuple[int, int]] = field(default=no_round)
+    #: (tasks placed, whether another round at once may place more). The scheduler installs its own
+    #: (scheduler/round.py); without one, nothing is placed.
+    schedule_in: Callable[[Connection, str, str], tuple[int, bool]] = field(default=no_round)
     #: A node's last task left it (in the caller's transaction): what waited for that happens (it
     #: leaves its pool, or restarts). Installed by ``Services.create`` (node_ops.py), which owns it.
     node_vacated: Callable[[Connection, Record, datetime], None] = field(default=lambda conn, node, now: None)

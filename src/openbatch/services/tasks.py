@@ -132,19 +132,19 @@ class TaskService:
 
     def _place_or_wake(self, conn: Connection, job: Record, placing: list[TaskAddOutcome]) -> None:
         """Run the round for the job's pool here when ``placing`` (its records then show what the round
-        made of them: state, ETag); wake the scheduler when no round ran, or one ran and left room
-        (as after an exit report). A round that placed nothing has seen all the scheduler would."""
+        made of them: state, ETag); wake the scheduler when no round ran, or one ran that says another
+        may place more (as after an exit report). Any other round has seen all the scheduler would."""
         pool_key = job.row["pool_id_key"]
         if not (placing and pool_key and self.ctx.schedules):
             self.ctx.wake_after(conn)
             return
-        placed, free_after = self.ctx.schedule_in(conn, job.row["account"], pool_key)
+        placed, more = self.ctx.schedule_in(conn, job.row["account"], pool_key)
         if placed:
             for outcome in placing:
                 if outcome.record is not None:
                     outcome.record = TASKS.get(conn, (job.pk,), (outcome.task_id,)) or outcome.record
-            if free_after:
-                self.ctx.wake_after(conn)
+        if more:
+            self.ctx.wake_after(conn)
 
     # -- read ------------------------------------------------------------------------------
 
