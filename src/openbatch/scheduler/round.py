@@ -23,7 +23,7 @@ from .. import metrics
 from ..domain import clock, commands, execution, multi_instance, pools as pool_rules
 from ..domain.reservations import PREFETCH_DEPTH, STEAL_AFTER_SECONDS, depth_for, reservable
 from ..services import reservations, transitions
-from ..services.context import ServiceContext
+from ..services.context import PoolRound, ServiceContext
 from ..services.dependencies import unmet_dependencies
 from ..store import reservation_queries, schedule_queries as queries, subtask_queries
 from ..store.engine import Connection, after_commit
@@ -47,9 +47,9 @@ class SchedulingRound:
         """Place what can be placed now."""
         result = Round()
         for account, pool_key in self._pools_with_room():
-            placed, more = self._schedule_pool(account, pool_key)
-            result.placed += placed
-            result.again = result.again or more
+            done = self._schedule_pool(account, pool_key)
+            result.placed += len(done.placed)
+            result.again = result.again or done.more
         metrics.SCHEDULER_ROUNDS.inc()
         return result
 
@@ -57,21 +57,21 @@ class SchedulingRound:
         with self.ctx.store.read_statement() as conn:   # one SELECT: no BEGIN/COMMIT round trips
             return queries.pools_with_room(conn, self.ctx.prefetch)
 
-    def _schedule_pool(self, account: str, pool_key: str) -> tuple[int, bool]:
+    def _schedule_pool(self, account: str, pool_key: str) -> PoolRound:
         with self.ctx.store.write() as conn:
             return self.schedule_pool_in(conn, account, pool_key)
 
-    def schedule_pool_in(self, conn: Connection, account: str, pool_key: str) -> tuple[int, bool]:
-        """A round for one pool in the caller's write transaction: tasks placed, and whether another
-        round at once may place more (it placed tasks and left slots free without reading every
-        candidate: a job's maxParallelTasks may have kept the unread ones back).
+    def schedule_pool_in(self, conn: Connection, account: str, pool_key: str) -> PoolRound:
+        """A round for one pool in the caller's write transaction: the tasks it placed, and whether
+        another round at once may place more (it placed tasks and left slots free without reading
+        every candidate: a job's maxParallelTasks may have kept the unread ones back).
 
         Exit reports call it for the pools whose slots they freed, so a freed slot takes
         its next task in the same transaction.
         """
         pool = POOLS.get(conn, (account,), (pool_key,))
         if pool is None or pool.body["state"] != "active":
-            return 0, False
+            return PoolRound()
         node_rows = self._open_nodes(conn, account, pool_key)
         now = clock.naive(self.ctx.now())
         nodes = {pk: NodeCapacity(pk=pk, free=max(0, row.slots - row.used_slots - row.reserved),
@@ -84,13 +84,13 @@ class SchedulingRound:
         spare = {} if timed or not self.ctx.prefetch else {
             pk: reservable(row.slots, row.reserved) for pk, row in node_rows.items()}
         if free <= 0 and not any(spare.values()):
-            return 0, False
+            return PoolRound()
         jobs = self._jobs(conn, account, pool_key)
         depth = depth_for(len(jobs))
         if spare and depth < PREFETCH_DEPTH:   # beside another job: shallow
             spare = {pk: reservable(node_rows[pk].slots, node_rows[pk].reserved, depth) for pk in spare}
             if free <= 0 and not any(spare.values()):
-                return 0, False
+                return PoolRound()
         prepared = [pk for pk, job in jobs.items() if "jobPreparationTask" in job.body]
         self._mark_preparation(conn, prepared, nodes)
         room = {pk: self._job_room(job) for pk, job in jobs.items()}
@@ -111,14 +111,14 @@ class SchedulingRound:
         tasks = self._candidates(conn, jobs, widest, limit, order, shared, nodes, timed, multi)
         if not tasks:
             self._steal(conn, account, pool_key, nodes)
-            return 0, False
+            return PoolRound()
         fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
         candidates = [candidate for candidate, _ in tasks.values()]
         plan = place(candidates, list(nodes.values()), fill, room) if free > 0 else []
         snapshot = Snapshot(pool, jobs, {pk: task for pk, (_, task) in tasks.items()}, node_rows)
         placed, slots = self._apply(conn, account, snapshot, plan)
         if placed:
-            after_commit(conn, lambda: metrics.SCHEDULER_PLACED.inc(placed))
+            after_commit(conn, lambda: metrics.SCHEDULER_PLACED.inc(len(placed)))
         reserved = self._reserve(conn, account, snapshot, candidates, plan, spare, room, fill)
         # A reservation takes a turn ahead of time, after this round's direct placements: recorded so (even
         # while the job has no rival yet), a job that comes meanwhile is served next.
@@ -131,8 +131,8 @@ class SchedulingRound:
             queries.mark_served(conn, sorted(later), now + timedelta(microseconds=1))
         if len(tasks) < limit:   # every candidate was read: slots left free may go to reservations elsewhere
             self._steal(conn, account, pool_key, nodes)
-            return placed, False
-        return placed, placed > 0 and free > slots
+            return PoolRound(placed)
+        return PoolRound(placed, bool(placed) and free > slots)
 
     def _open_nodes(self, conn: Connection, account: str, pool_key: str) -> dict[int, Any]:
         """The pool's nodes that can take a task now (rows, locked; bodies decoded only when used)."""
@@ -213,8 +213,10 @@ class SchedulingRound:
 
     # -- apply -----------------------------------------------------------------------------
 
-    def _apply(self, conn: Connection, account: str, snapshot: "Snapshot", plan: list[Placement]) -> tuple[int, int]:
-        """Write the plan's steps that still hold against the snapshot: tasks placed, slots they took."""
+    def _apply(self, conn: Connection, account: str, snapshot: "Snapshot", plan: list[Placement]
+               ) -> tuple[dict[int, Record], int]:
+        """Write the plan's steps that still hold against the snapshot: the tasks placed (by pk, as stored
+        now), and the slots they took."""
         now = self.ctx.now()
         url = self.ctx.account_url(account)
         pool_id = snapshot.pool.body["id"]
@@ -262,12 +264,12 @@ class SchedulingRound:
             if run_id:
                 token = self.ctx.task_token(account, job.body, body)
                 out[row.agent_id].append(commands.task_command(run_id, who, job.body, body, token))
-        transitions.apply_many(conn, changes, now)
+        placed = {record.pk: record for record in transitions.apply_many(conn, changes, now)}
         for pk, (slots, count) in taken.items():
             transitions.occupy_node(conn, nodes[pk], slots, now, tasks=count)
         for agent_id, batch in out.items():
             self.ctx.send(conn, agent_id, batch)
-        return len(changes), sum(slots for slots, _ in taken.values())
+        return placed, sum(slots for slots, _ in taken.values())
 
     def _steal(self, conn: Connection, account: str, pool_key: str, nodes: dict[int, NodeCapacity]) -> None:
         """Nodes with free slots and nothing left to run take back the pool's older reservations held by

@@ -94,9 +94,19 @@ class Outbox:
         raise NotImplementedError
 
 
-def no_round(conn: Connection, account: str, pool_key: str) -> tuple[int, bool]:
+@dataclass(frozen=True, slots=True)
+class PoolRound:
+    """What a scheduling round for one pool did (``ServiceContext.schedule_in``)."""
+
+    #: The tasks it placed, as they are stored now, by pk.
+    placed: dict[int, Record] = field(default_factory=dict)
+    #: Whether another round at once may place more (it left slots free without reading every candidate).
+    more: bool = False
+
+
+def no_round(conn: Connection, account: str, pool_key: str) -> PoolRound:
     """``schedule_in`` until a scheduler installs its own: nothing placed (no round ran)."""
-    return 0, False
+    return PoolRound()
 
 
 @dataclass
@@ -113,9 +123,8 @@ class ServiceContext:
     #: How low-priority nodes are preempted (a server setting; by default never).
     spot: Spot = field(default_factory=Spot)
     #: A scheduling round for one pool (account, pool key) in the caller's write transaction:
-    #: (tasks placed, whether another round at once may place more). The scheduler installs its own
-    #: (scheduler/round.py); without one, nothing is placed.
-    schedule_in: Callable[[Connection, str, str], tuple[int, bool]] = field(default=no_round)
+    #: The scheduler installs its own (scheduler/round.py); without one, nothing is placed.
+    schedule_in: Callable[[Connection, str, str], PoolRound] = field(default=no_round)
     #: A node's last task left it (in the caller's transaction): what waited for that happens (it
     #: leaves its pool, or restarts). Installed by ``Services.create`` (node_ops.py), which owns it.
     node_vacated: Callable[[Connection, Record, datetime], None] = field(default=lambda conn, node, now: None)

@@ -113,7 +113,7 @@ class RunService:
                     wake = True
             freed |= self._tasks(conn, agent_id, tasks, now, emptied)
             for account, pool_key in sorted(freed):
-                wake = self.ctx.schedule_in(conn, account, pool_key)[1] or wake
+                wake = self.ctx.schedule_in(conn, account, pool_key).more or wake
             transitions.settle_nodes(conn, emptied, now)
             if wake or (not freed and results):   # (reserved runs' words alone wake where they need to)
                 self.ctx.wake_after(conn)

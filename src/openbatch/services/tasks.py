@@ -126,23 +126,35 @@ class TaskService:
             for (outcome, _), record in zip(fresh, records):
                 outcome.record = record
             if records:
-                reservations.tasks_added(self.ctx, conn, job)
                 self._place_or_wake(conn, job, outcomes if place else [])
             return outcomes
 
     def _place_or_wake(self, conn: Connection, job: Record, placing: list[TaskAddOutcome]) -> None:
-        """Run the round for the job's pool here when ``placing`` (its records then show what the round
-        made of them: state, ETag); wake the scheduler when no round ran, or one ran that says another
-        may place more (as after an exit report). Any other round has seen all the scheduler would."""
+        """Tasks were added to ``job`` (as read before). Without ``placing``, their pool's reservations
+        yield to them as they should (:func:`reservations.tasks_added`) and the scheduler is woken.
+
+        With ``placing``, the pool's round runs here (the records then show what it made of them:
+        state, ETag), and the yield only when one of them waits: a task the round placed waits behind
+        nothing, and the yield is a statement or more fewer. When the yield cancels reservations, the
+        slots they held are free now, and the round runs again (what running the yield first would
+        have given). The scheduler is woken when a round says another may place more (as after an
+        exit report); any other round has seen all the scheduler would."""
         pool_key = job.row["pool_id_key"]
         if not (placing and pool_key and self.ctx.schedules):
+            reservations.tasks_added(self.ctx, conn, job)
             self.ctx.wake_after(conn)
             return
-        placed, more = self.ctx.schedule_in(conn, job.row["account"], pool_key)
-        if placed:
-            for outcome in placing:
-                if outcome.record is not None:
-                    outcome.record = TASKS.get(conn, (job.pk,), (outcome.task_id,)) or outcome.record
+        account = job.row["account"]
+        added = {outcome.task_id.lower(): outcome for outcome in placing if outcome.record is not None}
+        done = self.ctx.schedule_in(conn, account, pool_key)
+        placed, more = _of_job(done.placed, job.pk), done.more
+        if added.keys() - placed.keys() and reservations.tasks_added(self.ctx, conn, job):
+            again = self.ctx.schedule_in(conn, account, pool_key)
+            placed.update(_of_job(again.placed, job.pk))
+            more = more or again.more
+        for key, record in placed.items():
+            if key in added:
+                added[key].record = record
         if more:
             self.ctx.wake_after(conn)
 
@@ -244,3 +256,8 @@ class TaskService:
         record = require_task(conn, job, task_id, for_update=True)
         check(conditions, record.etag, record.last_modified, read=False)
         return job, record
+
+
+def _of_job(placed: dict[int, Record], job_pk: int) -> dict[str, Record]:
+    """Of a round's placed tasks, the job's, by id key (the records of tasks just added have no pk)."""
+    return {record.body["id"].lower(): record for record in placed.values() if record.row["job_pk"] == job_pk}
