@@ -527,3 +527,52 @@ def test_a_task_add_reads_the_pools_queues_only_when_its_job_comes_beside_one_th
     assert reads == ["read", "read"]
     world.tasks("same", "s1")   # it came already: its pool's rounds serve it beside j since
     assert reads == ["read", "read"]
+
+
+def _add(world: World, job_id: str, task_id: str) -> dict[str, Any]:
+    """Task Add of one task (the call that places it in its own transaction when it can): what it answers."""
+    from openbatch.domain.models import TaskAddParameter
+
+    return world.services.tasks.add(ACCOUNT, job_id, decode({"id": task_id, "commandLine": "/bin/true"},
+                                                            TaskAddParameter)).body
+
+
+def test_a_higher_priority_task_added_to_a_full_pool_goes_ahead_of_the_lower_reservations(any_world: World) -> None:
+    """Its round places nothing; the lower job's reservations yield, and the round runs again: the task
+    is reserved in the same call, first in the node's queue once the agent has let the others go."""
+    world = any_world
+    agent = _with_tasks(world, 2, *[f"a{i:02d}" for i in range(2 + 2 * PREFETCH_DEPTH)])
+    world.job("high", "p", priority=5)
+    assert _add(world, "high", "h0")["state"] == "active"
+    agent.take()   # the kills of j's reservations, and h0's run, reserved
+    assert [run.environment["AZ_BATCH_TASK_ID"] for run in agent.queue] == ["h0"]
+    agent.report()   # unreserved
+    agent.finish(0)
+    assert agent.started[-1][0] == "h0"
+
+
+def test_a_task_added_and_placed_at_once_yields_nothing(any_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task its Task Add placed waits behind no reservation: whether any should yield is not even asked."""
+    from openbatch.store import reservation_queries
+
+    world = any_world
+    reads: list[str] = []
+    lowest = reservation_queries.lowest_priority_beside
+    monkeypatch.setattr(reservation_queries, "lowest_priority_beside", lambda *a: reads.append("read") or lowest(*a))
+    agent = _with_tasks(world, 2, "a0", "a1", "a2")   # a slot stays free after the first two
+    agent.finish(0)
+    agent.report()   # a2, reserved, takes the freed slot
+    world.job("high", "p", priority=5)
+    assert world.counts("j")["active"] == 0 and agent.used() == 2
+    reads.clear()
+    assert _add(world, "high", "h0")["state"] == "active"   # full: it waits, and asks
+    assert reads == ["read"]
+    agent.finish(0)
+    agent.report()   # h0 (reserved, first in the queue) starts
+    world.job("other", "p", priority=5)
+    agent.finish(0)
+    agent.report()
+    reads.clear()
+    assert agent.used() < agent.slots
+    assert _add(world, "other", "o0")["state"] == "running"   # a slot was free: placed, nothing asked
+    assert reads == []
