@@ -61,8 +61,8 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]
     yield seen
 
 
-def _task_scans(store: Store, query: str, params: Any) -> list[dict]:
-    """The plan's scans of the tasks table, as PostgreSQL plans them now (custom, as the engine runs them)."""
+def _scans(store: Store, query: str, params: Any, table: str = "tasks") -> list[dict]:
+    """The plan's scans of ``table``, as PostgreSQL plans them now (custom, as the engine runs them)."""
     connection = store.engine.raw_connection()
     try:
         cursor = connection.cursor()
@@ -76,7 +76,7 @@ def _task_scans(store: Store, query: str, params: Any) -> list[dict]:
     found: list[dict] = []
 
     def walk(node: dict) -> None:
-        if node.get("Relation Name") == "tasks":
+        if node.get("Relation Name") == table:
             found.append(node)
         for child in node.get("Plans", []):
             walk(child)
@@ -100,7 +100,7 @@ def test_a_point_read_of_a_new_jobs_task_probes_one_entry(stale: Store, statemen
     reads = [(q, p) for q, p in statements if "FROM tasks" in q]
     assert reads
     for query, params in reads:
-        scans = _task_scans(stale, query, params)
+        scans = _scans(stale, query, params)
         assert scans and all(_probes_one_entry(scan) for scan in scans), scans
 
 
@@ -114,5 +114,25 @@ def test_the_existence_check_of_an_addition_probes_one_entry_per_id(stale: Store
     reads = [(q, p) for q, p in statements if "tasks" in q]
     assert reads
     for query, params in reads:
-        scans = _task_scans(stale, query, params)
+        scans = _scans(stale, query, params)
         assert scans and all(_probes_one_entry(scan) for scan in scans), scans
+
+
+def test_a_point_read_of_a_job_of_a_new_account_probes_one_entry(postgres_store: Store, statements: list) -> None:
+    """The same for jobs: an account the statistics never saw (another account of the server), with many jobs."""
+    store = postgres_store
+    with store.write() as conn:
+        JOBS.insert_many(conn, ("old",), [_job(f"j{i}") for i in range(3)], NOW)
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE"))
+    with store.write() as conn:
+        JOBS.insert_many(conn, ("new",), [_job(f"j{i:05d}") for i in range(NEW_JOB_TASKS)], NOW)
+    with store.read() as conn:
+        del statements[:]
+        assert JOBS.get(conn, ("new",), ("j02999",)) is not None
+    reads = [(q, p) for q, p in statements if "FROM jobs" in q]
+    assert reads
+    for query, params in reads:
+        scans = _scans(store, query, params, "jobs")
+        assert scans and all(scan["Node Type"] in ("Index Scan", "Index Only Scan")
+                             and scan["Index Name"] in ("uq_jobs_account_id", "pk_jobs") for scan in scans), scans
