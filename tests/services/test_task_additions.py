@@ -100,7 +100,8 @@ def test_a_placing_add_whose_round_read_every_candidate_leaves_the_scheduler_asl
     world.services.tasks.add(ACCOUNT, "j", decode({"id": "a", "commandLine": "/bin/true"}, TaskAddParameter))
     assert world.counts("j")["running"] == 1
     assert world.notes.wakes == wakes          # slots are left, but a round would find nothing more
-    assert (world.round.schedule().placed, world.round.schedule().again) == (0, False)
+    after = world.round.schedule()
+    assert (after.placed, after.again) == (0, False)
 
 
 def test_a_round_that_left_candidates_unread_asks_for_another(any_world: World) -> None:

@@ -85,10 +85,14 @@ def _scans(store: Store, query: str, params: Any, table: str = "tasks") -> list[
     return found
 
 
-def _probes_one_entry(scan: dict) -> bool:
-    """An index scan on the unique (job_pk, id_key) or the primary key: one entry per probe."""
-    return scan["Node Type"] in ("Index Scan", "Index Only Scan") and scan["Index Name"] in ("uq_tasks_job_id",
-                                                                                           "pk_tasks")
+def _assert_each_probes_one_entry(store: Store, reads: list[tuple[str, Any]], table: str = "tasks",
+                                  indexes: tuple[str, ...] = ("uq_tasks_job_id", "pk_tasks")) -> None:
+    """Each read scans ``table`` only by one of ``indexes`` (a unique key or the primary key: one entry a probe)."""
+    assert reads
+    for query, params in reads:
+        scans = _scans(store, query, params, table)
+        assert scans and all(scan["Node Type"] in ("Index Scan", "Index Only Scan") and scan["Index Name"] in indexes
+                             for scan in scans), scans
 
 
 def test_a_point_read_of_a_new_jobs_task_probes_one_entry(stale: Store, statements: list) -> None:
@@ -97,11 +101,7 @@ def test_a_point_read_of_a_new_jobs_task_probes_one_entry(stale: Store, statemen
         assert job is not None
         del statements[:]
         assert TASKS.get(conn, (job.pk,), ("t02999",)) is not None
-    reads = [(q, p) for q, p in statements if "FROM tasks" in q]
-    assert reads
-    for query, params in reads:
-        scans = _scans(stale, query, params)
-        assert scans and all(_probes_one_entry(scan) for scan in scans), scans
+    _assert_each_probes_one_entry(stale, [(q, p) for q, p in statements if "FROM tasks" in q])
 
 
 def test_the_existence_check_of_an_addition_probes_one_entry_per_id(stale: Store, statements: list) -> None:
@@ -111,11 +111,7 @@ def test_the_existence_check_of_an_addition_probes_one_entry_per_id(stale: Store
         del statements[:]
         found = TASKS.existing_keys(conn, (job.pk,), ["t00001", "t02998", "absent"])
     assert found == {"t00001", "t02998"}
-    reads = [(q, p) for q, p in statements if "tasks" in q]
-    assert reads
-    for query, params in reads:
-        scans = _scans(stale, query, params)
-        assert scans and all(_probes_one_entry(scan) for scan in scans), scans
+    _assert_each_probes_one_entry(stale, [(q, p) for q, p in statements if "tasks" in q])
 
 
 def test_a_point_read_of_a_job_of_a_new_account_probes_one_entry(postgres_store: Store, statements: list) -> None:
@@ -130,9 +126,5 @@ def test_a_point_read_of_a_job_of_a_new_account_probes_one_entry(postgres_store:
     with store.read() as conn:
         del statements[:]
         assert JOBS.get(conn, ("new",), ("j02999",)) is not None
-    reads = [(q, p) for q, p in statements if "FROM jobs" in q]
-    assert reads
-    for query, params in reads:
-        scans = _scans(store, query, params, "jobs")
-        assert scans and all(scan["Node Type"] in ("Index Scan", "Index Only Scan")
-                             and scan["Index Name"] in ("uq_jobs_account_id", "pk_jobs") for scan in scans), scans
+    _assert_each_probes_one_entry(store, [(q, p) for q, p in statements if "FROM jobs" in q], "jobs",
+                                  ("uq_jobs_account_id", "pk_jobs"))
