@@ -8,6 +8,7 @@ and the job may hold millions. A point read of one of its tasks must still probe
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -49,12 +50,15 @@ def stale(postgres_store: Store) -> Store:
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
-    """The (query, parameters) every psycopg cursor runs meanwhile."""
+    """The (query, parameters) every psycopg cursor runs meanwhile in this test's thread (not in another's:
+    a server of an earlier test may still be at work in this process)."""
     seen: list[tuple[str, Any]] = []
     original = psycopg.Cursor.execute
+    mine = threading.get_ident()
 
     def execute(self: psycopg.Cursor, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        seen.append((query if isinstance(query, str) else query.as_string(self), params))
+        if threading.get_ident() == mine:
+            seen.append((query if isinstance(query, str) else query.as_string(self), params))
         return original(self, query, params, **kwargs)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", execute)
