@@ -33,7 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from . import prepared
-from .loop_reads import LoopReads
+from .loop_reads import PLANNING, LoopReads
 from .schema import metadata
 
 
@@ -48,12 +48,8 @@ def create_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    # psycopg prepares a statement on the server after five runs, and PostgreSQL may then keep
-    # one generic plan for it: planned while a table was small (a seq scan), it stays a seq
-    # scan as the table grows (AddTaskCollection fell from ~4,000 to ~400 tasks/s by 100,000
-    # tasks). Custom plans keep the parse saving and plan with the table as it is.
     engine = sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False,
-                              connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
+                              connect_args={"options": PLANNING})
     _ping_when_idle(engine)
 
     @event.listens_for(engine, "before_cursor_execute")

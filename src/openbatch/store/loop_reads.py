@@ -24,9 +24,17 @@ from .prepared import Prepared, Row
 #: Connections per event loop and lane: reads (Get Task Counts, Get Task) and takes (long-polls
 #: taking their agent's commands, which may wait for a report's transaction) never hold up each other.
 CONNECTIONS = {"reads": 4, "takes": 2}
-#: A database that does not answer fails the request instead of hanging it (libpq parameters), and
-#: plans are made for the parameters at hand, as on the engine's connections (store/engine.py).
-LIVENESS = {"connect_timeout": 10, **KEEPALIVE, "options": "-c plan_cache_mode=force_custom_plan"}
+#: How every connection of the server plans (the engine's too, store/engine.py). psycopg prepares a
+#: statement after five runs and PostgreSQL may then keep one generic plan for it, made once from the
+#: table's size at that moment. Made while a table is small (a new database, or statistics older than the
+#: data) that plan is a seq scan, kept as the table grows (AddTaskCollection fell from ~4,000 to ~400
+#: tasks/s by 100,000 tasks). With seq scans priced out it is an index scan, right at any size, and the
+#: planning a custom plan costs each run is saved (figure 1 on PostgreSQL +25 %). A table no index serves
+#: is still scanned: the setting prices seq scans, it does not forbid them. tests/store/test_plans.py
+#: checks the generic plans of the hot statements.
+PLANNING = "-c plan_cache_mode=auto -c enable_seqscan=off"
+#: A database that does not answer fails the request instead of hanging it (libpq parameters).
+LIVENESS = {"connect_timeout": 10, **KEEPALIVE, "options": PLANNING}
 
 Lane = Literal["reads", "takes"]
 _Slot = Optional[psycopg.AsyncConnection]
