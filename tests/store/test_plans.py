@@ -27,12 +27,13 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
-from openbatch.domain.models import JobAddParameter, PoolAddParameter, TaskAddParameter, decode
+from openbatch.domain.models import (JobAddParameter, JobTerminateParameter, PoolAddParameter, TaskAddParameter,
+                                     decode)
 from openbatch.domain.quotas import Quotas
 from openbatch.protocol import Command, RunCommand
 from openbatch.scheduler.round import SchedulingRound
 from openbatch.services import Services
-from openbatch.services.context import Notifier
+from openbatch.services.context import ListQuery, Notifier
 from openbatch.store.engine import Store
 from openbatch.store.records import JOBS, TASKS
 
@@ -261,21 +262,38 @@ class _Commands(Notifier):
 
 
 def _a_task_life(store: Store) -> None:
-    """Tasks added (one by one and as a collection of 100, as the bench adds them) to a pool of one node, read, counted, reserved,
-    started and ended by the node's agent: what figure 1 of the bench runs, through the services."""
+    """Tasks added (one by one and as a collection of 100, as the bench adds them) to a pool of one node
+    with a start task, read, counted, reserved, started and ended by the node's agent, beside the job's
+    preparation, then its release when the job is terminated: what the bench runs, through the services."""
     services = Services.create(store, node_provider=True, quotas=Quotas(dedicated_cores=8, pools=5, active_jobs=5))
     commands = services.ctx.notifier = _Commands()
     services.ctx.schedule_in = SchedulingRound(services.ctx).schedule_pool_in
     services.pools.add("acct", decode({
         "id": "p", "vmSize": "standard_d2s_v3", "targetDedicatedNodes": 1, "taskSlotsPerNode": 2,
+        "startTask": {"commandLine": "/bin/true", "waitForSuccess": True},
         "virtualMachineConfiguration": {"imageReference": {"publisher": "canonical", "offer": "ubuntu",
                                                            "sku": "22_04-lts"},
                                         "nodeAgentSKUId": "batch.node.ubuntu 22.04"}}, PoolAddParameter))
-    services.jobs.add("acct", decode({"id": "life", "poolInfo": {"poolId": "p"}}, JobAddParameter))
+    services.jobs.add("acct", decode({"id": "life", "poolInfo": {"poolId": "p"},
+                                      "jobPreparationTask": {"commandLine": "/bin/true"},
+                                      "jobReleaseTask": {"commandLine": "/bin/true"}}, JobAddParameter))
     from openbatch.services.agents import unhosted_local_nodes
     node_ids = [node_id for _, _, node_id, _ in unhosted_local_nodes(services.ctx)]
     agent_id, credential, _ = services.agents.register("acct", "p", "host", node_ids=node_ids)
     services.agents.node_ready(services.agents.authenticate(agent_id, credential), node_ids[0])
+    answered: list[Command] = []
+
+    def run_what_comes() -> None:
+        nonlocal answered
+        for _ in range(200):
+            runs = [c for c in commands.sent.pop(agent_id, []) + answered if isinstance(c, RunCommand)]
+            if not runs:
+                return
+            events: list[dict[str, Any]] = [{"type": "started", "id": run.id} for run in runs if run.reserved]
+            events += [{"type": "exited", "id": run.id, "exitCode": 0} for run in runs]
+            answered = services.runs.report(agent_id, events, None, True)
+
+    run_what_comes()   # the start task
     for task_id in ("a", "b", "c"):
         services.tasks.add("acct", "life", decode({"id": task_id, "commandLine": "/bin/true"}, TaskAddParameter))
     services.tasks.add_collection("acct", "life", [decode({"id": f"c{i}", "commandLine": "/bin/true"},
@@ -284,15 +302,12 @@ def _a_task_life(store: Store) -> None:
     services.jobs.task_counts("acct", "life")
     asyncio.run(services.tasks.get_on_loop("acct", "life", "b"))
     asyncio.run(services.jobs.task_counts_on_loop("acct", "life"))
-    answered: list[Command] = []
-    for _ in range(200):
-        runs = [c for c in commands.sent.pop(agent_id, []) + answered if isinstance(c, RunCommand)]
-        if not runs:
-            break
-        events: list[dict[str, Any]] = [{"type": "started", "id": run.id} for run in runs if run.reserved]
-        events += [{"type": "exited", "id": run.id, "exitCode": 0} for run in runs]
-        answered = services.runs.report(agent_id, events, None, True)
+    run_what_comes()
     assert services.jobs.task_counts("acct", "life")["taskCounts"]["completed"] == 103
+    services.jobs.terminate("acct", "life", decode({}, JobTerminateParameter))
+    run_what_comes()   # the release
+    (status,) = services.prep_release.list("acct", "life", ListQuery()).records
+    assert status.body["jobReleaseTaskExecutionInfo"]["state"] == "completed", status.body
 
 
 def test_no_statement_of_a_task_life_reads_a_whole_table(postgres_store: Store, postgres_databases: Callable[[], str],

@@ -29,10 +29,12 @@ CONNECTIONS = {"reads": 4, "takes": 2}
 #: table's size at that moment. Made while a table is small (a new database, or statistics older than the
 #: data) that plan is a seq scan, kept as the table grows (AddTaskCollection fell from ~4,000 to ~400
 #: tasks/s by 100,000 tasks). With seq scans priced out it is an index scan, right at any size, and the
-#: planning a custom plan costs each run is saved (figure 1 on PostgreSQL +25 %). A table no index serves
-#: is still scanned: the setting prices seq scans, it does not forbid them. tests/store/test_plans.py
-#: checks the generic plans of the hot statements.
-PLANNING = "-c plan_cache_mode=auto -c enable_seqscan=off"
+#: planning a custom plan costs at each run is saved (docs/performance.md: figure 1 on PostgreSQL +11–21 %,
+#: add → running ~1 ms sooner). A table no index serves is still scanned: the setting prices seq scans,
+#: it does not forbid them. tests/store/test_plans.py checks the generic plans of a task's whole life.
+#: JIT off: a seq scan so priced costs more than jit_above_cost, and compiling it took ~20-60 ms a
+#: statement (JIT serves long analytic queries, none of which the server runs).
+PLANNING = "-c plan_cache_mode=auto -c enable_seqscan=off -c jit=off"
 #: A database that does not answer fails the request instead of hanging it (libpq parameters).
 LIVENESS = {"connect_timeout": 10, **KEEPALIVE, "options": PLANNING}
 

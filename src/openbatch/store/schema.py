@@ -286,6 +286,7 @@ nodes = Table(
     Column("available_until", DateTime, nullable=True),
     UniqueConstraint("account", "pool_id_key", "id_key", name="uq_nodes_pool_id"),
     Index("ix_nodes_agent", "agent_id"),
+    Index("ix_nodes_start_run", "start_run_id", **_where("start_run_id IS NOT NULL")),
 )
 
 #: A node agent process: it hosts one or more nodes of one pool and holds a credential.
@@ -324,6 +325,9 @@ prep_release = Table(
     #: The node rebooted or was reimaged since the preparation ran: it must run again first.
     Column("prep_stale", Boolean, nullable=False, server_default=sa.false()),
     UniqueConstraint("job_pk", "pool_id_key", "node_id_key", name="uq_prep_release_job_node"),
+    # (a preparation's or release's report names its row by run id)
+    Index("ix_prep_release_prep_run", "prep_run_id", **_where("prep_run_id IS NOT NULL")),
+    Index("ix_prep_release_release_run", "release_run_id", **_where("release_run_id IS NOT NULL")),
 )
 
 
