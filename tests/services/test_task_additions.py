@@ -120,3 +120,63 @@ def test_a_round_that_left_candidates_unread_asks_for_another(any_world: World) 
     second = world.round.schedule()
     assert (second.placed, second.again) == (3, False)
     assert world.counts("capped")["running"] == 1 and world.counts("other")["running"] == 3
+
+
+@pytest.mark.parametrize("room", [True, False], ids=["placed-at-once", "waiting"])
+def test_a_task_added_alone_with_a_taken_id_is_refused_and_changes_nothing(any_world: World, room: bool) -> None:
+    """A single add does not look for its id first: the job's unique key refuses it, whether the task would
+    have been placed at once or would wait (ids are case-insensitive), and nothing of the attempt stays."""
+    from openbatch.domain.errors import BatchError
+
+    world = any_world
+    world.pool("p", nodes=1, slots=1)
+    agent_id, _ = world.host("p")
+    world.job("j", "p")
+    if not room:
+        world.tasks("j", "busy")
+    world.services.tasks.add(ACCOUNT, "j", decode({"id": "Task", "commandLine": "/bin/true"}, TaskAddParameter))
+    counts, commands, nodes = world.counts("j"), world.notes.take(agent_id), _node_bodies(world)
+    for task_id in ("Task", "TASK", "task"):
+        with pytest.raises(BatchError) as refused:
+            world.services.tasks.add(ACCOUNT, "j", decode({"id": task_id, "commandLine": "/bin/false"},
+                                                          TaskAddParameter))
+        assert refused.value.code == "TaskExists"
+    assert world.counts("j") == counts
+    assert world.notes.take(agent_id) == [] and commands
+    assert world.services.tasks.get(ACCOUNT, "j", "task").body["commandLine"] == "/bin/true"
+    assert _node_bodies(world) == nodes
+
+
+def _node_bodies(world: World) -> list[dict]:
+    from openbatch.services.context import ListQuery
+
+    page, _ = world.services.nodes.list(ACCOUNT, "p", ListQuery())
+    return [record.body for record in page.records]
+
+
+def test_the_same_id_added_alone_at_once_gives_one_task(any_world: World) -> None:
+    world = any_world
+    world.pool("p", nodes=1, slots=2)
+    world.host("p")
+    world.job("j", "p")
+    codes: list[str | None] = []
+    lock = threading.Lock()
+
+    def add() -> None:
+        try:
+            world.services.tasks.add(ACCOUNT, "j", decode({"id": "once", "commandLine": "/bin/true"},
+                                                          TaskAddParameter))
+            code = None
+        except Exception as error:  # noqa: BLE001 - the code is the assertion
+            code = getattr(error, "code", repr(error))
+        with lock:
+            codes.append(code)
+
+    threads = [threading.Thread(target=add) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes, key=str) == [None] + ["TaskExists"] * 5
+    counts = world.counts("j")
+    assert counts["active"] + counts["running"] == 1

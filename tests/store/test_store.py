@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 
 from openbatch.odata import FILTERS, parse_filter
 from openbatch.store import schema
-from openbatch.store.engine import Store
+from openbatch.store.engine import Conflict, Duplicate, Store
 from openbatch.store.records import JOBS, PREP_RELEASE, TASKS, adjust_counters, read_counters
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -79,8 +79,20 @@ def test_update_moves_etag_and_columns(store: Store) -> None:
 def test_duplicate_ids_are_rejected_by_the_database(store: Store) -> None:
     with store.write() as conn:
         JOBS.insert(conn, ("acct",), job_body("dup"), NOW)
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(Duplicate) as taken:
         with store.write() as conn:
+            JOBS.insert(conn, ("acct",), job_body("DUP"), NOW)
+    assert taken.value.table == "jobs"
+    with store.read() as conn:
+        assert JOBS.get(conn, ("acct",), ("dup",)).body["id"] == "dup"
+
+
+def test_a_duplicate_among_writers_alongside_each_other_is_a_conflict_to_run_again(store: Store) -> None:
+    """(lock "shared", PostgreSQL: the key may be another writer's, committed since; SQLite has one writer)"""
+    with store.write() as conn:
+        JOBS.insert(conn, ("acct",), job_body("dup"), NOW)
+    with pytest.raises(sa.exc.IntegrityError if store.is_sqlite else Conflict):
+        with store.write(lock="shared") as conn:
             JOBS.insert(conn, ("acct",), job_body("DUP"), NOW)
 
 

@@ -154,6 +154,30 @@ class Conflict(Exception):
     written: running the use case again sees the other's committed rows."""
 
 
+class Duplicate(Exception):
+    """A write transaction alone among writers (lock ``exclusive``; SQLite) inserted a row whose unique
+    key another row holds; nothing was written. ``table``: where. A use case that lets the database find
+    a taken key, instead of reading it first, answers it as its own error."""
+
+    def __init__(self, table: str, detail: str) -> None:
+        super().__init__(f"{table}: {detail}")
+        self.table = table
+
+
+def _duplicate(error: BaseException, lock: WriterLock) -> Duplicate | None:
+    """``error`` as a :class:`Duplicate`, if it is a unique key's violation (through SQLAlchemy the driver's
+    error is wrapped; prepared statements raise it bare)."""
+    cause = getattr(error, "orig", None) or error
+    if lock == "shared":
+        return None   # (a Conflict: run again)
+    if getattr(cause, "sqlstate", None) == "23505":   # PostgreSQL's unique_violation
+        return Duplicate(getattr(cause.diag, "table_name", None) or "", str(cause))  # type: ignore[attr-defined]
+    message = str(cause)
+    if type(cause).__name__ == "IntegrityError" and message.startswith("UNIQUE constraint failed: "):
+        return Duplicate(message.removeprefix("UNIQUE constraint failed: ").split(".", 1)[0], message)
+    return None
+
+
 class WriterBusy(Exception):
     """Within :meth:`Store.in_place`: the first write transaction found the SQLite writer lock taken."""
 
@@ -196,7 +220,13 @@ class Store:
         if self.is_sqlite:
             self._take_writer()
             try:
-                callbacks = yield from self._transaction(self._sqlite_writer())
+                try:
+                    callbacks = yield from self._transaction(self._sqlite_writer())
+                except Exception as error:
+                    duplicate = _duplicate(error, lock)
+                    if duplicate is not None:
+                        raise duplicate from error
+                    raise
                 # Before the next writer: what a transaction sends is queued before what the next
                 # one decides (a report's answer takes the queue in its transaction, in order).
                 for callback in callbacks:
@@ -212,6 +242,9 @@ class Store:
                 cause = getattr(error, "orig", None) or error
                 if lock == "shared" and getattr(cause, "sqlstate", None) in _CONFLICTS:
                     raise Conflict(str(cause)) from error
+                duplicate = _duplicate(error, lock)
+                if duplicate is not None:
+                    raise duplicate from error
                 raise
             for callback in callbacks:
                 callback()
