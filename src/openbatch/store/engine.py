@@ -21,6 +21,7 @@ concurrent insert of the same key, or a lock cycle between two of them; both sur
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -173,7 +174,7 @@ def _duplicate(error: BaseException, lock: WriterLock) -> Duplicate | None:
     if getattr(cause, "sqlstate", None) == "23505":   # PostgreSQL's unique_violation
         return Duplicate(getattr(cause.diag, "table_name", None) or "", str(cause))  # type: ignore[attr-defined]
     message = str(cause)
-    if type(cause).__name__ == "IntegrityError" and message.startswith("UNIQUE constraint failed: "):
+    if isinstance(cause, sqlite3.IntegrityError) and message.startswith("UNIQUE constraint failed: "):
         return Duplicate(message.removeprefix("UNIQUE constraint failed: ").split(".", 1)[0], message)
     return None
 
