@@ -129,7 +129,7 @@ def test_a_task_added_alone_with_a_taken_id_is_refused_and_changes_nothing(any_w
     from openbatch.domain.errors import BatchError
 
     world = any_world
-    world.pool("p", nodes=1, slots=1)
+    world.pool("p", nodes=1, slots=2 if room else 1)   # (room: a slot stays free for the second add)
     agent_id, _ = world.host("p")
     world.job("j", "p")
     if not room:
