@@ -96,7 +96,7 @@ class TaskService:
         try:
             return self._add_many_once(account, job_id, [task], "exclusive", place=True, look_for_ids=False)[0]
         except Duplicate as duplicate:
-            if duplicate.table != TASKS.table.name:
+            if not TASKS.refused(duplicate):
                 raise
             return TaskAddOutcome(task.id, error=_task_exists(task.id))
 

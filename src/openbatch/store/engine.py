@@ -165,10 +165,14 @@ class Duplicate(Exception):
         self.table = table
 
 
+def _cause(error: BaseException) -> BaseException:
+    """The driver's error: through SQLAlchemy it is wrapped, prepared statements raise it bare."""
+    return getattr(error, "orig", None) or error
+
+
 def _duplicate(error: BaseException, lock: WriterLock) -> Duplicate | None:
-    """``error`` as a :class:`Duplicate`, if it is a unique key's violation (through SQLAlchemy the driver's
-    error is wrapped; prepared statements raise it bare)."""
-    cause = getattr(error, "orig", None) or error
+    """``error`` as a :class:`Duplicate`, if it is a unique key's violation."""
+    cause = _cause(error)
     if lock == "shared":
         return None   # (a Conflict: run again)
     if getattr(cause, "sqlstate", None) == "23505":   # PostgreSQL's unique_violation
@@ -239,8 +243,7 @@ class Store:
                 with self._autocommit.connect() as conn:   # BEGIN is ours (see _PG_BEGIN)
                     callbacks = yield from self._transaction(conn, lock)
             except Exception as error:
-                # Through SQLAlchemy the driver's error is wrapped; prepared statements raise it bare.
-                cause = getattr(error, "orig", None) or error
+                cause = _cause(error)
                 if lock == "shared" and getattr(cause, "sqlstate", None) in _CONFLICTS:
                     raise Conflict(str(cause)) from error
                 duplicate = _duplicate(error, lock)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from ..domain import clock
 from ..domain.tasks import retained_until
 from . import schema
+from .engine import Duplicate
 from .filter_columns import FILTER_COLUMNS
 from .filters import compile_filter
 from .loop_reads import LoopReads
@@ -125,6 +126,10 @@ class Collection:
         self._has_etag = "etag" in table.c
         #: Statements built once and reused (SQLAlchemy then also reuses their compiled form).
         self._statements: dict[tuple[Any, ...], Any] = {}
+
+    def refused(self, duplicate: Duplicate) -> bool:
+        """Whether ``duplicate`` is an insert into this collection that one of its unique keys refused."""
+        return duplicate.table == self.table.name
 
     # -- reads -----------------------------------------------------------------------------
 
