@@ -183,6 +183,100 @@ def test_an_exit_that_comes_before_its_start_completes_the_task(any_world: World
     assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
 
 
+def _node(world: World, agent: SimAgent) -> dict[str, Any]:
+    from openbatch.domain.nodes import render
+
+    record = world.services.nodes.get(ACCOUNT, "p", agent.node_id)
+    return render(record.body, record.row)
+
+
+def _transitions() -> dict[tuple[str, str], float]:
+    from openbatch import metrics
+
+    return {(old, new): metrics.REGISTRY.get_sample_value(
+        "openbatch_task_transitions_total", {"from_state": old, "to_state": new}) or 0.0
+        for old, new in (("active", "running"), ("running", "completed"), ("running", "active"))}
+
+
+def _task_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many task rows each write of the tasks table's records (and of its reservations) stores from now on."""
+    from openbatch.store import reservation_queries
+    from openbatch.store.records import TASKS
+
+    written: list[int] = []
+
+    def counted(write: Any, rows: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            written.append(rows(*args))
+            return write(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(TASKS, "update_many", counted(TASKS.update_many, lambda conn, changes, now: len(changes)))
+    monkeypatch.setattr(TASKS, "update", counted(TASKS.update, lambda *_: 1))
+    monkeypatch.setattr(TASKS, "set_columns", counted(TASKS.set_columns, lambda *_: 1))
+    monkeypatch.setattr(reservation_queries, "clear", counted(reservation_queries.clear, lambda conn, pks: len(list(pks))))
+    return written
+
+
+def test_a_reserved_run_reported_by_its_exit_alone_is_stored_once_started_and_ended(
+        any_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its start and end in one report: the task's row written once, from active to completed; the node
+    counts the run (its slots were never held on the server's books); both steps are counted events."""
+    world = any_world
+    agent = _with_tasks(world, 1, "a", "b")
+    agent.finish(0)          # a ends, b starts from the queue and ends before its "started" was sent
+    agent.finish(0)
+    agent.events = [event for event in agent.events if event["type"] != "started"]
+    before, writes = _transitions(), _task_writes(monkeypatch)
+    agent.report()
+    after = _transitions()
+    task = _task(world, "j", "b")
+    assert task["state"] == "completed" and task["executionInfo"]["result"] == "success"
+    assert task["nodeInfo"]["nodeId"] == agent.node_id and task["executionInfo"]["startTime"]
+    assert task["executionInfo"]["endTime"] >= task["executionInfo"]["startTime"]
+    assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
+    node = _node(world, agent)
+    assert (node["state"], node["runningTasksCount"], node["runningTaskSlotsCount"]) == ("idle", 0, 0)
+    assert (node["totalTasksRun"], node["totalTasksSucceeded"]) == (2, 2)
+    assert {step: after[step] - before[step] for step in after} == {
+        ("active", "running"): 1, ("running", "completed"): 2, ("running", "active"): 0}
+    assert sum(writes) == 2   # a's end and b's (started and ended) in one: not b's start, then its end
+    with world.services.ctx.store.read() as conn:
+        import sqlalchemy as sa
+
+        from openbatch.store import schema
+
+        held = conn.execute(sa.select(sa.func.count()).select_from(schema.tasks)
+                            .where(schema.tasks.c.reserved_run_id.is_not(None))).scalar_one()
+    assert held == 0
+
+
+def test_a_reserved_run_that_fails_in_its_first_word_is_retried(any_world: World) -> None:
+    world = any_world
+    agent = _agent(world, "p", 1)
+    world.job("j", "p")
+    world.tasks("j", "a", "b", constraints={"maxTaskRetryCount": 1})
+    world.round.schedule()
+    agent.take()
+    agent.finish(0)          # a ends; b starts from the queue and fails before its "started" was sent
+    agent.finish(0, code=3)
+    agent.events = [event for event in agent.events if event["type"] != "started"]
+    agent.report()
+    task = _task(world, "j", "b")
+    assert task["state"] in ("active", "running") and task["executionInfo"]["retryCount"] == 1
+    node = _node(world, agent)
+    assert (node["totalTasksRun"], node["totalTasksSucceeded"]) == (2, 1)
+    for _ in range(5):       # its retry runs to its end
+        agent.take()
+        agent.finish(0)
+        agent.report()
+        world.round.schedule()
+    assert _task(world, "j", "b")["state"] == "completed"
+    assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
+    node = _node(world, agent)
+    assert (node["runningTasksCount"], node["runningTaskSlotsCount"], node["totalTasksRun"]) == (0, 0, 3)
+
+
 def test_terminating_a_reserved_task_drops_its_run_and_a_start_on_the_way_is_killed(any_world: World) -> None:
     world = any_world
     agent = _with_tasks(world, 1, "a", "b")

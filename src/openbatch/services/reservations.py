@@ -19,6 +19,7 @@ A reservation whose command never reached its agent (an answer lost on the way) 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
@@ -34,6 +35,9 @@ from . import transitions
 from .context import ServiceContext
 
 Json = dict[str, Any]
+
+#: The reservation columns a started run's task leaves behind.
+CLEARED = {"reserved_run_id": None, "reserved_node_pk": None, "reserved_agent_id": None, "reserved_at": None}
 
 
 # -- cancelling ---------------------------------------------------------------------------------
@@ -131,9 +135,25 @@ def unreserved(ctx: ServiceContext, conn: Connection, run_ids: Sequence[str]) ->
 # -- starting -----------------------------------------------------------------------------------
 
 
-def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence[Json], now: datetime) -> None:
+@dataclass(frozen=True, slots=True)
+class StartedRun:
+    """A reserved run whose exit came with its start: its task as read (still active and reserved), the
+    body it has running on ``node_pk`` (not stored: the caller stores its end, one write for both)."""
+
+    job: Record
+    task: Record
+    running: Json
+    node_pk: int | None
+
+
+def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence[Json],
+          now: datetime) -> dict[str, StartedRun]:
     """Reserved runs the agent started (``started``) or already finished (``exited``): their tasks become
     running on the node, as if placed there when the run started.
+
+    A finished run's start is not stored but returned, by run id, for the caller to store with its
+    end (a task's row written once, not twice; the node's slots taken and freed in one step), except
+    in a job whose failed tasks may end or disable it (those take their reports one by one).
 
     A ``started`` run of a reservation that is cancelling is not applied (its kill is on the way); one
     that may not start any more (the task, its job or the node changed without cancelling it first) is
@@ -145,7 +165,7 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
     exits = {str(event["id"]) for event in events if event.get("type") == "exited"}
     if not rows:
         _kill_unknown(ctx, conn, agent_id, [str(e["id"]) for e in events if e.get("type") == "started"])
-        return
+        return {}
     jobs = jobs_by_pk(conn, {row.job_pk for row in rows.values()})
     node_pks = {row.reserved_node_pk for row in rows.values() if row.reserved_node_pk is not None}
     nodes = {node.pk: node for node in nodes_by_pk(conn, node_pks)} if node_pks else {}
@@ -155,6 +175,7 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
     cancelled: list[Reservation] = []
     ended: list[int] = []
     unknown: list[str] = []
+    started: dict[str, StartedRun] = {}
     for event in events:
         run_id = str(event["id"])
         row = rows.pop(run_id, None)
@@ -185,20 +206,24 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
         if event.get("startTime"):   # (the node's, on the server's clock)
             body["executionInfo"]["startTime"] = event["startTime"]
         on = node.pk if node is not None else None
-        changes.append(transitions.TaskChange(job.pk, task, body, {
-            "node_pk": on, "run_id": run_id, "reserved_run_id": None, "reserved_node_pk": None,
-            "reserved_agent_id": None, "reserved_at": None}))
+        if finished and job.body.get("onTaskFailure") != "performexitoptionsjobaction":
+            started[run_id] = StartedRun(job, task, body, on)
+            continue
+        changes.append(transitions.TaskChange(job.pk, task, body, {"node_pk": on, "run_id": run_id, **CLEARED}))
         if node is not None:
             slots, count = taken.get(node.pk, (0, 0))
             taken[node.pk] = (slots + int(row.required_slots), count + 1)
     transitions.apply_many(conn, changes, now)
-    if changes:   # (given to their nodes now, as a round's placements are)
-        after_commit(conn, lambda: metrics.SCHEDULER_PLACED.inc(len(changes)))
+    placed = len(changes) + len(started)   # (given to their nodes now, as a round's placements are)
+    if placed:
+        after_commit(conn, lambda: metrics.SCHEDULER_PLACED.inc(placed))
     for pk, (slots, count) in taken.items():
         transitions.occupy_node(conn, nodes[pk], slots, now, tasks=count)
     queries.clear(conn, ended)
     cancel(ctx, conn, cancelled)
     _kill_unknown(ctx, conn, agent_id, unknown)
+    return started
+
 
 
 def _node_info(conn: Connection, job: Record, task: Json, node: Record, pools: dict[tuple[str, str], str]) -> Json:

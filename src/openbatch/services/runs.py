@@ -85,8 +85,7 @@ class RunService:
         with self.ctx.store.write() as conn, self.ctx.answering(conn, agent_id if answered else "") as answer:
             # reserved runs first: a run's start is applied before its exit, and before any slot it took counts free
             starts = [result for result in results if result.get("type") == "started" or result.get("reserved")]
-            if starts:
-                reservations.start(self.ctx, conn, agent_id, starts, now)
+            started = reservations.start(self.ctx, conn, agent_id, starts, now) if starts else {}
             dropped = [str(result.get("id")) for result in results if result.get("type") == "unreserved"]
             if dropped:
                 reservations.unreserved(self.ctx, conn, dropped)
@@ -101,7 +100,7 @@ class RunService:
                 if run_id[:1] == "t" and not coordinated:
                     tasks.append(result)
                     continue
-                freed |= self._tasks(conn, agent_id, tasks, now, emptied)
+                freed |= self._tasks(conn, agent_id, tasks, now, emptied, started)
                 transitions.settle_nodes(conn, emptied, now)
                 emptied.clear()
                 tasks = []
@@ -111,7 +110,7 @@ class RunService:
                 if handler is not None:
                     handler(conn, agent_id, run_id, result, now)
                     wake = True
-            freed |= self._tasks(conn, agent_id, tasks, now, emptied)
+            freed |= self._tasks(conn, agent_id, tasks, now, emptied, started)
             for account, pool_key in sorted(freed):
                 wake = self.ctx.schedule_in(conn, account, pool_key).more or wake
             transitions.settle_nodes(conn, emptied, now)
@@ -122,27 +121,42 @@ class RunService:
     # -- tasks -----------------------------------------------------------------------------
 
     def _tasks(self, conn: Connection, agent_id: str, results: list[Json], now: datetime,
-               emptied: set[int]) -> set[tuple[str, str]]:
+               emptied: set[int], started: dict[str, reservations.StartedRun]) -> set[tuple[str, str]]:
         """Finished task runs as a batch: one read of the tasks and of their jobs, batched writes.
 
         Returns the (account, pool key) of the nodes whose slots came free; the nodes left
         without a task go into ``emptied``, their state for the caller to settle
         (:func:`transitions.settle_nodes`) after its scheduling rounds.
 
+        ``started``: reserved runs whose start came in this report, not stored yet (by run id,
+        :func:`reservations.start`); their task is stored once, ended.
+
         Jobs whose failed tasks may end or disable the job (onTaskFailure=
         performexitoptionsjobaction) take their reports one by one, in order (:meth:`_task`).
         """
         if not results:
             return set()
-        run_ids = list(dict.fromkeys(str(result["id"]) for result in results))
-        by_run = task_queries.task_rows_by_run(conn, run_ids)
-        if not by_run:
-            return set()
-        jobs = task_queries.jobs_by_pk(conn, {row.job_pk for row in by_run.values()})
+        run_ids = list(dict.fromkeys(str(result["id"]) for result in results if str(result["id"]) not in started))
+        by_run = task_queries.task_rows_by_run(conn, run_ids) if run_ids else {}
+        jobs = {run.job.pk: run.job for run in started.values()}
+        wanted = {row.job_pk for row in by_run.values()} - jobs.keys()
+        if wanted:
+            jobs.update(task_queries.jobs_by_pk(conn, wanted))
         changes: list[transitions.TaskChange] = []
         departures: dict[int, transitions.Departures] = defaultdict(transitions.Departures)
         one_by_one: list[Json] = []
         for result in results:
+            run = started.pop(str(result["id"]), None)
+            if run is not None:   # started and ended in this report: from active to its end at once
+                body = execution.from_result(run.running, result, now)
+                completed = body["state"] == TaskState.COMPLETED
+                changes.append(transitions.TaskChange(run.job.pk, run.task, body, {
+                    "run_id": None, "node_pk": run.node_pk if completed else None, **reservations.CLEARED},
+                    via=run.running))
+                if run.node_pk is not None:
+                    departures[run.node_pk].add(body["requiredSlots"], ran=True, held=False,
+                                                succeeded=body["executionInfo"].get("result") == "success")
+                continue
             row = by_run.pop(str(result["id"]), None)   # a run reported twice counts once
             job = jobs.get(row.job_pk) if row is not None else None
             if row is None or job is None:

@@ -54,12 +54,15 @@ class TaskChange:
     task: Record
     body: Json
     columns: Mapping[str, Any]
+    #: A state the task passed through on the way (a reserved run started and ended in one report):
+    #: its events count both steps; the job's counters move by the one from ``task`` to ``body``.
+    via: Json | None = None
 
 
 def apply_many(conn: Connection, changes: Sequence[TaskChange], now: datetime) -> list[Record]:
     """:func:`apply` for a batch: one counter update per job, one executemany for the tasks.
 
-    Every change must name the same ``columns``; a task appears at most once.
+    A task appears at most once; changes naming other ``columns`` go in a statement of their own.
     """
     per_job: dict[int, dict[str, int]] = {}
     for change in changes:
@@ -71,6 +74,9 @@ def apply_many(conn: Connection, changes: Sequence[TaskChange], now: datetime) -
             old["requiredSlots"],
         ).items():
             total[name] = total.get(name, 0) + step
+        if change.via is not None:
+            task_events.changed(conn, old, change.via, now)
+            old = change.via
         task_events.changed(conn, old, new, now)
     for job_pk, total in per_job.items():
         adjust_counters(conn, job_pk, {name: step for name, step in total.items() if step})
@@ -110,9 +116,11 @@ class Departures:
     ran: int = 0
     succeeded: int = 0
 
-    def add(self, slots: int, *, ran: bool, succeeded: bool) -> None:
-        self.tasks += 1
-        self.slots += slots
+    def add(self, slots: int, *, ran: bool, succeeded: bool, held: bool = True) -> None:
+        """``held``: the task held its slots on the node (not a run that started and ended in one report)."""
+        if held:
+            self.tasks += 1
+            self.slots += slots
         self.ran += int(ran)
         self.succeeded += int(ran and succeeded)
 
