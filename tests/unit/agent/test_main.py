@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from openbatch.agent import main
 from openbatch.agent.http import Response, TransportError
@@ -56,20 +57,21 @@ def exited(run_id: str) -> Event:
     return Event(type="exited", id=run_id, exitCode=0)
 
 
-def test_reports_overlap_up_to_the_limit_and_lose_nothing(tmp_path: Path) -> None:
-    asyncio.run(_overlap(tmp_path))
+@pytest.mark.parametrize("limit", [main.REPORTS_IN_FLIGHT, 3])
+def test_reports_overlap_up_to_the_limit_and_lose_nothing(tmp_path: Path, monkeypatch: Any, limit: int) -> None:
+    monkeypatch.setattr(main, "REPORTS_IN_FLIGHT", limit)
+    asyncio.run(_overlap(tmp_path, limit))
 
 
-async def _overlap(tmp_path: Path) -> None:
+async def _overlap(tmp_path: Path, limit: int) -> None:
     server = ScriptedServer()
     agent = make_agent(tmp_path, server)
     sender = asyncio.create_task(agent.send_events())
-    limit = main.REPORTS_IN_FLIGHT
     for i in range(10):  # reported one by one while the answers are held back
         agent.report(exited(f"t-{i}"))
         await asyncio.sleep(0)
     await asyncio.sleep(0.01)
-    assert server.in_flight == limit > 1
+    assert server.in_flight == limit
     server.release.set()
     await agent.flush()
     sender.cancel()
@@ -246,3 +248,52 @@ async def _poll_fault(tmp_path: Path, monkeypatch: Any) -> None:
         await asyncio.sleep(0.005)
     polling.cancel()
     assert server.polls >= 3
+
+
+def started(run_id: str) -> Event:
+    return Event(type="started", id=run_id, startTime="2026-12-07T00:00:00.000000Z")
+
+
+def test_a_started_word_is_held_back_then_sent_with_the_next_report(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(main, "START_HOLD_SECONDS", 0.05)
+    asyncio.run(_start_held(tmp_path))
+
+
+async def _start_held(tmp_path: Path) -> None:
+    server = ScriptedServer(released=True)
+    agent = make_agent(tmp_path, server)
+    sender = asyncio.create_task(agent.send_events())
+    agent.report(started("t-1"))
+    await asyncio.sleep(0.01)
+    assert server.reports == []   # held: its run may end before it is due
+    agent.report(exited("t-0"))   # another run's exit leaves at once, without it
+    await asyncio.sleep(0.01)
+    assert server.reports == [[msgspec.to_builtins(exited("t-0"))]]
+    await asyncio.sleep(0.1)      # due: sent on its own
+    assert server.reports[1:] == [[msgspec.to_builtins(started("t-1"))]]
+    sender.cancel()
+
+
+def test_a_run_that_ends_while_its_start_is_held_is_reported_by_its_exit_alone(tmp_path: Path,
+                                                                             monkeypatch: Any) -> None:
+    monkeypatch.setattr(main, "START_HOLD_SECONDS", 10.0)
+    asyncio.run(_first_word(tmp_path))
+
+
+async def _first_word(tmp_path: Path) -> None:
+    server = ScriptedServer(released=True)
+    agent = make_agent(tmp_path, server)
+    sender = asyncio.create_task(agent.send_events())
+    agent.report(started("t-1"))
+    agent.report(started("t-2"))
+    agent.report(started("t-3"))
+    ended = exited("t-1")
+    ended.reserved = True
+    agent.report(ended)                                   # t-1 ran to its end: its exit says both
+    agent.report(Event(type="unreserved", id="t-2"))      # t-2 was killed on the server's word
+    await asyncio.sleep(0.02)
+    assert server.reports == [[msgspec.to_builtins(ended), msgspec.to_builtins(Event(type="unreserved", id="t-2"))]]
+    await agent.flush()                                   # at the agent's end a held start goes all the same
+    assert server.reports[1:] == [[msgspec.to_builtins(started("t-3"))]]
+    assert agent.held_starts == {}
+    sender.cancel()
