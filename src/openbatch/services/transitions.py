@@ -159,7 +159,8 @@ def _vacate(conn: Connection, node: Record, gone: Departures, now: datetime,
         "total_tasks_succeeded": int(node.row["total_tasks_succeeded"]) + gone.succeeded,
     }
     if settle_later is not None and running == 0:
-        settle_later.add(node.pk)
+        if nodes.busy_state_of(node.row["state"], node.row["scheduling_state"], 0) is not None:
+            settle_later.add(node.pk)   # (a node already idle has nothing to settle: not read again)
         NODES.set_columns(conn, node.pk, **values)
         return node.with_columns(values)
     return _set_usage(conn, node, values, now)
