@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -30,14 +30,16 @@ _ids = itertools.count()
 
 
 @pytest.fixture
-def any_world(any_store: Store) -> World:
+def any_world(any_store: Store) -> Iterator[World]:
     services = Services.create(any_store, node_provider=True, quotas=Quotas(dedicated_cores=100_000, pools=1000,
                                                                           active_jobs=1000))
     services.ctx.notifier = Recorder()
     services.ctx.prefetch = True   # (the default; a server setting that may turn it off)
     scheduling = SchedulingRound(services.ctx)
     services.ctx.schedule_in = scheduling.schedule_pool_in
-    return World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
+    world = World(services, services.ctx.notifier, scheduling)  # type: ignore[arg-type]
+    yield world
+    _assert_reserved_slots_exact(world)   # whatever the test did, every node's reserved slots are exact
 
 
 @dataclass
@@ -183,6 +185,20 @@ def test_an_exit_that_comes_before_its_start_completes_the_task(any_world: World
     assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
 
 
+def _assert_reserved_slots_exact(world: World) -> None:
+    """Every node's reserved_slots is what its reservations hold (cancelling ones hold nothing)."""
+    import sqlalchemy as sa
+
+    from openbatch.store import schema
+
+    tasks, nodes = schema.tasks, schema.nodes
+    with world.services.ctx.store.read() as conn:
+        held = dict(conn.execute(sa.select(tasks.c.reserved_node_pk, sa.func.sum(tasks.c.required_slots))
+                                 .where(tasks.c.reserved_node_pk.is_not(None)).group_by(tasks.c.reserved_node_pk)).all())
+        kept = dict(conn.execute(sa.select(nodes.c.pk, nodes.c.reserved_slots)).all())
+    assert kept == {pk: int(held.get(pk, 0)) for pk in kept}, (kept, held)
+
+
 def _node(world: World, agent: SimAgent) -> dict[str, Any]:
     from openbatch.domain.nodes import render
 
@@ -249,6 +265,7 @@ def test_a_reserved_run_reported_by_its_exit_alone_is_stored_once_started_and_en
         held = conn.execute(sa.select(sa.func.count()).select_from(schema.tasks)
                             .where(schema.tasks.c.reserved_run_id.is_not(None))).scalar_one()
     assert held == 0
+    _assert_reserved_slots_exact(world)
 
 
 def test_a_reserved_run_that_fails_in_its_first_word_is_retried(any_world: World) -> None:
@@ -432,6 +449,7 @@ def test_no_task_runs_twice_and_the_counters_stay_exact(any_world: World, ops: l
                                                       "OperationNotValidOnNode"), error
         running = world.counts(job_id)["running"]
         assert running <= slots, (op, running)   # never more running than the node has slots
+        _assert_reserved_slots_exact(world)
         assert agent.used() <= slots, (op, agent.used())
     if world.services.jobs.get(ACCOUNT, job_id).body["state"] != "active":
         world.services.jobs.enable(ACCOUNT, job_id)
@@ -465,6 +483,7 @@ def test_no_task_runs_twice_and_the_counters_stay_exact(any_world: World, ops: l
                                 .where(schema.tasks.c.reserved_run_id.is_not(None),
                                        schema.tasks.c.job_pk == job_pk)).scalar_one()
     assert tuple(used) == (0, 0) and reserved == 0
+    _assert_reserved_slots_exact(world)
 
 
 def test_a_terminated_and_reactivated_task_is_not_completed_by_its_old_reserved_run(any_world: World) -> None:

@@ -300,7 +300,7 @@ class SchedulingRound:
         now = self.ctx.now()
         url = self.ctx.account_url(account)
         pool_id = snapshot.pool.body["id"]
-        items: list[tuple[int, str, int, str]] = []
+        items: list[tuple[int, str, int, str, int]] = []
         out: dict[str, list[Json]] = defaultdict(list)
         jobs: list[int] = []
         for step in place(rest, holders, fill):
@@ -309,7 +309,7 @@ class SchedulingRound:
                 continue
             body = TASKS.record(task_row).body
             run_id = commands.new_run_id("t")
-            items.append((task_row.pk, run_id, row.pk, row.agent_id))
+            items.append((task_row.pk, run_id, row.pk, row.agent_id, int(task_row.required_slots)))
             who = commands.Identity(account, url, pool_id, row.id, snapshot.pool.body)
             command = commands.task_command(run_id, who, job.body, body, self.ctx.task_token(account, job.body, body))
             command.reserved = True

@@ -172,6 +172,7 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
     changes: list[transitions.TaskChange] = []
     pools: dict[tuple[str, str], str] = {}
     taken: dict[int, tuple[int, int]] = {}
+    released: dict[int, int] = defaultdict(int)   # the reserved slots the started runs leave, by node
     cancelled: list[Reservation] = []
     ended: list[int] = []
     unknown: list[str] = []
@@ -206,6 +207,8 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
         if event.get("startTime"):   # (the node's, on the server's clock)
             body["executionInfo"]["startTime"] = event["startTime"]
         on = node.pk if node is not None else None
+        if row.reserved_node_pk is not None:
+            released[row.reserved_node_pk] -= int(row.required_slots)
         if finished and job.body.get("onTaskFailure") != "performexitoptionsjobaction":
             started[run_id] = StartedRun(job, task, body, on)
             continue
@@ -219,6 +222,7 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
         after_commit(conn, lambda: metrics.SCHEDULER_PLACED.inc(placed))
     for pk, (slots, count) in taken.items():
         transitions.occupy_node(conn, nodes[pk], slots, now, tasks=count)
+    queries.move_reserved(conn, released)
     queries.clear(conn, ended)
     cancel(ctx, conn, cancelled)
     _kill_unknown(ctx, conn, agent_id, unknown)

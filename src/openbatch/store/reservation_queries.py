@@ -8,8 +8,9 @@ decided here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections import defaultdict
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -34,9 +35,16 @@ _CLEAR = Prepared(_t.update().where(_t.c.pk.in_(sa.bindparam("b_pks", expanding=
                           reserved_at=sa.null()))
 _CANCEL = Prepared(_t.update().where(_t.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
                    .values(reserved_node_pk=sa.null()))
-#: The slots a node's reservations will take (cancelling ones hold nothing of it any more).
-RESERVED_ON_NODE = (sa.select(sa.func.coalesce(sa.func.sum(_t.c.required_slots), 0)).select_from(_t)
-                    .where(_t.c.reserved_node_pk == schema.nodes.c.pk).scalar_subquery())
+#: The slots a node's reservations will take (cancelling ones hold nothing of it any more): a column kept
+#: with them (a sum over the node's reserved tasks visits every reservation it ever had on PostgreSQL,
+#: until a vacuum: migration 0017).
+RESERVED_ON_NODE = schema.nodes.c.reserved_slots
+_MOVE_RESERVED = Prepared(schema.nodes.update().where(schema.nodes.c.pk == sa.bindparam("b_node"))
+                          .values(reserved_slots=schema.nodes.c.reserved_slots + sa.bindparam("b_slots")))
+#: What the tasks of ``b_pks`` hold on each node (their reservations, cancelling ones left out).
+_HELD_BY_NODE = Prepared(sa.select(_t.c.reserved_node_pk, sa.func.sum(_t.c.required_slots).label("slots"))
+                         .where(_t.c.pk.in_(sa.bindparam("b_pks", expanding=True)), _t.c.reserved_node_pk.is_not(None))
+                         .group_by(_t.c.reserved_node_pk))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +55,23 @@ class Reservation:
     agent_id: str | None
 
 
-def reserve(conn: Connection, items: Sequence[tuple[int, str, int, str]], now: datetime) -> None:
-    """Reserve tasks: (task pk, run id, node pk, agent id) each."""
+def reserve(conn: Connection, items: Sequence[tuple[int, str, int, str, int]], now: datetime) -> None:
+    """Reserve tasks: (task pk, run id, node pk, agent id, the task's slots) each."""
     if items:
         _RESERVE.run_many(conn, [{"b_pk": pk, "b_run": run, "b_node": node, "b_agent": agent, "b_at": now}
-                                 for pk, run, node, agent in items])
+                                 for pk, run, node, agent, _ in items])
+        held: dict[int, int] = defaultdict(int)
+        for _, _, node, _, slots in items:
+            held[node] += slots
+        move_reserved(conn, held)
+
+
+def move_reserved(conn: Connection, slots_by_node: Mapping[int, int]) -> None:
+    """Add to the nodes' reserved slots (less where reservations ended outside :func:`clear` and
+    :func:`mark_cancelling`: their runs started)."""
+    moves = [{"b_node": node, "b_slots": slots} for node, slots in sorted(slots_by_node.items()) if slots]
+    if moves:
+        _MOVE_RESERVED.run_many(conn, moves)
 
 
 def rows_by_run(conn: Connection, run_ids: Sequence[str]) -> dict[str, Any]:
@@ -72,9 +92,12 @@ def mark_cancelling(conn: Connection, task_pks: Iterable[int]) -> None:
 
 
 def _in_chunks(conn: Connection, statement: Prepared, pks: Iterable[int]) -> None:
+    """``statement`` for the tasks of ``pks``, which leave their nodes' reserved slots first."""
     wanted = sorted(set(pks))
     for start in range(0, len(wanted), _CHUNK):
-        statement.run(conn, {"b_pks": wanted[start:start + _CHUNK]})
+        chunk = {"b_pks": wanted[start:start + _CHUNK]}
+        move_reserved(conn, {row.reserved_node_pk: -int(row.slots) for row in _HELD_BY_NODE.rows(conn, chunk)})
+        statement.run(conn, chunk)
 
 
 #: What a :class:`Reservation` is read from. Every read is built once (they run in rounds, Task Add and

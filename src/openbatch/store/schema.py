@@ -275,6 +275,8 @@ nodes = Table(
     #: Scheduler state, kept out of the wire body: capacity, usage, counters and the hosting agent.
     Column("slots", Integer, nullable=False, server_default="1"),
     Column("used_slots", Integer, nullable=False, server_default="0"),
+    #: The slots its reservations hold (prefetch: tasks.reserved_node_pk), moved where they are made and end.
+    Column("reserved_slots", Integer, nullable=False, server_default="0"),
     Column("running_tasks", Integer, nullable=False, server_default="0"),
     Column("total_tasks_run", Integer, nullable=False, server_default="0"),
     Column("total_tasks_succeeded", Integer, nullable=False, server_default="0"),
