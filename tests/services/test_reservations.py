@@ -268,6 +268,37 @@ def test_a_reserved_run_reported_by_its_exit_alone_is_stored_once_started_and_en
     _assert_reserved_slots_exact(world)
 
 
+def test_a_run_that_starts_and_ends_beside_other_reports_is_stored_in_two_steps(
+        any_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report that also carries a start task's (or a preparation's, a subtask's) exit stores a reserved
+    run's start before those are applied, as if it had come alone: they may change the task or its job."""
+    world = any_world
+    agent = _with_tasks(world, 1, "a", "b")
+    agent.finish(0)
+    agent.finish(0)
+    agent.events = [event for event in agent.events if event["type"] != "started"]
+    agent.events.insert(0, {"type": "exited", "id": "s-not-known", "exitCode": 0})
+    writes = _task_writes(monkeypatch)
+    agent.report()
+    assert _task(world, "j", "b")["state"] == "completed"
+    assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
+    assert sum(writes) == 3   # b's start, then a's end and b's
+
+
+def test_an_exit_and_an_unreserved_of_one_run_in_one_report_count_once(any_world: World) -> None:
+    """(An agent says one or the other; if both come, the run ran to its end: its result counts.)"""
+    world = any_world
+    agent = _with_tasks(world, 1, "a", "b")
+    agent.finish(0)
+    agent.finish(0)
+    agent.events = [event for event in agent.events if event["type"] != "started"]
+    run_id = agent.finished[-1][1]
+    agent.events.append({"type": "unreserved", "id": run_id})
+    agent.report()
+    assert _task(world, "j", "b")["state"] == "completed"
+    assert world.counts("j") == {"active": 0, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
+
+
 def test_a_reserved_run_that_fails_in_its_first_word_is_retried(any_world: World) -> None:
     world = any_world
     agent = _agent(world, "p", 1)

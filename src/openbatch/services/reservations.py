@@ -147,13 +147,14 @@ class StartedRun:
 
 
 def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence[Json],
-          now: datetime) -> dict[str, StartedRun]:
+          now: datetime, *, merge_exits: bool = True) -> dict[str, StartedRun]:
     """Reserved runs the agent started (``started``) or already finished (``exited``): their tasks become
     running on the node, as if placed there when the run started.
 
-    A finished run's start is not stored but returned, by run id, for the caller to store with its
-    end (a task's row written once, not twice; the node's slots taken and freed in one step), except
-    in a job whose failed tasks may end or disable it (those take their reports one by one).
+    With ``merge_exits``, a finished run's start is not stored but returned, by run id, for the caller
+    to store with its end (a task's row written once, not twice; the node's slots taken and freed in one
+    step), except in a job whose failed tasks may end or disable it (those take their reports one by one).
+    The caller must store those ends before anything else of the transaction may change their tasks or jobs.
 
     A ``started`` run of a reservation that is cancelling is not applied (its kill is on the way); one
     that may not start any more (the task, its job or the node changed without cancelling it first) is
@@ -209,7 +210,7 @@ def start(ctx: ServiceContext, conn: Connection, agent_id: str, events: Sequence
         on = node.pk if node is not None else None
         if row.reserved_node_pk is not None:
             released[row.reserved_node_pk] -= int(row.required_slots)
-        if finished and job.body.get("onTaskFailure") != "performexitoptionsjobaction":
+        if merge_exits and finished and job.body.get("onTaskFailure") != "performexitoptionsjobaction":
             started[run_id] = StartedRun(job, task, body, on)
             continue
         changes.append(transitions.TaskChange(job.pk, task, body, {"node_pk": on, "run_id": run_id, **CLEARED}))

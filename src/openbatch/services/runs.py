@@ -55,6 +55,11 @@ def _retry_info(info: Json, now: datetime) -> Json:
             "lastRetryTime": stamp}
 
 
+def _is_task_exit(result: Json) -> bool:
+    """A task run's exit (not a preparation's, release's, start task's, subtask's, nor a coordination)."""
+    return str(result.get("id", ""))[:1] == "t" and result.get("type") != "coordinated"
+
+
 class RunService:
     def __init__(self, ctx: ServiceContext, jobs: JobService) -> None:
         self.ctx = ctx
@@ -85,8 +90,13 @@ class RunService:
         with self.ctx.store.write() as conn, self.ctx.answering(conn, agent_id if answered else "") as answer:
             # reserved runs first: a run's start is applied before its exit, and before any slot it took counts free
             starts = [result for result in results if result.get("type") == "started" or result.get("reserved")]
-            started = reservations.start(self.ctx, conn, agent_id, starts, now) if starts else {}
-            dropped = [str(result.get("id")) for result in results if result.get("type") == "unreserved"]
+            # (a run that starts and ends in this report is stored once, at its end, unless other reports
+            # come before that end in it: a preparation, a subtask... may change the task or its job meanwhile)
+            merge = all(_is_task_exit(result) for result in results
+                        if result.get("type") not in ("started", "unreserved"))
+            started = reservations.start(self.ctx, conn, agent_id, starts, now, merge_exits=merge) if starts else {}
+            dropped = [str(result.get("id")) for result in results
+                       if result.get("type") == "unreserved" and str(result.get("id")) not in started]
             if dropped:
                 reservations.unreserved(self.ctx, conn, dropped)
             results = [result for result in results if result.get("type") not in ("started", "unreserved")]
@@ -97,7 +107,7 @@ class RunService:
             for result in results:
                 run_id = str(result.get("id", ""))
                 coordinated = result.get("type") == "coordinated"
-                if run_id[:1] == "t" and not coordinated:
+                if _is_task_exit(result):
                     tasks.append(result)
                     continue
                 freed |= self._tasks(conn, agent_id, tasks, now, emptied, started)
