@@ -65,12 +65,15 @@ class Reports:
 
     def report(self, event: Event) -> None:
         if event.type == "started":
+            first = not self.held_starts
             self.held_starts[event.id] = (asyncio.get_running_loop().time() + START_HOLD_SECONDS, event)
-        else:
-            # A start still held goes unsaid when its run ends first: its exit says both (the first word
-            # of a reserved run may be its exit), and a run killed on the server's word is "unreserved".
-            self.held_starts.pop(event.id, None)
-            self.outbox.append(event)
+            if first:   # (one held before is due sooner: the sender's wait for it stands, no need to wake it)
+                self.outbox_ready.set()
+            return
+        # A start still held goes unsaid when its run ends first: its exit says both (the first word of a
+        # reserved run may be its exit), and a run killed on the server's word is "unreserved".
+        self.held_starts.pop(event.id, None)
+        self.outbox.append(event)
         self.outbox_ready.set()
 
     def _release_starts(self, every: bool = False) -> None:
