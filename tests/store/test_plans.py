@@ -100,8 +100,10 @@ class Plans:
         if self.planning == "custom":
             self._cursor.execute("EXPLAIN (FORMAT JSON) " + query, params)
         else:
-            arguments = sql.SQL(", ").join(sql.Literal(value) for value in _ordered(query, params))
-            self._cursor.execute(sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {} ({})").format(
+            values = _ordered(query, params)
+            arguments = sql.SQL(" ({})").format(sql.SQL(", ").join(sql.Literal(value) for value in values)) \
+                if values else sql.SQL("")   # (the writers' lock, say, has none)
+            self._cursor.execute(sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {}{}").format(
                 sql.Identifier(self._prepared[query]), arguments).as_string(self._connection.driver_connection))
         plan = self._cursor.fetchone()[0]
         plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]

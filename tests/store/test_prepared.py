@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
+from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
 from openbatch.store import schema
 from openbatch.store.engine import Store
-from openbatch.store.prepared import Prepared
+from openbatch.store.prepared import Prepared, read_ahead
 
 WHEN = datetime(2026, 5, 1, 12, 30, 15, 123456)
 LATER = datetime(2026, 5, 1, 12, 31, 0, 1)
@@ -164,3 +167,125 @@ def test_many_deferred_writes_then_a_read(store: Store) -> None:
         for i in range(2_000):
             _RENAME.write(conn, {"b_key": "t1", "b_id": f"m{i}"})
         assert [tuple(r) for r in _BY_KEY.rows(conn, {"b_key": "t1"})] == [("m1999",)]
+
+
+@pytest.mark.parametrize("lock", ["exclusive", "shared", "none"])
+def test_every_order_of_reads_and_deferred_writes_commits_all_its_writes(store: Store, lock: str) -> None:
+    """PostgreSQL sends a write transaction's BEGIN and lock with its first statement and its COMMIT with
+    its last writes: whatever the order of reads and writes, every write is kept and every read sees
+    the writes before it (a transaction whose last writes followed a read lost them once)."""
+    _add(store, 1)
+    count = Prepared(sa.select(sa.func.count().label("n")).select_from(t).where(t.c.id_key.like("w%")))
+    expected = 0
+    for pattern in itertools.product("rw", repeat=4):
+        with store.write(lock=lock) as conn:   # type: ignore[arg-type]
+            for step in pattern:
+                if step == "r":
+                    assert count.first(conn).n == expected
+                else:
+                    _INSERT.write(conn, {"job_pk": 1, "id": f"W{expected}", "id_key": f"w{expected}",
+                                         "state": "active", "required_slots": 1, "creation_time": WHEN,
+                                         "state_transition_time": WHEN, "etag": "e", "last_modified": WHEN,
+                                         "body": "{}"})
+                    expected += 1
+        with store.read() as conn:
+            assert count.first(conn).n == expected, pattern
+
+
+def test_a_transaction_that_runs_nothing_sends_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its BEGIN, lock and COMMIT are never sent (nor is the lock taken): nothing to wait for."""
+    if store.is_sqlite:
+        pytest.skip("PostgreSQL sends a transaction's opening with its first statement")
+    sent: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return original(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    with store.write():
+        pass
+    assert sent == []
+    with store.write() as conn:
+        assert _BY_KEY.first(conn, {"b_key": "t0"}) is None
+    assert sent[0] == "BEGIN" and "pg_advisory_xact_lock" in sent[1] and len(sent) == 3, sent
+
+
+def test_writes_before_an_error_are_never_committed(store: Store) -> None:
+    """An exception after deferred writes (sent with a read, or still waiting) rolls all of them back."""
+    _add(store, 2)
+    for read_between in (False, True):
+        with pytest.raises(RuntimeError):
+            with store.write() as conn:
+                _RENAME.write(conn, {"b_key": "t0", "b_id": "lost"})
+                if read_between:
+                    assert _BY_KEY.first(conn, {"b_key": "t0"}).id == "lost"
+                _RENAME.write(conn, {"b_key": "t1", "b_id": "lost"})
+                raise RuntimeError("abort")
+        with store.read() as conn:
+            assert sorted(conn.execute(sa.select(t.c.id)).scalars()) == ["T0", "T1"]
+
+
+_COUNT = Prepared(sa.select(sa.func.count().label("n")).select_from(t).where(t.c.state == sa.bindparam("b_state")))
+_DELETE_RETURNING = Prepared(t.delete().where(t.c.id_key == sa.bindparam("b_key")).returning(t.c.pk))
+
+
+def _sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    sent: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return original(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    return sent
+
+
+def test_reads_ahead_go_with_the_next_read_and_are_taken_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    _add(store, 3)
+    sent = _sent(monkeypatch)
+    ids = Prepared(sa.select(t.c.id).order_by(t.c.id))
+    with store.write() as conn:
+        read_ahead(conn, [(_COUNT, {"b_state": "active"}), (_BY_KEY, {"b_key": "t1"})])
+        assert [row.id for row in ids.rows(conn)] == ["T0", "T1", "T2"]
+        before = len(sent)
+        assert _COUNT.first(conn, {"b_state": "active"}).n == 3
+        assert _BY_KEY.first(conn, {"b_key": "t1"}).id == "T1"
+        assert len(sent) == before   # both were read with the first read
+        assert _BY_KEY.first(conn, {"b_key": "t1"}).id == "T1"   # taken once: read again
+        assert len(sent) == (0 if store.is_sqlite else before + 1)   # (SQLite's cursors are not psycopg's)
+    if not store.is_sqlite:
+        assert sent[:5] == ["BEGIN", "SELECT pg_advisory_xact_lock(1869636974)", *[str(s.compiled_for(
+            store.engine.dialect).sql) for s in (_COUNT, _BY_KEY, ids)]], sent
+
+
+@pytest.mark.parametrize("between", ["deferred write", "statement run", "delete returning", "sqlalchemy"])
+def test_a_change_between_a_read_ahead_and_its_use_is_seen(store: Store, between: str) -> None:
+    """Whatever changes rows after the reads ahead were sent drops them: their use reads afresh."""
+    _add(store, 3)
+    done = Prepared(t.update().where(t.c.id_key == "t0").values(state="completed"))
+    with store.write() as conn:
+        read_ahead(conn, [(_COUNT, {"b_state": "active"}), (_BY_KEY, {"b_key": "t2"})])
+        assert _BY_KEY.first(conn, {"b_key": "t1"}).id == "T1"
+        if between == "deferred write":
+            done.write(conn)
+        elif between == "statement run":
+            assert done.run(conn) == 1
+        elif between == "delete returning":
+            assert len(_DELETE_RETURNING.rows(conn, {"b_key": "t0"})) == 1
+        else:
+            conn.execute(t.update().where(t.c.id_key == "t0").values(state="completed"))
+        assert _COUNT.first(conn, {"b_state": "active"}).n == 2
+        _RENAME.write(conn, {"b_key": "t2", "b_id": "renamed"})
+        assert _BY_KEY.first(conn, {"b_key": "t2"}).id == "renamed"
+
+
+def test_a_read_ahead_used_with_other_parameters_reads_afresh(store: Store) -> None:
+    _add(store, 3)
+    with store.write() as conn:
+        read_ahead(conn, [(_COUNT, {"b_state": "active"})])
+        assert _BY_KEY.first(conn, {"b_key": "t1"}).id == "T1"
+        assert _COUNT.first(conn, {"b_state": "completed"}).n == 0
+        assert _COUNT.first(conn, {"b_state": "active"}).n == 3

@@ -189,15 +189,18 @@ def test_shared_writers_run_alongside_each_other_but_never_alongside_an_exclusiv
     holding, release = threading.Event(), threading.Event()
     order: list[str] = []
 
+    # (a transaction takes its lock with its first statement sent: PostgreSQL sends BEGIN and the lock with it)
     def hold_shared() -> None:
         with store.write(lock="shared") as conn:
             TASKS.insert(conn, (job.pk,), task_body("held"), NOW)
+            assert JOBS.get(conn, ("acct",), ("j",)) is not None
             holding.set()
             release.wait(10)
             order.append("shared writer ends")
 
     def exclusive() -> None:
         with store.write() as conn:
+            assert JOBS.get(conn, ("acct",), ("j",)) is not None
             order.append("exclusive writer runs")
             adjust_counters(conn, job.pk, Counter({"task_active": 1}))
 

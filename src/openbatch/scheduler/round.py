@@ -69,10 +69,13 @@ class SchedulingRound:
         Exit reports call it for the pools whose slots they freed, so a freed slot takes
         its next task in the same transaction.
         """
+        queries.read_round_ahead(conn, account, pool_key, self.ctx.prefetch)   # with the pool's read
         pool = POOLS.get(conn, (account,), (pool_key,))
         if pool is None or pool.body["state"] != "active":
             return PoolRound()
         node_rows = self._open_nodes(conn, account, pool_key)
+        # (read now, with the pool: what the round writes before it steals would make it a read of its own)
+        holding = queries.holding_reservations(conn, account, pool_key) if self.ctx.prefetch else set()
         now = clock.naive(self.ctx.now())
         nodes = {pk: NodeCapacity(pk=pk, free=max(0, row.slots - row.used_slots - row.reserved),
                                   affinity_id=f"TVM:{row.id}", seconds_left=None if row.available_until is None
@@ -110,7 +113,7 @@ class SchedulingRound:
         limit = wanted * LOOKAHEAD if limited else wanted
         tasks = self._candidates(conn, jobs, widest, limit, order, shared, nodes, timed, multi)
         if not tasks:
-            self._steal(conn, account, pool_key, nodes)
+            self._steal(conn, account, pool_key, nodes, holding)
             return PoolRound()
         fill = pool.body.get("taskSchedulingPolicy", {}).get("nodeFillType", "spread")
         candidates = [candidate for candidate, _ in tasks.values()]
@@ -130,7 +133,7 @@ class SchedulingRound:
         if later:
             queries.mark_served(conn, sorted(later), now + timedelta(microseconds=1))
         if len(tasks) < limit:   # every candidate was read: slots left free may go to reservations elsewhere
-            self._steal(conn, account, pool_key, nodes)
+            self._steal(conn, account, pool_key, nodes, holding)
             return PoolRound(placed)
         return PoolRound(placed, bool(placed) and free > slots)
 
@@ -271,12 +274,14 @@ class SchedulingRound:
             self.ctx.send(conn, agent_id, batch)
         return placed, sum(slots for slots, _ in taken.values())
 
-    def _steal(self, conn: Connection, account: str, pool_key: str, nodes: dict[int, NodeCapacity]) -> None:
+    def _steal(self, conn: Connection, account: str, pool_key: str, nodes: dict[int, NodeCapacity],
+               holding: set[int]) -> None:
         """Nodes with free slots and nothing left to run take back the pool's older reservations held by
         other nodes (cancelled two-phase: the tasks are placed when their agents have let them go), so a
-        task never waits behind a node's long runs while another node idles."""
+        task never waits behind a node's long runs while another node idles. ``holding``: the nodes
+        that held reservations when the round began (those it made since are too new to take back)."""
         free = {pk: node.free for pk, node in nodes.items() if node.free > 0}
-        if not free or not self.ctx.prefetch:
+        if not free or not self.ctx.prefetch or not holding.difference(free):
             return
         before = clock.naive(self.ctx.now() - timedelta(seconds=STEAL_AFTER_SECONDS))
         found = reservation_queries.to_steal(conn, account, pool_key, list(free), max(free.values()), before,

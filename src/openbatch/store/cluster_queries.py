@@ -28,26 +28,27 @@ WAKE = "openbatch_wake"
 NODES_CHANGED = "openbatch_nodes"
 CHANNELS = (AGENT_COMMANDS, AGENT_GONE, FILE_ANSWER, WAKE, NODES_CHANGED)
 
-_NOTIFY = sa.text("SELECT pg_notify(:channel, :payload)")
+_NOTIFY = Prepared(sa.text("SELECT pg_notify(:channel, :payload)"))
 
 
 def notify(conn: Connection, channel: str, payload: str = "") -> None:
-    """Tell every server listening on ``channel``, once the transaction commits (PostgreSQL)."""
-    conn.execute(_NOTIFY, {"channel": channel, "payload": payload})
+    """Tell every server listening on ``channel``, once the transaction commits (PostgreSQL). Sent with
+    the transaction's other writes (prepared.defer_writes): nothing waits for its answer."""
+    _NOTIFY.write(conn, {"channel": channel, "payload": payload})
 
 
-#: The commands, in order, and their announcement: one statement, one round trip.
+#: The commands, in order, and their announcement: one statement, sent with the transaction's other writes.
 _ENQUEUE = Prepared(sa.text(
     "WITH queued AS (INSERT INTO agent_commands (agent_id, body) "
     "SELECT :agent_id, body FROM unnest(CAST(:bodies AS text[])) WITH ORDINALITY AS b(body, n) ORDER BY n) "
     "SELECT pg_notify(:channel, :agent_id)"
-).columns(sa.column("notified")))
+))
 _TAKE = Prepared(_c.delete().where(_c.c.agent_id == sa.bindparam("agent_id")).returning(_c.c.pk, _c.c.body))
 
 
 def enqueue_commands(conn: Connection, agent_id: str, bodies: Sequence[str]) -> None:
     """Queue encoded commands for an agent and announce them, in the caller's transaction."""
-    _ENQUEUE.rows(conn, {"agent_id": agent_id, "bodies": list(bodies), "channel": AGENT_COMMANDS})
+    _ENQUEUE.write(conn, {"agent_id": agent_id, "bodies": list(bodies), "channel": AGENT_COMMANDS})
 
 
 def take_commands(conn: Connection, agent_id: str) -> list[str]:

@@ -6,7 +6,9 @@ server process they queue on a :class:`threading.Lock` first: SQLite's own busy 
 waits by sleeping (1, 2, 5 ms ...), which would leave the CPU idle while writers wait.
 
 PostgreSQL write transactions take one transaction-scoped advisory lock first, so
-writers run one at a time there too (across every API server sharing the database).
+writers run one at a time there too (across every API server sharing the database). The
+BEGIN and the lock go with the transaction's first statement (pipelined, no round trip of
+their own): a transaction holds the lock from its first statement, not from ``write()``.
 Use cases lock pools, jobs, tasks and nodes in different orders (a resize goes pool ->
 node -> task -> job, a task report task -> job -> node); with one writer at a time
 they cannot deadlock. Reads never wait. Rows are still read ``FOR UPDATE`` so the
@@ -118,12 +120,13 @@ def _configure_sqlite(engine: Engine) -> None:
 _AFTER_COMMIT = "openbatch.after_commit"
 #: The advisory lock key serializing PostgreSQL writers ("open" in ASCII).
 WRITER_LOCK = 0x6F70656E
-#: How a PostgreSQL write transaction starts: BEGIN and the writers' lock in one round trip (one
-#: simple-protocol query on a connection in autocommit, so the driver sends no BEGIN of its own).
+#: How a PostgreSQL write transaction starts: BEGIN and the writers' lock, sent with its first statement
+#: (pipelined: no round trip of their own). The connection is in autocommit, so the driver sends no
+#: BEGIN of its own; the transaction's last writes carry its COMMIT (prepared.flush_and_commit).
 _PG_BEGIN = {
-    "exclusive": f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})",
-    "shared": f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITER_LOCK})",
-    "none": "BEGIN",
+    "exclusive": ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITER_LOCK})"),
+    "shared": ("BEGIN", f"SELECT pg_advisory_xact_lock_shared({WRITER_LOCK})"),
+    "none": ("BEGIN",),
 }
 #: How a write transaction meets other writers (PostgreSQL; SQLite always has one writer).
 WriterLock = Literal["exclusive", "shared", "none"]
@@ -258,11 +261,10 @@ class Store:
         conn.info.pop(_LOCALS, None)
         try:
             with conn.begin():   # (PostgreSQL: commit() still sends COMMIT, rollback() ROLLBACK)
-                if not self.is_sqlite:
-                    conn.connection.dbapi_connection.execute(_PG_BEGIN[lock])  # type: ignore[union-attr]
-                    prepared.defer_writes(conn)   # sent with the next read, or just before COMMIT
+                if not self.is_sqlite:   # BEGIN and the writes: sent with the next read, or with COMMIT
+                    prepared.defer_writes(conn, _PG_BEGIN[lock])
                 yield conn
-                prepared.flush(conn)
+                prepared.flush_and_commit(conn)
             return conn.info.pop(_AFTER_COMMIT, [])
         finally:
             prepared.stop_deferring(conn)

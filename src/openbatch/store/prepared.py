@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.base import Executable
 
-__all__ = ["Prepared", "Row", "defer_writes", "flush", "stop_deferring"]
+__all__ = ["Prepared", "Row", "defer_writes", "flush", "flush_and_commit", "read_ahead", "stop_deferring"]
 
 _POSTCOMPILE = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
 
@@ -48,12 +48,14 @@ def _row_class(names: Sequence[str]) -> type[Row]:
 class _Compiled:
     """One statement compiled for one dialect."""
 
-    __slots__ = ("sql", "positional", "names", "pick", "defaults", "binders", "expanding", "row", "readers",
+    __slots__ = ("sql", "changes", "positional", "names", "pick", "defaults", "binders", "expanding", "row", "readers",
                  "_expanded", "_placeholder")
 
     def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql: str = compiled.string
+        #: It changes rows (a statement other than a SELECT, RETURNING rows or not).
+        self.changes = not self.sql.lstrip()[:6].upper() == "SELECT"
         self.positional = compiled.positiontup is not None
         self.names: list[str] = list(compiled.positiontup or [])
         self.pick = _picker(self.names)
@@ -167,18 +169,32 @@ class Prepared:
         return compiled
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Row]:
+        params = params or {}
         compiled = self._compiled(conn)
+        ahead = conn.info.get(_AHEAD)
+        if ahead:
+            if compiled.changes:   # (an UPDATE or DELETE ... RETURNING: what was read ahead may be stale)
+                ahead = conn.info.pop(_AHEAD)
+                ahead.clear()
+            read = ahead.pop(self, None)
+            if read is not None and read.rows is not None and read.params == params:
+                return read.rows   # read ahead, with an earlier round trip (see read_ahead)
         cursor = _cursor(conn)
-        pending = conn.info.get(_DEFERRED)
-        if pending:   # the writes waiting and this read: one round trip
-            conn.info[_DEFERRED] = []
+        pending = _take(conn)
+        unsent = [(statement, read) for statement, read in ahead.items() if read.rows is None] if ahead else []
+        if pending or unsent:   # the writes waiting, the reads ahead and this read: one round trip
             with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
                 # (the writes on a cursor of their own: a write's result that arrives early must never
-                # be taken for the read's)
+                # be taken for the read's; each read ahead on its own too)
                 _send(_cursor(conn, _WRITE_CURSOR), pending)
-                cursor.execute(*compiled.bind(params or {}))
-                return compiled.read(cursor.fetchall())
-        cursor.execute(*compiled.bind(params or {}))
+                for i, (statement, read) in enumerate(unsent):
+                    _cursor(conn, _AHEAD_CURSORS[i]).execute(*statement._compiled(conn).bind(read.params))
+                cursor.execute(*compiled.bind(params))
+                rows = compiled.read(cursor.fetchall())
+                for i, (statement, read) in enumerate(unsent):
+                    read.rows = statement._compiled(conn).read(_cursor(conn, _AHEAD_CURSORS[i]).fetchall())
+                return rows
+        cursor.execute(*compiled.bind(params))
         return compiled.read(cursor.fetchall())
 
     def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Row | None:
@@ -207,29 +223,97 @@ class Prepared:
         _write(conn, (True, bound[0][0], [values for _, values in bound]))
 
 
-_DEFERRED = "openbatch.prepared.deferred"
-
-
-def defer_writes(conn: Connection) -> None:
+def defer_writes(conn: Connection, opening: Sequence[str] = ()) -> None:
     """Until :func:`stop_deferring`, the writes of :meth:`Prepared.write`, :meth:`Prepared.run_many` and
     :class:`ColumnsInsert` wait on the connection and are sent with the next statement that reads, or by
     :func:`flush`, in one round trip (PostgreSQL pipeline mode). A failed write then raises there, in the
     same transaction. Every other statement on the connection must :func:`flush` first (the store's
-    engine does so before each statement SQLAlchemy runs)."""
+    engine does so before each statement SQLAlchemy runs).
+
+    ``opening``: statements without parameters that open the transaction (BEGIN, a lock), sent first,
+    with whatever is sent first: a transaction's first read costs no round trip of its own to begin it."""
     conn.info[_DEFERRED] = []
+    conn.info[_OPENING] = [(False, sql, None) for sql in opening]
 
 
 def stop_deferring(conn: Connection) -> None:
     conn.info.pop(_DEFERRED, None)
+    conn.info.pop(_OPENING, None)
+    conn.info.pop(_AHEAD, None)
+
+
+class _Ahead:
+    """A read sent ahead of its use: its parameters, and its rows once they came."""
+
+    __slots__ = ("params", "rows")
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = dict(params)
+        self.rows: list[Row] | None = None
+
+
+#: At most this many reads ahead at once (each has a cursor of its own).
+_AHEAD_CURSORS = tuple(f"openbatch.prepared.ahead_cursor{i}" for i in range(4))
+
+
+def read_ahead(conn: Connection, reads: Sequence[tuple[Prepared, Mapping[str, Any]]]) -> None:
+    """Where writes are deferred (PostgreSQL), send these reads with the transaction's next round trip
+    instead of one each: a later :meth:`Prepared.rows` of the same statement with the same parameters
+    takes their rows. A write queued or a statement run in between drops them (that call then reads
+    afresh), so the rows a caller gets are always those it would have read then. Elsewhere nothing."""
+    if conn.info.get(_DEFERRED) is None:
+        return
+    if len(reads) > len(_AHEAD_CURSORS):
+        raise ValueError(f"at most {len(_AHEAD_CURSORS)} reads ahead")
+    conn.info[_AHEAD] = {statement: _Ahead(params) for statement, params in reads}
+
+
+def _take(conn: Connection) -> list["_Write"]:
+    """What waits to be sent on the connection, the transaction's opening first while it is unsent;
+    taken (the caller sends it)."""
+    info = conn.info
+    pending = info.get(_DEFERRED)
+    if not pending:
+        opening = info.get(_OPENING)
+        if not opening:
+            return []
+        info[_OPENING] = []
+        return opening
+    info[_DEFERRED] = []
+    opening = info.get(_OPENING)
+    if opening:
+        info[_OPENING] = []
+        return opening + pending
+    return pending
 
 
 def flush(conn: Connection) -> None:
-    """Send the writes waiting on the connection (one round trip), if any."""
-    pending = conn.info.get(_DEFERRED)
+    """Send what waits on the connection (one round trip), if anything. Reads ahead are dropped: a
+    statement sent this way may change what they read."""
+    conn.info.pop(_AHEAD, None)
+    pending = _take(conn)
     if pending:
-        conn.info[_DEFERRED] = []
         with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
             _send(_cursor(conn, _WRITE_CURSOR), pending)
+
+
+def flush_and_commit(conn: Connection) -> None:
+    """End a transaction whose writes are deferred: what waits, then COMMIT, in one round trip. A
+    transaction that sent nothing and has nothing waiting never began: nothing is sent. (The driver's
+    own commit() afterwards finds no transaction open and sends nothing; after a last read, with
+    nothing waiting, it sends the COMMIT.)"""
+    if conn.info.get(_DEFERRED):
+        conn.info[_DEFERRED].append((False, "COMMIT", None))
+        flush(conn)
+    else:
+        conn.info.pop(_OPENING, None)
+
+
+_DEFERRED = "openbatch.prepared.deferred"
+#: The statements that open the transaction, while they are unsent (see defer_writes).
+_OPENING = "openbatch.prepared.opening"
+#: The reads sent (or to send) ahead of their use: {statement: _Ahead} (see read_ahead).
+_AHEAD = "openbatch.prepared.ahead"
 
 
 #: (executemany?, SQL, DBAPI parameters): a write as it waits on a connection.
@@ -238,6 +322,7 @@ _Write = tuple[bool, str, Any]
 
 def _write(conn: Connection, statement: _Write) -> None:
     """Send a write now, or leave it waiting on the connection where writes are deferred."""
+    conn.info.pop(_AHEAD, None)   # what was read ahead may be what this changes
     pending = conn.info.get(_DEFERRED)
     if pending is not None:
         pending.append(statement)

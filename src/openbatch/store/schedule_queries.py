@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from ..domain.nodes import SCHEDULABLE
 from ..domain.reservations import PREFETCH_DEPTH
 from . import schema
-from .prepared import Prepared
+from .prepared import Prepared, read_ahead
 from .reservation_queries import RESERVED_ON_NODE
 from .records import JOBS, Record
 
@@ -44,6 +44,9 @@ _ACTIVE_JOBS = Prepared(sa.select(_j).where(_j.c.account == sa.bindparam("b_acco
                                             _j.c.pool_id_key == sa.bindparam("b_pool"),
                                             _j.c.state == "active", _j.c.task_active > 0)
                         .order_by(_j.c.priority.desc(), _j.c.pk).with_for_update())
+#: The pool's nodes whose reservations hold slots (served by uq_nodes_pool_id).
+_HOLDING = Prepared(sa.select(_n.c.pk).where(_n.c.account == sa.bindparam("b_account"),
+                                             _n.c.pool_id_key == sa.bindparam("b_pool"), RESERVED_ON_NODE > 0))
 _SERVED = Prepared(_j.update().where(_j.c.pk.in_(sa.bindparam("b_pks", expanding=True)))
                    .values(last_served=sa.bindparam("b_now")))
 #: What a round needs of a candidate task (not its timestamps): fewer columns to read and convert.
@@ -59,6 +62,18 @@ _ACTIVE_TASKS = Prepared(sa.select(*_CANDIDATE_COLUMNS)
 def pools_with_room(conn: Connection, prefetch: bool) -> list[tuple[str, str]]:
     """(account, pool key) of the pools with a node that can take (``prefetch``: or reserve) a task now."""
     return [(r.account, r.pool_id_key) for r in _POOLS_WITH_ROOM[prefetch].rows(conn)]
+
+
+def read_round_ahead(conn: Connection, account: str, pool_key: str, prefetch: bool) -> None:
+    """The round's reads of the pool's open nodes, active jobs and (``prefetch``) nodes holding reservations
+    go with its next read, the pool's (on PostgreSQL one round trip for the four; prepared.read_ahead)."""
+    params = {"b_account": account, "b_pool": pool_key}
+    read_ahead(conn, [(_OPEN_NODES[prefetch], params), (_ACTIVE_JOBS, params)] + ([(_HOLDING, params)] if prefetch else []))
+
+
+def holding_reservations(conn: Connection, account: str, pool_key: str) -> set[int]:
+    """The pks of the pool's nodes whose reservations hold slots (``nodes.reserved_slots`` > 0)."""
+    return {row.pk for row in _HOLDING.rows(conn, {"b_account": account, "b_pool": pool_key})}
 
 
 def open_nodes(conn: Connection, account: str, pool_key: str, prefetch: bool) -> dict[int, Any]:
