@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +33,13 @@ def parse_query(raw: str) -> dict[str, str]:
     return params
 
 
+def new_request_id() -> str:
+    """A version-4 GUID naming a request in its response and the logs. It needs to be unique, not secret:
+    from the process's pseudo-random generator (seeded from the OS) rather than the OS's, a system call
+    per request (~3 % of the server's CPU under Get Task Counts)."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 @dataclass
 class ApiRequest:
     method: str
@@ -43,7 +51,7 @@ class ApiRequest:
     account: str = ""
     api_version: str = ""
     params: dict[str, str] = field(default_factory=dict)
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = field(default_factory=lambda: new_request_id())
     operation_id: str = ""  # set once routed
     token_key: bytes = b""  # the account's key: signs the $skiptoken values this request hands out
     services: Any = None  # openbatch.services.Services, set by the app
