@@ -39,7 +39,9 @@ PLANNING = "-c plan_cache_mode=auto -c enable_seqscan=off -c jit=off"
 LIVENESS = {"connect_timeout": 10, **KEEPALIVE, "options": PLANNING}
 
 Lane = Literal["reads", "takes"]
-_Slot = Optional[psycopg.AsyncConnection]
+#: A connection with the cursor it always runs on (a cursor made per statement cost ~15 µs of CPU), or
+#: None: connected on first use.
+_Slot = Optional[tuple[psycopg.AsyncConnection, psycopg.AsyncCursor[Any]]]
 
 
 class _OnLoop:
@@ -85,25 +87,27 @@ class LoopReads:
         sql, values = compiled.bind(params)
         here = self._here()
         queue = here.lanes[lane]
-        conn = await queue.get()
+        slot = await queue.get()
         try:
             for attempt in (1, 2):
                 try:
-                    if conn is None or conn.closed:
+                    if slot is None or slot[0].closed:
                         conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, **LIVENESS)
                         here.open.add(conn)
-                    cursor = await conn.execute(sql, values)
+                        slot = (conn, conn.cursor())
+                    cursor = slot[1]
+                    await cursor.execute(sql, values)
                     return compiled.read(await cursor.fetchall())
                 except psycopg.OperationalError:
-                    if conn is not None:
-                        here.open.discard(conn)
-                        await conn.close()
-                    conn = None
+                    if slot is not None:
+                        here.open.discard(slot[0])
+                        await slot[0].close()
+                    slot = None
                     if attempt == 2 or lane != "reads":
                         raise
             raise AssertionError("unreachable")
         finally:
-            queue.put_nowait(conn)
+            queue.put_nowait(slot)
 
     async def first(self, statement: Prepared, params: Mapping[str, Any]) -> Row | None:
         rows = await self.rows(statement, params)
