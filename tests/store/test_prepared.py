@@ -169,6 +169,18 @@ def test_many_deferred_writes_then_a_read(store: Store) -> None:
         assert [tuple(r) for r in _BY_KEY.rows(conn, {"b_key": "t1"})] == [("m1999",)]
 
 
+def _sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    sent: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return original(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    return sent
+
+
 @pytest.mark.parametrize("lock", ["exclusive", "shared", "none"])
 def test_every_order_of_reads_and_deferred_writes_commits_all_its_writes(store: Store, lock: str) -> None:
     """PostgreSQL sends a write transaction's BEGIN and lock with its first statement and its COMMIT with
@@ -196,14 +208,7 @@ def test_a_transaction_that_runs_nothing_sends_nothing(store: Store, monkeypatch
     """Its BEGIN, lock and COMMIT are never sent (nor is the lock taken): nothing to wait for."""
     if store.is_sqlite:
         pytest.skip("PostgreSQL sends a transaction's opening with its first statement")
-    sent: list[str] = []
-    original = psycopg.Cursor.execute
-
-    def execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        sent.append(str(query))
-        return original(self, query, params, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    sent = _sent(monkeypatch)
     with store.write():
         pass
     assert sent == []
@@ -229,18 +234,6 @@ def test_writes_before_an_error_are_never_committed(store: Store) -> None:
 
 _COUNT = Prepared(sa.select(sa.func.count().label("n")).select_from(t).where(t.c.state == sa.bindparam("b_state")))
 _DELETE_RETURNING = Prepared(t.delete().where(t.c.id_key == sa.bindparam("b_key")).returning(t.c.pk))
-
-
-def _sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    sent: list[str] = []
-    original = psycopg.Cursor.execute
-
-    def execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        sent.append(str(query))
-        return original(self, query, params, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
-    return sent
 
 
 def test_reads_ahead_go_with_the_next_read_and_are_taken_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
