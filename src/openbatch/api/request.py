@@ -51,7 +51,7 @@ class ApiRequest:
     account: str = ""
     api_version: str = ""
     params: dict[str, str] = field(default_factory=dict)
-    request_id: str = field(default_factory=lambda: new_request_id())
+    request_id: str = field(default_factory=new_request_id)
     operation_id: str = ""  # set once routed
     token_key: bytes = b""  # the account's key: signs the $skiptoken values this request hands out
     services: Any = None  # openbatch.services.Services, set by the app

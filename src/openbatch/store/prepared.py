@@ -55,7 +55,7 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect)
         self.sql: str = compiled.string
         #: It changes rows (a statement other than a SELECT, RETURNING rows or not).
-        self.changes = not self.sql.lstrip()[:6].upper() == "SELECT"
+        self.changes = self.sql.lstrip()[:6].upper() != "SELECT"
         self.positional = compiled.positiontup is not None
         self.names: list[str] = list(compiled.positiontup or [])
         self.pick = _picker(self.names)
@@ -172,10 +172,10 @@ class Prepared:
         params = params or {}
         compiled = self._compiled(conn)
         ahead = conn.info.get(_AHEAD)
-        if ahead:
-            if compiled.changes:   # (an UPDATE or DELETE ... RETURNING: what was read ahead may be stale)
-                ahead = conn.info.pop(_AHEAD)
-                ahead.clear()
+        if ahead and compiled.changes:   # (an UPDATE or DELETE ... RETURNING: what was read ahead may be stale)
+            del conn.info[_AHEAD]
+            ahead = None
+        elif ahead:
             read = ahead.pop(self, None)
             if read is not None and read.rows is not None and read.params == params:
                 return read.rows   # read ahead, with an earlier round trip (see read_ahead)
@@ -272,19 +272,12 @@ def _take(conn: Connection) -> list["_Write"]:
     """What waits to be sent on the connection, the transaction's opening first while it is unsent;
     taken (the caller sends it)."""
     info = conn.info
-    pending = info.get(_DEFERRED)
-    if not pending:
-        opening = info.get(_OPENING)
-        if not opening:
-            return []
-        info[_OPENING] = []
-        return opening
-    info[_DEFERRED] = []
-    opening = info.get(_OPENING)
+    opening, pending = info.get(_OPENING), info.get(_DEFERRED)
     if opening:
         info[_OPENING] = []
-        return opening + pending
-    return pending
+    if pending:
+        info[_DEFERRED] = []
+    return (opening or []) + (pending or [])
 
 
 def flush(conn: Connection) -> None:
