@@ -7,7 +7,7 @@ The raw fork/exec floor and the optional peers run just before, on the same N.
 
 from __future__ import annotations
 
-from .. import peers
+from .. import cpu_split, peers
 from ..results import Peer, Row, at_least
 from ..server import CLIENT_NAME, collection_bodies
 from ..suite import Suite
@@ -39,7 +39,10 @@ def run(suite: Suite) -> list[Row]:
         with suite.step("waiting for 2 idle nodes"):
             admin.wait_nodes_idle("tp", 2, timeout=60)
         admin.add_job("tpjob", "tp")
+        with_database = suite.store == "postgres"
+        before = cpu_split.sample(server.pid, with_database)
         done = run_job(suite, server, "tpjob", collection_bodies(n), n, suite.budget(200, 60), f"running {n:,} tasks")
+        cpu = cpu_split.per_task(before, cpu_split.sample(server.pid, with_database), done.completed)
     completed, elapsed, failures = done.completed, done.elapsed, done.failures
     rate = completed / elapsed if elapsed > 0 else 0.0
     partial = completed < n
@@ -49,9 +52,18 @@ def run(suite: Suite) -> list[Row]:
     if failures:
         note += f"; add failed: {failures[0][:200]}"
     of_floor = 100.0 * rate / floor if floor else None
+    own = None
+    own_note = ""
+    if cpu is not None:
+        own = cpu.besides_tasks
+        own_note = cpu.text("PostgreSQL")
+        if floor:
+            own_note += (f"; at {TARGET_OF_FLOOR:.0f}% of the floor, {cpu_split.CORES} busy cores leave "
+                         f"{cpu.budget(floor * TARGET_OF_FLOOR / 100):.2f} ms a task beside the tasks' own and the clients'")
     return [
         Row(TITLE, f"{n:,} x /bin/true, 2 nodes x 4 slots", rate, "tasks/s", at_least(TARGET_PER_SECOND),
             CLIENT_NAME, note, peer_text, partial),
         Row(TITLE, "of the raw fork/exec floor", of_floor, "%", at_least(TARGET_OF_FLOOR), "",
             f"floor {floor:,.0f} tasks/s (8 threads, subprocess.run)", partial=partial),
+        Row(TITLE, "CPU a task: agents + server + database", own, "ms", None, "", own_note, partial=partial),
     ]
