@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -170,11 +171,15 @@ def test_many_deferred_writes_then_a_read(store: Store) -> None:
 
 
 def _sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements this thread sends through psycopg from now on (another thread's are not the test's:
+    a server an earlier test left running may still write its usage)."""
     sent: list[str] = []
     original = psycopg.Cursor.execute
+    mine = threading.get_ident()
 
     def execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        sent.append(str(query))
+        if threading.get_ident() == mine:
+            sent.append(str(query))
         return original(self, query, params, **kwargs)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", execute)
