@@ -172,7 +172,7 @@ def test_many_deferred_writes_then_a_read(store: Store) -> None:
 
 def _sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The statements this thread sends through psycopg from now on (another thread's are not the test's:
-    a server an earlier test left running may still write its usage)."""
+    the session's shared live servers, tests/support/live.py, write their pools' usage meanwhile)."""
     sent: list[str] = []
     original = psycopg.Cursor.execute
     mine = threading.get_ident()
